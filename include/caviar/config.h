@@ -1,0 +1,191 @@
+/*
+ * config.h - the typed run configuration, parsed from YAML with libyaml.
+ *
+ * A config is a YAML document (see docs/config.md).  Loading goes
+ *   file text -> YAML tree (with line numbers) -> `key.path=value` overrides
+ *   applied to the tree -> validated struct cv_config.
+ * Unknown keys and bad values are errors naming `file:line` (or the override).
+ * The effective config (after overrides) is kept as YAML text in cfg->text so
+ * it can be stored in every model and checkpoint and parsed back exactly.
+ * Sweeps reuse the override mechanism: a trial is the base text plus overrides.
+ */
+#ifndef CAVIAR_CONFIG_H
+#define CAVIAR_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "caviar/status.h"
+
+#define CV_PATH_MAX     1024
+#define CV_MAX_LAYERS   64
+#define CV_MAX_SWEEP    32
+#define CV_MAX_CHOICES  32
+#define CV_KEY_MAX      128
+
+enum cv_layer_type {
+    CV_LAYER_DENSE,
+    CV_LAYER_DROPOUT,
+    CV_LAYER_CONV2D,
+    CV_LAYER_MAXPOOL,
+    CV_LAYER_AVGPOOL,
+    CV_LAYER_GLOBAL_AVGPOOL,
+    CV_LAYER_BATCHNORM,
+    CV_LAYER_FLATTEN,
+    CV_LAYER_RESIDUAL,
+    CV_LAYER_ACTIVATION, /* standalone activation, e.g. after batchnorm */
+    CV_LAYER_TYPE_COUNT
+};
+
+enum cv_activation {
+    CV_ACT_LINEAR,
+    CV_ACT_SIGMOID,
+    CV_ACT_TANH,
+    CV_ACT_RELU,
+    CV_ACT_LEAKY_RELU,
+    CV_ACT_SOFTMAX,
+    CV_ACT_COUNT
+};
+
+enum cv_init { CV_INIT_AUTO, CV_INIT_HE, CV_INIT_XAVIER };
+
+enum cv_loss { CV_LOSS_SOFTMAX_CE, CV_LOSS_BCE, CV_LOSS_MSE };
+
+enum cv_optimizer { CV_OPT_SGD, CV_OPT_MOMENTUM, CV_OPT_RMSPROP, CV_OPT_ADAM };
+
+enum cv_decay { CV_DECAY_CONSTANT, CV_DECAY_INVERSE_TIME, CV_DECAY_EXPONENTIAL, CV_DECAY_STEP };
+
+enum cv_normalize { CV_NORM_NONE, CV_NORM_STANDARD };
+
+enum cv_resume { CV_RESUME_NEVER, CV_RESUME_AUTO };
+
+enum cv_strategy { CV_STRATEGY_RANDOM, CV_STRATEGY_GRID, CV_STRATEGY_ASHA };
+
+enum cv_dist {
+    CV_DIST_CHOICE,
+    CV_DIST_UNIFORM,
+    CV_DIST_LOG_UNIFORM,
+    CV_DIST_ONE_MINUS_LOG_UNIFORM,
+    CV_DIST_INT_UNIFORM
+};
+
+#define CV_PAD_SAME  (-1)
+#define CV_PAD_VALID (-2)
+
+struct cv_layer_spec {
+    enum cv_layer_type type;
+    int line;                       /* config line of this layer, 0 if unknown */
+    int units;                      /* dense: output features */
+    enum cv_activation activation;  /* dense, conv2d, batchnorm, activation (default linear) */
+    float leaky_slope;              /* leaky_relu slope for x < 0 (default 0.01) */
+    enum cv_init init;              /* dense, conv2d: auto = He for relu family, else Xavier */
+    float keep;                     /* dropout: keep probability in (0, 1] */
+    int filters;                    /* conv2d: output channels */
+    int size;                       /* conv2d kernel / pool window (square) */
+    int stride;                     /* conv2d / pool stride (default 1 conv, = size pool) */
+    int pad;                        /* conv2d: >= 0 pixels, CV_PAD_SAME or CV_PAD_VALID */
+    float bn_momentum;              /* batchnorm: running-average momentum (default 0.9) */
+    float bn_eps;                   /* batchnorm: variance epsilon (default 1e-5) */
+    struct cv_layer_spec *children; /* residual: the wrapped layers (owned) */
+    int n_children;                 /* residual: number of wrapped layers */
+};
+
+struct cv_sweep_dim {
+    char key[CV_KEY_MAX];                  /* config key path, e.g. "train.lr", "model.layers.0.units" */
+    enum cv_dist dist;                     /* distribution to sample from */
+    double lo, hi;                         /* bounds for uniform / log / int distributions */
+    char choices[CV_MAX_CHOICES][64];      /* choice(...): values as YAML scalars */
+    int n_choices;                         /* number of choices */
+    int line;                              /* config line, for messages */
+};
+
+struct cv_config {
+    char source[CV_PATH_MAX];       /* file the config came from (for messages) */
+    char *text;                     /* effective config as YAML (owned) */
+
+    struct {
+        char train[CV_PATH_MAX];    /* "file.h5" or "file.h5#group" */
+        char dev[CV_PATH_MAX];      /* optional, "" if none */
+        char test[CV_PATH_MAX];     /* optional, "" if none */
+        enum cv_normalize normalize;/* none | standard (default standard) */
+        bool augment_flip;          /* random horizontal mirror of image inputs */
+        int augment_shift;          /* random shift by up to k pixels (0 = off) */
+    } data;
+
+    struct {
+        int input[3];               /* per-sample shape (C, H, W); [784] -> {784, 1, 1} */
+        int input_rank;             /* how many dims the config gave (1 or 3) */
+        struct cv_layer_spec layers[CV_MAX_LAYERS];
+        int n_layers;
+        enum cv_loss loss;          /* default softmax_cross_entropy */
+    } model;
+
+    struct {
+        enum cv_optimizer optimizer;/* default adam */
+        double lr;                  /* > 0 (default 1e-3) */
+        double beta1;               /* momentum / Adam first moment (default 0.9) */
+        double beta2;               /* RMSprop / Adam second moment (default 0.999) */
+        double eps;                 /* default 1e-8 */
+        int batch;                  /* global mini-batch size (default 128) */
+        int epochs;                 /* default 10 */
+        double l2;                  /* lambda; lambda/m * W added to dW (default 0) */
+        enum cv_decay decay;        /* decay.kind (default constant) */
+        double decay_rate;          /* decay.rate */
+        int decay_every;            /* decay.every: epochs per step for kind step (default 1) */
+        double clip_norm;           /* global gradient-norm clip, 0 = off */
+        uint64_t seed;              /* default 1 */
+    } train;
+
+    struct {
+        int bucket_kb;              /* allreduce bucket size in KiB (default 4096) */
+        bool overlap;               /* overlap allreduce with backward (default true) */
+    } comm;
+
+    struct {
+        int every_steps;            /* 0 = off */
+        int every_epochs;           /* default 1 */
+        int keep;                   /* newest checkpoints kept (default 3) */
+    } checkpoint;
+
+    struct {
+        char dir[CV_PATH_MAX];      /* run directory (default "runs/default") */
+        enum cv_resume resume;      /* never | auto (default never) */
+    } run;
+
+    struct {
+        int trials;                 /* number of trials (random/asha); grid: all points */
+        int ranks_per_trial;        /* default 1 */
+        enum cv_strategy strategy;  /* default random */
+        char metric[64];            /* default "dev.accuracy" */
+        bool minimize;              /* true for loss-like metrics (derived from name) */
+        uint64_t seed;              /* sampling seed (default = train.seed) */
+        int eta;                    /* asha reduction factor (default 3) */
+        int min_epochs;             /* asha minimum resource (default 1) */
+        int max_epochs;             /* asha maximum resource (default train.epochs) */
+        struct cv_sweep_dim space[CV_MAX_SWEEP];
+        int n_space;
+    } sweep;
+};
+
+/* Load a YAML config file and apply `key.path=value` overrides in order.
+ * On success *out is a new config owned by the caller (free with
+ * cv_config_free).  Errors: CV_IO (file), CV_CONFIG (syntax, unknown key,
+ * bad value: the message names file:line or the override). */
+cv_status cv_config_load(const char *path, const char *const *overrides, int n_overrides,
+                         struct cv_config **out, struct cv_error *err);
+
+/* Same as cv_config_load from text in memory; `source` names it in messages
+ * (e.g. "model.h5:/config"). */
+cv_status cv_config_parse(const char *text, const char *source, const char *const *overrides,
+                          int n_overrides, struct cv_config **out, struct cv_error *err);
+
+/* Free a config and everything it owns.  NULL is harmless. */
+void cv_config_free(struct cv_config *cfg);
+
+/* Name <-> enum helpers shared by messages, inspect and checkpoints. */
+const char *cv_layer_type_name(enum cv_layer_type t);
+const char *cv_activation_name(enum cv_activation a);
+const char *cv_loss_name(enum cv_loss l);
+const char *cv_optimizer_name(enum cv_optimizer o);
+
+#endif /* CAVIAR_CONFIG_H */

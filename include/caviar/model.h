@@ -1,0 +1,101 @@
+/*
+ * model.h - a network built from a config: layers, one contiguous parameter
+ * arena, one gradient arena of the same layout, one state arena
+ * (non-trainable, e.g. batchnorm running statistics), activations sized for
+ * a maximum batch at build time.  A training step allocates nothing.
+ *
+ * The last layer's activation and the loss are fused when they match
+ * (softmax + softmax_cross_entropy, sigmoid + bce): the network then
+ * produces logits and the loss is computed stably from them.
+ * cv_model_predict() always returns the final activation (probabilities).
+ */
+#ifndef CAVIAR_MODEL_H
+#define CAVIAR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caviar/config.h"
+#include "caviar/status.h"
+
+typedef struct cv_model cv_model;
+
+/* Build a model for batches of up to max_batch samples.  Errors: CV_CONFIG /
+ * CV_SHAPE naming the layer index and shapes, CV_NOMEM.  Parameters are
+ * zero until cv_model_init_params or a load. */
+cv_status cv_model_create(const struct cv_config *cfg, int max_batch, cv_model **out,
+                          struct cv_error *err);
+void cv_model_free(cv_model *m); /* NULL is harmless */
+
+/* Initialise parameters (He/Xavier) and state from `seed`: identical on
+ * every rank for the same seed. */
+void cv_model_init_params(cv_model *m, uint64_t seed);
+
+size_t cv_model_n_params(const cv_model *m);
+float *cv_model_params(cv_model *m); /* borrowed: the parameter arena */
+float *cv_model_grads(cv_model *m);  /* borrowed: the gradient arena */
+size_t cv_model_n_state(const cv_model *m);
+float *cv_model_state(cv_model *m);  /* borrowed: the state arena */
+int cv_model_inputs(const cv_model *m);  /* features per sample */
+int cv_model_outputs(const cv_model *m); /* outputs per sample */
+int cv_model_max_batch(const cv_model *m);
+const struct cv_config *cv_model_config(const cv_model *m); /* borrowed */
+
+/* Per-feature input normalisation (x - mean) / std, applied by the data
+ * pipeline before forward.  NULL if the model has none. */
+const float *cv_model_norm_mean(const cv_model *m);
+const float *cv_model_norm_std(const cv_model *m);
+cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std,
+                            struct cv_error *err);
+
+/* A batch: n samples of (already normalised) inputs and targets. */
+struct cv_batch {
+    int n;                    /* samples in this batch (may be 0) */
+    const float *x;           /* (n, inputs) */
+    const int32_t *y_class;   /* (n) class ids, or NULL */
+    const float *y_vec;       /* (n, outputs) targets, or NULL */
+    const long long *rows;    /* (n) global row ids (dropout keys), or NULL */
+};
+
+/* Sums over the samples of a batch. */
+struct cv_batch_stats {
+    double loss_sum;          /* sum of per-sample losses (without L2) */
+    long long correct;        /* argmax hits (classification) */
+    long long count;          /* samples */
+};
+
+/* Called after backward has written the gradients of every parameter at or
+ * after arena offset `offset` (layers finish last-to-first), so a caller can
+ * start reducing that tail of the gradient arena early. */
+typedef void (*cv_grad_ready_fn)(void *arg, size_t offset);
+
+/* Forward + loss + backward for one local batch.  Gradients are the sum of
+ * per-sample gradients times `grad_scale` (1 / global batch count), so an
+ * allreduce-sum over ranks yields the mean over the global batch.  L2 is
+ * not included here (the optimizer adds it).  `step` keys dropout masks.
+ * A batch of n == 0 writes zero gradients. */
+void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, float grad_scale,
+                          cv_grad_ready_fn ready, void *ready_arg, struct cv_batch_stats *stats);
+
+/* Inference forward: probabilities / outputs (n, outputs) into `out`;
+ * adds loss and accuracy to stats if targets are given and stats != NULL. */
+void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
+                      struct cv_batch_stats *stats);
+
+/* Sum of w^2 over decayed (L2) parameters, for the reported cost. */
+double cv_model_l2_sum(const cv_model *m);
+
+/* Mark which arena elements get L2 decay: writes 1/0 per parameter. */
+void cv_model_decay_mask(const cv_model *m, unsigned char *mask);
+
+/* Walk every parameter or state view in a stable order, for checkpoints:
+ * path like "layers/02_dense/W".  Return non-OK from fn to stop. */
+typedef cv_status (*cv_view_fn)(void *arg, const char *path, const int *dims, int ndims,
+                                float *data, size_t count, struct cv_error *err);
+cv_status cv_model_each_param(cv_model *m, cv_view_fn fn, void *arg, struct cv_error *err);
+cv_status cv_model_each_state(cv_model *m, cv_view_fn fn, void *arg, struct cv_error *err);
+
+/* Human summary lines (layer, type, output shape, params) to `out`. */
+void cv_model_summary(const cv_model *m, void (*print)(void *arg, const char *line), void *arg);
+
+#endif /* CAVIAR_MODEL_H */

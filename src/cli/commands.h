@@ -1,0 +1,38 @@
+/*
+ * commands.h - the caviar command-line tool: one file per subcommand.
+ *
+ * main.c initialises MPI (every subcommand may run under mpirun), installs
+ * the MPI_Abort assertion hook, dispatches to cv_cmd_<name>(argc, argv) with
+ * argv[0] = the subcommand name, and finalises MPI.  A subcommand returns an
+ * exit code from the list below; it prints human lines from rank 0 only and
+ * errors as one line "caviar <cmd>: error: <message>" on stderr (rank 0, or
+ * the rank that saw it if ranks could not agree).
+ */
+#ifndef CV_CLI_COMMANDS_H
+#define CV_CLI_COMMANDS_H
+
+/* Exit codes (documented in README.md and docs/cli.md). */
+enum cv_exit {
+    CV_EXIT_OK = 0,      /* success */
+    CV_EXIT_ERROR = 1,   /* bad input, I/O, numerical failure ... (message printed) */
+    CV_EXIT_USAGE = 2,   /* bad command line */
+    CV_EXIT_RESUME = 75  /* checkpointed on a signal or a write failure: resume me (EX_TEMPFAIL) */
+};
+
+int cv_cmd_import(int argc, char **argv);
+int cv_cmd_train(int argc, char **argv);
+int cv_cmd_eval(int argc, char **argv);
+int cv_cmd_predict(int argc, char **argv);
+int cv_cmd_gradcheck(int argc, char **argv);
+int cv_cmd_inspect(int argc, char **argv);
+int cv_cmd_sweep(int argc, char **argv);
+int cv_cmd_ensemble(int argc, char **argv);
+
+/* Shared helpers (cli_common.c). */
+int cv_cli_rank(void);                       /* rank in MPI_COMM_WORLD */
+/* Print "caviar <cmd>: error: <msg>" to stderr and return the exit code
+ * that fits `status` (CV_EXIT_RESUME for CV_INTERRUPTED, else 1). */
+struct cv_error;
+int cv_cli_fail(const char *cmd, const struct cv_error *err);
+
+#endif /* CV_CLI_COMMANDS_H */

@@ -1,0 +1,85 @@
+/*
+ * main.c - entry point of the caviar tool: MPI set-up, the assertion hook,
+ * subcommand dispatch, --help and --version.  The only place (with the
+ * other src/cli files) that turns a status into a process exit code.
+ */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "caviar/status.h"
+#include "commands.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"import", cv_cmd_import, "convert IDX or CSV data to a caviar HDF5 dataset"},
+    {"train", cv_cmd_train, "train a model from a YAML config (data parallel under mpirun)"},
+    {"eval", cv_cmd_eval, "evaluate a model on a dataset: loss, accuracy, P/R/F1, confusion"},
+    {"predict", cv_cmd_predict, "write a model's predictions to .h5 or .csv"},
+    {"gradcheck", cv_cmd_gradcheck, "compare backprop gradients with centred differences"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: caviar <command> [options]   (caviar <command> --help for details)\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\noptions:\n  --help     this text\n  --version  print the version\n"
+               "\nexit codes: 0 ok, 1 error, 2 usage, 75 checkpointed - resume me\n");
+}
+
+/* A failed assertion on one rank must not leave the others waiting in a
+ * collective: abort the whole job. */
+static void abort_job(const char *file, int line, const char *expr)
+{
+    (void)file;
+    (void)line;
+    (void)expr;
+    MPI_Abort(MPI_COMM_WORLD, 134);
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2) {
+        if (cv_cli_rank() == 0)
+            usage(stderr);
+        return CV_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (cv_cli_rank() == 0)
+            usage(stdout);
+        return CV_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        if (cv_cli_rank() == 0)
+            printf("caviar %s\n", CV_VERSION);
+        return CV_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    if (cv_cli_rank() == 0) {
+        fprintf(stderr, "caviar: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+    }
+    return CV_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    cv_set_abort_hook(abort_job);
+    int rc = dispatch(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Finalize();
+    return rc;
+}

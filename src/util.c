@@ -1,0 +1,97 @@
+/*
+ * util.c - checked allocation with test-time failure injection, the keyed
+ * xoshiro256** generator, and a monotonic clock.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "util.h"
+
+static long alloc_countdown = -1;
+
+void cv_alloc_fail_after(long k)
+{
+    alloc_countdown = k;
+}
+
+void *cv_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    if (alloc_countdown >= 0 && alloc_countdown-- == 0)
+        return NULL;
+    return calloc(n ? n : 1, size ? size : 1);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void cv_rng_seed(struct cv_rng *r, uint64_t seed, uint64_t k1, uint64_t k2, uint64_t k3)
+{
+    uint64_t x = seed;
+    uint64_t h = splitmix64(&x);
+    x = h ^ k1;
+    h = splitmix64(&x);
+    x = h ^ k2;
+    h = splitmix64(&x);
+    x = h ^ k3;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t cv_rng_u64(struct cv_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+float cv_rng_uniform(struct cv_rng *r)
+{
+    return (float)(cv_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+double cv_rng_uniform_d(struct cv_rng *r)
+{
+    return (double)(cv_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+double cv_rng_normal(struct cv_rng *r)
+{
+    double u1 = cv_rng_uniform_d(r);
+    double u2 = cv_rng_uniform_d(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+uint64_t cv_rng_below(struct cv_rng *r, uint64_t n)
+{
+    /* modulo bias is below n / 2^64: negligible for shuffles and sampling */
+    return cv_rng_u64(r) % n;
+}
+
+double cv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,50 @@
+/*
+ * util.h - small shared helpers: the checked allocator and a seeded RNG.
+ *
+ * The RNG is keyed, not stateful across steps: every consumer derives its
+ * generator from (seed, purpose, step, rank, ...) so that a resumed run
+ * replays exactly the same data order and dropout masks without storing
+ * generator state, and results do not depend on the OpenMP thread count.
+ */
+#ifndef CV_UTIL_H
+#define CV_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caviar/status.h"
+
+/* calloc that checks n * size for overflow.  Tests may inject failures with
+ * cv_alloc_fail_after(k): the k-th next allocation fails (-1 = never). */
+void *cv_calloc(size_t n, size_t size);
+void cv_alloc_fail_after(long k);
+
+/* Keys that separate independent random streams. */
+enum cv_rng_purpose {
+    CV_RNG_INIT = 1,     /* parameter initialisation */
+    CV_RNG_SHUFFLE = 2,  /* per-epoch shard shuffle */
+    CV_RNG_DROPOUT = 3,  /* dropout masks */
+    CV_RNG_AUGMENT = 4,  /* data augmentation */
+    CV_RNG_SWEEP = 5     /* hyperparameter sampling */
+};
+
+struct cv_rng {
+    uint64_t s[4]; /* xoshiro256** state */
+};
+
+/* Seed a generator from up to four keys (hashed with splitmix64). */
+void cv_rng_seed(struct cv_rng *r, uint64_t seed, uint64_t k1, uint64_t k2, uint64_t k3);
+uint64_t cv_rng_u64(struct cv_rng *r);
+/* Uniform in [0, 1) with 24 random bits (exact in float). */
+float cv_rng_uniform(struct cv_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double cv_rng_uniform_d(struct cv_rng *r);
+/* Standard normal (Box-Muller, double precision). */
+double cv_rng_normal(struct cv_rng *r);
+/* Uniform integer in [0, n). */
+uint64_t cv_rng_below(struct cv_rng *r, uint64_t n);
+
+/* Wall-clock seconds from a monotonic clock. */
+double cv_now(void);
+
+#endif /* CV_UTIL_H */
