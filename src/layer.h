@@ -102,6 +102,19 @@ struct cv_view *cv__layer_add_state(struct cv_layer *l, const char *name, int nd
 cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, int index,
                          struct cv_shape in, int max_batch, struct cv_error *err);
 
+/* Floats a planned layer (and its children) needs in each arena. */
+void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state,
+                     size_t *n_scratch);
+/* Bind the layer's views (then its children's) to consecutive slices from
+ * the cursors, advancing them. `grads` parallels `params`. */
+void cv__layer_bind(struct cv_layer *l, float **params, float **grads, float **state,
+                    float **scratch);
+/* Initialise children first, then the layer itself (ops->init). */
+void cv__layer_init(struct cv_layer *l, struct cv_rng *rng);
+/* Destroy children, call ops->destroy, clear the struct.  Safe on a layer
+ * that failed to plan. */
+void cv__layer_destroy(struct cv_layer *l);
+
 /* Fill `v` with He (gain 2) or Xavier (gain 1) normal values: std = sqrt(gain / fan_in). */
 void cv__init_weights(struct cv_view *v, int fan_in, enum cv_init kind, enum cv_activation act,
                       struct cv_rng *rng);

@@ -134,6 +134,7 @@ struct cv_config {
         int decay_every;            /* decay.every: epochs per step for kind step (default 1) */
         double clip_norm;           /* global gradient-norm clip, 0 = off */
         uint64_t seed;              /* default 1 */
+        long long max_steps;        /* stop after this many optimizer steps, 0 = no limit */
     } train;
 
     struct {

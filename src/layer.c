@@ -1,0 +1,132 @@
+/*
+ * layer.c - what all layer types share: the type registry, view
+ * declaration, arena sizing and binding (recursing into composite layers),
+ * weight initialisation.  Layer maths lives in layer_<type>.c.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer.h"
+
+const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type)
+{
+    switch (type) {
+    case CV_LAYER_DENSE:
+        return &cv__dense_ops;
+    case CV_LAYER_DROPOUT:
+        return &cv__dropout_ops;
+    case CV_LAYER_ACTIVATION:
+        return &cv__activation_ops;
+    case CV_LAYER_FLATTEN:
+        return &cv__flatten_ops;
+    default:
+        return NULL;
+    }
+}
+
+static struct cv_view *add_view(struct cv_view *views, int *n, const char *name, int ndims,
+                                const int *dims)
+{
+    CV_ASSERT(*n < CV_MAX_VIEWS && ndims >= 1 && ndims <= 4);
+    struct cv_view *v = &views[(*n)++];
+    memset(v, 0, sizeof(*v));
+    v->name = name;
+    v->ndims = ndims;
+    v->count = 1;
+    for (int i = 0; i < ndims; i++) {
+        v->dims[i] = dims[i];
+        v->count *= (size_t)dims[i];
+    }
+    return v;
+}
+
+struct cv_view *cv__layer_add_param(struct cv_layer *l, const char *name, bool decay, int ndims,
+                                    const int *dims)
+{
+    struct cv_view *v = add_view(l->params, &l->n_params, name, ndims, dims);
+    v->decay = decay;
+    return v;
+}
+
+struct cv_view *cv__layer_add_state(struct cv_layer *l, const char *name, int ndims,
+                                    const int *dims)
+{
+    return add_view(l->state, &l->n_state, name, ndims, dims);
+}
+
+cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, int index,
+                         struct cv_shape in, int max_batch, struct cv_error *err)
+{
+    memset(l, 0, sizeof(*l));
+    l->ops = cv__layer_ops(spec->type);
+    l->spec = spec;
+    l->index = index;
+    l->in = in;
+    l->max_batch = max_batch;
+    if (!l->ops)
+        return cv_fail(err, CV_CONFIG, "layer %d: type '%s' is not supported", index,
+                       cv_layer_type_name(spec->type));
+    return l->ops->plan(l, err);
+}
+
+void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state,
+                     size_t *n_scratch)
+{
+    for (int i = 0; i < l->n_params; i++)
+        *n_params += l->params[i].count;
+    for (int i = 0; i < l->n_state; i++)
+        *n_state += l->state[i].count;
+    *n_scratch += l->scratch_per_sample * (size_t)l->max_batch + l->scratch_fixed;
+    for (int i = 0; i < l->n_children; i++)
+        cv__layer_sizes(&l->children[i], n_params, n_state, n_scratch);
+}
+
+void cv__layer_bind(struct cv_layer *l, float **params, float **grads, float **state,
+                    float **scratch)
+{
+    for (int i = 0; i < l->n_params; i++) {
+        l->params[i].data = *params;
+        l->params[i].grad = *grads;
+        *params += l->params[i].count;
+        *grads += l->params[i].count;
+    }
+    for (int i = 0; i < l->n_state; i++) {
+        l->state[i].data = *state;
+        *state += l->state[i].count;
+    }
+    l->scratch = *scratch;
+    *scratch += l->scratch_per_sample * (size_t)l->max_batch + l->scratch_fixed;
+    for (int i = 0; i < l->n_children; i++)
+        cv__layer_bind(&l->children[i], params, grads, state, scratch);
+}
+
+void cv__layer_init(struct cv_layer *l, struct cv_rng *rng)
+{
+    for (int i = 0; i < l->n_children; i++)
+        cv__layer_init(&l->children[i], rng);
+    if (l->ops && l->ops->init)
+        l->ops->init(l, rng);
+}
+
+void cv__layer_destroy(struct cv_layer *l)
+{
+    for (int i = 0; i < l->n_children; i++)
+        cv__layer_destroy(&l->children[i]);
+    free(l->children);
+    if (l->ops && l->ops->destroy)
+        l->ops->destroy(l);
+    memset(l, 0, sizeof(*l));
+}
+
+void cv__init_weights(struct cv_view *v, int fan_in, enum cv_init kind, enum cv_activation act,
+                      struct cv_rng *rng)
+{
+    if (kind == CV_INIT_AUTO)
+        kind = (act == CV_ACT_RELU || act == CV_ACT_LEAKY_RELU) ? CV_INIT_HE : CV_INIT_XAVIER;
+    /* ref: He et al. 2015 (var 2/fan_in); Xavier/Glorot as in the course (var 1/fan_in) */
+    double gain = kind == CV_INIT_HE ? 2.0 : 1.0;
+    double sd = sqrt(gain / (double)(fan_in > 0 ? fan_in : 1));
+    for (size_t i = 0; i < v->count; i++)
+        v->data[i] = (float)(sd * cv_rng_normal(rng));
+}
