@@ -64,6 +64,8 @@ cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, i
     l->index = index;
     l->in = in;
     l->max_batch = max_batch;
+    l->act = spec->activation;
+    l->slope = spec->leaky_slope;
     if (!l->ops)
         return cv_fail(err, CV_CONFIG, "layer %d: type '%s' is not supported", index,
                        cv_layer_type_name(spec->type));

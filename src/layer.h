@@ -77,6 +77,9 @@ struct cv_layer {
     int index;                       /* position among its siblings */
     struct cv_shape in, out;         /* per-sample shapes */
     int max_batch;                   /* largest n forward/backward will see */
+    enum cv_activation act;          /* effective activation (the model may turn a final
+                                        softmax/sigmoid into linear when fused with the loss) */
+    float slope;                     /* leaky_relu slope */
     struct cv_view params[CV_MAX_VIEWS]; /* trainable tensors */
     int n_params;
     struct cv_view state[CV_MAX_VIEWS];  /* persistent non-trainable tensors */

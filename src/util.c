@@ -3,6 +3,7 @@
  * xoshiro256** generator, and a monotonic clock.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -94,4 +95,9 @@ double cv_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cv_num_threads(void)
+{
+    return omp_get_max_threads();
 }

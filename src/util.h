@@ -44,6 +44,9 @@ double cv_rng_normal(struct cv_rng *r);
 /* Uniform integer in [0, n). */
 uint64_t cv_rng_below(struct cv_rng *r, uint64_t n);
 
+/* OpenMP threads a parallel region would use (1 without OpenMP). */
+int cv_num_threads(void);
+
 /* Wall-clock seconds from a monotonic clock. */
 double cv_now(void);
 

@@ -62,6 +62,8 @@ struct cv_batch_stats {
     double loss_sum;          /* sum of per-sample losses (without L2) */
     long long correct;        /* argmax hits (classification) */
     long long count;          /* samples */
+    double t_forward;         /* seconds in forward (incl. loss) */
+    double t_backward;        /* seconds in backward */
 };
 
 /* Called after backward has written the gradients of every parameter at or

@@ -5,6 +5,8 @@
 #include <mpi.h>
 #include <stdio.h>
 
+#include "caviar/comm.h"
+#include "caviar/config.h"
 #include "caviar/status.h"
 #include "commands.h"
 
@@ -28,4 +30,19 @@ int cv_cli_fail(const char *cmd, const struct cv_error *err)
     if (st == CV_USAGE)
         return CV_EXIT_USAGE;
     return CV_EXIT_ERROR;
+}
+
+/* Load the config on every rank and agree, so a bad file fails everywhere. */
+int cv_cli_load_config(const cv_comm *comm, const char *cmd, const char *path, char **overrides,
+                       int n_over, struct cv_config **cfg)
+{
+    struct cv_error err;
+    cv_error_clear(&err);
+    cv_status st = cv_config_load(path, (const char *const *)overrides, n_over, cfg, &err);
+    st = cv_comm_agree(comm, st, &err);
+    if (st == CV_OK)
+        return CV_EXIT_OK;
+    cv_config_free(*cfg);
+    *cfg = NULL;
+    return cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, &err) : CV_EXIT_ERROR;
 }

@@ -35,4 +35,11 @@ int cv_cli_rank(void);                       /* rank in MPI_COMM_WORLD */
 struct cv_error;
 int cv_cli_fail(const char *cmd, const struct cv_error *err);
 
+/* Load a config on every rank of comm and agree on the outcome; on failure
+ * rank 0 prints the message.  Returns an exit code (0 on success). */
+struct cv_comm;
+struct cv_config;
+int cv_cli_load_config(const struct cv_comm *comm, const char *cmd, const char *path,
+                       char **overrides, int n_over, struct cv_config **cfg);
+
 #endif /* CV_CLI_COMMANDS_H */

@@ -58,7 +58,7 @@ static int dispatch(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) {
         if (cv_cli_rank() == 0)
-            printf("caviar %s\n", CV_VERSION);
+            printf("caviar %s\n", CAVIAR_VERSION_STRING);
         return CV_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

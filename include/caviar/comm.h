@@ -1,0 +1,70 @@
+/*
+ * comm.h - the replica group: rank/size, the gradient allreduce (blocking or
+ * bucketed and overlapped with backward), small collectives, and agreement
+ * on errors so that a failure on one rank never leaves the others waiting.
+ * comm.c is the only library file that includes <mpi.h>; no MPI type shows
+ * here.  Every function marked "Collective" must be called by all ranks.
+ */
+#ifndef CAVIAR_COMM_H
+#define CAVIAR_COMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caviar/status.h"
+
+typedef struct cv_comm cv_comm;
+
+/* A duplicate of MPI_COMM_WORLD (MPI must be initialised). */
+cv_status cv_comm_create_world(cv_comm **out, struct cv_error *err);
+/* Collective over parent: ranks with the same color form a new group,
+ * ordered by key.  color < 0 yields *out == NULL. */
+cv_status cv_comm_split(const cv_comm *parent, int color, int key, cv_comm **out,
+                        struct cv_error *err);
+void cv_comm_free(cv_comm *c); /* NULL is harmless */
+
+int cv_comm_rank(const cv_comm *c);
+int cv_comm_size(const cv_comm *c);
+
+/* Collective: in-place sums / max. */
+cv_status cv_comm_sum_floats(const cv_comm *c, float *buf, size_t n, struct cv_error *err);
+cv_status cv_comm_sum_doubles(const cv_comm *c, double *buf, int n, struct cv_error *err);
+cv_status cv_comm_max_doubles(const cv_comm *c, double *buf, int n, struct cv_error *err);
+cv_status cv_comm_max_ints(const cv_comm *c, int *buf, int n, struct cv_error *err);
+cv_status cv_comm_bcast(const cv_comm *c, void *buf, size_t bytes, int root,
+                        struct cv_error *err);
+/* Collective: concatenate every rank's n floats on root in rank order
+ * (recv: the sum of all n, on root only). */
+cv_status cv_comm_gather_floats(const cv_comm *c, const float *send, size_t n, float *recv,
+                                int root, struct cv_error *err);
+cv_status cv_comm_barrier(const cv_comm *c, struct cv_error *err);
+
+/* Collective: agree on a status.  Returns the worst status of any rank; if
+ * another rank failed, `err` receives that rank's message (the lowest
+ * failing rank's), prefixed with "rank R: ", so every rank can report it. */
+cv_status cv_comm_agree(const cv_comm *c, cv_status local, struct cv_error *err);
+
+/* Collective: FNV-1a hash of buf on every rank; *same = all ranks equal. */
+cv_status cv_comm_same_bytes(const cv_comm *c, const void *buf, size_t bytes, bool *same,
+                             uint64_t *hash, struct cv_error *err);
+
+uint64_t cv_hash_bytes(const void *buf, size_t bytes);
+
+/* ---- gradient reduction, possibly overlapped with backward ----
+ * cv_reducer sums a float arena over the group in buckets of bucket_bytes,
+ * starting a bucket (MPI_Iallreduce) as soon as backward reports that the
+ * arena's tail beyond it is final, and finishing everything in
+ * cv_reducer_finish.  With overlap off it does one blocking allreduce. */
+typedef struct cv_reducer cv_reducer;
+cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t bucket_bytes,
+                            bool overlap, cv_reducer **out, struct cv_error *err);
+void cv_reducer_free(cv_reducer *r);
+/* Collective per step: cv_reducer_begin, then ready(offset) from backward
+ * (the model's cv_grad_ready_fn; arg = the reducer), then finish. */
+void cv_reducer_begin(cv_reducer *r);
+void cv_reducer_ready(void *reducer, size_t offset);
+/* Waits for all buckets; returns seconds spent waiting (exposed time). */
+cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err);
+
+#endif /* CAVIAR_COMM_H */

@@ -1,0 +1,54 @@
+/*
+ * train.h - data-parallel training of one model over a replica group.
+ *
+ * Collective: every rank of `comm` calls cv_train_run with the same config.
+ * Each rank reads its own shard, computes gradients on its part of every
+ * global batch, the gradients are summed over the group (overlapped with
+ * backward in buckets), and every rank applies the same optimizer step, so
+ * replicas stay bit-identical (checked at start and end).  Rank 0 prints one
+ * line per epoch, appends JSON lines to RUN_DIR/metrics.jsonl, writes
+ * RUN_DIR/model.h5 after every epoch and checkpoints to RUN_DIR/checkpoints/.
+ */
+#ifndef CAVIAR_TRAIN_H
+#define CAVIAR_TRAIN_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "caviar/comm.h"
+#include "caviar/config.h"
+#include "caviar/status.h"
+
+struct cv_train_opts {
+    const char *resume_dir;          /* resume from the newest valid checkpoint here, or NULL */
+    volatile sig_atomic_t *stop;     /* set by a signal handler: checkpoint and stop */
+    bool quiet;                      /* no per-epoch lines on stdout (sweeps) */
+    const char *tag;                 /* prefix of printed lines, e.g. "trial 3" */
+    int stop_at_epoch;               /* > 0: return after this many epochs (ASHA rungs) */
+};
+
+struct cv_train_result {
+    double train_loss, train_accuracy; /* last epoch */
+    double dev_loss, dev_accuracy;     /* last epoch, NAN without a dev split */
+    int epochs_done;
+    long long steps;
+    double seconds;                    /* wall time of this call */
+    double samples_per_s;              /* training throughput of this call */
+    unsigned long long params_hash;    /* FNV-1a of the final parameter arena */
+};
+
+/* Train per cfg.  Returns CV_OK when the configured epochs are done (or
+ * stop_at_epoch reached), CV_INTERRUPTED after a stop request was honoured
+ * with a checkpoint (or a checkpoint write failed), or an error agreed by
+ * all ranks (every rank returns it, the message in err). */
+cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
+                       const struct cv_train_opts *opts, struct cv_train_result *res,
+                       struct cv_error *err);
+
+/* Find the newest checkpoint in RUN_DIR/checkpoints that verifies; report
+ * skipped ones through `note` (may be NULL).  CV_IO if none. */
+cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,
+                                   void (*note)(void *arg, const char *line), void *note_arg,
+                                   struct cv_error *err);
+
+#endif /* CAVIAR_TRAIN_H */

@@ -1,0 +1,555 @@
+/*
+ * checkpoint_h5.c - the model/checkpoint HDF5 format (docs/checkpoint-format.md).
+ *
+ *   /            attrs format_version, caviar_version, kind, params_fnv1a
+ *   /config      effective config, YAML text
+ *   /layers/NN_type/{W,b,gamma,...,running_mean,...}   float32, chunked, Fletcher32
+ *   /normalization/{mean,std}  (inputs)
+ *   /optimizer/{m1,m2}         flat moment arenas; attrs kind, t
+ *   /train       attrs epoch, epoch_step, step, world_size, data_*
+ *   /metrics     metric history, JSON lines text
+ * Files use the HDF5 1.8+ object format, whose metadata is checksummed too,
+ * and are written to a temporary name, fsynced and renamed into place.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "caviar/checkpoint.h"
+#include "caviar/comm.h"
+#include "util.h"
+
+#ifndef CAVIAR_VERSION_STRING
+#define CAVIAR_VERSION_STRING "dev"
+#endif
+
+#define CHUNK_ELEMS (1u << 20)
+
+struct h5w {
+    hid_t file;
+    const char *path; /* for messages */
+};
+
+static void h5_quiet(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* ---- writing ---- */
+
+static cv_status write_floats(struct h5w *w, const char *name, const int *dims, int ndims,
+                              const float *data, struct cv_error *err)
+{
+    hsize_t d[4], chunk[4];
+    size_t inner = 1;
+    for (int i = 0; i < ndims; i++) {
+        d[i] = (hsize_t)dims[i];
+        chunk[i] = d[i];
+        if (i > 0)
+            inner *= (size_t)dims[i];
+    }
+    size_t rows = inner ? CHUNK_ELEMS / inner : 1; /* chunks of about 4 MiB along dim 0 */
+    chunk[0] = rows < 1 ? 1 : rows < d[0] ? rows : d[0];
+    hid_t space = H5Screate_simple(ndims, d, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_chunk(dcpl, ndims, chunk);
+    H5Pset_fletcher32(dcpl);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = H5Dcreate2(w->file, name, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (rc < 0)
+        return cv_fail(err, CV_IO, "%s: cannot write /%s (disk full or I/O error?)", w->path, name);
+    return CV_OK;
+}
+
+static cv_status write_text(struct h5w *w, const char *name, const char *text,
+                            struct cv_error *err)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(w->file, name, t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const char *p = text ? text : "";
+    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(space);
+    H5Tclose(t);
+    if (rc < 0)
+        return cv_fail(err, CV_IO, "%s: cannot write /%s", w->path, name);
+    return CV_OK;
+}
+
+static void attr_ll(hid_t obj, const char *name, long long v)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    H5Aclose(a);
+    H5Sclose(space);
+}
+
+static void attr_dbl(hid_t obj, const char *name, double v)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(a);
+    H5Sclose(space);
+}
+
+static void attr_str(hid_t obj, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(t);
+}
+
+static cv_status view_writer(void *arg, const char *path, const int *dims, int ndims, float *data,
+                             size_t count, struct cv_error *err)
+{
+    return write_floats(arg, path, dims, ndims, data, err);
+}
+
+static cv_status write_optimizer(struct h5w *w, cv_optim *o, struct cv_error *err)
+{
+    int n = (int)cv_optim_size(o);
+    cv_status st = CV_OK;
+    hid_t g = H5Gcreate2(w->file, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return cv_fail(err, CV_IO, "%s: cannot create /optimizer", w->path);
+    attr_ll(g, "t", cv_optim_t(o));
+    H5Gclose(g);
+    if (cv_optim_m1(o))
+        st = write_floats(w, "optimizer/m1", &n, 1, cv_optim_m1(o), err);
+    if (st == CV_OK && cv_optim_m2(o))
+        st = write_floats(w, "optimizer/m2", &n, 1, cv_optim_m2(o), err);
+    return st;
+}
+
+static cv_status write_train_state(struct h5w *w, const struct cv_train_state *ts,
+                                   struct cv_error *err)
+{
+    hid_t g = H5Gcreate2(w->file, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return cv_fail(err, CV_IO, "%s: cannot create /train", w->path);
+    attr_ll(g, "epoch", ts->epoch);
+    attr_ll(g, "epoch_step", ts->epoch_step);
+    attr_ll(g, "step", ts->step);
+    attr_ll(g, "world_size", ts->world_size);
+    attr_ll(g, "data_rows", ts->data_rows);
+    attr_ll(g, "data_features", ts->data_features);
+    attr_str(g, "data_path", ts->data_path);
+    attr_dbl(g, "epoch_loss_sum", ts->epoch_loss_sum);
+    attr_dbl(g, "epoch_correct", ts->epoch_correct);
+    attr_dbl(g, "epoch_count", ts->epoch_count);
+    H5Gclose(g);
+    return write_text(w, "metrics", ts->metrics, err);
+}
+
+static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
+                            const struct cv_train_state *ts, struct cv_error *err)
+{
+    const struct cv_config *cfg = cv_model_config(m);
+    attr_ll(w->file, "format_version", CV_CKPT_FORMAT_VERSION);
+    attr_str(w->file, "caviar_version", CAVIAR_VERSION_STRING);
+    attr_str(w->file, "kind", o ? "checkpoint" : "model");
+    attr_ll(w->file, "params_fnv1a",
+            (long long)cv_hash_bytes(cv_model_params(m), cv_model_n_params(m) * sizeof(float)));
+    cv_status st = write_text(w, "config", cfg->text, err);
+    if (st == CV_OK)
+        st = cv_model_each_param(m, view_writer, w, err);
+    if (st == CV_OK)
+        st = cv_model_each_state(m, view_writer, w, err);
+    int nin = cv_model_inputs(m);
+    if (st == CV_OK && cv_model_norm_mean(m))
+        st = write_floats(w, "normalization/mean", &nin, 1, cv_model_norm_mean(m), err);
+    if (st == CV_OK && cv_model_norm_std(m))
+        st = write_floats(w, "normalization/std", &nin, 1, cv_model_norm_std(m), err);
+    if (st == CV_OK && o)
+        st = write_optimizer(w, o, err);
+    if (st == CV_OK && ts)
+        st = write_train_state(w, ts, err);
+    return st;
+}
+
+static cv_status fsync_path(const char *path, bool dir, struct cv_error *err)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return cv_fail(err, CV_IO, "%s: cannot open for fsync: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0)
+        return cv_fail(err, CV_IO, "%s: fsync failed: %s", path, strerror(e));
+    return CV_OK;
+}
+
+static cv_status commit_file(const char *tmp, const char *path, struct cv_error *err)
+{
+    cv_status st = fsync_path(tmp, false, err);
+    if (st == CV_OK && rename(tmp, path) != 0)
+        st = cv_fail(err, CV_IO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
+    if (st == CV_OK) {
+        char dirbuf[CV_PATH_MAX];
+        snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+        st = fsync_path(dirname(dirbuf), true, err);
+    }
+    return st;
+}
+
+cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
+                       const struct cv_train_state *ts, struct cv_error *err)
+{
+    char tmp[CV_PATH_MAX + 32];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    h5_quiet();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST); /* checksummed metadata */
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return cv_fail(err, CV_IO, "%s: cannot create (directory missing or not writable?)", tmp);
+    struct h5w w = {f, path};
+    cv_status st = write_body(&w, m, o, ts, err);
+    if (H5Fclose(f) < 0 && st == CV_OK)
+        st = cv_fail(err, CV_IO, "%s: closing failed (disk full?)", tmp);
+    if (st == CV_OK)
+        st = commit_file(tmp, path, err);
+    if (st != CV_OK)
+        unlink(tmp);
+    return st;
+}
+
+/* ---- reading ---- */
+
+struct h5r {
+    hid_t file;
+    const char *path;
+};
+
+static cv_status open_read(const char *path, struct h5r *r, struct cv_error *err)
+{
+    h5_quiet();
+    r->path = path;
+    if (access(path, R_OK) != 0)
+        return cv_fail(err, CV_IO, "%s: cannot open: %s", path, strerror(errno));
+    r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (r->file < 0)
+        return cv_fail(err, CV_CORRUPT,
+                       "%s: not a readable HDF5 file (truncated or corrupt metadata)", path);
+    long long ver = 0;
+    hid_t a = H5Aopen(r->file, "format_version", H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_LLONG, &ver);
+    if (a >= 0)
+        H5Aclose(a);
+    if (rc < 0) {
+        H5Fclose(r->file);
+        return cv_fail(err, CV_FORMAT, "%s: not a caviar model or checkpoint (no format_version)",
+                       path);
+    }
+    if (ver > CV_CKPT_FORMAT_VERSION || ver < 1) {
+        H5Fclose(r->file);
+        return cv_fail(err, CV_VERSION,
+                       "%s: format version %lld is not supported (this caviar reads version %d)",
+                       path, ver, CV_CKPT_FORMAT_VERSION);
+    }
+    return CV_OK;
+}
+
+static cv_status read_floats(struct h5r *r, const char *name, const int *dims, int ndims,
+                             float *data, struct cv_error *err)
+{
+    hid_t ds = H5Dopen2(r->file, name, H5P_DEFAULT);
+    if (ds < 0)
+        return cv_fail(err, CV_SHAPE, "%s: no dataset /%s (the model architecture differs?)",
+                       r->path, name);
+    hid_t space = H5Dget_space(ds);
+    hsize_t d[8];
+    int nd = H5Sget_simple_extent_dims(space, d, NULL);
+    H5Sclose(space);
+    bool same = nd == ndims;
+    for (int i = 0; same && i < nd; i++)
+        same = d[i] == (hsize_t)dims[i];
+    if (!same) {
+        H5Dclose(ds);
+        return cv_fail(err, CV_SHAPE, "%s: /%s has shape (%llu%s), the model expects (%d%s)",
+                       r->path, name, (unsigned long long)d[0], nd > 1 ? ", ..." : "", dims[0],
+                       ndims > 1 ? ", ..." : "");
+    }
+    herr_t rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(ds);
+    if (rc < 0)
+        return cv_fail(err, CV_CORRUPT, "%s: /%s failed its checksum or could not be read",
+                       r->path, name);
+    return CV_OK;
+}
+
+static cv_status read_text(struct h5r *r, const char *name, char **out, struct cv_error *err)
+{
+    *out = NULL;
+    hid_t ds = H5Dopen2(r->file, name, H5P_DEFAULT);
+    if (ds < 0)
+        return cv_fail(err, CV_FORMAT, "%s: no /%s", r->path, name);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    char *p = NULL;
+    herr_t rc = H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p);
+    H5Tclose(t);
+    H5Dclose(ds);
+    if (rc < 0 || !p)
+        return cv_fail(err, CV_CORRUPT, "%s: /%s could not be read", r->path, name);
+    *out = strdup(p);
+    H5free_memory(p);
+    return *out ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
+}
+
+static long long get_attr_ll(hid_t obj, const char *name, long long def)
+{
+    long long v = def;
+    if (H5Aexists(obj, name) <= 0)
+        return def;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
+        v = def;
+    if (a >= 0)
+        H5Aclose(a);
+    return v;
+}
+
+static double get_attr_dbl(hid_t obj, const char *name)
+{
+    double v = 0;
+    if (H5Aexists(obj, name) <= 0)
+        return 0;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+        v = 0;
+    if (a >= 0)
+        H5Aclose(a);
+    return v;
+}
+
+static void get_attr_str(hid_t obj, const char *name, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (H5Aexists(obj, name) <= 0)
+        return;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    size_t n = H5Tget_size(t);
+    char *tmp = n < 4096 ? calloc(1, n + 1) : NULL;
+    if (tmp && H5Aread(a, t, tmp) >= 0)
+        snprintf(buf, size, "%s", tmp);
+    free(tmp);
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+cv_status cv_ckpt_read_config(const char *path, const char *const *overrides, int n_overrides,
+                              struct cv_config **cfg, struct cv_error *err)
+{
+    struct h5r r;
+    char *text = NULL, source[CV_PATH_MAX + 16];
+    *cfg = NULL;
+    cv_status st = open_read(path, &r, err);
+    if (st != CV_OK)
+        return st;
+    st = read_text(&r, "config", &text, err);
+    H5Fclose(r.file);
+    if (st != CV_OK)
+        return st;
+    snprintf(source, sizeof(source), "%s:/config", path);
+    st = cv_config_parse(text, source, overrides, n_overrides, cfg, err);
+    free(text);
+    return st;
+}
+
+static cv_status view_reader(void *arg, const char *path, const int *dims, int ndims, float *data,
+                             size_t count, struct cv_error *err)
+{
+    return read_floats(arg, path, dims, ndims, data, err);
+}
+
+static cv_status read_norm(struct h5r *r, cv_model *m, struct cv_error *err)
+{
+    if (H5Lexists(r->file, "normalization", H5P_DEFAULT) <= 0)
+        return CV_OK;
+    int n = cv_model_inputs(m);
+    float *mean = cv_calloc((size_t)n, sizeof(float)), *sd = cv_calloc((size_t)n, sizeof(float));
+    cv_status st = (!mean || !sd) ? cv_fail(err, CV_NOMEM, "out of memory") : CV_OK;
+    if (st == CV_OK)
+        st = read_floats(r, "normalization/mean", &n, 1, mean, err);
+    if (st == CV_OK)
+        st = read_floats(r, "normalization/std", &n, 1, sd, err);
+    if (st == CV_OK)
+        st = cv_model_set_norm(m, mean, sd, err);
+    free(mean);
+    free(sd);
+    return st;
+}
+
+static cv_status read_optimizer(struct h5r *r, cv_optim *o, struct cv_error *err)
+{
+    int n = (int)cv_optim_size(o);
+    if (H5Lexists(r->file, "optimizer", H5P_DEFAULT) <= 0)
+        return cv_fail(err, CV_FORMAT, "%s: no optimizer state (a model file, not a checkpoint)",
+                       r->path);
+    hid_t g = H5Gopen2(r->file, "optimizer", H5P_DEFAULT);
+    cv_optim_set_t(o, get_attr_ll(g, "t", 0));
+    H5Gclose(g);
+    cv_status st = CV_OK;
+    if (cv_optim_m1(o))
+        st = read_floats(r, "optimizer/m1", &n, 1, cv_optim_m1(o), err);
+    if (st == CV_OK && cv_optim_m2(o))
+        st = read_floats(r, "optimizer/m2", &n, 1, cv_optim_m2(o), err);
+    return st;
+}
+
+static cv_status read_train_state(struct h5r *r, struct cv_train_state *ts, struct cv_error *err)
+{
+    memset(ts, 0, sizeof(*ts));
+    if (H5Lexists(r->file, "train", H5P_DEFAULT) <= 0)
+        return cv_fail(err, CV_FORMAT, "%s: no /train state (a model file, not a checkpoint)",
+                       r->path);
+    hid_t g = H5Gopen2(r->file, "train", H5P_DEFAULT);
+    ts->epoch = get_attr_ll(g, "epoch", 0);
+    ts->epoch_step = get_attr_ll(g, "epoch_step", 0);
+    ts->step = get_attr_ll(g, "step", 0);
+    ts->world_size = (int)get_attr_ll(g, "world_size", 0);
+    ts->data_rows = get_attr_ll(g, "data_rows", 0);
+    ts->data_features = (int)get_attr_ll(g, "data_features", 0);
+    get_attr_str(g, "data_path", ts->data_path, sizeof(ts->data_path));
+    ts->epoch_loss_sum = get_attr_dbl(g, "epoch_loss_sum");
+    ts->epoch_correct = get_attr_dbl(g, "epoch_correct");
+    ts->epoch_count = get_attr_dbl(g, "epoch_count");
+    H5Gclose(g);
+    return read_text(r, "metrics", &ts->metrics, err);
+}
+
+static cv_status check_params_hash(struct h5r *r, cv_model *m, struct cv_error *err)
+{
+    long long want = get_attr_ll(r->file, "params_fnv1a", 0);
+    long long got =
+        (long long)cv_hash_bytes(cv_model_params(m), cv_model_n_params(m) * sizeof(float));
+    if (want != got)
+        return cv_fail(err, CV_CORRUPT, "%s: parameter checksum mismatch (stored %llx, read %llx)",
+                       r->path, (unsigned long long)want, (unsigned long long)got);
+    return CV_OK;
+}
+
+cv_status cv_ckpt_load(const char *path, cv_model *m, cv_optim *o, struct cv_train_state *ts,
+                       struct cv_error *err)
+{
+    struct h5r r;
+    cv_status st = open_read(path, &r, err);
+    if (st != CV_OK)
+        return st;
+    st = cv_model_each_param(m, view_reader, &r, err);
+    if (st == CV_OK)
+        st = check_params_hash(&r, m, err);
+    if (st == CV_OK)
+        st = cv_model_each_state(m, view_reader, &r, err);
+    if (st == CV_OK)
+        st = read_norm(&r, m, err);
+    if (st == CV_OK && o)
+        st = read_optimizer(&r, o, err);
+    if (st == CV_OK && ts)
+        st = read_train_state(&r, ts, err);
+    H5Fclose(r.file);
+    return st;
+}
+
+cv_status cv_ckpt_open_model(const char *path, int max_batch, struct cv_config **cfg,
+                             cv_model **m, struct cv_error *err)
+{
+    *m = NULL;
+    cv_status st = cv_ckpt_read_config(path, NULL, 0, cfg, err);
+    if (st == CV_OK)
+        st = cv_model_create(*cfg, max_batch, m, err);
+    if (st == CV_OK)
+        st = cv_ckpt_load(path, *m, NULL, NULL, err);
+    if (st != CV_OK) {
+        cv_model_free(*m);
+        cv_config_free(*cfg);
+        *m = NULL;
+        *cfg = NULL;
+    }
+    return st;
+}
+
+static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, void *arg)
+{
+    if (info->type != H5O_TYPE_DATASET)
+        return 0;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0)
+        return -1;
+    hid_t t = H5Dget_type(ds), space = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    herr_t rc = 0;
+    if (H5Tget_class(t) == H5T_FLOAT && n > 0) {
+        float *buf = malloc((size_t)n * sizeof(float));
+        rc = buf ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
+        free(buf);
+    }
+    if (rc < 0)
+        snprintf(arg, CV_PATH_MAX, "%s", name);
+    H5Sclose(space);
+    H5Tclose(t);
+    H5Dclose(ds);
+    return rc < 0 ? 1 : 0;
+}
+
+cv_status cv_ckpt_verify(const char *path, struct cv_error *err)
+{
+    struct h5r r;
+    char bad[CV_PATH_MAX] = "";
+    cv_status st = open_read(path, &r, err);
+    if (st != CV_OK)
+        return st;
+    herr_t rc = H5Ovisit2(r.file, H5_INDEX_NAME, H5_ITER_NATIVE, verify_one, bad, H5O_INFO_BASIC);
+    H5Fclose(r.file);
+    if (rc != 0)
+        return cv_fail(err, CV_CORRUPT, "%s: %s%s failed its checksum or could not be read", path,
+                       bad[0] ? "/" : "", bad[0] ? bad : "metadata");
+    return CV_OK;
+}
+
+cv_status cv_ckpt_info(const char *path, struct cv_ckpt_info *info, struct cv_error *err)
+{
+    struct h5r r;
+    memset(info, 0, sizeof(*info));
+    cv_status st = open_read(path, &r, err);
+    if (st != CV_OK)
+        return st;
+    info->format_version = (int)get_attr_ll(r.file, "format_version", 0);
+    get_attr_str(r.file, "caviar_version", info->caviar_version, sizeof(info->caviar_version));
+    get_attr_str(r.file, "kind", info->kind, sizeof(info->kind));
+    if (H5Lexists(r.file, "optimizer", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(r.file, "optimizer", H5P_DEFAULT);
+        info->optimizer_t = get_attr_ll(g, "t", 0);
+        H5Gclose(g);
+    }
+    if (H5Lexists(r.file, "train", H5P_DEFAULT) > 0)
+        st = read_train_state(&r, &info->ts, err);
+    H5Fclose(r.file);
+    return st;
+}

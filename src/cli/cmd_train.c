@@ -1,0 +1,97 @@
+/*
+ * cmd_train.c - `caviar train CONFIG [key.path=value ...] [--resume RUN_DIR]`.
+ *
+ * Signals: the first SIGTERM, SIGINT or SIGUSR1 (what SLURM sends with
+ * --signal) asks every rank to finish its step, checkpoint and exit 75
+ * ("resume me"); a second SIGINT aborts at once.
+ */
+#include <getopt.h>
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "caviar/comm.h"
+#include "caviar/config.h"
+#include "caviar/train.h"
+#include "commands.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGINT && stop_requested) { /* second Ctrl-C: abort now */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+        return;
+    }
+    stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: caviar train CONFIG.yaml [key.path=value ...] [--resume RUN_DIR]\n\n"
+               "Train the model described by CONFIG (docs/config.md) on every rank of the job,\n"
+               "data parallel.  Overrides replace config keys, e.g. train.lr=3e-3 run.dir=runs/a.\n\n"
+               "  --resume DIR  continue from the newest valid checkpoint in DIR/checkpoints\n"
+               "  --help        this text\n\n"
+               "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5.\n"
+               "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
+}
+
+int cv_cmd_train(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"resume", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'}, {0}};
+    const char *resume = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return usage(stdout), CV_EXIT_OK;
+        if (c != 'r')
+            return usage(stderr), CV_EXIT_USAGE;
+        resume = optarg;
+    }
+    if (optind >= argc) {
+        if (cv_cli_rank() == 0)
+            usage(stderr);
+        return CV_EXIT_USAGE;
+    }
+    struct cv_error err;
+    cv_error_clear(&err);
+    cv_comm *comm = NULL;
+    if (cv_comm_create_world(&comm, &err) != CV_OK)
+        return cv_cli_fail("train", &err);
+    struct cv_config *cfg = NULL;
+    int rc = cv_cli_load_config(comm, "train", argv[optind], argv + optind + 1,
+                                argc - optind - 1, &cfg);
+    if (rc == CV_EXIT_OK) {
+        install_signals();
+        struct cv_train_opts topts = {.resume_dir = resume, .stop = &stop_requested};
+        struct cv_train_result res;
+        cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
+        if (st == CV_OK && cv_comm_rank(comm) == 0)
+            printf("done: %d epoch(s), %lld steps, dev accuracy %.4f, %.1f s; model in %s/model.h5\n",
+                   res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
+        if (st != CV_OK)
+            rc = cv_comm_rank(comm) == 0 ? cv_cli_fail("train", &err)
+                                         : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
+        if (st == CV_MPI) /* MPI cannot be trusted past an error: end the job */
+            MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
+    }
+    cv_config_free(cfg);
+    cv_comm_free(comm);
+    return rc;
+}

@@ -1,0 +1,316 @@
+/*
+ * comm.c - MPI behind the cv_comm interface: a duplicated communicator per
+ * group (never a global one), MPI_ERRORS_RETURN with messages from
+ * MPI_Error_string, error agreement (MAX of the status, then the message of
+ * the lowest failing rank), and the bucketed gradient reducer.
+ *
+ * Determinism: a sum allreduce hands every rank the same bits for a given
+ * algorithm; tests check replica checksums after training with 2 and 3 ranks.
+ */
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caviar/comm.h"
+#include "util.h"
+
+struct cv_comm {
+    MPI_Comm comm;
+    int rank, size;
+};
+
+static cv_status mpi_fail(struct cv_error *err, int rc, const char *what)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return cv_fail(err, CV_MPI, "%s: %s", what, msg);
+}
+
+static cv_status wrap(MPI_Comm comm, cv_comm **out, struct cv_error *err)
+{
+    cv_comm *c = cv_calloc(1, sizeof(*c));
+    if (!c) {
+        MPI_Comm_free(&comm);
+        return cv_fail(err, CV_NOMEM, "comm: out of memory");
+    }
+    c->comm = comm;
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm, &c->rank);
+    MPI_Comm_size(comm, &c->size);
+    *out = c;
+    return CV_OK;
+}
+
+cv_status cv_comm_create_world(cv_comm **out, struct cv_error *err)
+{
+    MPI_Comm dup;
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &dup);
+    *out = NULL;
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Comm_dup");
+    return wrap(dup, out, err);
+}
+
+cv_status cv_comm_split(const cv_comm *parent, int color, int key, cv_comm **out,
+                        struct cv_error *err)
+{
+    MPI_Comm sub;
+    int rc = MPI_Comm_split(parent->comm, color < 0 ? MPI_UNDEFINED : color, key, &sub);
+    *out = NULL;
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Comm_split");
+    if (sub == MPI_COMM_NULL)
+        return CV_OK;
+    return wrap(sub, out, err);
+}
+
+void cv_comm_free(cv_comm *c)
+{
+    if (!c)
+        return;
+    MPI_Comm_free(&c->comm);
+    free(c);
+}
+
+int cv_comm_rank(const cv_comm *c)
+{
+    return c->rank;
+}
+
+int cv_comm_size(const cv_comm *c)
+{
+    return c->size;
+}
+
+static cv_status allreduce(const cv_comm *c, void *buf, size_t n, MPI_Datatype t, MPI_Op op,
+                           struct cv_error *err)
+{
+    /* counts beyond INT_MAX go in slices */
+    size_t elem = t == MPI_FLOAT ? 4 : t == MPI_DOUBLE ? 8 : sizeof(int);
+    for (size_t off = 0; off < n;) {
+        int cnt = n - off > (1u << 30) ? (1 << 30) : (int)(n - off);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, cnt, t, op, c->comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(err, rc, "MPI_Allreduce");
+        off += (size_t)cnt;
+    }
+    return CV_OK;
+}
+
+cv_status cv_comm_sum_floats(const cv_comm *c, float *buf, size_t n, struct cv_error *err)
+{
+    return allreduce(c, buf, n, MPI_FLOAT, MPI_SUM, err);
+}
+
+cv_status cv_comm_sum_doubles(const cv_comm *c, double *buf, int n, struct cv_error *err)
+{
+    return allreduce(c, buf, (size_t)n, MPI_DOUBLE, MPI_SUM, err);
+}
+
+cv_status cv_comm_max_doubles(const cv_comm *c, double *buf, int n, struct cv_error *err)
+{
+    return allreduce(c, buf, (size_t)n, MPI_DOUBLE, MPI_MAX, err);
+}
+
+cv_status cv_comm_max_ints(const cv_comm *c, int *buf, int n, struct cv_error *err)
+{
+    return allreduce(c, buf, (size_t)n, MPI_INT, MPI_MAX, err);
+}
+
+cv_status cv_comm_bcast(const cv_comm *c, void *buf, size_t bytes, int root,
+                        struct cv_error *err)
+{
+    for (size_t off = 0; off < bytes;) {
+        int cnt = bytes - off > (1u << 30) ? (1 << 30) : (int)(bytes - off);
+        int rc = MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, root, c->comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(err, rc, "MPI_Bcast");
+        off += (size_t)cnt;
+    }
+    return CV_OK;
+}
+
+cv_status cv_comm_gather_floats(const cv_comm *c, const float *send, size_t n, float *recv,
+                                int root, struct cv_error *err)
+{
+    int cnt = (int)n, *counts = NULL, *displs = NULL;
+    cv_status st = CV_OK;
+    if (n > (size_t)1 << 30)
+        return cv_fail(err, CV_INVAL, "gather of %zu floats per rank is too large", n);
+    if (c->rank == root) {
+        counts = cv_calloc((size_t)c->size, sizeof(int));
+        displs = cv_calloc((size_t)c->size, sizeof(int));
+    }
+    int rc = MPI_Gather(&cnt, 1, MPI_INT, counts, 1, MPI_INT, root, c->comm);
+    if (c->rank == root && counts && displs)
+        for (int r = 1; r < c->size; r++)
+            displs[r] = displs[r - 1] + counts[r - 1];
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Gatherv(send, cnt, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, root, c->comm);
+    if (rc != MPI_SUCCESS)
+        st = mpi_fail(err, rc, "MPI_Gatherv");
+    free(counts);
+    free(displs);
+    return st;
+}
+
+cv_status cv_comm_barrier(const cv_comm *c, struct cv_error *err)
+{
+    int rc = MPI_Barrier(c->comm);
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Barrier");
+}
+
+cv_status cv_comm_agree(const cv_comm *c, cv_status local, struct cv_error *err)
+{
+    /* [0] worst status, [1] lowest failing rank (as -rank for MAX) */
+    int v[2] = {(int)local, local != CV_OK ? -c->rank : -c->size};
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, c->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Allreduce (error agreement)");
+    if (v[0] == CV_OK)
+        return CV_OK;
+    int root = -v[1];
+    struct cv_error remote;
+    cv_error_clear(&remote);
+    if (c->rank == root && err)
+        remote = *err;
+    else if (c->rank == root)
+        remote.code = local;
+    rc = MPI_Bcast(&remote, (int)sizeof(remote), MPI_BYTE, root, c->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Bcast (error agreement)");
+    if (c->rank != root) {
+        if (err && err->code == CV_OK)
+            cv_fail(err, remote.code, "%s", remote.msg);
+        return (cv_status)v[0];
+    }
+    return local != CV_OK ? local : (cv_status)v[0];
+}
+
+uint64_t cv_hash_bytes(const void *buf, size_t bytes)
+{
+    const unsigned char *p = buf;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < bytes; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+cv_status cv_comm_same_bytes(const cv_comm *c, const void *buf, size_t bytes, bool *same,
+                             uint64_t *hash, struct cv_error *err)
+{
+    uint64_t h = cv_hash_bytes(buf, bytes);
+    uint64_t mn = h, mx = h;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, &mn, 1, MPI_UINT64_T, MPI_MIN, c->comm);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(MPI_IN_PLACE, &mx, 1, MPI_UINT64_T, MPI_MAX, c->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Allreduce (checksum)");
+    *same = mn == mx;
+    if (hash)
+        *hash = h;
+    return CV_OK;
+}
+
+/* ---- the bucketed reducer ---- */
+
+struct cv_reducer {
+    const cv_comm *comm;
+    float *arena;
+    size_t n, bucket;          /* elements in the arena, per bucket */
+    int n_buckets, started;    /* buckets count from the arena's end */
+    bool overlap;
+    MPI_Request *req;
+    int rc;                    /* first MPI error of the step */
+};
+
+cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t bucket_bytes,
+                            bool overlap, cv_reducer **out, struct cv_error *err)
+{
+    cv_reducer *r = cv_calloc(1, sizeof(*r));
+    *out = NULL;
+    if (!r)
+        return cv_fail(err, CV_NOMEM, "reducer: out of memory");
+    r->comm = c;
+    r->arena = arena;
+    r->n = n;
+    r->bucket = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
+    if (r->bucket > (1u << 30))
+        r->bucket = 1u << 30;
+    r->n_buckets = n ? (int)((n + r->bucket - 1) / r->bucket) : 0;
+    r->overlap = overlap && c->size > 1;
+    r->req = cv_calloc((size_t)r->n_buckets + 1, sizeof(MPI_Request));
+    if (!r->req) {
+        free(r);
+        return cv_fail(err, CV_NOMEM, "reducer: out of memory");
+    }
+    *out = r;
+    return CV_OK;
+}
+
+void cv_reducer_free(cv_reducer *r)
+{
+    if (!r)
+        return;
+    free(r->req);
+    free(r);
+}
+
+void cv_reducer_begin(cv_reducer *r)
+{
+    r->started = 0;
+    r->rc = MPI_SUCCESS;
+}
+
+/* Bucket k covers [lo, hi) counted from the end of the arena. */
+static void bucket_range(const cv_reducer *r, int k, size_t *lo, size_t *hi)
+{
+    size_t from_end = (size_t)k * r->bucket;
+    *hi = r->n - from_end;
+    *lo = *hi > r->bucket ? *hi - r->bucket : 0;
+}
+
+void cv_reducer_ready(void *reducer, size_t offset)
+{
+    cv_reducer *r = reducer;
+    if (!r->overlap)
+        return;
+    while (r->started < r->n_buckets) {
+        size_t lo, hi;
+        bucket_range(r, r->started, &lo, &hi);
+        if (lo < offset)
+            break;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, r->arena + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
+                                r->comm->comm, &r->req[r->started]);
+        if (rc != MPI_SUCCESS && r->rc == MPI_SUCCESS)
+            r->rc = rc;
+        r->started++;
+    }
+    int flag; /* drive progress of what is in flight */
+    if (r->started > 0)
+        MPI_Testall(r->started, r->req, &flag, MPI_STATUSES_IGNORE);
+}
+
+cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
+{
+    double t0 = cv_now();
+    int rc = MPI_SUCCESS;
+    if (r->comm->size > 1 && !r->overlap) {
+        cv_status st = cv_comm_sum_floats(r->comm, r->arena, r->n, err);
+        if (wait_s)
+            *wait_s = cv_now() - t0;
+        return st;
+    }
+    if (r->overlap) {
+        cv_reducer_ready(r, 0); /* start whatever backward did not */
+        rc = MPI_Waitall(r->started, r->req, MPI_STATUSES_IGNORE);
+    }
+    if (wait_s)
+        *wait_s = cv_now() - t0;
+    if (r->rc != MPI_SUCCESS)
+        return mpi_fail(err, r->rc, "MPI_Iallreduce");
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Waitall");
+    return CV_OK;
+}

@@ -1,0 +1,249 @@
+/*
+ * kernels.c - GEMM through OpenBLAS, fused element-wise kernels with OpenMP,
+ * numerically stable softmax and losses, and naive references for tests.
+ *
+ * Every element-wise loop is row-independent, so results do not depend on
+ * the thread count; reductions over rows accumulate in double.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Loops shorter than this stay single-threaded: a parallel region costs
+ * more than it saves on small batches. */
+#define PAR_MIN 16384
+
+void cv_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void cv_gemm_naive(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) {
+                double av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                double bv = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                s += av * bv;
+            }
+            float *cv = &c[(size_t)i * ldc + j];
+            *cv = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * *cv));
+        }
+    }
+}
+
+static inline float act1(float z, enum cv_activation act, float slope)
+{
+    switch (act) {
+    case CV_ACT_SIGMOID:
+        return z >= 0 ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z));
+    case CV_ACT_TANH:
+        return tanhf(z);
+    case CV_ACT_RELU:
+        return z > 0 ? z : 0.0f;
+    case CV_ACT_LEAKY_RELU:
+        return z > 0 ? z : slope * z;
+    case CV_ACT_LINEAR:
+    case CV_ACT_SOFTMAX: /* row-wise, handled by the caller */
+    case CV_ACT_COUNT:
+        break;
+    }
+    return z;
+}
+
+/* Derivative expressed through the activation output a = g(z). */
+static inline float dact1(float a, enum cv_activation act, float slope)
+{
+    switch (act) {
+    case CV_ACT_SIGMOID:
+        return a * (1.0f - a);
+    case CV_ACT_TANH:
+        return 1.0f - a * a;
+    case CV_ACT_RELU:
+        return a > 0 ? 1.0f : 0.0f;
+    case CV_ACT_LEAKY_RELU: /* slope > 0 keeps the sign of z in a */
+        return a > 0 ? 1.0f : slope;
+    case CV_ACT_LINEAR:
+    case CV_ACT_SOFTMAX:
+    case CV_ACT_COUNT:
+        break;
+    }
+    return 1.0f;
+}
+
+void cv_bias_act_forward(float *y, const float *bias, int n, int f, enum cv_activation act,
+                         float slope)
+{
+    if (act == CV_ACT_SOFTMAX) {
+        if (bias)
+            cv_bias_act_forward(y, bias, n, f, CV_ACT_LINEAR, 0);
+        cv_softmax_rows(y, y, n, f);
+        return;
+    }
+#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        float *row = y + (size_t)i * f;
+        if (bias)
+            for (int j = 0; j < f; j++)
+                row[j] = act1(row[j] + bias[j], act, slope);
+        else if (act != CV_ACT_LINEAR)
+            for (int j = 0; j < f; j++)
+                row[j] = act1(row[j], act, slope);
+    }
+}
+
+void cv_act_apply(float *x, int n, int f, enum cv_activation act, float slope)
+{
+    cv_bias_act_forward(x, NULL, n, f, act, slope);
+}
+
+void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
+                     enum cv_activation act, float slope)
+{
+#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        const float *a = y + (size_t)i * f, *g = dy + (size_t)i * f;
+        float *d = dz + (size_t)i * f;
+        if (act == CV_ACT_SOFTMAX) { /* dz = a * (g - sum(g * a)) */
+            double dot = 0;
+            for (int j = 0; j < f; j++)
+                dot += (double)g[j] * a[j];
+            for (int j = 0; j < f; j++)
+                d[j] = a[j] * (g[j] - (float)dot);
+        } else {
+            for (int j = 0; j < f; j++)
+                d[j] = g[j] * dact1(a[j], act, slope);
+        }
+    }
+}
+
+void cv_bias_backward(const float *dz, float *db, int n, int f)
+{
+#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
+    for (int j = 0; j < f; j++) {
+        double s = 0;
+        for (int i = 0; i < n; i++)
+            s += dz[(size_t)i * f + j];
+        db[j] = (float)s;
+    }
+}
+
+void cv_softmax_rows(const float *x, float *p, int n, int f)
+{
+#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * f;
+        float *pi = p + (size_t)i * f;
+        float mx = xi[0];
+        for (int j = 1; j < f; j++)
+            mx = xi[j] > mx ? xi[j] : mx;
+        double s = 0;
+        for (int j = 0; j < f; j++) {
+            pi[j] = expf(xi[j] - mx);
+            s += pi[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < f; j++)
+            pi[j] *= inv;
+    }
+}
+
+static int argmax(const float *v, int f)
+{
+    int best = 0;
+    for (int j = 1; j < f; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
+}
+
+double cv_loss_softmax_ce(const float *logits, const int32_t *y, int n, int f, float scale,
+                          float *d, long long *correct)
+{
+    double total = 0;
+    long long hits = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, hits) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * f;
+        float *di = d + (size_t)i * f;
+        float mx = z[argmax(z, f)];
+        double s = 0;
+        for (int j = 0; j < f; j++)
+            s += exp((double)(z[j] - mx));
+        double lse = log(s) + mx; /* log-sum-exp: loss = lse - z_y */
+        total += lse - z[y[i]];
+        hits += argmax(z, f) == y[i];
+        for (int j = 0; j < f; j++)
+            di[j] = scale * (float)(exp((double)z[j] - lse) - (j == y[i]));
+    }
+    if (correct)
+        *correct += hits;
+    return total;
+}
+
+static inline float target_at(const int32_t *y_class, const float *y_vec, int i, int j, int f)
+{
+    if (y_vec)
+        return y_vec[(size_t)i * f + j];
+    return f == 1 ? (float)y_class[i] : (float)(y_class[i] == j);
+}
+
+static bool row_correct(const float *out, const int32_t *y_class, const float *y_vec, int i,
+                        int f, float threshold)
+{
+    const float *o = out + (size_t)i * f;
+    if (y_class && f > 1)
+        return argmax(o, f) == y_class[i];
+    for (int j = 0; j < f; j++) /* multi-label / binary: every bit right */
+        if ((o[j] > threshold) != (target_at(y_class, y_vec, i, j, f) > 0.5f))
+            return false;
+    return true;
+}
+
+double cv_loss_bce_logits(const float *logits, const int32_t *y_class, const float *y_vec, int n,
+                          int f, float scale, float *d, long long *correct)
+{
+    double total = 0;
+    long long hits = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, hits) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < f; j++) {
+            double z = logits[(size_t)i * f + j], t = target_at(y_class, y_vec, i, j, f);
+            /* stable: max(z,0) - z t + log(1 + e^-|z|) */
+            total += (z > 0 ? z : 0) - z * t + log1p(exp(-fabs(z)));
+            double p = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
+            d[(size_t)i * f + j] = scale * (float)(p - t);
+        }
+        hits += row_correct(logits, y_class, y_vec, i, f, 0.0f);
+    }
+    if (correct)
+        *correct += hits;
+    return total;
+}
+
+double cv_loss_mse(const float *out, const int32_t *y_class, const float *y_vec, int n, int f,
+                   float scale, float *d, long long *correct)
+{
+    double total = 0;
+    long long hits = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, hits) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < f; j++) {
+            double e = (double)out[(size_t)i * f + j] - target_at(y_class, y_vec, i, j, f);
+            total += 0.5 * e * e; /* per sample: 1/2 sum of squared errors */
+            d[(size_t)i * f + j] = scale * (float)e;
+        }
+        if (y_class)
+            hits += row_correct(out, y_class, y_vec, i, f, 0.5f);
+    }
+    if (correct)
+        *correct += hits;
+    return total;
+}

@@ -1,0 +1,74 @@
+/*
+ * predictions.c - prediction files: argmax, the CSV writer and the atomic
+ * replace shared with the HDF5 writer in predictions_h5.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "caviar/predictions.h"
+#include "util.h"
+
+static int predicted(const float *p, int k)
+{
+    if (k == 1)
+        return p[0] > 0.5f;
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (p[j] > p[best])
+            best = j;
+    return best;
+}
+
+static cv_status write_csv(const char *tmp, const float *probs, const int *pred, long long n,
+                           int k, struct cv_error *err)
+{
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return cv_fail(err, CV_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "row,predicted");
+    for (int j = 0; j < k; j++)
+        fprintf(f, ",p%d", j);
+    fputc('\n', f);
+    for (long long i = 0; i < n; i++) {
+        fprintf(f, "%lld,%d", i, pred[i]);
+        for (int j = 0; j < k; j++)
+            fprintf(f, ",%.7g", probs[(size_t)i * k + j]);
+        fputc('\n', f);
+    }
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    return ok ? CV_OK : cv_fail(err, CV_IO, "%s: write failed: %s", tmp, strerror(errno));
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+cv_status cv_predictions_write(const char *path, const float *probs, long long n, int k,
+                               struct cv_error *err)
+{
+    bool h5 = ends_with(path, ".h5") || ends_with(path, ".hdf5");
+    if (!h5 && !ends_with(path, ".csv"))
+        return cv_fail(err, CV_USAGE, "-o %s: expected a file name ending in .h5 or .csv", path);
+    int *pred = cv_calloc((size_t)(n ? n : 1), sizeof(int));
+    if (!pred)
+        return cv_fail(err, CV_NOMEM, "out of memory");
+    for (long long i = 0; i < n; i++)
+        pred[i] = predicted(probs + (size_t)i * k, k);
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    cv_status st = h5 ? cv__predictions_write_h5(tmp, probs, pred, n, k, err)
+                      : write_csv(tmp, probs, pred, n, k, err);
+    free(pred);
+    if (st == CV_OK && rename(tmp, path) != 0)
+        st = cv_fail(err, CV_IO, "%s: rename failed: %s", path, strerror(errno));
+    if (st != CV_OK)
+        unlink(tmp);
+    return st;
+}

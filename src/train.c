@@ -1,0 +1,731 @@
+/*
+ * train.c - the data-parallel training loop (see caviar/train.h).
+ *
+ *   set-up (every failure agreed across ranks before the next collective)
+ *     -> per epoch: shuffle shard -> per step: gather batch -> forward/loss/
+ *        backward with bucketed gradient allreduce -> small allreduce of
+ *        {loss, hits, stop flag, non-finite flag} -> identical optimizer step
+ *     -> dev evaluation, metric line, model.h5, checkpoints.
+ * Resume restores parameters, optimizer moments, step/epoch/position and the
+ * epoch's running sums; data order and dropout masks are keyed by
+ * (seed, epoch/step, row), so a resumed run replays exactly.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "caviar/checkpoint.h"
+#include "caviar/optim.h"
+#include "caviar/shard.h"
+#include "caviar/train.h"
+#include "util.h"
+
+struct timers {
+    double data, forward, backward, comm, optim;
+};
+
+struct trainer {
+    const struct cv_config *cfg;
+    const cv_comm *comm;
+    const struct cv_train_opts *opts;
+    int rank, world, local_batch;
+    cv_model *model;
+    cv_optim *optim;
+    cv_reducer *reducer;
+    cv_shard *train, *dev;
+    float *pred;                  /* (local_batch, outputs) evaluation output */
+    struct cv_train_state ts;
+    struct cv_batch_stats epoch;  /* this rank's running sums of the epoch */
+    struct timers t;
+    double t_start, train_time;   /* seconds in training steps this call */
+    long long samples;            /* global samples trained this call */
+    char run_dir[CV_PATH_MAX];
+};
+
+/* ---- small helpers ---- */
+
+static void say(const struct trainer *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct trainer *tr, const char *fmt, ...)
+{
+    if (tr->rank != 0 || tr->opts->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (tr->opts->tag)
+        printf("[%s] ", tr->opts->tag);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[CV_PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void run_path(const struct trainer *tr, char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", tr->run_dir, name);
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* ---- set-up ---- */
+
+static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
+{
+    cv_status st = CV_OK;
+    snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", tr->cfg->run.dir);
+    if (tr->rank == 0) {
+        char ck[CV_PATH_MAX + 16];
+        run_path(tr, ck, sizeof(ck), "checkpoints");
+        if (mkdir_p(tr->run_dir) != 0 || mkdir_p(ck) != 0 || access(tr->run_dir, W_OK) != 0)
+            st = cv_fail(err, CV_IO, "run.dir = %s: cannot create or write: %s", tr->run_dir,
+                         strerror(errno));
+    }
+    return cv_comm_agree(tr->comm, st, err);
+}
+
+static cv_status check_targets(const struct trainer *tr, const struct cv_dataset_info *d,
+                               const char *spec, struct cv_error *err)
+{
+    int in = cv_model_inputs(tr->model), out = cv_model_outputs(tr->model);
+    enum cv_loss loss = tr->cfg->model.loss;
+    if (d->features != in)
+        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d",
+                       spec, d->features, in);
+    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != out)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
+                       "needs one output per class)",
+                       spec, d->classes, out);
+    bool ok_vec = d->classes == 0 && d->target_dim == out;
+    bool ok_cls = d->classes > 0 && (d->classes == out || (out == 1 && d->classes <= 2));
+    if (loss != CV_LOSS_SOFTMAX_CE && !ok_vec && !ok_cls)
+        return cv_fail(err, CV_SHAPE, "%s: targets (%d classes, %d columns) do not fit %d outputs",
+                       spec, d->classes, d->target_dim, out);
+    return CV_OK;
+}
+
+static cv_status open_data(struct trainer *tr, struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    cv_status st = cv_shard_open(cfg->data.train, tr->rank, tr->world, tr->local_batch,
+                                 &tr->train, err);
+    if (st == CV_OK)
+        st = check_targets(tr, cv_shard_info(tr->train), cfg->data.train, err);
+    if (st == CV_OK && cfg->data.dev[0])
+        st = cv_shard_open(cfg->data.dev, tr->rank, tr->world, tr->local_batch, &tr->dev, err);
+    if (st == CV_OK && tr->dev)
+        st = check_targets(tr, cv_shard_info(tr->dev), cfg->data.dev, err);
+    return cv_comm_agree(tr->comm, st, err);
+}
+
+/* Global mean / std per feature from per-rank sums (course: normalise with
+ * the training set's statistics, stored with the model for eval). */
+static cv_status compute_norm(struct trainer *tr, struct cv_error *err)
+{
+    int f = cv_model_inputs(tr->model);
+    double *s = cv_calloc(2 * (size_t)f + 1, sizeof(double));
+    float *mean = cv_calloc((size_t)f, sizeof(float)), *sd = cv_calloc((size_t)f, sizeof(float));
+    cv_status st = (!s || !mean || !sd) ? cv_fail(err, CV_NOMEM, "out of memory") : CV_OK;
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st == CV_OK) {
+        cv_shard_feature_sums(tr->train, s, s + f);
+        s[2 * f] = (double)cv_shard_rows(tr->train);
+        st = cv_comm_sum_doubles(tr->comm, s, 2 * f + 1, err);
+    }
+    for (int j = 0; st == CV_OK && j < f; j++) {
+        double n = s[2 * f] > 0 ? s[2 * f] : 1, mu = s[j] / n;
+        double var = s[f + j] / n - mu * mu;
+        mean[j] = (float)mu;
+        sd[j] = var > 1e-12 ? (float)sqrt(var) : 1.0f; /* constant feature: leave it centred */
+    }
+    if (st == CV_OK)
+        st = cv_model_set_norm(tr->model, mean, sd, err);
+    free(s);
+    free(mean);
+    free(sd);
+    return st;
+}
+
+static cv_status build(struct trainer *tr, struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    if (cfg->train.batch < tr->world)
+        return cv_fail(err, CV_CONFIG,
+                       "train.batch = %d is smaller than the number of ranks (%d): every rank "
+                       "needs at least one sample per global batch",
+                       cfg->train.batch, tr->world);
+    tr->local_batch = cv_sched_local_batch(cfg->train.batch, 0, tr->world); /* the largest */
+    cv_status st = cv_model_create(cfg, tr->local_batch, &tr->model, err);
+    if (st == CV_OK)
+        st = cv_optim_create(cfg, tr->model, &tr->optim, err);
+    if (st == CV_OK)
+        st = cv_reducer_create(tr->comm, cv_model_grads(tr->model), cv_model_n_params(tr->model),
+                               (size_t)cfg->comm.bucket_kb * 1024, cfg->comm.overlap, &tr->reducer,
+                               err);
+    if (st == CV_OK) {
+        tr->pred = cv_calloc((size_t)tr->local_batch * (size_t)cv_model_outputs(tr->model),
+                             sizeof(float));
+        if (!tr->pred)
+            st = cv_fail(err, CV_NOMEM, "out of memory");
+    }
+    return st;
+}
+
+/* ---- evaluation and metrics ---- */
+
+static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double *acc,
+                          struct cv_error *err)
+{
+    struct cv_batch_stats stats = {0};
+    long long n = cv_shard_rows(sh);
+    for (long long first = 0; first < n; first += tr->local_batch) {
+        struct cv_batch b;
+        int cnt = (int)(n - first < tr->local_batch ? n - first : tr->local_batch);
+        cv_shard_slice(sh, first, cnt, &b);
+        cv_model_predict(tr->model, &b, tr->pred, &stats);
+    }
+    double v[3] = {stats.loss_sum, (double)stats.correct, (double)stats.count};
+    cv_status st = cv_comm_sum_doubles(tr->comm, v, 3, err);
+    *loss = v[2] > 0 ? v[0] / v[2] : NAN;
+    *acc = v[2] > 0 ? v[1] / v[2] : NAN;
+    return st;
+}
+
+static cv_status append_history(struct trainer *tr, const char *line, struct cv_error *err)
+{
+    size_t old = tr->ts.metrics ? strlen(tr->ts.metrics) : 0, add = strlen(line);
+    char *p = realloc(tr->ts.metrics, old + add + 2);
+    if (!p)
+        return cv_fail(err, CV_NOMEM, "out of memory");
+    memcpy(p + old, line, add);
+    p[old + add] = '\n';
+    p[old + add + 1] = '\0';
+    tr->ts.metrics = p;
+    return CV_OK;
+}
+
+/* Rewrite RUN_DIR/metrics.jsonl from the history (atomic replace). */
+static cv_status write_metrics_file(const struct trainer *tr, struct cv_error *err)
+{
+    char path[CV_PATH_MAX + 16], tmp[CV_PATH_MAX + 32];
+    run_path(tr, path, sizeof(path), "metrics.jsonl");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return cv_fail(err, CV_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    const char *h = tr->ts.metrics ? tr->ts.metrics : "";
+    bool ok = fwrite(h, 1, strlen(h), f) == strlen(h);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return cv_fail(err, CV_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return CV_OK;
+}
+
+/* Global running sums of the epoch: this call's steps plus what a resumed
+ * checkpoint carried (already global, so counted on rank 0 only). */
+static cv_status epoch_sums(const struct trainer *tr, double v[3], struct cv_error *err)
+{
+    bool r0 = tr->rank == 0;
+    v[0] = tr->epoch.loss_sum + (r0 ? tr->ts.epoch_loss_sum : 0);
+    v[1] = (double)tr->epoch.correct + (r0 ? tr->ts.epoch_correct : 0);
+    v[2] = (double)tr->epoch.count + (r0 ? tr->ts.epoch_count : 0);
+    return cv_comm_sum_doubles(tr->comm, v, 3, err);
+}
+
+struct epoch_figures {
+    double train_loss, train_acc, dev_loss, dev_acc, lr, sps, rss;
+};
+
+/* A JSON number, or null for NaN/Inf (JSON has neither). */
+static const char *jnum(char *buf, size_t n, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, n, "%.6g", v);
+    else
+        snprintf(buf, n, "null");
+    return buf;
+}
+
+static cv_status log_epoch(struct trainer *tr, const char *event, const struct epoch_figures *e,
+                           struct cv_error *err)
+{
+    char line[1024], a[32], b[32], c[32], d[32];
+    double el = cv_now() - tr->t_start;
+    snprintf(line, sizeof(line),
+             "{\"event\":\"%s\",\"epoch\":%lld,\"step\":%lld,\"train_loss\":%s,"
+             "\"train_accuracy\":%s,\"dev_loss\":%s,\"dev_accuracy\":%s,\"lr\":%.6g,"
+             "\"samples_per_s\":%.1f,\"elapsed_s\":%.3f,\"ranks\":%d,\"threads\":%d,"
+             "\"time_s\":{\"data\":%.4f,\"forward\":%.4f,\"backward\":%.4f,"
+             "\"allreduce_exposed\":%.4f,\"optimizer\":%.4f},\"peak_rss_mb\":%.1f,"
+             "\"n_params\":%zu}",
+             event, tr->ts.epoch + 1, tr->ts.step, jnum(a, 32, e->train_loss),
+             jnum(b, 32, e->train_acc), jnum(c, 32, e->dev_loss), jnum(d, 32, e->dev_acc), e->lr, e->sps, el, tr->world, cv_num_threads(), tr->t.data,
+             tr->t.forward, tr->t.backward, tr->t.comm, tr->t.optim, e->rss,
+             cv_model_n_params(tr->model));
+    cv_status st = append_history(tr, line, err);
+    if (st == CV_OK && tr->rank == 0)
+        st = write_metrics_file(tr, err);
+    return st;
+}
+
+static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_train_result *res,
+                              struct cv_error *err)
+{
+    struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN};
+    double v[3];
+    cv_status st = epoch_sums(tr, v, err);
+    double rss[1] = {peak_rss_mb()};
+    if (st == CV_OK)
+        st = cv_comm_max_doubles(tr->comm, rss, 1, err);
+    if (st == CV_OK && tr->dev)
+        st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, err);
+    if (st != CV_OK)
+        return st;
+    e.train_loss = v[2] > 0 ? v[0] / v[2] : NAN;
+    e.train_acc = v[2] > 0 ? v[1] / v[2] : NAN;
+    e.lr = cv_optim_lr(tr->cfg, (int)tr->ts.epoch);
+    e.sps = tr->train_time > 0 ? (double)tr->samples / tr->train_time : 0;
+    e.rss = rss[0];
+    say(tr, "epoch %lld/%d  step %lld  train loss %.4f acc %.4f | dev loss %.4f acc %.4f | "
+            "%.0f samples/s | %.1f s\n",
+        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, e.train_acc,
+        e.dev_loss, e.dev_acc, e.sps, cv_now() - tr->t_start);
+    *res = (struct cv_train_result){e.train_loss, e.train_acc, e.dev_loss, e.dev_acc,
+                                    (int)tr->ts.epoch + 1, tr->ts.step, 0, e.sps, 0};
+    return log_epoch(tr, event, &e, err);
+}
+
+/* ---- checkpoints ---- */
+
+static int ckpt_filter(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return !strncmp(d->d_name, "ckpt-", 5) && n > 8 && !strcmp(d->d_name + n - 3, ".h5");
+}
+
+/* Checkpoint names sorted newest first (names embed the zero-padded step). */
+static int list_checkpoints(const char *dir, struct dirent ***names)
+{
+    int n = scandir(dir, names, ckpt_filter, alphasort);
+    for (int i = 0; i < n / 2; i++) {
+        struct dirent *t = (*names)[i];
+        (*names)[i] = (*names)[n - 1 - i];
+        (*names)[n - 1 - i] = t;
+    }
+    return n;
+}
+
+static void free_names(struct dirent **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static void prune_checkpoints(const struct trainer *tr)
+{
+    char dir[CV_PATH_MAX + 16], path[2 * CV_PATH_MAX];
+    struct dirent **names;
+    run_path(tr, dir, sizeof(dir), "checkpoints");
+    int n = list_checkpoints(dir, &names);
+    for (int i = tr->cfg->checkpoint.keep; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+        unlink(path);
+    }
+    if (n >= 0)
+        free_names(names, n);
+}
+
+cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,
+                                   void (*note)(void *arg, const char *line), void *note_arg,
+                                   struct cv_error *err)
+{
+    char dir[CV_PATH_MAX + 16], line[3 * CV_PATH_MAX];
+    struct dirent **names;
+    snprintf(dir, sizeof(dir), "%s/checkpoints", run_dir);
+    int n = list_checkpoints(dir, &names);
+    for (int i = 0; i < n; i++) {
+        struct cv_error e;
+        cv_error_clear(&e);
+        snprintf(path, size, "%s/%s", dir, names[i]->d_name);
+        if (cv_ckpt_verify(path, &e) == CV_OK) {
+            free_names(names, n);
+            return CV_OK;
+        }
+        snprintf(line, sizeof(line), "skipping checkpoint %s: %s", path, e.msg);
+        if (note)
+            note(note_arg, line);
+    }
+    if (n >= 0)
+        free_names(names, n);
+    path[0] = '\0';
+    return cv_fail(err, CV_IO, "%s: no checkpoint that verifies%s", dir,
+                   n > 0 ? " (all were skipped, see above)" : "");
+}
+
+static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
+{
+    double v[3];
+    cv_status st = epoch_sums(tr, v, err);
+    if (st != CV_OK)
+        return st;
+    struct cv_train_state ts = tr->ts;
+    ts.epoch_loss_sum = v[0];
+    ts.epoch_correct = v[1];
+    ts.epoch_count = v[2];
+    if (tr->rank == 0) {
+        char path[CV_PATH_MAX + 64];
+        snprintf(path, sizeof(path), "%s/checkpoints/ckpt-%012lld.h5", tr->run_dir, ts.step);
+        st = cv_ckpt_save(path, tr->model, tr->optim, &ts, err);
+        if (st == CV_OK)
+            prune_checkpoints(tr);
+    }
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st != CV_OK && err) /* no checkpoint, no training: stop so the job can be resumed */
+        err->code = CV_INTERRUPTED;
+    return st != CV_OK ? CV_INTERRUPTED : CV_OK;
+}
+
+static cv_status save_model(struct trainer *tr, struct cv_error *err)
+{
+    cv_status st = CV_OK;
+    if (tr->rank == 0) {
+        char path[CV_PATH_MAX + 16];
+        run_path(tr, path, sizeof(path), "model.h5");
+        st = cv_ckpt_save(path, tr->model, NULL, NULL, err);
+    }
+    return cv_comm_agree(tr->comm, st, err);
+}
+
+/* The first architectural difference between two configs, or NULL. */
+static const char *arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
+                             size_t n)
+{
+    for (int i = 0; i < 3; i++)
+        if (a->model.input[i] != b->model.input[i])
+            return snprintf(buf, n, "model.input differs"), buf;
+    if (a->model.n_layers != b->model.n_layers)
+        return snprintf(buf, n, "layer count %d vs %d", a->model.n_layers, b->model.n_layers), buf;
+    if (a->model.loss != b->model.loss)
+        return snprintf(buf, n, "model.loss differs"), buf;
+    for (int i = 0; i < a->model.n_layers; i++) {
+        const struct cv_layer_spec *x = &a->model.layers[i], *y = &b->model.layers[i];
+        const char *what = x->type != y->type             ? "type"
+                           : x->units != y->units         ? "units"
+                           : x->activation != y->activation ? "activation"
+                           : x->filters != y->filters     ? "filters"
+                           : x->size != y->size           ? "size"
+                           : x->stride != y->stride       ? "stride"
+                           : x->pad != y->pad             ? "pad"
+                           : x->n_children != y->n_children ? "layers"
+                                                          : NULL;
+        if (what)
+            return snprintf(buf, n, "model.layers.%d.%s differs", i, what), buf;
+    }
+    return NULL;
+}
+
+static void note_rank0(void *arg, const char *line)
+{
+    say(arg, "%s\n", line);
+}
+
+static cv_status load_resume(struct trainer *tr, const char *path, struct cv_error *err)
+{
+    struct cv_config *old = NULL;
+    char why[128];
+    cv_status st = cv_ckpt_read_config(path, NULL, 0, &old, err);
+    const char *d = st == CV_OK ? arch_diff(old, tr->cfg, why, sizeof(why)) : NULL;
+    cv_config_free(old);
+    if (d)
+        return cv_fail(err, CV_CONFIG, "cannot resume from %s: architecture differs (%s)", path, d);
+    if (st == CV_OK)
+        st = cv_ckpt_load(path, tr->model, tr->optim, &tr->ts, err);
+    const struct cv_dataset_info *info = cv_shard_info(tr->train);
+    if (st == CV_OK && (tr->ts.data_rows != info->n_rows || tr->ts.data_features != info->features))
+        st = cv_fail(err, CV_CONFIG,
+                     "cannot resume from %s: it was trained on %lld x %d rows of %s, data.train "
+                     "= %s has %lld x %d",
+                     path, tr->ts.data_rows, tr->ts.data_features, tr->ts.data_path,
+                     tr->cfg->data.train, info->n_rows, info->features);
+    return st;
+}
+
+/* Collective: resume from the newest valid checkpoint.  *found is false
+ * (and CV_OK) when none exists and `required` is false. */
+static cv_status resume(struct trainer *tr, const char *dir, bool required, bool *found,
+                        struct cv_error *err)
+{
+    char path[CV_PATH_MAX + 64] = "";
+    struct cv_error quiet;
+    cv_error_clear(&quiet);
+    cv_status st = CV_OK;
+    if (tr->rank == 0)
+        st = cv_train_find_checkpoint(dir, path, sizeof(path), note_rank0, tr,
+                                      required ? err : &quiet);
+    if (!required && st != CV_OK && tr->rank == 0)
+        st = CV_OK, path[0] = '\0';
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st == CV_OK)
+        st = cv_comm_bcast(tr->comm, path, sizeof(path), 0, err);
+    *found = st == CV_OK && path[0];
+    if (!*found)
+        return st;
+    st = cv_comm_agree(tr->comm, load_resume(tr, path, err), err);
+    if (st != CV_OK)
+        return st;
+    say(tr, "resuming from %s: epoch %lld, step %lld%s\n", path, tr->ts.epoch + 1, tr->ts.step,
+        tr->ts.world_size != tr->world ? " (elastic: world size changed, data order differs)" : "");
+    return tr->rank == 0 ? cv_comm_agree(tr->comm, write_metrics_file(tr, err), err)
+                         : cv_comm_agree(tr->comm, CV_OK, err);
+}
+
+/* ---- the step loop ---- */
+
+static cv_status diverged(const struct trainer *tr, const char *what, struct cv_error *err)
+{
+    return cv_fail(err, CV_NONFINITE,
+                   "training diverged: %s at epoch %lld, step %lld of the epoch (global step "
+                   "%lld); the last good model is kept in %s/model.h5",
+                   what, tr->ts.epoch + 1, tr->ts.epoch_step + 1, tr->ts.step + 1, tr->run_dir);
+}
+
+/* One global mini-batch.  *stop: some rank was asked to stop. */
+static cv_status train_step(struct trainer *tr, long long n_rows, double lr, bool *stop,
+                            struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    long long s = tr->ts.epoch_step;
+    struct cv_batch b;
+    struct cv_batch_stats bs = {0};
+    double t0 = cv_now(), wait = 0;
+    cv_shard_batch(tr->train, cv_sched_local_batch(cfg->train.batch, tr->rank, tr->world), s, &b);
+    long long global = cv_sched_global_count(n_rows, cfg->train.batch, tr->world, s);
+    tr->t.data += cv_now() - t0;
+    cv_reducer_begin(tr->reducer);
+    cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global,
+                         cv_reducer_ready, tr->reducer, &bs);
+    cv_status st = cv_reducer_finish(tr->reducer, &wait, err);
+    double flags[2] = {tr->opts->stop && *tr->opts->stop ? 1 : 0, isfinite(bs.loss_sum) ? 0 : 1};
+    double t_flags = cv_now();
+    if (st == CV_OK) /* folds stop requests and divergence into one tiny allreduce */
+        st = cv_comm_sum_doubles(tr->comm, flags, 2, err);
+    double t1 = cv_now();
+    tr->t.comm += wait + (t1 - t_flags);
+    tr->t.forward += bs.t_forward;
+    tr->t.backward += bs.t_backward;
+    if (st != CV_OK)
+        return st;
+    if (flags[1] > 0)
+        return diverged(tr, "the loss is NaN or infinite", err);
+    double norm = cv_optim_step(tr->optim, cv_model_params(tr->model), cv_model_grads(tr->model),
+                                lr, global);
+    tr->t.optim += cv_now() - t1;
+    if (!isfinite(norm))
+        return diverged(tr, "the gradient is NaN or infinite", err);
+    tr->epoch.loss_sum += bs.loss_sum;
+    tr->epoch.correct += bs.correct;
+    tr->epoch.count += bs.count;
+    tr->samples += global;
+    *stop = flags[0] > 0;
+    return CV_OK;
+}
+
+static cv_status interrupted(struct trainer *tr, struct cv_error *err)
+{
+    cv_status st = save_checkpoint(tr, err);
+    if (st != CV_OK)
+        return st;
+    return cv_fail(err, CV_INTERRUPTED,
+                   "stopped on request at epoch %lld, global step %lld; checkpoint written to "
+                   "%s/checkpoints; resume with --resume %s or run.resume=auto",
+                   tr->ts.epoch + 1, tr->ts.step, tr->run_dir, tr->run_dir);
+}
+
+static void reset_epoch(struct trainer *tr)
+{
+    memset(&tr->epoch, 0, sizeof(tr->epoch));
+    tr->ts.epoch_loss_sum = tr->ts.epoch_correct = tr->ts.epoch_count = 0;
+    tr->ts.epoch++;
+    tr->ts.epoch_step = 0;
+}
+
+/* Runs the steps of the current epoch; *limit when train.max_steps hit. */
+static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    long long n_rows = cv_shard_info(tr->train)->n_rows;
+    long long steps = cv_sched_steps(n_rows, cfg->train.batch, tr->world);
+    double lr = cv_optim_lr(cfg, (int)tr->ts.epoch);
+    cv_shard_shuffle(tr->train, cfg->train.seed, tr->ts.epoch, true);
+    *limit = false;
+    while (tr->ts.epoch_step < steps && !*limit) {
+        bool stop = false;
+        double t0 = cv_now();
+        cv_status st = train_step(tr, n_rows, lr, &stop, err);
+        tr->train_time += cv_now() - t0;
+        if (st != CV_OK)
+            return st;
+        tr->ts.step++;
+        tr->ts.epoch_step++;
+        *limit = cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps;
+        if (stop)
+            return interrupted(tr, err);
+        if (cfg->checkpoint.every_steps > 0 && tr->ts.step % cfg->checkpoint.every_steps == 0)
+            if ((st = save_checkpoint(tr, err)) != CV_OK)
+                return st;
+    }
+    return CV_OK;
+}
+
+static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res,
+                            struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    int last = cfg->train.epochs;
+    if (tr->opts->stop_at_epoch > 0 && tr->opts->stop_at_epoch < last)
+        last = tr->opts->stop_at_epoch;
+    bool limit = false;
+    while (tr->ts.epoch < last && !limit) {
+        cv_status st = run_steps(tr, &limit, err);
+        if (st == CV_OK)
+            st = finish_epoch(tr, limit ? "end" : "epoch", res, err);
+        if (st == CV_OK)
+            st = save_model(tr, err);
+        if (st != CV_OK)
+            return st;
+        if (limit)
+            return CV_OK;
+        reset_epoch(tr);
+        bool due = cfg->checkpoint.every_epochs > 0 && tr->ts.epoch % cfg->checkpoint.every_epochs == 0;
+        if (due || tr->ts.epoch == last)
+            if ((st = save_checkpoint(tr, err)) != CV_OK)
+                return st;
+    }
+    return CV_OK;
+}
+
+/* ---- set-up and the public entry ---- */
+
+static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
+{
+    cv_status st = CV_OK;
+    if (tr->cfg->data.normalize == CV_NORM_STANDARD)
+        st = compute_norm(tr, err);
+    if (st != CV_OK)
+        return st;
+    cv_model_init_params(tr->model, tr->cfg->train.seed);
+    bool same = false;
+    st = cv_comm_same_bytes(tr->comm, cv_model_params(tr->model),
+                            cv_model_n_params(tr->model) * sizeof(float), &same, NULL, err);
+    if (st == CV_OK && !same)
+        st = cv_fail(err, CV_MPI, "replicas start from different parameters (checksums differ)");
+    return st;
+}
+
+static void print_line(void *arg, const char *line)
+{
+    say(arg, "%s\n", line);
+}
+
+static cv_status prepare(struct trainer *tr, struct cv_error *err)
+{
+    cv_status st = make_run_dir(tr, err);
+    if (st == CV_OK)
+        st = cv_comm_agree(tr->comm, build(tr, err), err);
+    if (st == CV_OK)
+        st = open_data(tr, err);
+    if (st != CV_OK)
+        return st;
+    const char *dir = tr->opts->resume_dir;
+    bool auto_resume = tr->cfg->run.resume == CV_RESUME_AUTO, found = false;
+    if (dir || auto_resume)
+        st = resume(tr, dir ? dir : tr->run_dir, dir != NULL, &found, err);
+    if (st == CV_OK && !found)
+        st = cv_comm_agree(tr->comm, fresh_start(tr, err), err);
+    if (st != CV_OK)
+        return st;
+    const float *mean = cv_model_norm_mean(tr->model), *sd = cv_model_norm_std(tr->model);
+    if (mean) {
+        cv_shard_normalize(tr->train, mean, sd);
+        if (tr->dev)
+            cv_shard_normalize(tr->dev, mean, sd);
+    }
+    tr->ts.world_size = tr->world;
+    tr->ts.data_rows = cv_shard_info(tr->train)->n_rows;
+    tr->ts.data_features = cv_shard_info(tr->train)->features;
+    snprintf(tr->ts.data_path, sizeof(tr->ts.data_path), "%s", tr->cfg->data.train);
+    return CV_OK;
+}
+
+static cv_status check_replicas(struct trainer *tr, struct cv_train_result *res,
+                                struct cv_error *err)
+{
+    bool same = false;
+    uint64_t h = 0;
+    cv_status st = cv_comm_same_bytes(tr->comm, cv_model_params(tr->model),
+                                      cv_model_n_params(tr->model) * sizeof(float), &same, &h, err);
+    res->params_hash = h;
+    if (st == CV_OK && !same)
+        st = cv_fail(err, CV_MPI, "replicas diverged: parameter checksums differ across ranks");
+    return st;
+}
+
+cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
+                       const struct cv_train_opts *opts, struct cv_train_result *res,
+                       struct cv_error *err)
+{
+    static const struct cv_train_opts none;
+    struct trainer tr = {.cfg = cfg, .comm = comm, .opts = opts ? opts : &none};
+    tr.rank = cv_comm_rank(comm);
+    tr.world = cv_comm_size(comm);
+    tr.t_start = cv_now();
+    memset(res, 0, sizeof(*res));
+    res->dev_loss = res->dev_accuracy = NAN;
+    cv_status st = prepare(&tr, err);
+    if (st == CV_OK) {
+        say(&tr, "training on %lld rows of %s with %d rank(s) x %d thread(s), global batch %d\n",
+            cv_shard_info(tr.train)->n_rows, cfg->data.train, tr.world, cv_num_threads(),
+            cfg->train.batch);
+        cv_model_summary(tr.model, print_line, &tr);
+        st = run_epochs(&tr, res, err);
+    }
+    if (st == CV_OK)
+        st = check_replicas(&tr, res, err);
+    res->seconds = cv_now() - tr.t_start;
+    cv_reducer_free(tr.reducer);
+    cv_optim_free(tr.optim);
+    cv_shard_free(tr.train);
+    cv_shard_free(tr.dev);
+    cv_model_free(tr.model);
+    free(tr.pred);
+    free(tr.ts.metrics);
+    return st;
+}
