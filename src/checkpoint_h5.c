@@ -170,6 +170,7 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
     attr_ll(w->file, "format_version", CV_CKPT_FORMAT_VERSION);
     attr_str(w->file, "caviar_version", CAVIAR_VERSION_STRING);
     attr_str(w->file, "kind", o ? "checkpoint" : "model");
+    attr_ll(w->file, "n_params", (long long)cv_model_n_params(m));
     attr_ll(w->file, "params_fnv1a",
             (long long)cv_hash_bytes(cv_model_params(m), cv_model_n_params(m) * sizeof(float)));
     cv_status st = write_text(w, "config", cfg->text, err);
@@ -543,6 +544,8 @@ cv_status cv_ckpt_info(const char *path, struct cv_ckpt_info *info, struct cv_er
     info->format_version = (int)get_attr_ll(r.file, "format_version", 0);
     get_attr_str(r.file, "caviar_version", info->caviar_version, sizeof(info->caviar_version));
     get_attr_str(r.file, "kind", info->kind, sizeof(info->kind));
+    info->n_params = get_attr_ll(r.file, "n_params", 0);
+    info->params_hash = (unsigned long long)get_attr_ll(r.file, "params_fnv1a", 0);
     if (H5Lexists(r.file, "optimizer", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(r.file, "optimizer", H5P_DEFAULT);
         info->optimizer_t = get_attr_ll(g, "t", 0);

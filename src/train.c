@@ -94,6 +94,26 @@ static double peak_rss_mb(void)
 
 /* ---- set-up ---- */
 
+static int tmp_filter(const struct dirent *d)
+{
+    return strstr(d->d_name, ".tmp.") != NULL;
+}
+
+/* Temporary files of writes that a crash interrupted: never valid, remove. */
+static void remove_stale_temporaries(const char *dir)
+{
+    struct dirent **names;
+    char path[2 * CV_PATH_MAX];
+    int n = scandir(dir, &names, tmp_filter, alphasort);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+        unlink(path);
+        free(names[i]);
+    }
+    if (n >= 0)
+        free(names);
+}
+
 static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
@@ -104,6 +124,8 @@ static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
         if (mkdir_p(tr->run_dir) != 0 || mkdir_p(ck) != 0 || access(tr->run_dir, W_OK) != 0)
             st = cv_fail(err, CV_IO, "run.dir = %s: cannot create or write: %s", tr->run_dir,
                          strerror(errno));
+        else
+            remove_stale_temporaries(ck);
     }
     return cv_comm_agree(tr->comm, st, err);
 }
@@ -533,7 +555,9 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global,
                          cv_reducer_ready, tr->reducer, &bs);
     cv_status st = cv_reducer_finish(tr->reducer, &wait, err);
-    double flags[2] = {tr->opts->stop && *tr->opts->stop ? 1 : 0, isfinite(bs.loss_sum) ? 0 : 1};
+    bool preempt = tr->opts->preempt_at_step > 0 && tr->ts.step + 1 >= tr->opts->preempt_at_step;
+    bool asked = (tr->opts->stop && *tr->opts->stop) || preempt;
+    double flags[2] = {asked ? 1 : 0, isfinite(bs.loss_sum) ? 0 : 1};
     double t_flags = cv_now();
     if (st == CV_OK) /* folds stop requests and divergence into one tiny allreduce */
         st = cv_comm_sum_doubles(tr->comm, flags, 2, err);

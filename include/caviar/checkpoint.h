@@ -68,7 +68,7 @@ struct cv_ckpt_info {
     char caviar_version[32];
     char kind[16];            /* "model" or "checkpoint" */
     long long n_params;
-    char optimizer[16];
+    unsigned long long params_hash; /* FNV-1a of the parameter arena as stored */
     long long optimizer_t;
     struct cv_train_state ts; /* ts.metrics owned: free it */
 };

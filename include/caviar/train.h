@@ -25,6 +25,8 @@ struct cv_train_opts {
     bool quiet;                      /* no per-epoch lines on stdout (sweeps) */
     const char *tag;                 /* prefix of printed lines, e.g. "trial 3" */
     int stop_at_epoch;               /* > 0: return after this many epochs (ASHA rungs) */
+    long long preempt_at_step;       /* > 0: behave as if signalled once this global step is
+                                        done (deterministic preemption for tests) */
 };
 
 struct cv_train_result {

@@ -9,6 +9,7 @@
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "caviar/comm.h"
@@ -45,6 +46,8 @@ static void usage(FILE *f)
                "Train the model described by CONFIG (docs/config.md) on every rank of the job,\n"
                "data parallel.  Overrides replace config keys, e.g. train.lr=3e-3 run.dir=runs/a.\n\n"
                "  --resume DIR  continue from the newest valid checkpoint in DIR/checkpoints\n"
+               "  --stop-after-steps N  act as if preempted after global step N: checkpoint,\n"
+               "                exit 75 (for testing resume)\n"
                "  --help        this text\n\n"
                "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5.\n"
                "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
@@ -53,13 +56,19 @@ static void usage(FILE *f)
 int cv_cmd_train(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"resume", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'}, {0}};
+        {"resume", required_argument, NULL, 'r'},
+        {"stop-after-steps", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {0}};
     const char *resume = NULL;
+    long long preempt = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h')
             return usage(stdout), CV_EXIT_OK;
+        if (c == 's' && (preempt = atoll(optarg)) > 0)
+            continue;
         if (c != 'r')
             return usage(stderr), CV_EXIT_USAGE;
         resume = optarg;
@@ -79,7 +88,8 @@ int cv_cmd_train(int argc, char **argv)
                                 argc - optind - 1, &cfg);
     if (rc == CV_EXIT_OK) {
         install_signals();
-        struct cv_train_opts topts = {.resume_dir = resume, .stop = &stop_requested};
+        struct cv_train_opts topts = {
+            .resume_dir = resume, .stop = &stop_requested, .preempt_at_step = preempt};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0)

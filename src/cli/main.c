@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"eval", cv_cmd_eval, "evaluate a model on a dataset: loss, accuracy, P/R/F1, confusion"},
     {"predict", cv_cmd_predict, "write a model's predictions to .h5 or .csv"},
     {"gradcheck", cv_cmd_gradcheck, "compare backprop gradients with centred differences"},
+    {"inspect", cv_cmd_inspect, "show what a model or checkpoint holds and verify it"},
 };
 
 static void usage(FILE *f)

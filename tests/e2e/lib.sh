@@ -1,0 +1,82 @@
+# tests/e2e/lib.sh - sourced by the e2e tests: `bash test_x.sh CAVIAR ROOT`.
+# Sets up a temp dir, the MPI environment for root, and a cached import of
+# Fashion-MNIST (from the Debian package dataset-fashion-mnist).
+set -euo pipefail
+CAVIAR=$(realpath "$1")
+ROOT=$(realpath "$2")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+TMP=$(mktemp -d /tmp/caviar-e2e.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+DATA=${CV_TEST_DATA:-$(dirname "$CAVIAR")/test-data}
+FM=/usr/share/datasets/fashion-mnist
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}   # no command of a test may hang longer than this
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+ok() {
+    echo "ok: $*"
+}
+
+# Run caviar under mpirun with N ranks, never hanging.
+run_np() {
+    local np=$1
+    shift
+    timeout -k 10 "$STEP_TIMEOUT" mpirun -np "$np" --bind-to none "$CAVIAR" "$@"
+}
+
+# Import Fashion-MNIST once per build tree (flock: ctest may run tests in parallel).
+fm_data() {
+    mkdir -p "$DATA"
+    (
+        flock 9
+        [ -f "$DATA/fm.h5" ] || "$CAVIAR" import idx --images $FM/train-images-idx3-ubyte.gz \
+            --labels $FM/train-labels-idx1-ubyte.gz --shuffle --seed 1 --dev 5000 -o "$DATA/fm.h5"
+        [ -f "$DATA/fm-test.h5" ] || "$CAVIAR" import idx --images $FM/t10k-images-idx3-ubyte.gz \
+            --labels $FM/t10k-labels-idx1-ubyte.gz -o "$DATA/fm-test.h5"
+    ) 9>"$DATA/.lock" >/dev/null
+}
+
+# A small MLP config on the imported data; extra overrides go on the command line.
+tiny_config() {
+    cat >"$TMP/tiny.yaml" <<YAML
+data: {train: $DATA/fm.h5, dev: "$DATA/fm.h5#dev"}
+model:
+  input: [784]
+  layers:
+    - {type: dense, units: 64, activation: relu}
+    - {type: dropout, keep: 0.9}
+    - {type: dense, units: 10, activation: softmax}
+  loss: softmax_cross_entropy
+train: {optimizer: adam, lr: 2.0e-3, batch: 128, epochs: 2, seed: 3}
+checkpoint: {every_steps: 100, every_epochs: 1, keep: 3}
+run: {dir: $TMP/run}
+YAML
+    echo "$TMP/tiny.yaml"
+}
+
+# expect_fail PATTERN CMD... : CMD exits non-zero (and not by timeout) and
+# its output matches PATTERN.
+expect_fail() {
+    local pattern=$1 rc=0
+    shift
+    "$@" >"$TMP/out.txt" 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] || fail "expected failure, got exit 0: $*"
+    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || fail "timed out (hang): $*"
+    grep -Eq -- "$pattern" "$TMP/out.txt" || {
+        cat "$TMP/out.txt" >&2
+        fail "output does not match /$pattern/: $*"
+    }
+}
+
+# json_get FILE KEY: a top-level field of a one-object JSON file or text.
+json_get() {
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+
+params_hash() {
+    "$CAVIAR" inspect --json "$1" >"$TMP/inspect.json" && json_get "$TMP/inspect.json" params_fnv1a
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Exact resume: runs stopped (checkpoint + exit 75) mid-epoch, at an epoch
+# boundary, and several times, then resumed, end with parameters
+# byte-identical to an uninterrupted run and the same metric lines
+# (timing fields aside), for 1 and 2 ranks.
+source "$(dirname "$0")/lib.sh"
+fm_data
+cfg=$(tiny_config)   # 2 epochs of 430 steps
+
+strip_timing() {     # metric lines without the wall-clock fields
+    python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    for k in ("samples_per_s", "elapsed_s", "time_s", "peak_rss_mb"):
+        d.pop(k, None)
+    print(json.dumps(d, sort_keys=True))' "$1"
+}
+
+expect_resume_me() {
+    local rc=0
+    "$@" >"$TMP/out.txt" 2>&1 || rc=$?
+    [ "$rc" -eq 75 ] || { cat "$TMP/out.txt"; fail "expected exit 75, got $rc: $*"; }
+}
+
+for np in 1 2; do
+    run_np $np train "$cfg" run.dir="$TMP/a$np" >/dev/null
+    want=$(params_hash "$TMP/a$np/model.h5")
+
+    # mid-epoch, then at the last step of epoch 1, then to the end
+    expect_resume_me run_np $np train "$cfg" run.dir="$TMP/b$np" --stop-after-steps 250
+    expect_resume_me run_np $np train "$cfg" run.dir="$TMP/b$np" --resume "$TMP/b$np" \
+        --stop-after-steps 430
+    run_np $np train "$cfg" run.dir="$TMP/b$np" --resume "$TMP/b$np" >/dev/null
+    got=$(params_hash "$TMP/b$np/model.h5")
+    [ "$got" = "$want" ] || fail "np=$np stopped twice: params $got != uninterrupted $want"
+    diff <(strip_timing "$TMP/a$np/metrics.jsonl") <(strip_timing "$TMP/b$np/metrics.jsonl") ||
+        fail "np=$np: metric lines differ after resume"
+
+    # epoch boundary: a finished 1-epoch run extended to 2 epochs (run.resume=auto)
+    run_np $np train "$cfg" run.dir="$TMP/c$np" train.epochs=1 >/dev/null
+    run_np $np train "$cfg" run.dir="$TMP/c$np" run.resume=auto >/dev/null
+    got=$(params_hash "$TMP/c$np/model.h5")
+    [ "$got" = "$want" ] || fail "np=$np epoch-boundary resume: params $got != $want"
+    ok "np=$np: resumed runs are byte-identical ($want)"
+done

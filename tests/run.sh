@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# tests/run.sh - the test command (.ci/run calls it): install, build with
+# warnings as errors, run every ctest label, then rebuild with
+# AddressSanitizer + UBSan and run the unit and mpi labels again.
+set -euo pipefail
+CV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../jobs/lib/setup.sh
+source "$CV_ROOT/jobs/lib/setup.sh"
+
+cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py
+export OMP_NUM_THREADS=1
+
+echo "== build (Release, -Werror) and all tests"
+cv_build "$CV_ROOT/build" -DCV_WERROR=ON
+(cd "$CV_ROOT/build" && ctest --output-on-failure -LE "${CV_TEST_EXCLUDE:-^$}")
+
+echo "== build with -fsanitize=address,undefined; unit and mpi tests"
+cv_build "$CV_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCV_SANITIZE=address,undefined
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export LSAN_OPTIONS=suppressions=$CV_ROOT/tests/sanitizers/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd "$CV_ROOT/build-asan" && ctest --output-on-failure -L "unit|mpi")
