@@ -30,6 +30,7 @@ static double batch_loss(struct check *c)
 static cv_status check_tensor(void *arg, const char *path, const int *dims, int ndims, float *w,
                               size_t count, struct cv_error *err)
 {
+    (void)dims; (void)err; (void)ndims;
     struct check *c = arg;
     size_t off = (size_t)(w - cv_model_params(c->m));
     size_t stride = c->max_per && count > c->max_per ? count / c->max_per : 1;

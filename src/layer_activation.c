@@ -10,6 +10,7 @@
 
 static cv_status activation_plan(struct cv_layer *l, struct cv_error *err)
 {
+    (void)err;
     l->out = l->in;
     return CV_OK;
 }
@@ -17,6 +18,7 @@ static cv_status activation_plan(struct cv_layer *l, struct cv_error *err)
 static void activation_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                                float *y, int n)
 {
+    (void)ctx;
     size_t f = cv_shape_size(l->in);
     memcpy(y, x, sizeof(float) * f * (size_t)n);
     if (l->act == CV_ACT_SOFTMAX)
@@ -28,6 +30,7 @@ static void activation_forward(struct cv_layer *l, const struct cv_ctx *ctx, con
 static void activation_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                                 const float *y, const float *dy, float *dx, int n)
 {
+    (void)ctx; (void)x;
     if (dx)
         cv_act_backward(y, dy, dx, n, (int)cv_shape_size(l->in), l->act, l->slope);
 }
@@ -41,6 +44,7 @@ const struct cv_layer_ops cv__activation_ops = {
 
 static cv_status flatten_plan(struct cv_layer *l, struct cv_error *err)
 {
+    (void)err;
     l->out = (struct cv_shape){(int)cv_shape_size(l->in), 1, 1};
     return CV_OK;
 }
@@ -48,12 +52,14 @@ static cv_status flatten_plan(struct cv_layer *l, struct cv_error *err)
 static void flatten_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                             float *y, int n)
 {
+    (void)ctx;
     memcpy(y, x, sizeof(float) * cv_shape_size(l->in) * (size_t)n);
 }
 
 static void flatten_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                              const float *y, const float *dy, float *dx, int n)
 {
+    (void)ctx; (void)x; (void)y;
     if (dx)
         memcpy(dx, dy, sizeof(float) * cv_shape_size(l->in) * (size_t)n);
 }

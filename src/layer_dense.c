@@ -34,6 +34,7 @@ static void dense_init(struct cv_layer *l, struct cv_rng *rng)
 static void dense_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
                           int n)
 {
+    (void)ctx;
     int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
     if (n == 0)
         return;
@@ -44,6 +45,7 @@ static void dense_forward(struct cv_layer *l, const struct cv_ctx *ctx, const fl
 static void dense_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                            const float *y, const float *dy, float *dx, int n)
 {
+    (void)ctx;
     int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
     float *dz = l->scratch; /* (n, out) */
     if (n == 0) {

@@ -47,6 +47,7 @@ static void dropout_forward(struct cv_layer *l, const struct cv_ctx *ctx, const 
 static void dropout_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                              const float *y, const float *dy, float *dx, int n)
 {
+    (void)x; (void)y;
     size_t f = cv_shape_size(l->in), total = f * (size_t)n;
     if (!dx)
         return;

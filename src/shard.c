@@ -3,6 +3,7 @@
  * documented in caviar/shard.h.  Batches are gathered into preallocated
  * buffers: no allocation, copy of the dataset or HDF5 call in the step.
  */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ struct cv_shard {
     float *byv;
     long long *brows;       /* (max_batch) global row ids of the batch */
     long long *bidx;        /* (max_batch) local indices for slices */
+    float *aug;             /* (threads, features) augmentation scratch */
 };
 
 long long cv_sched_rows(long long n, int rank, int world)
@@ -75,6 +77,7 @@ static cv_status alloc_shard(cv_shard *s, struct cv_error *err)
     s->bx = cv_calloc(mb * f, sizeof(float));
     s->brows = cv_calloc(mb, sizeof(long long));
     s->bidx = cv_calloc(mb, sizeof(long long));
+    s->aug = cv_calloc((size_t)cv_num_threads() * f, sizeof(float));
     if (s->info.classes > 0) {
         s->y = cv_calloc(n, sizeof(int32_t));
         s->by = cv_calloc(mb, sizeof(int32_t));
@@ -82,7 +85,7 @@ static cv_status alloc_shard(cv_shard *s, struct cv_error *err)
         s->yv = cv_calloc(n * t, sizeof(float));
         s->byv = cv_calloc(mb * t, sizeof(float));
     }
-    if (!s->x || !s->perm || !s->bx || !s->brows || !s->bidx || (!s->y && !s->yv) || (!s->by && !s->byv))
+    if (!s->x || !s->perm || !s->bx || !s->brows || !s->bidx || !s->aug || (!s->y && !s->yv) || (!s->by && !s->byv))
         return cv_fail(err, CV_NOMEM, "out of memory for a shard of %lld x %d floats", s->n,
                        s->info.features);
     return CV_OK;
@@ -127,6 +130,7 @@ void cv_shard_free(cv_shard *s)
     free(s->byv);
     free(s->brows);
     free(s->bidx);
+    free(s->aug);
     free(s);
 }
 
@@ -230,4 +234,38 @@ void cv_shard_slice(cv_shard *s, long long first, int n, struct cv_batch *b)
     for (int i = 0; i < n; i++)
         s->bidx[i] = first + i;
     gather(s, s->bidx, n, b);
+}
+
+/* One image (C, H, W): mirror and/or shift by (dy, dx) with zero fill. */
+static void augment_one(float *img, float *tmp, const int shape[3], bool mirror, int dy, int dx)
+{
+    int c = shape[0], h = shape[1], w = shape[2];
+    size_t n = (size_t)c * h * w;
+    memcpy(tmp, img, n * sizeof(float));
+    for (int k = 0; k < c; k++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int sy = y - dy, sx0 = x - dx;
+                int sx = mirror ? w - 1 - sx0 : sx0;
+                bool in = sy >= 0 && sy < h && sx0 >= 0 && sx0 < w;
+                img[((size_t)k * h + y) * w + x] = in ? tmp[((size_t)k * h + sy) * w + sx] : 0.0f;
+            }
+}
+
+void cv_shard_augment(cv_shard *s, struct cv_batch *b, const int shape[3], uint64_t seed,
+                      long long step, bool flip, int shift)
+{
+    size_t f = (size_t)s->info.features;
+    CV_ASSERT((size_t)shape[0] * shape[1] * shape[2] == f && b->x == s->bx);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < b->n; i++) {
+        struct cv_rng r;
+        cv_rng_seed(&r, seed, CV_RNG_AUGMENT, (uint64_t)step, (uint64_t)b->rows[i]);
+        bool mirror = flip && (cv_rng_u64(&r) & 1);
+        int dy = shift ? (int)cv_rng_below(&r, 2 * (uint64_t)shift + 1) - shift : 0;
+        int dx = shift ? (int)cv_rng_below(&r, 2 * (uint64_t)shift + 1) - shift : 0;
+        float *tmp = s->aug + (size_t)omp_get_thread_num() * f;
+        if (mirror || dy || dx)
+            augment_one(s->bx + (size_t)i * f, tmp, shape, mirror, dy, dx);
+    }
 }

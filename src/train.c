@@ -201,6 +201,11 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
                        "train.batch = %d is smaller than the number of ranks (%d): every rank "
                        "needs at least one sample per global batch",
                        cfg->train.batch, tr->world);
+    bool augment = cfg->data.augment_flip || cfg->data.augment_shift > 0;
+    if (augment && (cfg->model.input[1] < 2 || cfg->model.input[2] < 2))
+        return cv_fail(err, CV_CONFIG,
+                       "data.augment needs image inputs: model.input = [C, H, W], got [%d, %d, %d]",
+                       cfg->model.input[0], cfg->model.input[1], cfg->model.input[2]);
     tr->local_batch = cv_sched_local_batch(cfg->train.batch, 0, tr->world); /* the largest */
     cv_status st = cv_model_create(cfg, tr->local_batch, &tr->model, err);
     if (st == CV_OK)
@@ -549,6 +554,9 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     struct cv_batch_stats bs = {0};
     double t0 = cv_now(), wait = 0;
     cv_shard_batch(tr->train, cv_sched_local_batch(cfg->train.batch, tr->rank, tr->world), s, &b);
+    if (cfg->data.augment_flip || cfg->data.augment_shift > 0)
+        cv_shard_augment(tr->train, &b, cfg->model.input, cfg->train.seed, tr->ts.step,
+                         cfg->data.augment_flip, cfg->data.augment_shift);
     long long global = cv_sched_global_count(n_rows, cfg->train.batch, tr->world, s);
     tr->t.data += cv_now() - t0;
     cv_reducer_begin(tr->reducer);

@@ -63,4 +63,11 @@ void cv_shard_batch(cv_shard *s, int local_batch, long long step, struct cv_batc
  * evaluation. */
 void cv_shard_slice(cv_shard *s, long long first, int n, struct cv_batch *b);
 
+/* Augment a training batch in place: random horizontal mirror (flip) and a
+ * random shift of up to `shift` pixels in x and y (zero fill), per sample,
+ * keyed by (seed, step, global row) so it replays exactly on resume.  Rows
+ * are (C, H, W) images: `shape` gives C, H, W. */
+void cv_shard_augment(cv_shard *s, struct cv_batch *b, const int shape[3], uint64_t seed,
+                      long long step, bool flip, int shift);
+
 #endif /* CAVIAR_SHARD_H */
