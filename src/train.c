@@ -41,6 +41,7 @@ struct trainer {
     cv_reducer *reducer;
     cv_shard *train, *dev;
     float *pred;                  /* (local_batch, outputs) evaluation output */
+    double *small;                /* (2 + n_state) the per-step tiny allreduce */
     struct cv_train_state ts;
     struct cv_batch_stats epoch;  /* this rank's running sums of the epoch */
     struct timers t;
@@ -217,7 +218,8 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
     if (st == CV_OK) {
         tr->pred = cv_calloc((size_t)tr->local_batch * (size_t)cv_model_outputs(tr->model),
                              sizeof(float));
-        if (!tr->pred)
+        tr->small = cv_calloc(2 + cv_model_n_state(tr->model), sizeof(double));
+        if (!tr->pred || !tr->small)
             st = cv_fail(err, CV_NOMEM, "out of memory");
     }
     return st;
@@ -544,6 +546,24 @@ static cv_status diverged(const struct trainer *tr, const char *what, struct cv_
                    what, tr->ts.epoch + 1, tr->ts.epoch_step + 1, tr->ts.step + 1, tr->run_dir);
 }
 
+/* One tiny allreduce per step folds: stop requests, divergence, and the
+ * non-trainable state (batch-norm running statistics), averaged so that
+ * every replica holds the same state.  Averaging each step is linear, so it
+ * equals the running average of the ranks' mean batch statistics. */
+static cv_status sync_small(struct trainer *tr, bool stop, bool finite, struct cv_error *err)
+{
+    size_t ns = cv_model_n_state(tr->model);
+    float *state = cv_model_state(tr->model);
+    tr->small[0] = stop ? 1 : 0;
+    tr->small[1] = finite ? 0 : 1;
+    for (size_t i = 0; i < ns; i++)
+        tr->small[2 + i] = state[i];
+    cv_status st = cv_comm_sum_doubles(tr->comm, tr->small, (int)(2 + ns), err);
+    for (size_t i = 0; st == CV_OK && tr->world > 1 && i < ns; i++)
+        state[i] = (float)(tr->small[2 + i] / tr->world);
+    return st;
+}
+
 /* One global mini-batch.  *stop: some rank was asked to stop. */
 static cv_status train_step(struct trainer *tr, long long n_rows, double lr, bool *stop,
                             struct cv_error *err)
@@ -565,10 +585,10 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     cv_status st = cv_reducer_finish(tr->reducer, &wait, err);
     bool preempt = tr->opts->preempt_at_step > 0 && tr->ts.step + 1 >= tr->opts->preempt_at_step;
     bool asked = (tr->opts->stop && *tr->opts->stop) || preempt;
-    double flags[2] = {asked ? 1 : 0, isfinite(bs.loss_sum) ? 0 : 1};
     double t_flags = cv_now();
-    if (st == CV_OK) /* folds stop requests and divergence into one tiny allreduce */
-        st = cv_comm_sum_doubles(tr->comm, flags, 2, err);
+    if (st == CV_OK)
+        st = sync_small(tr, asked, isfinite(bs.loss_sum), err);
+    double *flags = tr->small;
     double t1 = cv_now();
     tr->t.comm += wait + (t1 - t_flags);
     tr->t.forward += bs.t_forward;
@@ -758,6 +778,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     cv_shard_free(tr.dev);
     cv_model_free(tr.model);
     free(tr.pred);
+    free(tr.small);
     free(tr.ts.metrics);
     return st;
 }
