@@ -12,15 +12,14 @@
  * and are written to a temporary name, fsynced and renamed into place.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "caviar/checkpoint.h"
+#include "atomic_file.h"
 #include "caviar/comm.h"
 #include "util.h"
 
@@ -192,37 +191,11 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
     return st;
 }
 
-static cv_status fsync_path(const char *path, bool dir, struct cv_error *err)
-{
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return cv_fail(err, CV_IO, "%s: cannot open for fsync: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0)
-        return cv_fail(err, CV_IO, "%s: fsync failed: %s", path, strerror(e));
-    return CV_OK;
-}
-
-static cv_status commit_file(const char *tmp, const char *path, struct cv_error *err)
-{
-    cv_status st = fsync_path(tmp, false, err);
-    if (st == CV_OK && rename(tmp, path) != 0)
-        st = cv_fail(err, CV_IO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
-    if (st == CV_OK) {
-        char dirbuf[CV_PATH_MAX];
-        snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-        st = fsync_path(dirname(dirbuf), true, err);
-    }
-    return st;
-}
-
 cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
                        const struct cv_train_state *ts, struct cv_error *err)
 {
     char tmp[CV_PATH_MAX + 32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    cv__tmp_name(path, tmp, sizeof(tmp));
     h5_quiet();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST); /* checksummed metadata */
@@ -235,9 +208,8 @@ cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
     if (H5Fclose(f) < 0 && st == CV_OK)
         st = cv_fail(err, CV_IO, "%s: closing failed (disk full?)", tmp);
     if (st == CV_OK)
-        st = commit_file(tmp, path, err);
-    if (st != CV_OK)
-        unlink(tmp);
+        return cv__commit_file(tmp, path, err);
+    unlink(tmp);
     return st;
 }
 

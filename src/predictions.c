@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "caviar/predictions.h"
 #include "util.h"
 
@@ -39,7 +40,7 @@ static cv_status write_csv(const char *tmp, const float *probs, const int *pred,
             fprintf(f, ",%.7g", probs[(size_t)i * k + j]);
         fputc('\n', f);
     }
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    bool ok = fflush(f) == 0;
     ok = fclose(f) == 0 && ok;
     return ok ? CV_OK : cv_fail(err, CV_IO, "%s: write failed: %s", tmp, strerror(errno));
 }
@@ -62,13 +63,12 @@ cv_status cv_predictions_write(const char *path, const float *probs, long long n
     for (long long i = 0; i < n; i++)
         pred[i] = predicted(probs + (size_t)i * k, k);
     char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    cv__tmp_name(path, tmp, sizeof(tmp));
     cv_status st = h5 ? cv__predictions_write_h5(tmp, probs, pred, n, k, err)
                       : write_csv(tmp, probs, pred, n, k, err);
     free(pred);
-    if (st == CV_OK && rename(tmp, path) != 0)
-        st = cv_fail(err, CV_IO, "%s: rename failed: %s", path, strerror(errno));
-    if (st != CV_OK)
-        unlink(tmp);
+    if (st == CV_OK)
+        return cv__commit_file(tmp, path, err);
+    unlink(tmp);
     return st;
 }

@@ -2,9 +2,7 @@
  * predictions_h5.c - the HDF5 prediction file: /probabilities (N x k float32)
  * and /predicted (N int32), attribute `outputs`.  Readable with h5py.
  */
-#include <fcntl.h>
 #include <hdf5.h>
-#include <unistd.h>
 
 #include "caviar/predictions.h"
 
@@ -33,10 +31,5 @@ cv_status cv__predictions_write_h5(const char *tmp, const float *probs, const in
         rc = write_ds(f, "predicted", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, pred);
     if (H5Fclose(f) < 0)
         rc = -1;
-    int fd = rc >= 0 ? open(tmp, O_RDONLY) : -1;
-    if (fd >= 0) {
-        rc = fsync(fd) == 0 ? rc : -1;
-        close(fd);
-    }
     return rc < 0 ? cv_fail(err, CV_IO, "%s: write failed (disk full?)", tmp) : CV_OK;
 }

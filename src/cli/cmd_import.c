@@ -1,0 +1,102 @@
+/*
+ * cmd_import.c - `caviar import idx|csv ... -o out.h5`.  Runs on rank 0 (the
+ * others wait for its result under mpirun, so every rank exits alike).
+ */
+#include <getopt.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caviar/import.h"
+#include "commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: caviar import idx --images F --labels F [--shuffle] [--seed S] [--dev N]\n"
+            "                         [--classes K] [--class-names a,b,...] -o OUT.h5\n"
+            "       caviar import csv FILE --label-column NAME|INDEX [--header] [--regression]\n"
+            "                         [--shuffle] [--seed S] [--dev N] -o OUT.h5\n\n"
+            "Write a caviar HDF5 dataset (docs/dataset-format.md): /X, /y, attribute classes.\n"
+            "IDX files may be gzip-compressed or raw; pixels are stored as uint8 with scale\n"
+            "1/255.  --dev N holds out the last N rows (after --shuffle) in group 'dev'.\n");
+}
+
+struct args {
+    const char *images, *labels, *out, *label_col, *csv;
+    bool header, regression;
+    struct cv_import_opts o;
+};
+
+static int parse(int argc, char **argv, struct args *a)
+{
+    static const struct option opts[] = {
+        {"images", required_argument, NULL, 'i'}, {"labels", required_argument, NULL, 'l'},
+        {"shuffle", no_argument, NULL, 'S'},      {"seed", required_argument, NULL, 's'},
+        {"dev", required_argument, NULL, 'd'},    {"classes", required_argument, NULL, 'k'},
+        {"class-names", required_argument, NULL, 'n'},
+        {"label-column", required_argument, NULL, 'c'},
+        {"header", no_argument, NULL, 'H'},       {"regression", no_argument, NULL, 'r'},
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': a->images = optarg; break;
+        case 'l': a->labels = optarg; break;
+        case 'S': a->o.shuffle = true; break;
+        case 's': a->o.seed = strtoull(optarg, NULL, 10); break;
+        case 'd': a->o.dev = atoll(optarg); break;
+        case 'k': a->o.classes = atoi(optarg); break;
+        case 'n': a->o.class_names = optarg; break;
+        case 'c': a->label_col = optarg; break;
+        case 'H': a->header = true; break;
+        case 'r': a->regression = true; break;
+        case 'o': a->out = optarg; break;
+        case 'h': return 1;
+        default: return -1;
+        }
+    }
+    return 0;
+}
+
+static int run(const char *kind, struct args *a)
+{
+    struct cv_error err;
+    struct cv_import_summary s;
+    cv_error_clear(&err);
+    cv_status st;
+    if (!strcmp(kind, "idx"))
+        st = cv_import_idx(a->images, a->labels, a->out, &a->o, &s, &err);
+    else
+        st = cv_import_csv(a->csv, a->label_col, a->header, a->regression, a->out, &a->o, &s,
+                           &err);
+    if (st != CV_OK)
+        return cv_cli_fail("import", &err);
+    printf("imported %lld rows (+ %lld dev rows) x %d features, %d classes -> %s\n", s.rows,
+           s.dev_rows, s.features, s.classes, a->out);
+    return CV_EXIT_OK;
+}
+
+int cv_cmd_import(int argc, char **argv)
+{
+    struct args a = {0};
+    const char *kind = argc > 1 ? argv[1] : "";
+    int rc = (strcmp(kind, "idx") && strcmp(kind, "csv")) ? -1 : parse(argc - 1, argv + 1, &a);
+    if (rc == 0 && !strcmp(kind, "csv") && optind + 1 < argc)
+        a.csv = argv[optind + 1];
+    bool idx_ok = !strcmp(kind, "idx") && a.images && a.labels;
+    bool csv_ok = !strcmp(kind, "csv") && a.csv && a.label_col;
+    if (rc == 0 && (!a.out || !(idx_ok || csv_ok)))
+        rc = -1;
+    if (rc != 0) {
+        if (cv_cli_rank() == 0)
+            usage(rc > 0 ? stdout : stderr);
+        return rc > 0 || !strcmp(kind, "--help") ? CV_EXIT_OK : CV_EXIT_USAGE;
+    }
+    int code = cv_cli_rank() == 0 ? run(kind, &a) : 0;
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return code;
+}

@@ -1,0 +1,319 @@
+/*
+ * dataset_h5.c - HDF5 datasets (docs/dataset-format.md): probe a split, read
+ * a row range through a hyperslab (a rank's shard), validate what was read
+ * (finite values, class ids in range), and write splits atomically.
+ */
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "caviar/config.h"
+#include "caviar/dataset.h"
+#include "util.h"
+
+struct split {
+    hid_t file, group, x, y;
+    char file_path[CV_PATH_MAX];
+    const char *spec;
+};
+
+static void split_close(struct split *s)
+{
+    if (s->y >= 0)
+        H5Dclose(s->y);
+    if (s->x >= 0)
+        H5Dclose(s->x);
+    if (s->group >= 0)
+        H5Gclose(s->group);
+    if (s->file >= 0)
+        H5Fclose(s->file);
+}
+
+/* "file.h5#group" -> file path and group ("/" by default). */
+static cv_status split_open(const char *spec, struct split *s, struct cv_error *err)
+{
+    *s = (struct split){-1, -1, -1, -1, "", spec};
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const char *hash = strrchr(spec, '#');
+    size_t len = hash ? (size_t)(hash - spec) : strlen(spec);
+    if (len >= sizeof(s->file_path))
+        return cv_fail(err, CV_IO, "%s: path too long", spec);
+    memcpy(s->file_path, spec, len);
+    s->file_path[len] = '\0';
+    if (access(s->file_path, R_OK) != 0)
+        return cv_fail(err, CV_IO, "%s: cannot open dataset: %s", s->file_path, strerror(errno));
+    s->file = H5Fopen(s->file_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (s->file < 0)
+        return cv_fail(err, CV_FORMAT, "%s: not an HDF5 file (or truncated)", s->file_path);
+    s->group = H5Gopen2(s->file, hash ? hash + 1 : "/", H5P_DEFAULT);
+    if (s->group < 0)
+        return cv_fail(err, CV_FORMAT, "%s: no group '%s'", s->file_path, hash ? hash + 1 : "/");
+    s->x = H5Dopen2(s->group, "X", H5P_DEFAULT);
+    if (s->x < 0)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: no dataset /X (expected N x features, float32 or uint8)", spec);
+    s->y = H5Dopen2(s->group, "y", H5P_DEFAULT);
+    if (s->y < 0)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: no dataset /y (expected N int32 class ids or N x k float32 targets)",
+                       spec);
+    return CV_OK;
+}
+
+static int dims_of(hid_t ds, hsize_t *d)
+{
+    hid_t sp = H5Dget_space(ds);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd >= 1 && nd <= 2)
+        H5Sget_simple_extent_dims(sp, d, NULL);
+    H5Sclose(sp);
+    return nd;
+}
+
+static bool read_attr(hid_t obj, const char *name, hid_t mem_type, void *out)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return false;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    bool ok = a >= 0 && H5Aread(a, mem_type, out) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    return ok;
+}
+
+static cv_status probe_x(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
+{
+    hsize_t d[2] = {0, 0};
+    if (dims_of(s->x, d) != 2)
+        return cv_fail(err, CV_FORMAT, "%s: /X must be 2-D (N x features)", s->spec);
+    hid_t t = H5Dget_type(s->x);
+    H5T_class_t cls = H5Tget_class(t);
+    bool u8 = cls == H5T_INTEGER && H5Tget_size(t) == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
+    H5Tclose(t);
+    if (cls != H5T_FLOAT && !u8)
+        return cv_fail(err, CV_FORMAT, "%s: /X must be float32/float64 or uint8", s->spec);
+    info->n_rows = (long long)d[0];
+    info->features = (int)d[1];
+    info->x_uint8 = u8;
+    info->scale = 1.0f;
+    if (u8 && !read_attr(s->x, "scale", H5T_NATIVE_FLOAT, &info->scale))
+        read_attr(s->group, "scale", H5T_NATIVE_FLOAT, &info->scale);
+    if (!read_attr(s->group, "shape", H5T_NATIVE_INT, info->shape) &&
+        !read_attr(s->x, "shape", H5T_NATIVE_INT, info->shape))
+        info->shape[0] = info->features, info->shape[1] = info->shape[2] = 1;
+    return CV_OK;
+}
+
+static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
+{
+    hsize_t d[2] = {0, 1};
+    int nd = dims_of(s->y, d);
+    hid_t t = H5Dget_type(s->y);
+    H5T_class_t cls = H5Tget_class(t);
+    H5Tclose(t);
+    if (nd < 1 || (long long)d[0] != info->n_rows)
+        return cv_fail(err, CV_FORMAT, "%s: /y has %llu rows but /X has %lld", s->spec,
+                       (unsigned long long)d[0], info->n_rows);
+    info->target_dim = nd == 2 ? (int)d[1] : 1;
+    info->classes = 0;
+    if (nd == 1 && cls == H5T_INTEGER) {
+        int classes = 0;
+        if (!read_attr(s->group, "classes", H5T_NATIVE_INT, &classes) || classes < 1)
+            return cv_fail(err, CV_FORMAT, "%s: integer /y needs a positive attribute 'classes'",
+                           s->spec);
+        info->classes = classes;
+    } else if (cls != H5T_FLOAT) {
+        return cv_fail(err, CV_FORMAT,
+                       "%s: /y must be N int32 class ids or N x k float targets", s->spec);
+    }
+    return CV_OK;
+}
+
+cv_status cv_dataset_probe(const char *spec, struct cv_dataset_info *info, struct cv_error *err)
+{
+    struct split s;
+    memset(info, 0, sizeof(*info));
+    cv_status st = split_open(spec, &s, err);
+    if (st == CV_OK)
+        st = probe_x(&s, info, err);
+    if (st == CV_OK)
+        st = probe_y(&s, info, err);
+    split_close(&s);
+    return st;
+}
+
+/* Read rows [row0, row0+n) of ds (cols columns) into buf as mem_type. */
+static herr_t read_slab(hid_t ds, long long row0, long long n, int cols, hid_t mem_type, void *buf)
+{
+    hid_t fs = H5Dget_space(ds);
+    int nd = H5Sget_simple_extent_ndims(fs);
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t ms = H5Screate_simple(nd, count, NULL);
+    herr_t rc = H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc;
+}
+
+static cv_status read_x(struct split *s, const struct cv_dataset_info *in, long long row0,
+                        long long n, float *x, struct cv_error *err)
+{
+    size_t total = (size_t)n * (size_t)in->features;
+    herr_t rc;
+    if (in->x_uint8) {
+        unsigned char *raw = cv_calloc(total, 1);
+        if (!raw)
+            return cv_fail(err, CV_NOMEM, "out of memory reading %s", s->spec);
+        rc = read_slab(s->x, row0, n, in->features, H5T_NATIVE_UCHAR, raw);
+        float scale = in->scale;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < total; i++)
+            x[i] = (float)raw[i] * scale;
+        free(raw);
+    } else {
+        rc = read_slab(s->x, row0, n, in->features, H5T_NATIVE_FLOAT, x);
+    }
+    if (rc < 0)
+        return cv_fail(err, CV_FORMAT, "%s: cannot read /X rows %lld..%lld", s->spec, row0,
+                       row0 + n - 1);
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(x[i]))
+            return cv_fail(err, CV_NONFINITE, "%s: /X[%lld, %zu] is %s: inputs must be finite",
+                           s->spec, row0 + (long long)(i / in->features), i % in->features,
+                           isnan(x[i]) ? "NaN" : "infinite");
+    return CV_OK;
+}
+
+static cv_status read_y(struct split *s, const struct cv_dataset_info *in, long long row0,
+                        long long n, int32_t *yc, float *yv, struct cv_error *err)
+{
+    if (in->classes > 0 && yc) {
+        if (read_slab(s->y, row0, n, 1, H5T_NATIVE_INT32, yc) < 0)
+            return cv_fail(err, CV_FORMAT, "%s: cannot read /y", s->spec);
+        for (long long i = 0; i < n; i++)
+            if (yc[i] < 0 || yc[i] >= in->classes)
+                return cv_fail(err, CV_FORMAT, "%s: /y[%lld] = %d: class id outside [0, %d)",
+                               s->spec, row0 + i, yc[i], in->classes);
+    } else if (in->classes == 0 && yv) {
+        if (read_slab(s->y, row0, n, in->target_dim, H5T_NATIVE_FLOAT, yv) < 0)
+            return cv_fail(err, CV_FORMAT, "%s: cannot read /y", s->spec);
+        for (size_t i = 0; i < (size_t)n * (size_t)in->target_dim; i++)
+            if (!isfinite(yv[i]))
+                return cv_fail(err, CV_NONFINITE, "%s: /y row %lld is not finite", s->spec,
+                               row0 + (long long)(i / in->target_dim));
+    }
+    return CV_OK;
+}
+
+cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, float *x,
+                               int32_t *y_class, float *y_vec, struct cv_error *err)
+{
+    struct split s;
+    struct cv_dataset_info in;
+    cv_status st = cv_dataset_probe(spec, &in, err);
+    if (st != CV_OK)
+        return st;
+    if (row0 < 0 || n < 0 || row0 + n > in.n_rows)
+        return cv_fail(err, CV_INVAL, "%s: rows %lld..%lld outside [0, %lld)", spec, row0,
+                       row0 + n, in.n_rows);
+    if (n == 0)
+        return CV_OK;
+    st = split_open(spec, &s, err);
+    if (st == CV_OK)
+        st = read_x(&s, &in, row0, n, x, err);
+    if (st == CV_OK)
+        st = read_y(&s, &in, row0, n, y_class, y_vec, err);
+    split_close(&s);
+    return st;
+}
+
+/* ---- writing ---- */
+
+static herr_t write_ds(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
+                       const hsize_t *d, const void *data)
+{
+    hid_t sp = H5Screate_simple(nd, d, NULL);
+    hid_t ds = H5Dcreate2(g, name, file_t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, mem_t, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Sclose(sp);
+    return rc;
+}
+
+static void write_attr(hid_t obj, const char *name, hid_t file_t, hid_t mem_t, hsize_t n,
+                       const void *v)
+{
+    hid_t sp = n > 1 ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, file_t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, mem_t, v);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static void write_names(hid_t g, const char *const *names, int n)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    hsize_t d = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t a = H5Acreate2(g, "class_names", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, names);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static herr_t write_split(hid_t f, const struct cv_split_out *s)
+{
+    bool root = !strcmp(s->group, "/") || !*s->group;
+    hid_t g = root ? H5Gopen2(f, "/", H5P_DEFAULT)
+                   : H5Gcreate2(f, s->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    hsize_t dx[2] = {(hsize_t)s->n_rows, (hsize_t)s->features};
+    hsize_t dy[2] = {(hsize_t)s->n_rows, (hsize_t)s->target_dim};
+    herr_t rc = s->x_u8 ? write_ds(g, "X", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, dx, s->x_u8)
+                        : write_ds(g, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dx, s->x_f32);
+    if (rc >= 0)
+        rc = s->y_class ? write_ds(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
+                        : write_ds(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
+    if (rc >= 0) {
+        write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
+        if (s->x_u8)
+            write_attr(g, "scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &s->scale);
+        if (s->shape)
+            write_attr(g, "shape", H5T_STD_I32LE, H5T_NATIVE_INT, 3, s->shape);
+        if (s->class_names && s->classes > 0)
+            write_names(g, s->class_names, s->classes);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+cv_status cv_dataset_write(const char *path, const struct cv_split_out *splits, int n_splits,
+                           struct cv_error *err)
+{
+    char tmp[CV_PATH_MAX + 32];
+    cv__tmp_name(path, tmp, sizeof(tmp));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return cv_fail(err, CV_IO, "%s: cannot create (directory missing or not writable?)", tmp);
+    herr_t rc = 0;
+    for (int i = 0; i < n_splits && rc >= 0; i++)
+        rc = write_split(f, &splits[i]);
+    if (H5Fclose(f) < 0)
+        rc = -1;
+    if (rc < 0) {
+        unlink(tmp);
+        return cv_fail(err, CV_IO, "%s: write failed (disk full?)", path);
+    }
+    return cv__commit_file(tmp, path, err);
+}

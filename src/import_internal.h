@@ -1,0 +1,20 @@
+/*
+ * import_internal.h - helpers shared by import_idx.c and import_csv.c.
+ */
+#ifndef CV_IMPORT_INTERNAL_H
+#define CV_IMPORT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caviar/dataset.h"
+#include "caviar/import.h"
+
+cv_status cv__import_shuffle(void *x, size_t row_bytes, void *y, size_t y_bytes, long long n,
+                             uint64_t seed, struct cv_error *err);
+/* Split `all` into root (+ "dev" when opts->dev > 0) and write atomically. */
+cv_status cv__import_write(const char *out, struct cv_split_out *all,
+                           const struct cv_import_opts *opts, struct cv_import_summary *sum,
+                           struct cv_error *err);
+
+#endif /* CV_IMPORT_INTERNAL_H */
