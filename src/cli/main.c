@@ -81,6 +81,9 @@ int main(int argc, char **argv)
     int rc = dispatch(argc, argv);
     fflush(stdout);
     fflush(stderr);
+    /* mpirun kills the job as soon as one rank exits non-zero: wait until
+     * rank 0 has printed the (agreed) message before anyone leaves */
+    MPI_Barrier(MPI_COMM_WORLD);
     MPI_Finalize();
     return rc;
 }

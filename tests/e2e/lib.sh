@@ -10,6 +10,7 @@ TMP=$(mktemp -d /tmp/caviar-e2e.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 DATA=${CV_TEST_DATA:-$(dirname "$CAVIAR")/test-data}
 FM=/usr/share/datasets/fashion-mnist
+PY=/usr/bin/python3   # Debian's python, where python3-h5py installs
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}   # no command of a test may hang longer than this
 
 fail() {
@@ -74,7 +75,7 @@ expect_fail() {
 
 # json_get FILE KEY: a top-level field of a one-object JSON file or text.
 json_get() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+    "$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
 }
 
 params_hash() {

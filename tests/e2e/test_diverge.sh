@@ -11,6 +11,6 @@ expect_fail "diverged.*epoch 2, step" run_np 2 train "$cfg" train.optimizer=sgd 
     train.epochs=3 run.resume=auto
 "$CAVIAR" inspect "$TMP/run/model.h5" | grep -q "checksums       verify" || fail "model kept"
 run_np 1 eval --json "$TMP/run/model.h5" "$DATA/fm-test.h5" >"$TMP/e.json"
-python3 -c "import json,sys; a=json.load(open('$TMP/e.json'))['accuracy']; sys.exit(0 if a > 0.6 else 1)" ||
+"$PY" -c "import json,sys; a=json.load(open('$TMP/e.json'))['accuracy']; sys.exit(0 if a > 0.6 else 1)" ||
     fail "kept model does not evaluate"
 ok "divergence reported; last good model kept"

@@ -25,7 +25,7 @@ for i in $(seq "$ROUNDS"); do
     mpirun -np 2 --bind-to none "$CAVIAR" train "$TMP/big.yaml" >"$TMP/log$i.txt" 2>&1 &
     launcher=$!
     # a random moment 1.0-4.0 s into the run (fault injection, not a timing assertion)
-    sleep "$(python3 -c "import random; print(round(random.uniform(1.0, 4.0), 2))")"
+    sleep "$("$PY" -c "import random; print(round(random.uniform(1.0, 4.0), 2))")"
     victim=$(pgrep -f "caviar train $TMP/big.yaml" | grep -v "^$launcher$" | shuf -n 1 || true)
     [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null || true
     wait "$launcher" 2>/dev/null || true
@@ -38,7 +38,7 @@ for i in $(seq "$ROUNDS"); do
         echo "round $i: $ck does not verify"
     done
     [ -n "$found" ] || fail "round $i: no checkpoint verifies"
-    step=$("$CAVIAR" inspect --json "$found" | python3 -c 'import json,sys; print(json.load(sys.stdin)["step"])')
+    step=$("$CAVIAR" inspect --json "$found" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["step"])')
     run_np 2 train "$TMP/big.yaml" --stop-after-steps $((step + 1)) >"$TMP/resume$i.txt" 2>&1 ||
         [ $? -eq 75 ] || { cat "$TMP/resume$i.txt"; fail "round $i: resume from $found failed"; }
     grep -q "resuming from" "$TMP/resume$i.txt" || fail "round $i: did not resume"

@@ -13,7 +13,7 @@ for np in 1 3; do
     run_np $np train "$cfg" train.epochs=3 run.dir="$TMP/run$np" --resume "$TMP/run$np" \
         >"$TMP/out$np.txt" 2>&1 || { cat "$TMP/out$np.txt"; fail "resume on $np ranks"; }
     grep -q "elastic" "$TMP/out$np.txt" || fail "no elastic-resume note"
-    python3 - "$TMP/run$np/metrics.jsonl" <<'PY' || fail "loss did not keep falling on $np ranks"
+    "$PY" - "$TMP/run$np/metrics.jsonl" <<'PY' || fail "loss did not keep falling on $np ranks"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 loss = [l["train_loss"] for l in lines if l["event"] == "epoch"]

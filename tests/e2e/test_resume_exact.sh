@@ -8,7 +8,7 @@ fm_data
 cfg=$(tiny_config)   # 2 epochs of 430 steps
 
 strip_timing() {     # metric lines without the wall-clock fields
-    python3 -c '
+    "$PY" -c '
 import json, sys
 for line in open(sys.argv[1]):
     d = json.loads(line)

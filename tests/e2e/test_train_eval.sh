@@ -15,7 +15,7 @@ run_np 2 eval --json "$TMP/run/model.h5" "$DATA/fm-test.h5" >"$TMP/e2.json"
 acc1=$(json_get "$TMP/e1.json" accuracy)
 acc2=$(json_get "$TMP/e2.json" accuracy)
 [ "$acc1" = "$acc2" ] || fail "eval on 1 and 2 ranks differ: $acc1 vs $acc2"
-python3 - "$TMP/e1.json" <<'PY' || fail "eval JSON"
+"$PY" - "$TMP/e1.json" <<'PY' || fail "eval JSON"
 import json, sys
 e = json.loads(open(sys.argv[1]).read())
 assert e["count"] == 10000, e["count"]
