@@ -58,44 +58,47 @@ static inline float act1(float z, enum cv_activation act, float slope)
     return z;
 }
 
-/* Derivative expressed through the activation output a = g(z). */
-static inline float dact1(float a, enum cv_activation act, float slope)
-{
-    switch (act) {
-    case CV_ACT_SIGMOID:
-        return a * (1.0f - a);
-    case CV_ACT_TANH:
-        return 1.0f - a * a;
-    case CV_ACT_RELU:
-        return a > 0 ? 1.0f : 0.0f;
-    case CV_ACT_LEAKY_RELU: /* slope > 0 keeps the sign of z in a */
-        return a > 0 ? 1.0f : slope;
-    case CV_ACT_LINEAR:
-    case CV_ACT_SOFTMAX:
-    case CV_ACT_COUNT:
-        break;
+/* Row loops with the activation hoisted out, so each one vectorises. */
+#define ROWS_LOOP(n, f, body)                                                                      \
+    _Pragma("omp parallel for schedule(static) if ((long)(n) * (f) >= PAR_MIN)")                  \
+    for (int i = 0; i < (n); i++) {                                                                \
+        _Pragma("omp simd") for (int j = 0; j < (f); j++)                                          \
+        {                                                                                          \
+            size_t k = (size_t)i * (size_t)(f) + (size_t)j;                                        \
+            body;                                                                                  \
+        }                                                                                          \
     }
-    return 1.0f;
-}
 
 void cv_bias_act_forward(float *y, const float *bias, int n, int f, enum cv_activation act,
                          float slope)
 {
+    static const float zero_bias[1] = {0};
     if (act == CV_ACT_SOFTMAX) {
         if (bias)
             cv_bias_act_forward(y, bias, n, f, CV_ACT_LINEAR, 0);
         cv_softmax_rows(y, y, n, f);
         return;
     }
-#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
-    for (int i = 0; i < n; i++) {
-        float *row = y + (size_t)i * f;
+    const float *b = bias ? bias : zero_bias;
+    size_t bs = bias ? 1 : 0; /* stride 0 reads the single zero */
+    switch (act) {
+    case CV_ACT_RELU:
+        ROWS_LOOP(n, f, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : 0.0f; });
+        break;
+    case CV_ACT_LEAKY_RELU:
+        ROWS_LOOP(n, f, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : slope * z; });
+        break;
+    case CV_ACT_LINEAR:
         if (bias)
-            for (int j = 0; j < f; j++)
-                row[j] = act1(row[j] + bias[j], act, slope);
-        else if (act != CV_ACT_LINEAR)
-            for (int j = 0; j < f; j++)
-                row[j] = act1(row[j], act, slope);
+            ROWS_LOOP(n, f, { y[k] += b[j]; });
+        break;
+    case CV_ACT_SIGMOID:
+    case CV_ACT_TANH:
+        ROWS_LOOP(n, f, { y[k] = act1(y[k] + b[j * bs], act, slope); });
+        break;
+    case CV_ACT_SOFTMAX:
+    case CV_ACT_COUNT:
+        break;
     }
 }
 
@@ -104,23 +107,44 @@ void cv_act_apply(float *x, int n, int f, enum cv_activation act, float slope)
     cv_bias_act_forward(x, NULL, n, f, act, slope);
 }
 
+static void softmax_backward(const float *y, const float *dy, float *dz, int n, int f)
+{
+#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
+    for (int i = 0; i < n; i++) { /* dz = a * (g - sum(g * a)) */
+        const float *a = y + (size_t)i * f, *g = dy + (size_t)i * f;
+        float *d = dz + (size_t)i * f;
+        double dot = 0;
+        for (int j = 0; j < f; j++)
+            dot += (double)g[j] * a[j];
+        for (int j = 0; j < f; j++)
+            d[j] = a[j] * (g[j] - (float)dot);
+    }
+}
+
 void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
                      enum cv_activation act, float slope)
 {
-#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
-    for (int i = 0; i < n; i++) {
-        const float *a = y + (size_t)i * f, *g = dy + (size_t)i * f;
-        float *d = dz + (size_t)i * f;
-        if (act == CV_ACT_SOFTMAX) { /* dz = a * (g - sum(g * a)) */
-            double dot = 0;
-            for (int j = 0; j < f; j++)
-                dot += (double)g[j] * a[j];
-            for (int j = 0; j < f; j++)
-                d[j] = a[j] * (g[j] - (float)dot);
-        } else {
-            for (int j = 0; j < f; j++)
-                d[j] = g[j] * dact1(a[j], act, slope);
-        }
+    switch (act) {
+    case CV_ACT_RELU:
+        ROWS_LOOP(n, f, { dz[k] = y[k] > 0 ? dy[k] : 0.0f; });
+        break;
+    case CV_ACT_LEAKY_RELU: /* slope > 0 keeps the sign of z in a */
+        ROWS_LOOP(n, f, { dz[k] = y[k] > 0 ? dy[k] : slope * dy[k]; });
+        break;
+    case CV_ACT_SIGMOID:
+        ROWS_LOOP(n, f, { dz[k] = dy[k] * y[k] * (1.0f - y[k]); });
+        break;
+    case CV_ACT_TANH:
+        ROWS_LOOP(n, f, { dz[k] = dy[k] * (1.0f - y[k] * y[k]); });
+        break;
+    case CV_ACT_SOFTMAX:
+        softmax_backward(y, dy, dz, n, f);
+        break;
+    case CV_ACT_LINEAR:
+    case CV_ACT_COUNT:
+        if (dz != dy)
+            memcpy(dz, dy, sizeof(float) * (size_t)n * (size_t)f);
+        break;
     }
 }
 

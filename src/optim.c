@@ -76,22 +76,21 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch)
     return a0;
 }
 
-/* Adds L2 and clips; returns the norm before clipping. */
-static double regularise(cv_optim *o, const float *w, float *g, long long count)
+/* Gradient norm (after L2) and clipping, only when clipping is on: the
+ * common case then makes a single pass over the arena. */
+static double clip(cv_optim *o, const float *w, float *g, float lam)
 {
-    float lam = count > 0 ? (float)(o->l2 / (double)count) : 0.0f;
     double sq = 0;
     long long n = (long long)o->n;
-#pragma omp parallel for schedule(static) reduction(+ : sq)
+#pragma omp parallel for simd schedule(static) reduction(+ : sq)
     for (long long i = 0; i < n; i++) {
-        if (o->decay[i])
-            g[i] += lam * w[i];
+        g[i] += lam * (float)o->decay[i] * w[i];
         sq += (double)g[i] * g[i];
     }
     double norm = sqrt(sq);
-    if (o->clip > 0 && norm > o->clip) {
+    if (norm > o->clip) {
         float s = (float)(o->clip / norm);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++)
             g[i] *= s;
     }
@@ -100,40 +99,61 @@ static double regularise(cv_optim *o, const float *w, float *g, long long count)
 
 double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count)
 {
-    double norm = regularise(o, w, g, count);
+    float lam = count > 0 ? (float)(o->l2 / (double)count) : 0.0f;
+    double norm = 0;
+    if (o->clip > 0) {
+        norm = clip(o, w, g, lam);
+        lam = 0; /* already added */
+    }
     long long n = (long long)o->n;
-    float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps, a = (float)lr;
+    const unsigned char *dm = o->decay;
+    float b1 = (float)o->beta1, b2 = (float)o->beta2, a = (float)lr;
     float om1 = (float)(1.0 - o->beta1), om2 = (float)(1.0 - o->beta2); /* exact in double */
     o->t++;
-    float c1 = (float)(1.0 - pow(o->beta1, (double)o->t));
-    float c2 = (float)(1.0 - pow(o->beta2, (double)o->t));
+    /* Adam with the bias corrections folded into the step size and epsilon:
+     * lr m^/(sqrt(v^)+eps) = [lr sqrt(c2)/c1] m / (sqrt(v) + eps sqrt(c2)) */
+    double c1 = 1.0 - pow(o->beta1, (double)o->t), c2 = 1.0 - pow(o->beta2, (double)o->t);
+    float at = (float)(lr * sqrt(c2) / c1), et = (float)(o->eps * sqrt(c2));
+    float eps = (float)o->eps;
     float *m1 = o->m1, *m2 = o->m2;
     switch (o->kind) {
     case CV_OPT_SGD:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++)
-            w[i] -= a * g[i];
+            w[i] -= a * (g[i] + lam * (float)dm[i] * w[i]);
         break;
     case CV_OPT_MOMENTUM:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            m1[i] = b1 * m1[i] + om1 * g[i];
+            float gi = g[i] + lam * (float)dm[i] * w[i];
+            m1[i] = b1 * m1[i] + om1 * gi;
             w[i] -= a * m1[i];
         }
         break;
     case CV_OPT_RMSPROP:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            m2[i] = b2 * m2[i] + om2 * g[i] * g[i];
-            w[i] -= a * g[i] / (sqrtf(m2[i]) + eps);
+            float gi = g[i] + lam * (float)dm[i] * w[i];
+            m2[i] = b2 * m2[i] + om2 * gi * gi;
+            w[i] -= a * gi / (sqrtf(m2[i]) + eps);
         }
         break;
     case CV_OPT_ADAM:
-#pragma omp parallel for schedule(static)
+        if (lam == 0.0f) { /* the common case: no mask to read */
+#pragma omp parallel for simd schedule(static)
+            for (long long i = 0; i < n; i++) {
+                m1[i] = b1 * m1[i] + om1 * g[i];
+                m2[i] = b2 * m2[i] + om2 * g[i] * g[i];
+                w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
+            }
+            break;
+        }
+#pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            m1[i] = b1 * m1[i] + om1 * g[i];
-            m2[i] = b2 * m2[i] + om2 * g[i] * g[i];
-            w[i] -= a * (m1[i] / c1) / (sqrtf(m2[i] / c2) + eps);
+            float gi = g[i] + lam * (float)dm[i] * w[i];
+            m1[i] = b1 * m1[i] + om1 * gi;
+            m2[i] = b2 * m2[i] + om2 * gi * gi;
+            w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
         }
         break;
     }

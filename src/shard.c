@@ -162,16 +162,15 @@ const float *cv_shard_targets(const cv_shard *s)
 void cv_shard_feature_sums(const cv_shard *s, double *sum, double *sumsq)
 {
     int f = s->info.features;
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < f; j++) {
-        double a = 0, b = 0;
-        for (long long i = 0; i < s->n; i++) {
-            double v = s->x[(size_t)i * f + j];
-            a += v;
-            b += v * v;
+    for (int j = 0; j < f; j++)
+        sum[j] = sumsq[j] = 0;
+    for (long long i = 0; i < s->n; i++) { /* row-major: stream through memory once */
+        const float *row = s->x + (size_t)i * f;
+        for (int j = 0; j < f; j++) {
+            double v = row[j];
+            sum[j] += v;
+            sumsq[j] += v * v;
         }
-        sum[j] = a;
-        sumsq[j] = b;
     }
 }
 

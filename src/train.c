@@ -403,7 +403,8 @@ cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,
     for (int i = 0; i < n; i++) {
         struct cv_error e;
         cv_error_clear(&e);
-        snprintf(path, size, "%s/%s", dir, names[i]->d_name);
+        if (snprintf(path, size, "%s/%s", dir, names[i]->d_name) >= (int)size)
+            continue; /* cannot be named in `size` bytes: not ours */
         if (cv_ckpt_verify(path, &e) == CV_OK) {
             free_names(names, n);
             return CV_OK;

@@ -25,8 +25,9 @@ void cv_optim_free(cv_optim *o); /* NULL is harmless */
 double cv_optim_lr(const struct cv_config *cfg, int epoch);
 
 /* One update: params -= f(grads + L2), with global batch `count` for the
- * L2 term.  grads may be modified (L2, clipping).  Returns the gradient norm
- * before clipping. */
+ * L2 term.  grads may be modified (clipping).  Returns the gradient norm
+ * before clipping when train.clip_norm > 0 (0 otherwise: the norm costs a
+ * pass over the arena and is only needed for clipping). */
 double cv_optim_step(cv_optim *o, float *params, float *grads, double lr, long long count);
 
 /* Optimizer state for checkpoints: moment arenas (NULL when unused) and the
