@@ -246,7 +246,10 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
     if (r->bucket > (1u << 30))
         r->bucket = 1u << 30;
     r->n_buckets = n ? (int)((n + r->bucket - 1) / r->bucket) : 0;
-    r->overlap = overlap && c->size > 1;
+    /* one bucket cannot overlap anything, and the blocking allreduce's tuned
+     * algorithms beat libnbc's nonblocking one (measured: 95k vs 86k
+     * samples/s on the 235k-parameter MLP, 2 ranks) */
+    r->overlap = overlap && c->size > 1 && r->n_buckets > 1;
     r->req = cv_calloc((size_t)r->n_buckets + 1, sizeof(MPI_Request));
     if (!r->req) {
         free(r);

@@ -150,12 +150,15 @@ void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
 
 void cv_bias_backward(const float *dz, float *db, int n, int f)
 {
-#pragma omp parallel for schedule(static) if ((long)n * f >= PAR_MIN)
-    for (int j = 0; j < f; j++) {
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            s += dz[(size_t)i * f + j];
-        db[j] = (float)s;
+    /* row-major accumulation: unit stride, vectorised, a fixed summation
+     * order whatever the thread count */
+    for (int j = 0; j < f; j++)
+        db[j] = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float *row = dz + (size_t)i * f;
+#pragma omp simd
+        for (int j = 0; j < f; j++)
+            db[j] += row[j];
     }
 }
 
