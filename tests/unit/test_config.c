@@ -1,0 +1,207 @@
+/*
+ * test_config.c - YAML config parsing: values and defaults, overrides of
+ * every form, errors that name file:line or the override, the round trip
+ * through the emitted effective config, residual nesting, sweep spaces.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "caviar/config.h"
+#include "test.h"
+
+static const char *base =
+    "data: {train: d.h5, dev: 'd.h5#dev'}\n"
+    "model:\n"
+    "  input: [784]\n"
+    "  layers:\n"
+    "    - {type: dense, units: 256, activation: relu}\n"
+    "    - {type: dropout, keep: 0.8}\n"
+    "    - {type: dense, units: 10, activation: softmax}\n"
+    "train: {optimizer: momentum, lr: 3e-3, batch: 64, epochs: 4, l2: 1.0e-4,\n"
+    "        decay: {kind: step, rate: 0.5, every: 2}, seed: 9}\n"
+    "sweep:\n"
+    "  strategy: asha\n"
+    "  metric: dev.loss\n"
+    "  space:\n"
+    "    train.lr: log_uniform(1e-4, 1e-1)\n"
+    "    train.beta1: one_minus_log_uniform(0.9, 0.999)\n"
+    "    model.layers.0.units: choice(128, 256, 512)\n"
+    "    train.batch: int_uniform(32, 256)\n"
+    "    train.l2: uniform(0, 0.01)\n";
+
+static struct cv_config *parse(const char *text, const char *const *ov, int n, struct cv_error *e)
+{
+    struct cv_config *c = NULL;
+    cv_error_clear(e);
+    cv_config_parse(text, "cfg.yaml", ov, n, &c, e);
+    return c;
+}
+
+static void test_values_and_defaults(void)
+{
+    struct cv_error e;
+    struct cv_config *c = parse(base, NULL, 0, &e);
+    ASSERT_TRUE(c != NULL);
+    if (!c)
+        return;
+    ASSERT_STR_CONTAINS(c->data.dev, "d.h5#dev");
+    ASSERT_EQ(c->model.input[0], 784);
+    ASSERT_EQ(c->model.input[1], 1);
+    ASSERT_EQ(c->model.n_layers, 3);
+    ASSERT_EQ(c->model.layers[0].activation, CV_ACT_RELU);
+    ASSERT_NEAR(c->model.layers[1].keep, 0.8, 1e-7);
+    ASSERT_EQ(c->train.optimizer, CV_OPT_MOMENTUM);
+    ASSERT_NEAR(c->train.lr, 3e-3, 1e-15);
+    ASSERT_EQ(c->train.decay, CV_DECAY_STEP);
+    ASSERT_EQ(c->train.decay_every, 2);
+    ASSERT_EQ(c->train.seed, 9);
+    /* defaults */
+    ASSERT_NEAR(c->train.beta2, 0.999, 1e-15);
+    ASSERT_EQ(c->data.normalize, CV_NORM_STANDARD);
+    ASSERT_EQ(c->checkpoint.keep, 3);
+    ASSERT_EQ(c->model.loss, CV_LOSS_SOFTMAX_CE);
+    ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
+    ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
+    ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
+    /* sweep space */
+    ASSERT_EQ(c->sweep.n_space, 5);
+    ASSERT_EQ(c->sweep.space[0].dist, CV_DIST_LOG_UNIFORM);
+    ASSERT_NEAR(c->sweep.space[0].lo, 1e-4, 1e-18);
+    ASSERT_EQ(c->sweep.space[1].dist, CV_DIST_ONE_MINUS_LOG_UNIFORM);
+    ASSERT_EQ(c->sweep.space[2].n_choices, 3);
+    ASSERT_STR_CONTAINS(c->sweep.space[2].choices[2], "512");
+    ASSERT_EQ(c->sweep.space[3].dist, CV_DIST_INT_UNIFORM);
+    ASSERT_EQ(c->sweep.space[4].dist, CV_DIST_UNIFORM);
+    cv_config_free(c);
+}
+
+static void test_overrides_and_round_trip(void)
+{
+    const char *ov[] = {"train.lr=0.5", "model.layers.0.units=512", "run.dir=runs/x",
+                        "model.layers.1={type: dropout, keep: 0.5}", "data.dev="};
+    struct cv_error e;
+    struct cv_config *c = parse(base, ov, 5, &e);
+    ASSERT_TRUE(c != NULL);
+    if (!c)
+        return;
+    ASSERT_NEAR(c->train.lr, 0.5, 0);
+    ASSERT_EQ(c->model.layers[0].units, 512);
+    ASSERT_STR_CONTAINS(c->run.dir, "runs/x");
+    ASSERT_NEAR(c->model.layers[1].keep, 0.5, 0);
+    ASSERT_EQ(c->data.dev[0], '\0');
+    struct cv_config *back = parse(c->text, NULL, 0, &e); /* the stored config, parsed again */
+    ASSERT_TRUE(back != NULL);
+    if (back) {
+        ASSERT_NEAR(back->train.lr, 0.5, 0);
+        ASSERT_EQ(back->model.layers[0].units, 512);
+        ASSERT_NEAR(back->model.layers[1].keep, 0.5, 0);
+        ASSERT_EQ(back->train.decay_every, 2);
+        ASSERT_EQ(back->sweep.n_space, 5);
+        ASSERT_TRUE(!strcmp(back->text, c->text));
+    }
+    cv_config_free(back);
+    cv_config_free(c);
+}
+
+static void expect_error(const char *text, const char *ov, const char *want)
+{
+    struct cv_error e;
+    const char *ovs[1] = {ov};
+    struct cv_config *c = parse(text, ovs, ov ? 1 : 0, &e);
+    ASSERT_TRUE(c == NULL);
+    ASSERT_EQ(e.code, CV_CONFIG);
+    CV_TEST_REPORT(strstr(e.msg, want) != NULL, "message \"%s\" lacks \"%s\"", e.msg, want);
+    cv_config_free(c);
+}
+
+static void test_errors(void)
+{
+    expect_error(base, "train.lrr=1", "override 'train.lrr=1': unknown key 'train.lrr'");
+    expect_error(base, "train.lr=-1", "train.lr = -1: expected a number > 0");
+    expect_error(base, "train.lr=fast", "train.lr = fast: expected a number > 0");
+    expect_error(base, "model.layers.1.keep=0", "keep = 0: expected a number in (0, 1]");
+    expect_error(base, "model.layers.0.type=dence", "type = dence: expected one of dense");
+    expect_error(base, "model.layers.0.activation=relux", "activation = relux");
+    expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
+    expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
+    expect_error(base, "novalue", "expected key.path=value");
+    expect_error(base, "train.batch=0", "train.batch = 0: expected an integer >= 1");
+    expect_error(base, "train.beta1=1", "train.beta1 = 1: expected a number in [0, 1)");
+    expect_error(base, "sweep.space={train.lr: 'log_uniform(0, 1)'}", "positive bounds");
+    expect_error(base, "sweep.space={train.lr: 'uniform(2, 1)'}", "bounds a < b");
+    expect_error(base, "sweep.space={train.lr: 'gauss(0, 1)'}", "expected a distribution");
+    expect_error(base, "sweep.space={train.lr: log_uniform(1e-4, 1)}", "quote it");
+    expect_error(base, "model.layers.0.type=conv2d", "unknown key 'model.layers.0.units'");
+    expect_error("data: {train: x}\nmodel: {input: [1, 4, 4], layers: [{type: conv2d}]}\n", NULL,
+                 "model.layers.0 (conv2d) needs filters and size");
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: []}\n", NULL,
+                 "model.layers = [...]: expected a list of 1 to 64 layers");
+    expect_error("data: {train: x}\nmodel:\n  input: [4]\n  layers:\n    - {type: dense}\n", NULL,
+                 "cfg.yaml:5: model.layers.0 (dense) needs units");
+    expect_error("data:\n  train: x\n  bogus: 1\n", NULL, "cfg.yaml:3: unknown key 'data.bogus'");
+    expect_error("trian: {}\n", NULL, "cfg.yaml:1: unknown key 'trian'");
+    expect_error("data: {train: x\nmodel: 1\n", NULL, "cfg.yaml:2:6: YAML syntax error");
+    expect_error("model: {input: [4], layers: [{type: dense, units: 2}]}\n", NULL,
+                 "missing required key data.train");
+    expect_error("data: {train: x}\nmodel: {input: [0], layers: [{type: dense, units: 2}]}\n", NULL,
+                 "model.input");
+}
+
+static void test_residual_nesting(void)
+{
+    struct cv_error e;
+    struct cv_config *c = parse(
+        "data: {train: x}\nmodel:\n  input: [1, 28, 28]\n  layers:\n"
+        "    - {type: conv2d, filters: 8, size: 3, pad: same, activation: relu}\n"
+        "    - type: residual\n      layers:\n"
+        "        - {type: conv2d, filters: 16, size: 3, stride: 2, pad: 1}\n"
+        "        - {type: batchnorm}\n"
+        "    - {type: maxpool, size: 2}\n",
+        NULL, 0, &e);
+    ASSERT_TRUE(c != NULL);
+    if (!c) {
+        fprintf(stderr, "%s\n", e.msg);
+        return;
+    }
+    ASSERT_EQ(c->model.input_rank, 3);
+    ASSERT_EQ(c->model.input[2], 28);
+    ASSERT_EQ(c->model.layers[0].pad, CV_PAD_SAME);
+    ASSERT_EQ(c->model.layers[1].n_children, 2);
+    ASSERT_EQ(c->model.layers[1].activation, CV_ACT_RELU); /* residual default */
+    ASSERT_EQ(c->model.layers[1].children[0].stride, 2);
+    ASSERT_EQ(c->model.layers[1].children[0].pad, 1);
+    ASSERT_EQ(c->model.layers[2].stride, 2); /* pool stride defaults to its size */
+    cv_config_free(c);
+}
+
+static void test_file_errors(void)
+{
+    struct cv_config *c = NULL;
+    struct cv_error e;
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_config_load("/nonexistent/cfg.yaml", NULL, 0, &c, &e), CV_IO);
+    ASSERT_STR_CONTAINS(e.msg, "/nonexistent/cfg.yaml");
+    char path[] = "/tmp/caviar-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    if (write(fd, base, strlen(base)) < 0)
+        ASSERT_TRUE(0);
+    close(fd);
+    cv_error_clear(&e);
+    const char *ov[] = {"train.epochs=7"};
+    ASSERT_EQ(cv_config_load(path, ov, 1, &c, &e), CV_OK);
+    if (c)
+        ASSERT_EQ(c->train.epochs, 7);
+    cv_config_free(c);
+    unlink(path);
+    cv_config_free(NULL);
+}
+
+int main(void)
+{
+    test_values_and_defaults();
+    test_overrides_and_round_trip();
+    test_errors();
+    test_residual_nesting();
+    test_file_errors();
+    TEST_MAIN_END();
+}
