@@ -11,7 +11,9 @@
  * Files use the HDF5 1.8+ object format, whose metadata is checksummed too,
  * and are written to a temporary name, fsynced and renamed into place.
  */
+#define _GNU_SOURCE /* fallocate(2) */
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +193,36 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
     return st;
 }
 
+/* Bytes the file will need, generously: arrays + optimizer moments + text
+ * + per-dataset metadata.  Used to reserve disk space before writing. */
+static size_t estimate_size(cv_model *m, cv_optim *o, const struct cv_train_state *ts)
+{
+    size_t floats = cv_model_n_params(m) + cv_model_n_state(m) + 2 * (size_t)cv_model_inputs(m);
+    if (o)
+        floats += 2 * cv_optim_size(o);
+    size_t text = strlen(cv_model_config(m)->text ? cv_model_config(m)->text : "") +
+                  (ts && ts->metrics ? strlen(ts->metrics) : 0);
+    size_t bytes = 4 * floats + text;
+    return bytes + bytes / 16 + (64u << 10);
+}
+
+/* Reserve the blocks of `path` (just created by HDF5) so that HDF5's writes
+ * cannot run out of space half way: HDF5 does not recover cleanly from a
+ * failed write (the file stays half-open and its library shutdown crashes).
+ * Filesystems without fallocate simply skip the reservation. */
+static cv_status reserve(const char *path, size_t bytes, struct cv_error *err)
+{
+    int fd = open(path, O_WRONLY); /* no O_TRUNC: truncation frees reserved blocks */
+    if (fd < 0)
+        return cv_fail(err, CV_IO, "%s: cannot open: %s", path, strerror(errno));
+    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && (e == ENOSPC || e == EDQUOT))
+        return cv_fail(err, CV_IO, "%s: cannot reserve %zu bytes: %s", path, bytes, strerror(e));
+    return CV_OK;
+}
+
 cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
                        const struct cv_train_state *ts, struct cv_error *err)
 {
@@ -203,8 +235,14 @@ cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
     H5Pclose(fapl);
     if (f < 0)
         return cv_fail(err, CV_IO, "%s: cannot create (directory missing or not writable?)", tmp);
+    cv_status st = reserve(tmp, estimate_size(m, o, ts), err);
+    if (st != CV_OK) { /* nothing written yet: closing an empty file needs no space */
+        H5Fclose(f);
+        unlink(tmp);
+        return st;
+    }
     struct h5w w = {f, path};
-    cv_status st = write_body(&w, m, o, ts, err);
+    st = write_body(&w, m, o, ts, err);
     if (H5Fclose(f) < 0 && st == CV_OK)
         st = cv_fail(err, CV_IO, "%s: closing failed (disk full?)", tmp);
     if (st == CV_OK)

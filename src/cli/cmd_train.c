@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
@@ -26,6 +27,10 @@ static void on_signal(int sig)
         raise(SIGINT);
         return;
     }
+    static const char note[] = "caviar: stop requested: finishing this step, writing a checkpoint "
+                               "(Ctrl-C again aborts at once)\n";
+    if (!stop_requested && write(STDERR_FILENO, note, sizeof(note) - 1) < 0)
+        stop_requested = 1; /* nothing to do about a failed notice */
     stop_requested = 1;
 }
 
