@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "h5_internal.h"
 #include "caviar/config.h"
 #include "caviar/dataset.h"
 #include "util.h"
@@ -235,8 +236,8 @@ cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, fl
 
 /* ---- writing ---- */
 
-static herr_t write_ds(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
-                       const hsize_t *d, const void *data)
+herr_t cv__h5_write_dataset(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
+                             const hsize_t *d, const void *data)
 {
     hid_t sp = H5Screate_simple(nd, d, NULL);
     hid_t ds = H5Dcreate2(g, name, file_t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -279,11 +280,11 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
         return -1;
     hsize_t dx[2] = {(hsize_t)s->n_rows, (hsize_t)s->features};
     hsize_t dy[2] = {(hsize_t)s->n_rows, (hsize_t)s->target_dim};
-    herr_t rc = s->x_u8 ? write_ds(g, "X", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, dx, s->x_u8)
-                        : write_ds(g, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dx, s->x_f32);
+    herr_t rc = s->x_u8 ? cv__h5_write_dataset(g, "X", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, dx, s->x_u8)
+                        : cv__h5_write_dataset(g, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dx, s->x_f32);
     if (rc >= 0)
-        rc = s->y_class ? write_ds(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
-                        : write_ds(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
+        rc = s->y_class ? cv__h5_write_dataset(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
+                        : cv__h5_write_dataset(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
     if (rc >= 0) {
         write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
         if (s->x_u8)

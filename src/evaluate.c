@@ -49,7 +49,7 @@ void cv_metrics_deinit(struct cv_metrics *mt)
     mt->confusion = NULL;
 }
 
-static int predicted_class(const float *p, int k)
+int cv_predicted_class(const float *p, int k)
 {
     if (k == 1)
         return p[0] > 0.5f;
@@ -86,7 +86,7 @@ void cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y,
         const float *p = probs + (size_t)i * (size_t)k;
         mt->loss_sum += row_loss(mt, p, y, y_vec, i);
         if (y) {
-            int pred = predicted_class(p, k);
+            int pred = cv_predicted_class(p, k);
             if (y[i] >= 0 && y[i] < mt->classes && pred < mt->classes)
                 mt->confusion[(size_t)y[i] * (size_t)mt->classes + (size_t)pred]++;
         }

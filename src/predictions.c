@@ -10,19 +10,9 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "caviar/evaluate.h"
 #include "caviar/predictions.h"
 #include "util.h"
-
-static int predicted(const float *p, int k)
-{
-    if (k == 1)
-        return p[0] > 0.5f;
-    int best = 0;
-    for (int j = 1; j < k; j++)
-        if (p[j] > p[best])
-            best = j;
-    return best;
-}
 
 static cv_status write_csv(const char *tmp, const float *probs, const int *pred, long long n,
                            int k, struct cv_error *err)
@@ -61,7 +51,7 @@ cv_status cv_predictions_write(const char *path, const float *probs, long long n
     if (!pred)
         return cv_fail(err, CV_NOMEM, "out of memory");
     for (long long i = 0; i < n; i++)
-        pred[i] = predicted(probs + (size_t)i * k, k);
+        pred[i] = cv_predicted_class(probs + (size_t)i * k, k);
     char tmp[4096];
     cv__tmp_name(path, tmp, sizeof(tmp));
     cv_status st = h5 ? cv__predictions_write_h5(tmp, probs, pred, n, k, err)

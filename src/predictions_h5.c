@@ -5,18 +5,7 @@
 #include <hdf5.h>
 
 #include "caviar/predictions.h"
-
-static herr_t write_ds(hid_t f, const char *name, hid_t file_t, hid_t mem_t, int rank,
-                       const hsize_t *dims, const void *data)
-{
-    hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t ds = H5Dcreate2(f, name, file_t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, mem_t, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    if (ds >= 0)
-        H5Dclose(ds);
-    H5Sclose(space);
-    return rc;
-}
+#include "h5_internal.h"
 
 cv_status cv__predictions_write_h5(const char *tmp, const float *probs, const int *pred,
                                    long long n, int k, struct cv_error *err)
@@ -26,9 +15,9 @@ cv_status cv__predictions_write_h5(const char *tmp, const float *probs, const in
     if (f < 0)
         return cv_fail(err, CV_IO, "%s: cannot create", tmp);
     hsize_t d2[2] = {(hsize_t)n, (hsize_t)k}, d1[1] = {(hsize_t)n};
-    herr_t rc = write_ds(f, "probabilities", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, probs);
+    herr_t rc = cv__h5_write_dataset(f, "probabilities", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, probs);
     if (rc >= 0)
-        rc = write_ds(f, "predicted", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, pred);
+        rc = cv__h5_write_dataset(f, "predicted", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, pred);
     if (H5Fclose(f) < 0)
         rc = -1;
     return rc < 0 ? cv_fail(err, CV_IO, "%s: write failed (disk full?)", tmp) : CV_OK;

@@ -20,6 +20,10 @@
  * model's statistics (the shard stays raw).  xbuf: (max_batch, inputs). */
 void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs);
 
+/* The predicted class of one row of probabilities: argmax, or p > 0.5 for
+ * a single output. */
+int cv_predicted_class(const float *p, int k);
+
 struct cv_metrics {
     enum cv_loss loss_kind;     /* how the loss is computed from probabilities */
     int classes;                /* confusion is classes x classes (>= 2) */

@@ -2,6 +2,7 @@
  * cli_common.c - helpers shared by the subcommands: rank lookup and error
  * reporting with the exit code that fits a status.
  */
+#include <getopt.h>
 #include <mpi.h>
 #include <stdio.h>
 
@@ -45,4 +46,21 @@ int cv_cli_load_config(const cv_comm *comm, const char *cmd, const char *path, c
     cv_config_free(*cfg);
     *cfg = NULL;
     return cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, &err) : CV_EXIT_ERROR;
+}
+
+int cv_cli_json_help(int argc, char **argv, int *json, void (*usage)(FILE *f))
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    *json = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return usage(stdout), CV_EXIT_OK;
+        if (c != 'j')
+            return usage(stderr), CV_EXIT_USAGE;
+        *json = 1;
+    }
+    return -1;
 }

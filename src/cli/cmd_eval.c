@@ -83,17 +83,9 @@ static void eval_usage(FILE *f)
 
 int cv_cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
-    int c, json = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return eval_usage(stdout), CV_EXIT_OK;
-        if (c != 'j')
-            return eval_usage(stderr), CV_EXIT_USAGE;
-        json = 1;
-    }
+    int json, rc0 = cv_cli_json_help(argc, argv, &json, eval_usage);
+    if (rc0 >= 0)
+        return rc0;
     if (argc - optind != 2)
         return cv_cli_rank() == 0 ? (eval_usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
     struct cv_error err;

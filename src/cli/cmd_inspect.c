@@ -72,17 +72,9 @@ static void print_json(const struct cv_ckpt_info *in, bool ok)
 
 int cv_cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
-    int c, json = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return usage(stdout), CV_EXIT_OK;
-        if (c != 'j')
-            return usage(stderr), CV_EXIT_USAGE;
-        json = 1;
-    }
+    int json, rc0 = cv_cli_json_help(argc, argv, &json, usage);
+    if (rc0 >= 0)
+        return rc0;
     if (argc - optind != 1)
         return cv_cli_rank() == 0 ? (usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
     if (cv_cli_rank() != 0)

@@ -35,6 +35,11 @@ int cv_cli_rank(void);                       /* rank in MPI_COMM_WORLD */
 struct cv_error;
 int cv_cli_fail(const char *cmd, const struct cv_error *err);
 
+/* Parse the options of a command that takes only --json and --help.
+ * Returns -1 to go on (optind at the first operand), else an exit code. */
+#include <stdio.h>
+int cv_cli_json_help(int argc, char **argv, int *json, void (*usage)(FILE *f));
+
 /* Load a config on every rank of comm and agree on the outcome; on failure
  * rank 0 prints the message.  Returns an exit code (0 on success). */
 struct cv_comm;

@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""caviar's benchmark: caviar and the PyTorch peer (same model, batch,
+optimizer, init scheme, threads, data) measured in one run.
+
+  /usr/bin/python3 tests/bench/run.py --caviar build/caviar --data datasets/fashion-mnist.h5 \\
+      --out bench.json [--reps 3] [--workloads a,b] [--smoke] [--no-torch]
+
+For each workload and configuration: median samples/s of --reps runs, the
+caviar/PyTorch ratio (best vs best), achieved training GFLOP/s (forward +
+backward FLOPs from the layer shapes) against the sgemm peak measured at
+start, caviar's step-time breakdown, and peak RSS per rank against a model
+of the memory caviar needs.  Prints a table and writes JSON.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = {  # name: (hidden layers, global batch)
+    "a": ([256, 128], 128),
+    "b": ([2048, 2048], 256),
+}
+CAVIAR_CONFIGS = [(1, 1), (1, 2), (2, 1)]
+SCALING_CONFIGS = [(4, 1)]
+TORCH_CONFIGS = [("torch 1 thread", 1, 0), ("torch 2 threads", 2, 0), ("torch DDP 2x1", 1, 2)]
+
+
+def env_for(threads):
+    e = dict(os.environ, OMP_NUM_THREADS=str(threads), OMPI_ALLOW_RUN_AS_ROOT="1",
+             OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    return e
+
+
+def sgemm_peak(tmp):
+    exe = os.path.join(tmp, "sgemm_peak")
+    subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, "sgemm_peak.c"),
+                    "-I/usr/include/x86_64-linux-gnu/openblas-openmp", "-lopenblas"], check=True)
+    return {t: json.loads(subprocess.run([exe], env=env_for(t), capture_output=True, text=True,
+                                         check=True).stdout) for t in (1, 2)}
+
+
+def flops_per_sample(hidden, inputs=784, classes=10):
+    dims = [inputs] + hidden + [classes]
+    total = 0
+    for i in range(len(dims) - 1):
+        mac = dims[i] * dims[i + 1]
+        total += 2 * mac * (3 if i > 0 else 2)  # forward, dW, dX (no dX for layer 0)
+    return total
+
+
+def memory_model_mb(hidden, batch, ranks, rows, inputs=784, classes=10):
+    dims = [inputs] + hidden + [classes]
+    params = sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
+    local = -(-batch // ranks)
+    acts = local * (sum(dims[1:]) + 2 * max(dims))  # outputs + two gradient buffers
+    shard = rows // ranks * inputs
+    return 4 * (4 * params + acts + shard) / 2**20  # params, grads, 2 Adam moments
+
+
+def write_config(tmp, data, hidden, batch, steps):
+    layers = "".join(f"    - {{type: dense, units: {h}, activation: relu}}\n" for h in hidden)
+    path = os.path.join(tmp, f"cfg-{'-'.join(map(str, hidden))}.yaml")
+    with open(path, "w") as f:
+        f.write(f"data: {{train: {data}}}\nmodel:\n  input: [784]\n  layers:\n{layers}"
+                f"    - {{type: dense, units: 10, activation: softmax}}\n"
+                f"train: {{optimizer: adam, lr: 1.0e-3, batch: {batch}, epochs: 1000, seed: 1,"
+                f" max_steps: {steps}}}\ncheckpoint: {{every_epochs: 0}}\n")
+    return path
+
+
+def run_caviar(caviar, cfg, ranks, threads, tmp):
+    run_dir = os.path.join(tmp, f"run-{ranks}x{threads}")
+    cmd = ["mpirun", "-np", str(ranks), "--bind-to", "core" if ranks <= 2 else "none",
+           caviar, "train", cfg, f"run.dir={run_dir}"]
+    subprocess.run(cmd, env=env_for(threads), capture_output=True, text=True, check=True)
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(l) for l in f]
+    return next((l for l in lines if l["event"] == "end"), lines[-1])
+
+
+def run_torch(data, hidden, batch, steps, threads, ddp):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_peer.py"), data, "--hidden",
+           ",".join(map(str, hidden)), "--batch", str(batch), "--steps", str(steps),
+           "--threads", str(threads)]
+    if ddp:
+        cmd += ["--ddp", str(ddp)]
+    out = subprocess.run(cmd, env=env_for(threads), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["samples_per_s"]
+
+
+def rows_of(data):
+    import h5py
+    with h5py.File(data, "r") as f:
+        return f["X"].shape[0]
+
+
+def bench_workload(args, name, tmp, peak):
+    hidden, batch = WORKLOADS[name]
+    steps = args.steps or (300 if name == "a" else 60)
+    cfg = write_config(tmp, args.data, hidden, batch, steps)
+    fps = flops_per_sample(hidden)
+    rows = rows_of(args.data)
+    res = {"hidden": hidden, "batch": batch, "steps": steps, "flops_per_sample": fps,
+           "caviar": {}, "torch": {}}
+    for ranks, threads in CAVIAR_CONFIGS + ([] if args.smoke else SCALING_CONFIGS):
+        ends = [run_caviar(args.caviar, cfg, ranks, threads, tmp) for _ in range(args.reps)]
+        sps = statistics.median(e["samples_per_s"] for e in ends)
+        cores = min(ranks * threads, 2)
+        gflops = sps * fps / 1e9
+        t = ends[-1]["time_s"]
+        tot = sum(t.values()) or 1
+        res["caviar"][f"{ranks}x{threads}"] = {
+            "samples_per_s": sps, "gflops": gflops,
+            "fraction_of_peak": gflops / (peak[min(cores, 2)]["gflops"]),
+            "breakdown_pct": {k: 100 * v / tot for k, v in t.items()},
+            "peak_rss_mb": ends[-1]["peak_rss_mb"],
+            "memory_model_mb": memory_model_mb(hidden, batch, ranks, rows),
+            "all_runs": [e["samples_per_s"] for e in ends]}
+    if not args.no_torch:
+        for label, threads, ddp in TORCH_CONFIGS:
+            runs = [run_torch(args.data, hidden, batch, steps, threads, ddp)
+                    for _ in range(args.reps)]
+            res["torch"][label] = {"samples_per_s": statistics.median(runs), "all_runs": runs}
+    best_c = max(v["samples_per_s"] for v in res["caviar"].values() if True)
+    if res["torch"]:
+        best_t = max(v["samples_per_s"] for v in res["torch"].values())
+        res["caviar_over_torch_best"] = best_c / best_t
+    c = res["caviar"]
+    if "1x1" in c and "2x1" in c:
+        res["scaling_2x1_over_1x1"] = c["2x1"]["samples_per_s"] / c["1x1"]["samples_per_s"]
+    if "4x1" in c:
+        res["scaling_4x1_over_1x1"] = c["4x1"]["samples_per_s"] / c["1x1"]["samples_per_s"]
+    return res
+
+
+def print_table(out):
+    print(f"OpenBLAS core: {out['sgemm_peak'][1]['core']}  (OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')})   sgemm peak: "
+          f"1 thread {out['sgemm_peak'][1]['gflops']:.0f} GFLOP/s, "
+          f"2 threads {out['sgemm_peak'][2]['gflops']:.0f} GFLOP/s")
+    for name, r in out["workloads"].items():
+        print(f"\nworkload ({name}): MLP 784-{'-'.join(map(str, r['hidden']))}-10, batch "
+              f"{r['batch']}, Adam, {r['steps']} steps, median of {out['reps']}")
+        print(f"  {'config':18} {'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6}  "
+              f"{'data/fwd/bwd/comm/opt %':>26} {'RSS MB':>7} {'model MB':>8}")
+        for k, v in r["caviar"].items():
+            b = v["breakdown_pct"]
+            bd = "/".join(f"{b[x]:.0f}" for x in ("data", "forward", "backward",
+                                                    "allreduce_exposed", "optimizer"))
+            print(f"  caviar {k:11} {v['samples_per_s']:10.0f} {v['gflops']:8.1f} "
+                  f"{100 * v['fraction_of_peak']:5.0f}%  {bd:>26} {v['peak_rss_mb']:7.0f} "
+                  f"{v['memory_model_mb']:8.0f}")
+        for k, v in r["torch"].items():
+            print(f"  {k:18} {v['samples_per_s']:10.0f}")
+        for key in ("caviar_over_torch_best", "scaling_2x1_over_1x1", "scaling_4x1_over_1x1"):
+            if key in r:
+                print(f"  {key}: {r[key]:.2f}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--caviar", default="build/caviar")
+    p.add_argument("--data", default="datasets/fashion-mnist.h5")
+    p.add_argument("--out", default="bench.json")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=0)
+    p.add_argument("--workloads", default="a,b")
+    p.add_argument("--smoke", action="store_true", help="few steps, 1 rep: checks the harness")
+    p.add_argument("--no-torch", action="store_true")
+    args = p.parse_args()
+    args.caviar = os.path.abspath(args.caviar)
+    args.data = os.path.abspath(args.data)
+    if args.smoke:
+        args.reps, args.steps = 1, args.steps or 20
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = sgemm_peak(tmp)
+        out = {"reps": args.reps, "sgemm_peak": peak, "workloads": {}}
+        for w in args.workloads.split(","):
+            out["workloads"][w] = bench_workload(args, w, tmp, peak)
+    print_table(out)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

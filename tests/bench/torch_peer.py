@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""PyTorch peer for caviar's benchmark (measurement only, never a caviar
+dependency): the same MLP, batch, optimizer, He-normal init and data
+(a caviar HDF5 dataset, standardised per feature) trained for a fixed number
+of steps; prints one JSON line with samples/s.
+
+  torch_peer.py DATA.h5 --hidden 256,128 --batch 128 --steps 300 --threads 1
+  torch_peer.py DATA.h5 ... --ddp 2      # DistributedDataParallel, gloo, 2 processes
+"""
+import argparse
+import json
+import os
+import time
+
+import h5py
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def load(path, rank=0, world=1):
+    with h5py.File(path, "r") as f:
+        n = f["X"].shape[0]
+        lo, hi = rank * n // world, (rank + 1) * n // world
+        x = f["X"][lo:hi].astype(np.float32) * float(f["X"].attrs.get("scale", f.attrs.get("scale", 1.0)))
+        y = f["y"][lo:hi].astype(np.int64)
+    mean, std = x.mean(0), x.std(0)
+    std[std < 1e-6] = 1
+    return torch.from_numpy((x - mean) / std), torch.from_numpy(y)
+
+
+def model(inputs, hidden, classes):
+    layers, prev = [], inputs
+    for h in hidden:
+        lin = torch.nn.Linear(prev, h)
+        torch.nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")  # He, fan_in
+        torch.nn.init.zeros_(lin.bias)
+        layers += [lin, torch.nn.ReLU()]
+        prev = h
+    out = torch.nn.Linear(prev, classes)
+    torch.nn.init.xavier_normal_(out.weight)
+    torch.nn.init.zeros_(out.bias)
+    return torch.nn.Sequential(*layers, out)
+
+
+def train(args, rank=0, world=1):
+    torch.manual_seed(1)
+    torch.set_num_threads(args.threads)
+    x, y = load(args.data, rank, world)
+    net = model(x.shape[1], args.hidden, int(y.max()) + 1)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    b = args.batch // world
+    steps_per_epoch = x.shape[0] // b
+
+    def step(i):
+        j = (i % steps_per_epoch) * b
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x[j:j + b]), y[j:j + b])
+        loss.backward()
+        opt.step()
+
+    for i in range(args.warmup):
+        step(i)
+    if world > 1:
+        dist.barrier()
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        step(i)
+    if world > 1:
+        dist.barrier()
+    return args.steps * args.batch / (time.perf_counter() - t0)
+
+
+def ddp_worker(rank, args, queue):
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+    dist.init_process_group("gloo", rank=rank, world_size=args.ddp)
+    sps = train(args, rank, args.ddp)
+    if rank == 0:
+        queue.put(sps)
+    dist.destroy_process_group()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("data")
+    p.add_argument("--hidden", default="256,128")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ddp", type=int, default=0)
+    args = p.parse_args()
+    args.hidden = [int(h) for h in args.hidden.split(",")]
+    if args.ddp > 1:
+        os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
+        ctx = mp.get_context("spawn")
+        queue = ctx.SimpleQueue()
+        mp.spawn(ddp_worker, args=(args, queue), nprocs=args.ddp, join=True)
+        sps = queue.get()
+    else:
+        sps = train(args)
+    print(json.dumps({"samples_per_s": sps, "threads": args.threads, "ddp": args.ddp}))
+
+
+if __name__ == "__main__":
+    main()
