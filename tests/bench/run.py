@@ -74,8 +74,10 @@ def write_config(tmp, data, hidden, batch, steps):
 
 def run_caviar(caviar, cfg, ranks, threads, tmp):
     run_dir = os.path.join(tmp, f"run-{ranks}x{threads}")
-    cmd = ["mpirun", "-np", str(ranks), "--bind-to", "core" if ranks <= 2 else "none",
-           caviar, "train", cfg, f"run.dir={run_dir}"]
+    # one core per thread; oversubscribed runs cannot be bound
+    bind = (["--map-by", f"slot:PE={threads}", "--bind-to", "core"] if ranks * threads <= 2
+            else ["--bind-to", "none"])
+    cmd = ["mpirun", "-np", str(ranks), *bind, caviar, "train", cfg, f"run.dir={run_dir}"]
     subprocess.run(cmd, env=env_for(threads), capture_output=True, text=True, check=True)
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         lines = [json.loads(l) for l in f]
