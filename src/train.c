@@ -531,8 +531,14 @@ static cv_status resume(struct trainer *tr, const char *dir, bool required, bool
     st = cv_comm_agree(tr->comm, load_resume(tr, path, err), err);
     if (st != CV_OK)
         return st;
-    say(tr, "resuming from %s: epoch %lld, step %lld%s\n", path, tr->ts.epoch + 1, tr->ts.step,
-        tr->ts.world_size != tr->world ? " (elastic: world size changed, data order differs)" : "");
+    if (tr->ts.epoch >= tr->cfg->train.epochs)
+        say(tr, "resuming from %s: the run is complete (%lld epochs); nothing to train\n", path,
+            tr->ts.epoch);
+    else
+        say(tr, "resuming from %s: epoch %lld, step %lld of it (global step %lld)%s\n", path,
+            tr->ts.epoch + 1, tr->ts.epoch_step, tr->ts.step,
+            tr->ts.world_size != tr->world ? " (elastic: world size changed, data order differs)"
+                                           : "");
     return tr->rank == 0 ? cv_comm_agree(tr->comm, write_metrics_file(tr, err), err)
                          : cv_comm_agree(tr->comm, CV_OK, err);
 }

@@ -24,7 +24,7 @@ int cv_cli_fail(const char *cmd, const struct cv_error *err)
 {
     cv_status st = err ? err->code : CV_INVAL;
     const char *msg = err && err->msg[0] ? err->msg : cv_status_str(st);
-    fprintf(stderr, "caviar %s: error: %s\n", cmd, msg);
+    fprintf(stderr, "caviar %s: %s: %s\n", cmd, st == CV_INTERRUPTED ? "stopped" : "error", msg);
     fflush(stderr);
     if (st == CV_INTERRUPTED)
         return CV_EXIT_RESUME;

@@ -97,9 +97,11 @@ int cv_cmd_train(int argc, char **argv)
             .resume_dir = resume, .stop = &stop_requested, .preempt_at_step = preempt};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
-        if (st == CV_OK && cv_comm_rank(comm) == 0)
+        if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)
             printf("done: %d epoch(s), %lld steps, dev accuracy %.4f, %.1f s; model in %s/model.h5\n",
                    res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
+        else if (st == CV_OK && cv_comm_rank(comm) == 0)
+            printf("done: model in %s/model.h5\n", cfg->run.dir);
         if (st != CV_OK)
             rc = cv_comm_rank(comm) == 0 ? cv_cli_fail("train", &err)
                                          : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
