@@ -148,6 +148,32 @@ void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
     }
 }
 
+void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw,
+                         enum cv_activation act, float slope)
+{
+#pragma omp parallel for schedule(static) if ((long)n * c * hw >= PAR_MIN)
+    for (int r = 0; r < n * c; r++) { /* row r of (n*C, hw) has channel r % C */
+        float b = bias[r % c], *row = y + (size_t)r * hw;
+        for (int j = 0; j < hw; j++)
+            row[j] += b;
+    }
+    if (act != CV_ACT_LINEAR)
+        cv_act_apply(y, n, c * hw, act, slope);
+}
+
+void cv_channel_bias_backward(const float *dz, float *db, int n, int c, int hw)
+{
+    for (int k = 0; k < c; k++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *row = dz + ((size_t)i * c + k) * hw;
+            for (int j = 0; j < hw; j++)
+                s += row[j];
+        }
+        db[k] = (float)s;
+    }
+}
+
 void cv_bias_backward(const float *dz, float *db, int n, int f)
 {
     /* row-major accumulation: unit stride, vectorised, a fixed summation

@@ -30,6 +30,12 @@ void cv_bias_act_forward(float *y, const float *bias, int n, int f, enum cv_acti
  * softmax the full Jacobian product is used.  dz may alias dy. */
 void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
                      enum cv_activation act, float slope);
+/* Per-channel: y (n, C, hw) += bias[c], then y = act(y) in place; and
+ * db (C) = sum of dz (n, C, hw) over n and hw. */
+void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw,
+                         enum cv_activation act, float slope);
+void cv_channel_bias_backward(const float *dz, float *db, int n, int c, int hw);
+
 /* db (f) = sum over rows of dz (n, f). */
 void cv_bias_backward(const float *dz, float *db, int n, int f);
 

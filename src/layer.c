@@ -20,6 +20,14 @@ const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type)
         return &cv__activation_ops;
     case CV_LAYER_FLATTEN:
         return &cv__flatten_ops;
+    case CV_LAYER_CONV2D:
+        return &cv__conv2d_ops;
+    case CV_LAYER_MAXPOOL:
+        return &cv__maxpool_ops;
+    case CV_LAYER_AVGPOOL:
+        return &cv__avgpool_ops;
+    case CV_LAYER_GLOBAL_AVGPOOL:
+        return &cv__global_avgpool_ops;
     default:
         return NULL;
     }

@@ -127,6 +127,9 @@ extern const struct cv_layer_ops cv__dense_ops;
 extern const struct cv_layer_ops cv__dropout_ops;
 extern const struct cv_layer_ops cv__activation_ops;
 extern const struct cv_layer_ops cv__flatten_ops;
-/* conv2d, pools, batchnorm, residual: see layer_conv.c and friends; registered in layer.c */
+extern const struct cv_layer_ops cv__conv2d_ops;
+extern const struct cv_layer_ops cv__maxpool_ops;
+extern const struct cv_layer_ops cv__avgpool_ops;
+extern const struct cv_layer_ops cv__global_avgpool_ops;
 
 #endif /* CV_LAYER_H */

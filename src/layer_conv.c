@@ -1,0 +1,170 @@
+/*
+ * layer_conv.c - 2-D convolution lowered to GEMM (im2col / col2im), with a
+ * fused per-channel bias and activation.  Output size per dimension:
+ * floor((n + pad_lo + pad_hi - k) / s) + 1.  Padding: `valid` = 0, an
+ * explicit p on every side, or `same`: out = ceil(n / s) with the total
+ * padding split as evenly as possible (the extra pixel at the bottom/right,
+ * as TensorFlow does).  No allocation in forward/backward: the columns and
+ * dz live in the layer's scratch.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "layer.h"
+
+struct conv {
+    int k, s;            /* kernel size, stride */
+    int pt, pl;          /* padding top, left (bottom/right follow from the output size) */
+};
+
+enum { W_, B_ };
+
+static int same_pad(int n, int k, int s, int *lo)
+{
+    int out = (n + s - 1) / s, total = (out - 1) * s + k - n;
+    total = total > 0 ? total : 0;
+    *lo = total / 2;
+    return out;
+}
+
+static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
+{
+    const struct cv_layer_spec *sp = l->spec;
+    struct conv *c = cv_calloc(1, sizeof(*c));
+    if (!c)
+        return cv_fail(err, CV_NOMEM, "out of memory");
+    l->priv = c;
+    c->k = sp->size;
+    c->s = sp->stride;
+    int oh, ow, p = sp->pad >= 0 ? sp->pad : 0;
+    if (c->s < 1)
+        return cv_fail(err, CV_CONFIG, "layer %d (conv2d): stride %d: expected >= 1", l->index, c->s);
+    if (sp->pad == CV_PAD_SAME) {
+        oh = same_pad(l->in.h, c->k, c->s, &c->pt);
+        ow = same_pad(l->in.w, c->k, c->s, &c->pl);
+    } else {
+        c->pt = c->pl = p;
+        oh = l->in.h + 2 * p >= c->k ? (l->in.h + 2 * p - c->k) / c->s + 1 : 0;
+        ow = l->in.w + 2 * p >= c->k ? (l->in.w + 2 * p - c->k) / c->s + 1 : 0;
+    }
+    if (oh < 1 || ow < 1)
+        return cv_fail(err, CV_SHAPE,
+                       "layer %d (conv2d): a %dx%d kernel does not fit the input (%d, %d, %d) "
+                       "with padding %d",
+                       l->index, c->k, c->k, l->in.c, l->in.h, l->in.w, p);
+    int wd[4] = {sp->filters, l->in.c, c->k, c->k}, bd[1] = {sp->filters};
+    cv__layer_add_param(l, "W", true, 4, wd); /* (F, C, k, k) */
+    cv__layer_add_param(l, "b", false, 1, bd);
+    l->out = (struct cv_shape){sp->filters, oh, ow};
+    size_t ckk = (size_t)l->in.c * c->k * c->k, ohw = (size_t)oh * ow;
+    l->scratch_per_sample = ckk * ohw + (size_t)sp->filters * ohw; /* columns, dz */
+    return CV_OK;
+}
+
+static void conv_init(struct cv_layer *l, struct cv_rng *rng)
+{
+    struct conv *c = l->priv;
+    cv__init_weights(&l->params[W_], l->in.c * c->k * c->k, l->spec->init, l->spec->activation,
+                     rng);
+    memset(l->params[B_].data, 0, l->params[B_].count * sizeof(float));
+}
+
+static void conv_destroy(struct cv_layer *l)
+{
+    free(l->priv);
+}
+
+/* col (C*k*k, OH*OW) from one image x (C, H, W); zero outside the image. */
+static void im2col(const struct cv_layer *l, const float *x, float *col)
+{
+    const struct conv *c = l->priv;
+    int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w;
+    for (int ch = 0; ch < l->in.c; ch++)
+        for (int ki = 0; ki < c->k; ki++)
+            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow)
+                for (int y = 0; y < oh; y++) {
+                    int iy = y * c->s + ki - c->pt;
+                    for (int xo = 0; xo < ow; xo++) {
+                        int ix = xo * c->s + kj - c->pl;
+                        bool in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                        col[y * ow + xo] = in ? x[((size_t)ch * H + iy) * W + ix] : 0.0f;
+                    }
+                }
+}
+
+/* dx (C, H, W) = sum of the columns' contributions (the adjoint of im2col). */
+static void col2im(const struct cv_layer *l, const float *col, float *dx)
+{
+    const struct conv *c = l->priv;
+    int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w;
+    memset(dx, 0, sizeof(float) * cv_shape_size(l->in));
+    for (int ch = 0; ch < l->in.c; ch++)
+        for (int ki = 0; ki < c->k; ki++)
+            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow)
+                for (int y = 0; y < oh; y++) {
+                    int iy = y * c->s + ki - c->pt;
+                    for (int xo = 0; xo < ow && iy >= 0 && iy < H; xo++) {
+                        int ix = xo * c->s + kj - c->pl;
+                        if (ix >= 0 && ix < W)
+                            dx[((size_t)ch * H + iy) * W + ix] += col[y * ow + xo];
+                    }
+                }
+}
+
+static float *columns(const struct cv_layer *l, int i)
+{
+    size_t ckk = (size_t)l->in.c * l->params[W_].dims[2] * l->params[W_].dims[3];
+    return l->scratch + (size_t)i * ckk * cv_shape_size(l->out) / (size_t)l->out.c;
+}
+
+/* x: (n, C, H, W) -> y: (n, F, OH, OW) */
+static void conv_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
+                         int n)
+{
+    (void)ctx;
+    int F = l->out.c, ohw = l->out.h * l->out.w, ckk = (int)(l->params[W_].count / (size_t)F);
+    size_t in = cv_shape_size(l->in), out = cv_shape_size(l->out);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        im2col(l, x + (size_t)i * in, columns(l, i));
+    for (int i = 0; i < n; i++) /* y_i (F, OHW) = W (F, CKK) . col_i (CKK, OHW) */
+        cv_gemm(false, false, F, ohw, ckk, 1.0f, l->params[W_].data, ckk, columns(l, i), ohw,
+                0.0f, y + (size_t)i * out, ohw);
+    /* per-channel bias: rows of (n*F, OHW) get b[row % F] */
+    cv_channel_bias_act(y, l->params[B_].data, n, F, ohw, l->act, l->slope);
+}
+
+static void conv_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
+                          const float *y, const float *dy, float *dx, int n)
+{
+    (void)ctx;
+    (void)x;
+    int F = l->out.c, ohw = l->out.h * l->out.w, ckk = (int)(l->params[W_].count / (size_t)F);
+    size_t in = cv_shape_size(l->in), out = cv_shape_size(l->out);
+    float *dz = l->scratch + (size_t)l->max_batch * (size_t)ckk * (size_t)ohw; /* (n, F, OHW) */
+    cv_act_backward(y, dy, dz, n, (int)out, l->act, l->slope);
+    cv_channel_bias_backward(dz, l->params[B_].grad, n, F, ohw);
+    for (int i = 0; i < n; i++) /* dW (F, CKK) += dz_i (F, OHW) . col_i^T */
+        cv_gemm(false, true, F, ckk, ohw, 1.0f, dz + (size_t)i * out, ohw, columns(l, i), ohw,
+                i ? 1.0f : 0.0f, l->params[W_].grad, ckk);
+    if (n == 0)
+        memset(l->params[W_].grad, 0, l->params[W_].count * sizeof(float));
+    if (!dx)
+        return;
+    for (int i = 0; i < n; i++) /* dcol_i (CKK, OHW) = W^T . dz_i, into col_i's place */
+        cv_gemm(true, false, ckk, ohw, F, 1.0f, l->params[W_].data, ckk, dz + (size_t)i * out,
+                ohw, 0.0f, columns(l, i), ohw);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        col2im(l, columns(l, i), dx + (size_t)i * in);
+}
+
+const struct cv_layer_ops cv__conv2d_ops = {
+    .type = CV_LAYER_CONV2D,
+    .plan = conv_plan,
+    .init = conv_init,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .destroy = conv_destroy,
+};
