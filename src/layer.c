@@ -28,6 +28,8 @@ const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type)
         return &cv__avgpool_ops;
     case CV_LAYER_GLOBAL_AVGPOOL:
         return &cv__global_avgpool_ops;
+    case CV_LAYER_BATCHNORM:
+        return &cv__batchnorm_ops;
     default:
         return NULL;
     }

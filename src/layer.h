@@ -131,5 +131,6 @@ extern const struct cv_layer_ops cv__conv2d_ops;
 extern const struct cv_layer_ops cv__maxpool_ops;
 extern const struct cv_layer_ops cv__avgpool_ops;
 extern const struct cv_layer_ops cv__global_avgpool_ops;
+extern const struct cv_layer_ops cv__batchnorm_ops;
 
 #endif /* CV_LAYER_H */

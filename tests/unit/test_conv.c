@@ -211,6 +211,45 @@ static void test_gradchecks(void)
     gradcheck_stack(a, 2, "conv + global avgpool");
 }
 
+static void test_batchnorm(void)
+{
+    struct cv_layer_spec a[3] = {spec(CV_LAYER_CONV2D, 3, 3, 1, CV_PAD_SAME),
+                                 spec(CV_LAYER_BATCHNORM, 0, 0, 0, 0)};
+    a[1].bn_momentum = 0.9f, a[1].bn_eps = 1e-5f, a[1].activation = CV_ACT_TANH;
+    gradcheck_stack(a, 2, "conv + batchnorm (per channel, tanh)");
+    a[0] = a[1]; /* batchnorm first: its input gradient is not needed, gamma/beta are */
+    a[0].activation = CV_ACT_LINEAR;
+    gradcheck_stack(a, 1, "batchnorm as the first layer");
+    /* training mode: each channel comes out with mean beta and std gamma */
+    struct one o;
+    struct cv_layer_spec bn = a[1];
+    bn.activation = CV_ACT_LINEAR;
+    make(&o, &bn, (struct cv_shape){2, 3, 3}, 4, NULL);
+    cv__layer_init(&o.l, NULL);
+    o.l.params[0].data[1] = 2.0f, o.l.params[1].data[1] = 0.5f; /* gamma, beta of channel 1 */
+    float x[4 * 18], y[4 * 18];
+    struct cv_rng r;
+    cv_rng_seed(&r, 4, 0, 0, 0);
+    for (int i = 0; i < 72; i++)
+        x[i] = (float)(3 + 5 * cv_rng_normal(&r));
+    struct cv_ctx train = {.train = true}, infer = {.train = false};
+    o.l.ops->forward(&o.l, &train, x, y, 4);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 9; j++) {
+            double v = y[i * 18 + 9 + j];
+            s += v, s2 += v * v;
+        }
+    ASSERT_NEAR(s / 36, 0.5, 1e-5);
+    ASSERT_NEAR(sqrt(s2 / 36 - (s / 36) * (s / 36)), 2.0, 1e-3);
+    /* inference uses the running statistics: after one step they are
+     * 0.9 * (0, 1) + 0.1 * (batch mean, unbiased batch variance) */
+    float rm = o.l.state[0].data[1], rv = o.l.state[1].data[1];
+    o.l.ops->forward(&o.l, &infer, x, y, 4);
+    ASSERT_NEAR(y[9], 2.0 * (x[9] - rm) / sqrt(rv + 1e-5) + 0.5, 1e-4);
+    drop(&o);
+}
+
 static void test_shape_errors(void)
 {
     struct cv_error e;
@@ -234,6 +273,7 @@ int main(void)
     test_pooling_by_hand();
     test_matches_direct();
     test_gradchecks();
+    test_batchnorm();
     test_shape_errors();
     TEST_MAIN_END();
 }
