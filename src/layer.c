@@ -30,6 +30,8 @@ const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type)
         return &cv__global_avgpool_ops;
     case CV_LAYER_BATCHNORM:
         return &cv__batchnorm_ops;
+    case CV_LAYER_RESIDUAL:
+        return &cv__residual_ops;
     default:
         return NULL;
     }

@@ -132,5 +132,6 @@ extern const struct cv_layer_ops cv__maxpool_ops;
 extern const struct cv_layer_ops cv__avgpool_ops;
 extern const struct cv_layer_ops cv__global_avgpool_ops;
 extern const struct cv_layer_ops cv__batchnorm_ops;
+extern const struct cv_layer_ops cv__residual_ops;
 
 #endif /* CV_LAYER_H */

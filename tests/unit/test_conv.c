@@ -250,6 +250,38 @@ static void test_batchnorm(void)
     drop(&o);
 }
 
+static void test_residual(void)
+{
+    /* identity shortcut: conv(same) + batchnorm keeps (2, 7, 6) */
+    struct cv_layer_spec kids[2] = {spec(CV_LAYER_CONV2D, 2, 3, 1, CV_PAD_SAME),
+                                    spec(CV_LAYER_BATCHNORM, 0, 0, 0, 0)};
+    kids[0].activation = CV_ACT_TANH;
+    kids[1].bn_momentum = 0.9f, kids[1].bn_eps = 1e-5f;
+    struct cv_layer_spec a[2] = {spec(CV_LAYER_RESIDUAL, 0, 0, 0, 0)};
+    a[0].children = kids, a[0].n_children = 2, a[0].activation = CV_ACT_TANH;
+    gradcheck_stack(a, 1, "residual, identity shortcut");
+    /* projection shortcut: stride 2 and 4 channels -> 1x1 conv, stride 2 */
+    kids[0] = spec(CV_LAYER_CONV2D, 4, 3, 2, 1);
+    kids[0].activation = CV_ACT_TANH;
+    a[0].n_children = 1;
+    gradcheck_stack(a, 1, "residual, projection shortcut");
+    /* as the second layer, so its input gradient is checked too */
+    a[1] = a[0];
+    a[0] = spec(CV_LAYER_CONV2D, 2, 3, 1, CV_PAD_SAME);
+    a[0].activation = CV_ACT_TANH;
+    gradcheck_stack(a, 2, "conv then residual (input gradient)");
+    /* a branch that no 1x1 strided projection can match */
+    struct cv_error e;
+    struct one o;
+    struct cv_layer_spec bad[1] = {spec(CV_LAYER_CONV2D, 3, 2, 1, CV_PAD_VALID)};
+    struct cv_layer_spec res = spec(CV_LAYER_RESIDUAL, 0, 0, 0, 0);
+    res.children = bad, res.n_children = 1;
+    cv_error_clear(&e);
+    ASSERT_EQ(make(&o, &res, (struct cv_shape){2, 6, 6}, 1, &e), CV_SHAPE);
+    ASSERT_STR_CONTAINS(e.msg, "layer 0 (residual): the branch maps (2, 6, 6) to (3, 5, 5)");
+    drop(&o);
+}
+
 static void test_shape_errors(void)
 {
     struct cv_error e;
@@ -274,6 +306,7 @@ int main(void)
     test_matches_direct();
     test_gradchecks();
     test_batchnorm();
+    test_residual();
     test_shape_errors();
     TEST_MAIN_END();
 }
