@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
@@ -41,4 +42,35 @@ cv_status cv__commit_file(const char *tmp, const char *path, struct cv_error *er
     if (st != CV_OK)
         unlink(tmp);
     return st;
+}
+
+cv_status cv__write_text_atomic(const char *path, const char *text, struct cv_error *err)
+{
+    char tmp[4096];
+    cv__tmp_name(path, tmp, sizeof(tmp));
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return cv_fail(err, CV_IO, "cannot create %s: %s", tmp, strerror(errno));
+    bool ok = fputs(text, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        unlink(tmp);
+        return cv_fail(err, CV_IO, "cannot write %s: %s", tmp, strerror(errno));
+    }
+    return cv__commit_file(tmp, path, err);
+}
+
+int cv__mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }

@@ -17,4 +17,10 @@ void cv__tmp_name(const char *path, char *buf, size_t size);
  * removed and path is untouched. */
 cv_status cv__commit_file(const char *tmp, const char *path, struct cv_error *err);
 
+/* Write text to path atomically (temporary, fsync, rename). */
+cv_status cv__write_text_atomic(const char *path, const char *text, struct cv_error *err);
+
+/* mkdir -p; 0 on success, -1 with errno set. */
+int cv__mkdir_p(const char *path);
+
 #endif /* CV_ATOMIC_FILE_H */

@@ -10,6 +10,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "caviar/comm.h"
 #include "util.h"
@@ -186,6 +187,79 @@ cv_status cv_comm_agree(const cv_comm *c, cv_status local, struct cv_error *err)
         return (cv_status)v[0];
     }
     return local != CV_OK ? local : (cv_status)v[0];
+}
+
+/* ---- messages ---- */
+
+/* Test the request until done, sleeping between tests: Open MPI's blocking
+ * waits poll at full speed, which would take a core from working ranks. */
+static cv_status wait_idle(MPI_Request *req, const char *what, struct cv_error *err)
+{
+    long ns = 20000;
+    for (;;) {
+        int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(err, rc, what);
+        if (done)
+            return CV_OK;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        ns = ns < 1000000 ? ns * 2 : 2000000;
+    }
+}
+
+cv_status cv_comm_send(const cv_comm *c, const void *buf, size_t bytes, int dest, int tag,
+                       struct cv_error *err)
+{
+    int rc = MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, c->comm);
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Send");
+}
+
+cv_status cv_comm_try_recv(const cv_comm *c, void *buf, size_t bytes, int tag, int *from,
+                           struct cv_error *err)
+{
+    int flag = 0;
+    MPI_Status status;
+    *from = -1;
+    int rc = MPI_Iprobe(MPI_ANY_SOURCE, tag, c->comm, &flag, &status);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Iprobe");
+    if (!flag)
+        return CV_OK;
+    rc = MPI_Recv(buf, (int)bytes, MPI_BYTE, status.MPI_SOURCE, tag, c->comm, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Recv");
+    *from = status.MPI_SOURCE;
+    return CV_OK;
+}
+
+cv_status cv_comm_recv_idle(const cv_comm *c, void *buf, size_t bytes, int src, int tag,
+                            struct cv_error *err)
+{
+    MPI_Request req;
+    int rc = MPI_Irecv(buf, (int)bytes, MPI_BYTE, src, tag, c->comm, &req);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Irecv");
+    return wait_idle(&req, "MPI_Irecv", err);
+}
+
+cv_status cv_comm_bcast_idle(const cv_comm *c, void *buf, size_t bytes, int root,
+                             struct cv_error *err)
+{
+    MPI_Request req;
+    int rc = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, c->comm, &req);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Ibcast");
+    return wait_idle(&req, "MPI_Ibcast", err);
+}
+
+cv_status cv_comm_barrier_idle(const cv_comm *c, struct cv_error *err)
+{
+    MPI_Request req;
+    int rc = MPI_Ibarrier(c->comm, &req);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Ibarrier");
+    return wait_idle(&req, "MPI_Ibarrier", err);
 }
 
 uint64_t cv_hash_bytes(const void *buf, size_t bytes)

@@ -143,6 +143,7 @@ static const struct field sweep_fields[] = {
     {"eta", F_INT, C(sweep.eta), GE, 2, NONE, 0, NULL, 0, NULL},
     {"min_epochs", F_INT, C(sweep.min_epochs), GE, 1, NONE, 0, NULL, 0, NULL},
     {"max_epochs", F_INT, C(sweep.max_epochs), GE, 1, NONE, 0, NULL, 0, NULL},
+    {"budget_epochs", F_INT, C(sweep.budget_epochs), GE, 0, NONE, 0, NULL, 0, NULL},
     {"space", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_space},
     {NULL}};
 
@@ -553,18 +554,43 @@ static cv_status sp_augment(struct pctx *p, const struct cv_node *n, void *base)
 
 /* ---- sweep.space: key -> "dist(args)" ---- */
 
+static char *trim(char *tok)
+{
+    while (isspace((unsigned char)*tok))
+        tok++;
+    char *end = tok + strlen(tok);
+    while (end > tok && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return tok;
+}
+
+/* Split at the commas outside brackets and quotes, so a choice can be a
+ * YAML flow value: choice([64, 64], [128]). */
 static int split_args(char *s, char **args, int max)
 {
-    int n = 0;
-    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        args[n++] = tok;
+    int n = 0, depth = 0;
+    char quote = 0, *tok = s;
+    for (char *p = s;; p++) {
+        if (quote && *p) {
+            quote = *p == quote ? 0 : quote;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+        } else if (*p == '[' || *p == '{') {
+            depth++;
+        } else if ((*p == ']' || *p == '}') && depth > 0) {
+            depth--;
+        } else if ((*p == ',' && depth == 0) || !*p) {
+            bool end = !*p;
+            *p = '\0';
+            if (n < max)
+                args[n] = trim(tok);
+            n++;
+            tok = p + 1;
+            if (end)
+                break;
+        }
     }
-    return n;
+    return n == 1 && !*args[0] ? 0 : n;
 }
 
 static const char *check_dim(struct cv_sweep_dim *d, char **args, int n)

@@ -25,6 +25,7 @@
 #include "caviar/optim.h"
 #include "caviar/shard.h"
 #include "caviar/train.h"
+#include "atomic_file.h"
 #include "util.h"
 
 struct timers {
@@ -64,21 +65,6 @@ static void say(const struct trainer *tr, const char *fmt, ...)
     vprintf(fmt, ap);
     va_end(ap);
     fflush(stdout);
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[CV_PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void run_path(const struct trainer *tr, char *out, size_t n, const char *name)
@@ -122,7 +108,7 @@ static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
     if (tr->rank == 0) {
         char ck[CV_PATH_MAX + 16];
         run_path(tr, ck, sizeof(ck), "checkpoints");
-        if (mkdir_p(tr->run_dir) != 0 || mkdir_p(ck) != 0 || access(tr->run_dir, W_OK) != 0)
+        if (cv__mkdir_p(tr->run_dir) != 0 || cv__mkdir_p(ck) != 0 || access(tr->run_dir, W_OK) != 0)
             st = cv_fail(err, CV_IO, "run.dir = %s: cannot create or write: %s", tr->run_dir,
                          strerror(errno));
         else
@@ -654,6 +640,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
             return st;
         tr->ts.step++;
         tr->ts.epoch_step++;
+        if (tr->opts->on_step)
+            tr->opts->on_step(tr->opts->on_step_arg);
         *limit = cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps;
         if (stop)
             return interrupted(tr, err);
@@ -664,6 +652,33 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     return CV_OK;
 }
 
+static double history_num(const char *line, const char *key)
+{
+    const char *at = strstr(line, key);
+    if (!at)
+        return NAN;
+    char *end;
+    double v = strtod(at + strlen(key), &end);
+    return end == at + strlen(key) ? NAN : v; /* "null" -> NAN */
+}
+
+/* A run resumed after its last epoch trains nothing: its result is the last
+ * epoch line of the restored metric history. */
+static void result_from_history(const struct trainer *tr, struct cv_train_result *res)
+{
+    const char *h = tr->ts.metrics, *last = NULL;
+    for (const char *p = h; p && (p = strstr(p, "{\"event\":\"")) != NULL; p++)
+        last = p;
+    if (!last)
+        return;
+    res->train_loss = history_num(last, "\"train_loss\":");
+    res->train_accuracy = history_num(last, "\"train_accuracy\":");
+    res->dev_loss = history_num(last, "\"dev_loss\":");
+    res->dev_accuracy = history_num(last, "\"dev_accuracy\":");
+    res->epochs_done = (int)tr->ts.epoch;
+    res->steps = tr->ts.step;
+}
+
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res,
                             struct cv_error *err)
 {
@@ -671,6 +686,8 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res,
     int last = cfg->train.epochs;
     if (tr->opts->stop_at_epoch > 0 && tr->opts->stop_at_epoch < last)
         last = tr->opts->stop_at_epoch;
+    if (tr->ts.epoch >= last)
+        result_from_history(tr, res);
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
         cv_status st = run_steps(tr, &limit, err);

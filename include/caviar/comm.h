@@ -51,6 +51,24 @@ cv_status cv_comm_same_bytes(const cv_comm *c, const void *buf, size_t bytes, bo
 
 uint64_t cv_hash_bytes(const void *buf, size_t bytes);
 
+/* ---- messages, for the sweep coordinator ----
+ * Fixed-size byte messages.  The waiting calls idle: they test and sleep
+ * (20 us, doubling up to 2 ms) instead of spinning in MPI, so a rank that
+ * waits for work leaves its core to the ranks that compute. */
+cv_status cv_comm_send(const cv_comm *c, const void *buf, size_t bytes, int dest, int tag,
+                       struct cv_error *err);
+/* If a message with `tag` is waiting (from any rank), receive it (exactly
+ * `bytes`) and set *from to its sender; else *from = -1.  Never waits. */
+cv_status cv_comm_try_recv(const cv_comm *c, void *buf, size_t bytes, int tag, int *from,
+                           struct cv_error *err);
+/* Wait (idly) for a message with `tag` from rank `src`. */
+cv_status cv_comm_recv_idle(const cv_comm *c, void *buf, size_t bytes, int src, int tag,
+                            struct cv_error *err);
+/* Collective, idle while waiting: broadcast / barrier. */
+cv_status cv_comm_bcast_idle(const cv_comm *c, void *buf, size_t bytes, int root,
+                             struct cv_error *err);
+cv_status cv_comm_barrier_idle(const cv_comm *c, struct cv_error *err);
+
 /* ---- gradient reduction, possibly overlapped with backward ----
  * cv_reducer sums a float arena over the group in buckets of bucket_bytes,
  * starting a bucket (MPI_Iallreduce) as soon as backward reports that the

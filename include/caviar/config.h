@@ -163,6 +163,7 @@ struct cv_config {
         int eta;                    /* asha reduction factor (default 3) */
         int min_epochs;             /* asha minimum resource (default 1) */
         int max_epochs;             /* asha maximum resource (default train.epochs) */
+        int budget_epochs;          /* total epochs handed out, 0 = no cap (default 0) */
         struct cv_sweep_dim space[CV_MAX_SWEEP];
         int n_space;
     } sweep;

@@ -27,6 +27,9 @@ struct cv_train_opts {
     int stop_at_epoch;               /* > 0: return after this many epochs (ASHA rungs) */
     long long preempt_at_step;       /* > 0: behave as if signalled once this global step is
                                         done (deterministic preemption for tests) */
+    void (*on_step)(void *arg);      /* called after every step on this rank, or NULL: the
+                                        sweep coordinator serves requests here */
+    void *on_step_arg;
 };
 
 struct cv_train_result {

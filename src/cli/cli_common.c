@@ -4,7 +4,10 @@
  */
 #include <getopt.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
@@ -63,4 +66,34 @@ int cv_cli_json_help(int argc, char **argv, int *json, void (*usage)(FILE *f))
         *json = 1;
     }
     return -1;
+}
+
+/* ---- stop signals ---- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGINT && stop_requested) { /* second Ctrl-C: abort now */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+        return;
+    }
+    static const char note[] = "caviar: stop requested: finishing this step, writing a checkpoint "
+                               "(Ctrl-C again aborts at once)\n";
+    if (!stop_requested && write(STDERR_FILENO, note, sizeof(note) - 1) < 0)
+        stop_requested = 1; /* nothing to do about a failed notice */
+    stop_requested = 1;
+}
+
+volatile sig_atomic_t *cv_cli_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    return &stop_requested;
 }

@@ -1,9 +1,6 @@
 /*
  * cmd_train.c - `caviar train CONFIG [key.path=value ...] [--resume RUN_DIR]`.
- *
- * Signals: the first SIGTERM, SIGINT or SIGUSR1 (what SLURM sends with
- * --signal) asks every rank to finish its step, checkpoint and exit 75
- * ("resume me"); a second SIGINT aborts at once.
+ * Signals: see cv_cli_stop_signals (cli_common.c).
  */
 #include <getopt.h>
 #include <mpi.h>
@@ -17,33 +14,6 @@
 #include "caviar/config.h"
 #include "caviar/train.h"
 #include "commands.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    if (sig == SIGINT && stop_requested) { /* second Ctrl-C: abort now */
-        signal(SIGINT, SIG_DFL);
-        raise(SIGINT);
-        return;
-    }
-    static const char note[] = "caviar: stop requested: finishing this step, writing a checkpoint "
-                               "(Ctrl-C again aborts at once)\n";
-    if (!stop_requested && write(STDERR_FILENO, note, sizeof(note) - 1) < 0)
-        stop_requested = 1; /* nothing to do about a failed notice */
-    stop_requested = 1;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-}
 
 static void usage(FILE *f)
 {
@@ -92,9 +62,8 @@ int cv_cmd_train(int argc, char **argv)
     int rc = cv_cli_load_config(comm, "train", argv[optind], argv + optind + 1,
                                 argc - optind - 1, &cfg);
     if (rc == CV_EXIT_OK) {
-        install_signals();
         struct cv_train_opts topts = {
-            .resume_dir = resume, .stop = &stop_requested, .preempt_at_step = preempt};
+            .resume_dir = resume, .stop = cv_cli_stop_signals(), .preempt_at_step = preempt};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)

@@ -47,4 +47,11 @@ struct cv_config;
 int cv_cli_load_config(const struct cv_comm *comm, const char *cmd, const char *path,
                        char **overrides, int n_over, struct cv_config **cfg);
 
+/* Install the stop handlers and return the flag they set: the first
+ * SIGTERM, SIGINT or SIGUSR1 (what SLURM sends with --signal) asks every
+ * rank to finish its step, checkpoint and exit 75 ("resume me"); a second
+ * SIGINT aborts at once. */
+#include <signal.h>
+volatile sig_atomic_t *cv_cli_stop_signals(void);
+
 #endif /* CV_CLI_COMMANDS_H */

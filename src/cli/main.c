@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"predict", cv_cmd_predict, "write a model's predictions to .h5 or .csv"},
     {"gradcheck", cv_cmd_gradcheck, "compare backprop gradients with centred differences"},
     {"inspect", cv_cmd_inspect, "show what a model or checkpoint holds and verify it"},
+    {"sweep", cv_cmd_sweep, "train many trials of a hyperparameter sweep at once (grid/random/asha)"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,197 @@
+/*
+ * sweep.h - many models trained at once in one MPI job: hyperparameter
+ * sweeps (grid, seeded random, ASHA) and ensembles.
+ *
+ *   plan    the trials: each is the base config plus `key=value` overrides
+ *           (sampled from sweep.space, a grid point, or an ensemble seed);
+ *   queue   which trial a free group trains next and up to which epoch
+ *           (pure bookkeeping, no MPI: unit-tested on its own);
+ *   driver  the job's P ranks form P/k groups (k = sweep.ranks_per_trial);
+ *           each group trains one job at a time, data parallel inside the
+ *           group.  World rank 0 is also the coordinator: it answers the
+ *           groups' requests between its own training steps (no rank of its
+ *           own, no polling core) and appends RUN_DIR/<kind>/results.jsonl;
+ *   results results.jsonl lines read back for resume, --collect, --refine,
+ *           the summary table and best.yaml.
+ */
+#ifndef CAVIAR_SWEEP_H
+#define CAVIAR_SWEEP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "caviar/comm.h"
+#include "caviar/config.h"
+#include "caviar/status.h"
+
+/* ---- plan ---- */
+
+struct cv_sweep_plan {
+    const struct cv_config *base;  /* borrowed; its text is every trial's starting point */
+    char dir[CV_PATH_MAX];         /* RUN_DIR/sweep or RUN_DIR/ensemble */
+    const char *member;            /* trial directory prefix: "trial" or "member" */
+    enum cv_strategy strategy;     /* asha runs trials in rungs, others to the end */
+    int n_trials;
+    char ***over;                  /* over[i][j]: "key=value" of trial i (owned) */
+    int *n_over;
+    int *n_params;                 /* the first n_params[i] overrides are its hyperparameters */
+};
+
+/* Sample/enumerate the trials of cfg->sweep (random: sweep.trials seeded
+ * draws; grid: every point, all keys choice or int_uniform; asha: random).
+ * Errors (CV_CONFIG) name the key: empty space, a grid over a continuous
+ * key, a key the config does not accept (each trial's config is parsed). */
+cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan **out,
+                               struct cv_error *err);
+/* An ensemble of `members` trials of cfg differing in train.seed (seed + i),
+ * or, with rows != NULL, the given results rows' hyperparameters. */
+struct cv_result;
+cv_status cv_sweep_plan_members(const struct cv_config *cfg, int members,
+                                const struct cv_result *rows, struct cv_sweep_plan **out,
+                                struct cv_error *err);
+void cv_sweep_plan_free(struct cv_sweep_plan *p);
+
+/* The config of trial i: base text + its overrides + run.dir = its
+ * directory + run.resume = auto (a re-run continues from its checkpoint). */
+cv_status cv_sweep_trial_config(const struct cv_sweep_plan *p, int i, struct cv_config **out,
+                                struct cv_error *err);
+void cv_sweep_trial_dir(const struct cv_sweep_plan *p, int i, char *buf, size_t size);
+
+/* One draw of dimension d for trial `trial` (random strategy), as text. */
+void cv_sweep_sample_dim(const struct cv_sweep_dim *d, uint64_t seed, int trial, char *buf,
+                         size_t size);
+
+/* ---- queue ---- */
+
+enum cv_job_status { CV_JOB_DONE, CV_JOB_PAUSED, CV_JOB_FAILED, CV_JOB_INTERRUPTED };
+
+struct cv_job {
+    int trial;
+    int rung;                      /* asha rung; 0 for grid/random */
+    int epochs;                    /* train up to this epoch; 0 = the trial config's */
+};
+
+enum cv_queue_answer { CV_QUEUE_RUN, CV_QUEUE_WAIT, CV_QUEUE_DONE };
+
+typedef struct cv_queue cv_queue;
+
+/* strategy asha: rungs at min_epochs * eta^k epochs, the last at
+ * max_epochs; grid/random: one job per trial.  budget > 0 caps the epochs
+ * handed out (a job costs its epochs minus those its trial already has). */
+cv_status cv_queue_create(int n_trials, enum cv_strategy strategy, int eta, int min_epochs,
+                          int max_epochs, bool minimize, long long budget, cv_queue **out,
+                          struct cv_error *err);
+void cv_queue_free(cv_queue *q);
+/* The next job, or WAIT (jobs are running whose results may open promotions)
+ * or DONE (nothing will be handed out again). */
+enum cv_queue_answer cv_queue_next(cv_queue *q, struct cv_job *job);
+/* A handed-out job ended.  INTERRUPTED puts it back (a resumed sweep reruns
+ * it); DONE/PAUSED record the metric; FAILED rules the trial out. */
+void cv_queue_report(cv_queue *q, const struct cv_job *job, enum cv_job_status st, double metric);
+/* Replay a result of an earlier (interrupted) run of the sweep. */
+void cv_queue_replay(cv_queue *q, const struct cv_job *job, enum cv_job_status st, double metric);
+int cv_queue_rungs(const cv_queue *q, int *epochs, int max);
+long long cv_queue_epochs_spent(const cv_queue *q);
+int cv_queue_running(const cv_queue *q);
+
+/* ---- results ---- */
+
+struct cv_result {
+    int trial, rung, epochs;       /* epochs: epochs trained when the line was written */
+    enum cv_job_status status;
+    double value;                  /* the sweep metric (NAN if failed) */
+    double train_loss, train_accuracy, dev_loss, dev_accuracy, seconds;
+    char message[256];             /* failure reason */
+    int n_params;
+    struct {
+        char key[CV_KEY_MAX];
+        char value[1024];          /* YAML text, as given to the override */
+    } params[CV_MAX_SWEEP + 2];
+    char model[CV_PATH_MAX];       /* the trial's model.h5 */
+};
+
+const char *cv_job_status_name(enum cv_job_status s);
+/* Append one line (one write(), then fsync) to path. */
+cv_status cv_result_append(const char *path, const struct cv_result *r, const char *metric,
+                           struct cv_error *err);
+/* Read every line of path; *rows malloc'd.  A torn last line (killed
+ * mid-write) is skipped; any other bad line is CV_CORRUPT naming path:line. */
+cv_status cv_results_read(const char *path, struct cv_result **rows, int *n,
+                          struct cv_error *err);
+/* The best line of each trial (its last, highest rung), sorted best first
+ * by value (failed last); returns the count. */
+int cv_results_best_per_trial(struct cv_result *rows, int n, bool minimize);
+/* The summary table. */
+void cv_results_print(const struct cv_result *rows, int n, const char *metric, FILE *f);
+
+/* ---- driver ---- */
+
+struct cv_job_outcome {
+    enum cv_job_status status;
+    int epochs_done;
+    double train_loss, train_accuracy, dev_loss, dev_accuracy, seconds;
+    char message[256];
+};
+
+/* Trains one job; collective over `group`; fills *out on the group's rank
+ * 0.  `poll` (non-NULL on world rank 0 only) must be called often while
+ * training (cv_train_opts.on_step) so the coordinator keeps answering.
+ * Returning an error other than for the job (e.g. CV_MPI) ends the sweep. */
+typedef cv_status (*cv_job_runner)(void *arg, const cv_comm *group,
+                                   const struct cv_sweep_plan *plan, const struct cv_job *job,
+                                   void (*poll)(void *), void *poll_arg,
+                                   struct cv_job_outcome *out, struct cv_error *err);
+
+/* The runner that trains: arg is the stop flag (volatile sig_atomic_t *). */
+cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sweep_plan *plan,
+                             const struct cv_job *job, void (*poll)(void *), void *poll_arg,
+                             struct cv_job_outcome *out, struct cv_error *err);
+
+struct cv_sweep_opts {
+    int ranks_per_trial;
+    const char *metric;            /* "dev.accuracy", "dev.loss", "train.accuracy", "train.loss" */
+    bool minimize;
+    int eta, min_epochs, max_epochs;
+    long long budget;              /* total epochs, 0 = no cap */
+    bool resume;                   /* continue results.jsonl of an interrupted sweep */
+    volatile sig_atomic_t *stop;   /* set by a signal: finish with checkpoints, exit 75 */
+    bool quiet;                    /* no per-job lines */
+};
+
+struct cv_sweep_summary {
+    int jobs, done, failed, interrupted;
+    long long epochs;              /* epochs trained by this run */
+    double seconds;
+};
+
+/* Collective over world.  Validation errors come before any training, on
+ * every rank.  Returns CV_INTERRUPTED if stopped by a signal. */
+cv_status cv_sweep_run(const struct cv_sweep_plan *plan, const cv_comm *world,
+                       const struct cv_sweep_opts *opts, cv_job_runner run, void *run_arg,
+                       struct cv_sweep_summary *sum, struct cv_error *err);
+
+/* Make RUN_DIR/<kind> and check its config.yaml is this config's (writing
+ * it the first time); unless keep_results, an existing results.jsonl is an
+ * error (a finished or interrupted run: resume it or use another run.dir). */
+cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
+                               struct cv_error *err);
+/* The results line of a job's outcome. */
+void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
+                     const struct cv_job_outcome *o, const char *metric, struct cv_result *r);
+/* The config of a results row: base text + its hyperparameters + run.dir. */
+cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_result *r,
+                              const char *run_dir, struct cv_config **out, struct cv_error *err);
+/* Coarse to fine: a copy of cfg whose sweep.space is narrowed around the
+ * `top` best finished rows (sorted best first): numeric keys to the span of
+ * their values padded by half of it (at least 5% of the old range, log and
+ * 1 - beta keys in log space), clamped to the old bounds; choice keys to the
+ * values that occur. */
+cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *rows, int n,
+                          int top, struct cv_config **out, struct cv_error *err);
+
+/* The metric value of an outcome by name; NAN for an unknown name. */
+double cv_outcome_metric(const struct cv_job_outcome *o, const char *metric);
+bool cv_metric_known(const char *metric);
+
+#endif /* CAVIAR_SWEEP_H */

@@ -1,0 +1,305 @@
+/*
+ * cmd_sweep.c - `caviar sweep CONFIG [key=value ...]`: a hyperparameter
+ * sweep in one MPI job (sweep.h), or, for job arrays, one trial of it
+ * (--trial I) and the merge of the trials' results (--collect).
+ */
+#include <getopt.h>
+#include <mpi.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "caviar/sweep.h"
+#include "atomic_file.h"
+#include "commands.h"
+
+struct sweep_args {
+    const char *refine;            /* --refine RESULTS */
+    int top;                       /* --top K */
+    int trial;                     /* --trial I, -1 if not given */
+    bool collect, resume;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: caviar sweep CONFIG.yaml [key.path=value ...] [options]\n\n"
+            "Train the trials of the config's `sweep` section (docs/sweeps.md): P ranks form\n"
+            "P / sweep.ranks_per_trial groups, each training one trial at a time, data parallel.\n"
+            "Writes RUN_DIR/sweep/results.jsonl, RUN_DIR/sweep/trial-NNNN/ and\n"
+            "RUN_DIR/sweep/best.yaml, and prints the trials sorted by sweep.metric.\n\n"
+            "  --resume           continue an interrupted sweep in the same run.dir\n"
+            "  --refine RESULTS   coarse to fine: search a space narrowed around the best\n"
+            "  --top K            ... K trials of RESULTS (default 3)\n"
+            "  --trial I          train only trial I with all ranks (job arrays), result in\n"
+            "                     RUN_DIR/sweep/trial-NNNN/result.jsonl\n"
+            "  --collect          merge the --trial results into RUN_DIR/sweep/results.jsonl\n"
+            "  --help             this text\n\n"
+            "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: --resume.\n");
+}
+
+static int parse_args(int argc, char **argv, struct sweep_args *a)
+{
+    static const struct option opts[] = {
+        {"refine", required_argument, NULL, 'f'}, {"top", required_argument, NULL, 't'},
+        {"trial", required_argument, NULL, 'i'},  {"collect", no_argument, NULL, 'c'},
+        {"resume", no_argument, NULL, 'r'},       {"help", no_argument, NULL, 'h'},
+        {0}};
+    *a = (struct sweep_args){.top = 3, .trial = -1};
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return usage(stdout), CV_EXIT_OK;
+        case 'f':
+            a->refine = optarg;
+            break;
+        case 't':
+            a->top = (int)strtol(optarg, &end, 10);
+            if (*end || a->top < 1)
+                goto bad;
+            break;
+        case 'i':
+            a->trial = (int)strtol(optarg, &end, 10);
+            if (*end || a->trial < 0)
+                goto bad;
+            break;
+        case 'c':
+            a->collect = true;
+            break;
+        case 'r':
+            a->resume = true;
+            break;
+        default:
+            goto bad;
+        }
+    }
+    if (optind < argc && !(a->trial >= 0 && a->collect))
+        return -1;
+bad:
+    if (cv_cli_rank() == 0)
+        usage(stderr);
+    return CV_EXIT_USAGE;
+}
+
+/* ---- the report: table on stdout, best.yaml ---- */
+
+static cv_status write_best(const struct cv_config *cfg, const char *dir,
+                            const struct cv_result *best, struct cv_error *err)
+{
+    char path[CV_PATH_MAX + 32], run_dir[CV_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/best.yaml", dir);
+    snprintf(run_dir, sizeof(run_dir), "%s/best", cfg->run.dir);
+    struct cv_config *bc = NULL;
+    cv_status st = cv_sweep_row_config(cfg, best, run_dir, &bc, err);
+    if (st == CV_OK)
+        st = cv__write_text_atomic(path, bc->text, err);
+    cv_config_free(bc);
+    if (st == CV_OK)
+        printf("best: trial %d, %s %.4f; its config: %s (train it with caviar train %s)\n",
+               best->trial, cfg->sweep.metric, best->value, path, path);
+    return st;
+}
+
+static cv_status report(const struct cv_config *cfg, const char *dir, struct cv_error *err)
+{
+    char path[CV_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/results.jsonl", dir);
+    struct cv_result *rows = NULL;
+    int n = 0;
+    cv_status st = cv_results_read(path, &rows, &n, err);
+    if (st != CV_OK)
+        return st;
+    n = cv_results_best_per_trial(rows, n, cfg->sweep.minimize);
+    printf("\n");
+    cv_results_print(rows, n, cfg->sweep.metric, stdout);
+    if (n > 0 && (rows[0].status == CV_JOB_DONE || rows[0].status == CV_JOB_PAUSED))
+        st = write_best(cfg, dir, &rows[0], err);
+    free(rows);
+    return st;
+}
+
+/* ---- modes ---- */
+
+static cv_status refine(const struct sweep_args *a, struct cv_config **cfg, struct cv_error *err)
+{
+    struct cv_result *rows = NULL;
+    int n = 0;
+    cv_status st = cv_results_read(a->refine, &rows, &n, err);
+    struct cv_config *fine = NULL;
+    if (st == CV_OK) {
+        n = cv_results_best_per_trial(rows, n, (*cfg)->sweep.minimize);
+        st = cv_sweep_refine(*cfg, rows, n, a->top, &fine, err);
+    }
+    free(rows);
+    if (st != CV_OK)
+        return st;
+    if (cv_cli_rank() == 0) {
+        printf("refined around the %d best trial(s) of %s:\n", a->top, a->refine);
+        for (int j = 0; j < fine->sweep.n_space; j++) {
+            const struct cv_sweep_dim *d = &fine->sweep.space[j];
+            if (d->dist == CV_DIST_CHOICE)
+                printf("  %s: %d choice(s)\n", d->key, d->n_choices);
+            else
+                printf("  %s: [%.6g, %.6g]\n", d->key, d->lo, d->hi);
+        }
+    }
+    cv_config_free(*cfg);
+    *cfg = fine;
+    return CV_OK;
+}
+
+static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                           const cv_comm *world, bool resume, struct cv_error *err)
+{
+    struct cv_sweep_opts o = {
+        .ranks_per_trial = cfg->sweep.ranks_per_trial, .metric = cfg->sweep.metric,
+        .minimize = cfg->sweep.minimize, .eta = cfg->sweep.eta,
+        .min_epochs = cfg->sweep.min_epochs, .max_epochs = cfg->sweep.max_epochs,
+        .budget = cfg->sweep.budget_epochs, .resume = resume, .stop = cv_cli_stop_signals()};
+    struct cv_sweep_summary sum;
+    if (cv_comm_rank(world) == 0)
+        printf("sweep: %d trial(s), strategy %s, %d group(s) of %d rank(s); results in %s\n",
+               plan->n_trials, cfg->sweep.strategy == CV_STRATEGY_GRID     ? "grid"
+                               : cfg->sweep.strategy == CV_STRATEGY_ASHA ? "asha"
+                                                                          : "random",
+               cv_comm_size(world) / cfg->sweep.ranks_per_trial, cfg->sweep.ranks_per_trial,
+               plan->dir);
+    cv_status st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, err);
+    if (cv_comm_rank(world) == 0 && (st == CV_OK || st == CV_INTERRUPTED)) {
+        printf("sweep: %d job(s) in %.1f s: %d finished, %d failed, %d interrupted; %lld "
+               "epoch(s) in all\n", sum.jobs, sum.seconds, sum.done, sum.failed, sum.interrupted,
+               sum.epochs);
+        struct cv_error rerr;
+        cv_error_clear(&rerr);
+        if (report(cfg, plan->dir, &rerr) != CV_OK && st == CV_OK)
+            st = cv_fail(err, rerr.code, "%s", rerr.msg);
+    }
+    return st;
+}
+
+/* One trial with every rank of the job (a job array task). */
+static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                         const cv_comm *world, int trial, struct cv_error *err)
+{
+    if (trial >= plan->n_trials)
+        return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
+                       plan->n_trials - 1);
+    if (plan->strategy == CV_STRATEGY_ASHA)
+        return cv_fail(err, CV_USAGE, "--trial needs sweep.strategy random or grid: asha decides "
+                       "promotions from results as they come");
+    cv_status st = cv_comm_rank(world) == 0 ? cv_sweep_prepare_dir(plan, true, err) : CV_OK;
+    if ((st = cv_comm_agree(world, st, err)) != CV_OK)
+        return st;
+    struct cv_job job = {trial, 0, 0};
+    struct cv_job_outcome out;
+    st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL, &out,
+                            err);
+    if (st != CV_OK || cv_comm_rank(world) != 0)
+        return st;
+    struct cv_result r;
+    cv_sweep_result(plan, &job, &out, cfg->sweep.metric, &r);
+    char dir[CV_PATH_MAX], path[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64];
+    cv_sweep_trial_dir(plan, trial, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/result.jsonl", dir);
+    cv__tmp_name(path, tmp, sizeof(tmp));
+    unlink(tmp);
+    st = cv_result_append(tmp, &r, cfg->sweep.metric, err);
+    if (st == CV_OK)
+        st = cv__commit_file(tmp, path, err);
+    if (st == CV_OK)
+        printf("trial %d: %s after %d epoch(s), %s %.4f; result in %s\n", trial,
+               cv_job_status_name(r.status), r.epochs, cfg->sweep.metric, r.value, path);
+    if (st == CV_OK && out.status == CV_JOB_INTERRUPTED)
+        st = cv_fail(err, CV_INTERRUPTED, "trial %d stopped on request with a checkpoint: run "
+                     "the same command again to resume it", trial);
+    return st;
+}
+
+/* Merge the trials' result.jsonl files (rank 0). */
+static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                         struct cv_error *err)
+{
+    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64], dir[CV_PATH_MAX],
+        path[CV_PATH_MAX + 32];
+    snprintf(results, sizeof(results), "%s/results.jsonl", plan->dir);
+    cv__tmp_name(results, tmp, sizeof(tmp));
+    unlink(tmp);
+    int found = 0, missing = 0;
+    cv_status st = CV_OK;
+    for (int i = 0; i < plan->n_trials && st == CV_OK; i++) {
+        cv_sweep_trial_dir(plan, i, dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/result.jsonl", dir);
+        struct cv_result *rows = NULL;
+        int n = 0;
+        if (access(path, F_OK) != 0) {
+            printf("trial %d: no result (%s missing)\n", i, path);
+            missing++;
+            continue;
+        }
+        st = cv_results_read(path, &rows, &n, err);
+        for (int j = 0; j < n && st == CV_OK; j++)
+            st = cv_result_append(tmp, &rows[j], cfg->sweep.metric, err);
+        found += n > 0;
+        free(rows);
+    }
+    if (st == CV_OK && found == 0)
+        st = cv_fail(err, CV_IO, "no trial results under %s: run the trials with --trial I "
+                     "first", plan->dir);
+    if (st == CV_OK)
+        st = cv__commit_file(tmp, results, err);
+    else
+        unlink(tmp);
+    if (st == CV_OK)
+        printf("collected %d of %d trial(s) into %s\n", found, plan->n_trials, results);
+    if (st == CV_OK)
+        st = report(cfg, plan->dir, err);
+    if (st == CV_OK && missing > 0)
+        st = cv_fail(err, CV_IO, "%d of %d trial(s) have no result yet", missing,
+                     plan->n_trials);
+    return st;
+}
+
+int cv_cmd_sweep(int argc, char **argv)
+{
+    struct sweep_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    struct cv_error err;
+    cv_error_clear(&err);
+    cv_comm *world = NULL;
+    if (cv_comm_create_world(&world, &err) != CV_OK)
+        return cv_cli_fail("sweep", &err);
+    struct cv_config *cfg = NULL;
+    struct cv_sweep_plan *plan = NULL;
+    rc = cv_cli_load_config(world, "sweep", argv[optind], argv + optind + 1, argc - optind - 1,
+                            &cfg);
+    if (rc != CV_EXIT_OK)
+        goto out;
+    cv_status st = a.refine ? refine(&a, &cfg, &err) : CV_OK;
+    if (st == CV_OK)
+        st = cv_sweep_plan_sample(cfg, &plan, &err);
+    st = cv_comm_agree(world, st, &err);
+    if (st == CV_OK && a.collect)
+        st = cv_comm_agree(world, cv_comm_rank(world) == 0 ? collect(cfg, plan, &err) : CV_OK,
+                           &err);
+    else if (st == CV_OK && a.trial >= 0)
+        st = run_one(cfg, plan, world, a.trial, &err);
+    else if (st == CV_OK)
+        st = run_sweep(cfg, plan, world, a.resume, &err);
+    if (st != CV_OK)
+        rc = cv_comm_rank(world) == 0 ? cv_cli_fail("sweep", &err)
+                                      : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
+    if (st == CV_MPI)
+        MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
+out:
+    cv_sweep_plan_free(plan);
+    cv_config_free(cfg);
+    cv_comm_free(world);
+    return rc;
+}

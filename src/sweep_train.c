@@ -1,0 +1,49 @@
+/*
+ * sweep_train.c - the job runner of real sweeps and ensembles: build the
+ * trial's config, train it (resuming from its own checkpoint if it has
+ * one) up to the job's epoch, and describe the outcome.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "caviar/sweep.h"
+#include "caviar/train.h"
+
+cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sweep_plan *plan,
+                             const struct cv_job *job, void (*poll)(void *), void *poll_arg,
+                             struct cv_job_outcome *out, struct cv_error *err)
+{
+    volatile sig_atomic_t *stop = arg;
+    memset(out, 0, sizeof(*out));
+    out->train_loss = out->train_accuracy = out->dev_loss = out->dev_accuracy = NAN;
+    struct cv_config *cfg = NULL;
+    cv_status st = cv_sweep_trial_config(plan, job->trial, &cfg, err);
+    if (st != CV_OK)
+        return st;
+    struct cv_train_opts opts = {
+        .stop = stop, .quiet = true, .stop_at_epoch = job->epochs, .on_step = poll,
+        .on_step_arg = poll_arg};
+    struct cv_train_result res;
+    st = cv_train_run(cfg, group, &opts, &res, err);
+    out->epochs_done = res.epochs_done;
+    out->train_loss = res.train_loss;
+    out->train_accuracy = res.train_accuracy;
+    out->dev_loss = res.dev_loss;
+    out->dev_accuracy = res.dev_accuracy;
+    out->seconds = res.seconds;
+    bool final = job->epochs <= 0 || job->epochs >= cfg->train.epochs;
+    cv_config_free(cfg);
+    if (st == CV_OK) {
+        out->status = final ? CV_JOB_DONE : CV_JOB_PAUSED;
+    } else if (st == CV_INTERRUPTED) {
+        out->status = CV_JOB_INTERRUPTED;
+    } else if (st == CV_MPI || st == CV_NOMEM) {
+        return st; /* not the trial's fault: end the sweep */
+    } else {
+        out->status = CV_JOB_FAILED;
+        snprintf(out->message, sizeof(out->message), "%.*s", (int)sizeof(out->message) - 1,
+                 err->msg);
+    }
+    return CV_OK;
+}
