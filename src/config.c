@@ -599,8 +599,11 @@ static const char *check_dim(struct cv_sweep_dim *d, char **args, int n)
     if (d->dist == CV_DIST_CHOICE) {
         if (n < 1)
             return "choice(...) with at least one value";
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            if (strlen(args[i]) >= sizeof(d->choices[i]))
+                return "choices of at most 255 characters each";
             snprintf(d->choices[i], sizeof(d->choices[i]), "%s", args[i]);
+        }
         d->n_choices = n;
         return NULL;
     }

@@ -22,6 +22,7 @@
 #define CV_MAX_SWEEP    32
 #define CV_MAX_CHOICES  32
 #define CV_KEY_MAX      128
+#define CV_CHOICE_MAX   256
 
 enum cv_layer_type {
     CV_LAYER_DENSE,
@@ -94,7 +95,7 @@ struct cv_sweep_dim {
     char key[CV_KEY_MAX];                  /* config key path, e.g. "train.lr", "model.layers.0.units" */
     enum cv_dist dist;                     /* distribution to sample from */
     double lo, hi;                         /* bounds for uniform / log / int distributions */
-    char choices[CV_MAX_CHOICES][64];      /* choice(...): values as YAML scalars */
+    char choices[CV_MAX_CHOICES][CV_CHOICE_MAX]; /* choice(...): values as YAML text */
     int n_choices;                         /* number of choices */
     int line;                              /* config line, for messages */
 };

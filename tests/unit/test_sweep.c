@@ -1,0 +1,447 @@
+/*
+ * test_sweep.c - the pieces of a sweep without MPI:
+ *  - sampling: log_uniform puts a quarter of the draws in each decade of
+ *    (1e-4, 1), one_minus_log_uniform does the same for 1 - beta, uniform
+ *    and int_uniform cover their range evenly (both ends included), draws
+ *    are reproducible and differ between trials;
+ *  - grid plans enumerate every combination once; config errors name keys;
+ *  - the queue, driven by a simulated cluster of G workers with uneven job
+ *    lengths: every trial runs exactly once (grid/random) and ASHA promotes
+ *    only trials in the top 1/eta of their rung, never twice, within budget;
+ *  - results.jsonl round trip, a torn last line, ranking; refinement.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "caviar/sweep.h"
+#include "test.h"
+
+#define DRAWS 8000
+
+static struct cv_sweep_dim dim(enum cv_dist dist, double lo, double hi)
+{
+    struct cv_sweep_dim d = {.dist = dist, .lo = lo, .hi = hi};
+    snprintf(d.key, sizeof(d.key), "train.x");
+    return d;
+}
+
+static double draw(const struct cv_sweep_dim *d, int trial)
+{
+    char buf[64];
+    cv_sweep_sample_dim(d, 42, trial, buf, sizeof(buf));
+    return strtod(buf, NULL);
+}
+
+static void test_log_uniform(void)
+{
+    struct cv_sweep_dim d = dim(CV_DIST_LOG_UNIFORM, 1e-4, 1);
+    int decade[4] = {0};
+    for (int i = 0; i < DRAWS; i++) {
+        double v = draw(&d, i);
+        ASSERT_TRUE(v >= 1e-4 && v <= 1);
+        int k = (int)floor(-log10(v)); /* 0: [0.1, 1), 3: [1e-4, 1e-3) */
+        decade[k < 0 ? 0 : k > 3 ? 3 : k]++;
+    }
+    /* binomial sd = sqrt(8000 * 0.25 * 0.75) = 39: allow 4 sd */
+    for (int k = 0; k < 4; k++)
+        ASSERT_NEAR(decade[k], DRAWS / 4, 160);
+}
+
+static void test_one_minus_log_uniform(void)
+{
+    struct cv_sweep_dim d = dim(CV_DIST_ONE_MINUS_LOG_UNIFORM, 0.9, 0.999);
+    int decade[2] = {0};
+    for (int i = 0; i < DRAWS; i++) {
+        double beta = draw(&d, i);
+        ASSERT_TRUE(beta >= 0.9 - 1e-9 && beta <= 0.999 + 1e-9);
+        decade[1 - beta < 0.01]++; /* [0.9, 0.99) and [0.99, 0.999] */
+    }
+    ASSERT_NEAR(decade[0], DRAWS / 2, 180);
+    ASSERT_NEAR(decade[1], DRAWS / 2, 180);
+}
+
+static void test_uniform_and_int(void)
+{
+    struct cv_sweep_dim u = dim(CV_DIST_UNIFORM, -2, 2), n = dim(CV_DIST_INT_UNIFORM, 3, 6);
+    int below = 0, count[4] = {0};
+    for (int i = 0; i < DRAWS; i++) {
+        double v = draw(&u, i);
+        ASSERT_TRUE(v >= -2 && v <= 2);
+        below += v < 0;
+        double k = draw(&n, i);
+        ASSERT_TRUE(k == floor(k) && k >= 3 && k <= 6);
+        count[(int)k - 3]++;
+    }
+    ASSERT_NEAR(below, DRAWS / 2, 180);
+    for (int k = 0; k < 4; k++) /* both ends included, evenly */
+        ASSERT_NEAR(count[k], DRAWS / 4, 160);
+    /* reproducible, different per trial */
+    ASSERT_EQ(draw(&u, 7) == draw(&u, 7), 1);
+    ASSERT_EQ(draw(&u, 7) != draw(&u, 8), 1);
+}
+
+static const char *BASE =
+    "data: {train: t.h5}\n"
+    "model: {input: [4], layers: [{type: dense, units: 8, activation: relu},\n"
+    "        {type: dense, units: 3, activation: softmax}]}\n"
+    "train: {epochs: 4}\n"
+    "run: {dir: /tmp/cv-test-sweep}\n";
+
+static struct cv_config *config_with(const char *sweep, struct cv_error *err)
+{
+    char text[4096];
+    snprintf(text, sizeof(text), "%s%s", BASE, sweep);
+    struct cv_config *c = NULL;
+    cv_error_clear(err);
+    cv_config_parse(text, "t.yaml", NULL, 0, &c, err);
+    return c;
+}
+
+static void test_grid(void)
+{
+    struct cv_error err;
+    struct cv_config *c = config_with(
+        "sweep:\n  strategy: grid\n  space:\n    train.optimizer: choice(sgd, adam)\n"
+        "    model.layers.0.units: int_uniform(2, 4)\n",
+        &err);
+    ASSERT_TRUE(c != NULL);
+    struct cv_sweep_plan *p = NULL;
+    ASSERT_EQ(cv_sweep_plan_sample(c, &p, &err), CV_OK);
+    ASSERT_EQ(p ? p->n_trials : 0, 6);
+    for (int i = 0; p && i < p->n_trials; i++) {
+        ASSERT_EQ(p->n_params[i], 2);
+        ASSERT_STR_CONTAINS(p->over[i][0], "train.optimizer=");
+        for (int j = 0; j < i; j++) /* every combination once */
+            ASSERT_TRUE(strcmp(p->over[i][0], p->over[j][0]) ||
+                        strcmp(p->over[i][1], p->over[j][1]));
+    }
+    struct cv_config *t = NULL;
+    if (p) {
+        ASSERT_EQ(cv_sweep_trial_config(p, 5, &t, &err), CV_OK);
+        ASSERT_TRUE(t && t->model.layers[0].units == 4 && t->train.optimizer == CV_OPT_ADAM);
+        ASSERT_TRUE(t && t->run.resume == CV_RESUME_AUTO);
+        ASSERT_STR_CONTAINS(t ? t->run.dir : "", "/tmp/cv-test-sweep/sweep/trial-0005");
+    }
+    cv_config_free(t);
+    cv_sweep_plan_free(p);
+    cv_config_free(c);
+}
+
+static void expect_plan_error(const char *sweep, const char *needle)
+{
+    struct cv_error err;
+    struct cv_config *c = config_with(sweep, &err);
+    struct cv_sweep_plan *p = NULL;
+    if (c)
+        cv_sweep_plan_sample(c, &p, &err);
+    ASSERT_TRUE(p == NULL);
+    ASSERT_STR_CONTAINS(err.msg, needle);
+    cv_sweep_plan_free(p);
+    cv_config_free(c);
+}
+
+static void test_plan_errors(void)
+{
+    expect_plan_error("sweep: {trials: 2}\n", "sweep.space is empty");
+    expect_plan_error("sweep:\n  space:\n    train.lr: log_uniform(0, 1)\n", "positive bounds");
+    expect_plan_error("sweep:\n  space:\n    train.lr: uniform(1, 0.5)\n", "a < b");
+    expect_plan_error("sweep:\n  space:\n    train.lrr: log_uniform(1e-3, 1)\n", "lrr");
+    expect_plan_error("sweep:\n  strategy: grid\n  space:\n    train.lr: uniform(0.1, 1)\n",
+                      "grid needs choice");
+    expect_plan_error("sweep:\n  space:\n    model.layers.0.units: int_uniform(-3, -1)\n",
+                      "units");
+}
+
+/* A choice can be a YAML flow value: whole layer lists (number of layers). */
+static void test_choice_of_layers(void)
+{
+    struct cv_error err;
+    struct cv_config *c = config_with(
+        "sweep:\n  trials: 12\n  space:\n    model.layers: \"choice([{type: dense, units: 3, "
+        "activation: softmax}], [{type: dense, units: 5}, {type: dense, units: 3, activation: "
+        "softmax}])\"\n",
+        &err);
+    ASSERT_TRUE(c && c->sweep.space[0].n_choices == 2);
+    struct cv_sweep_plan *p = NULL;
+    ASSERT_EQ(c ? cv_sweep_plan_sample(c, &p, &err) : CV_CONFIG, CV_OK);
+    int seen[3] = {0};
+    for (int i = 0; p && i < p->n_trials; i++) {
+        struct cv_config *t = NULL;
+        if (cv_sweep_trial_config(p, i, &t, &err) == CV_OK)
+            seen[t->model.n_layers]++;
+        cv_config_free(t);
+    }
+    ASSERT_TRUE(seen[1] > 0 && seen[2] > 0 && seen[1] + seen[2] == 12);
+    cv_sweep_plan_free(p);
+    cv_config_free(c);
+}
+
+/* ---- the queue under a simulated cluster ---- */
+
+struct sim {
+    cv_queue *q;
+    int groups;
+    struct cv_job job[8];
+    double ends[8];                /* simulated time the group's job ends, < 0 idle */
+    int runs[64][8];               /* jobs per (trial, rung) */
+    double metric_of[64];
+    double result[64][8];          /* reported metric per (trial, rung), NAN if none */
+    int eta, misplaced;            /* promotions of trials outside their rung's top 1/eta */
+};
+
+/* ASHA's rule, checked independently: a promotion to rung r takes a trial
+ * ranked within the top floor(n / eta) of the n results of rung r - 1. */
+static void check_promotion(struct sim *s, int n_trials, const struct cv_job *j)
+{
+    int n = 0, ahead = 0;
+    double mine = s->result[j->trial][j->rung - 1];
+    for (int t = 0; t < n_trials; t++) {
+        double v = s->result[t][j->rung - 1];
+        if (isnan(v))
+            continue;
+        n++;
+        ahead += v > mine;
+    }
+    if (isnan(mine) || ahead >= n / s->eta)
+        s->misplaced++;
+}
+
+/* Event simulation: the group whose job ends first reports, then asks. */
+static int simulate(struct sim *s, int n_trials, int *max_running)
+{
+    double now = 0;
+    int jobs = 0;
+    for (int g = 0; g < s->groups; g++)
+        s->ends[g] = -1;
+    for (int t = 0; t < 64; t++)
+        for (int r = 0; r < 8; r++)
+            s->result[t][r] = NAN;
+    for (;;) {
+        bool asked = false;
+        for (int g = 0; g < s->groups; g++) {
+            if (s->ends[g] >= 0)
+                continue;
+            if (cv_queue_next(s->q, &s->job[g]) != CV_QUEUE_RUN)
+                continue;
+            asked = true;
+            const struct cv_job *j = &s->job[g];
+            s->runs[j->trial][j->rung]++;
+            if (j->rung > 0)
+                check_promotion(s, n_trials, j);
+            jobs++;
+            /* uneven lengths: 1 to 3 time units per epoch */
+            s->ends[g] = now + (1 + j->trial % 3) * (j->epochs ? j->epochs : 1);
+        }
+        int running = 0, first = -1;
+        for (int g = 0; g < s->groups; g++)
+            if (s->ends[g] >= 0) {
+                running++;
+                if (first < 0 || s->ends[g] < s->ends[first])
+                    first = g;
+            }
+        if (running > *max_running)
+            *max_running = running;
+        if (first < 0 && !asked)
+            break;
+        if (first < 0)
+            continue;
+        now = s->ends[first];
+        s->ends[first] = -1;
+        const struct cv_job *j = &s->job[first];
+        double v = s->metric_of[j->trial] + 0.01 * j->rung;
+        s->result[j->trial][j->rung] = v;
+        cv_queue_report(s->q, j, CV_JOB_PAUSED, v);
+    }
+    return jobs;
+}
+
+static void test_queue_random(void)
+{
+    for (int groups = 1; groups <= 3; groups++) {
+        struct sim s = {.groups = groups};
+        struct cv_error err;
+        ASSERT_EQ(cv_queue_create(10, CV_STRATEGY_RANDOM, 3, 1, 4, false, 0, &s.q, &err), CV_OK);
+        int most = 0;
+        ASSERT_EQ(simulate(&s, 10, &most), 10);
+        for (int t = 0; t < 10; t++) /* none lost, none twice */
+            ASSERT_EQ(s.runs[t][0], 1);
+        ASSERT_EQ(most, groups); /* every group kept busy */
+        ASSERT_EQ(cv_queue_running(s.q), 0);
+        cv_queue_free(s.q);
+    }
+}
+
+static void test_queue_asha(void)
+{
+    for (int groups = 1; groups <= 3; groups++) {
+        struct sim s = {.groups = groups, .eta = 3};
+        struct cv_error err;
+        int n = 27;
+        for (int t = 0; t < n; t++) /* a shuffled ranking: trial 13 best, 0 worst */
+            s.metric_of[t] = t == 13 ? 1.0 : t == 0 ? 0.0 : 0.1 + 0.8 * ((t * 7) % 26) / 26.0;
+        ASSERT_EQ(cv_queue_create(n, CV_STRATEGY_ASHA, 3, 1, 9, false, 0, &s.q, &err), CV_OK);
+        int rungs[8], nr = cv_queue_rungs(s.q, rungs, 8);
+        ASSERT_EQ(nr, 3);
+        ASSERT_TRUE(rungs[0] == 1 && rungs[1] == 3 && rungs[2] == 9);
+        int most = 0;
+        simulate(&s, n, &most);
+        int at[3] = {0};
+        for (int t = 0; t < n; t++)
+            for (int r = 0; r < 3; r++) {
+                ASSERT_TRUE(s.runs[t][r] <= 1); /* never promoted twice */
+                at[r] += s.runs[t][r];
+            }
+        ASSERT_EQ(at[0], n);
+        ASSERT_EQ(s.misplaced, 0);
+        ASSERT_TRUE(at[1] >= n / 3 && at[1] < n / 2); /* about the top third */
+        ASSERT_TRUE(at[2] >= 1 && at[2] < at[1]);
+        ASSERT_EQ(s.runs[13][2], 1);                  /* the best reaches the top */
+        ASSERT_EQ(s.runs[0][1], 0);                   /* the worst is never promoted */
+        /* epochs: 27 x 1 + promotions x (3-1) + (9-3) */
+        ASSERT_EQ(cv_queue_epochs_spent(s.q), at[0] * 1 + at[1] * 2 + at[2] * 6);
+        cv_queue_free(s.q);
+    }
+}
+
+static void test_queue_budget_and_replay(void)
+{
+    struct cv_error err;
+    cv_queue *q = NULL;
+    ASSERT_EQ(cv_queue_create(10, CV_STRATEGY_RANDOM, 3, 1, 4, false, 12, &q, &err), CV_OK);
+    struct cv_job j;
+    int handed = 0;
+    while (cv_queue_next(q, &j) == CV_QUEUE_RUN)
+        handed++;
+    ASSERT_EQ(handed, 3); /* 3 trials x 4 epochs fit a budget of 12 */
+    cv_queue_free(q);
+
+    /* replay: trials 0 and 2 finished before; 1 was running (interrupted) */
+    ASSERT_EQ(cv_queue_create(4, CV_STRATEGY_RANDOM, 3, 1, 4, false, 0, &q, &err), CV_OK);
+    struct cv_job done0 = {0, 0, 0}, done2 = {2, 0, 0}, int1 = {1, 0, 0};
+    cv_queue_replay(q, &done0, CV_JOB_DONE, 0.5);
+    cv_queue_replay(q, &int1, CV_JOB_INTERRUPTED, NAN);
+    cv_queue_replay(q, &done2, CV_JOB_DONE, 0.6);
+    int order[4], k = 0;
+    while (k < 4 && cv_queue_next(q, &j) == CV_QUEUE_RUN)
+        order[k++] = j.trial;
+    ASSERT_EQ(k, 2);
+    ASSERT_TRUE(k == 2 && order[0] == 1 && order[1] == 3);
+    /* an interrupted job goes back to the queue */
+    cv_queue_report(q, &(struct cv_job){1, 0, 0}, CV_JOB_INTERRUPTED, NAN);
+    ASSERT_EQ(cv_queue_next(q, &j), CV_QUEUE_RUN);
+    ASSERT_EQ(j.trial, 1);
+    cv_queue_free(q);
+}
+
+/* ---- results ---- */
+
+static void test_results_roundtrip(void)
+{
+    char path[] = "/tmp/cv-test-results-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    struct cv_result r = {.trial = 3, .rung = 1, .epochs = 3, .status = CV_JOB_DONE,
+                          .value = 0.875, .dev_loss = NAN, .n_params = 2};
+    snprintf(r.params[0].key, sizeof(r.params[0].key), "train.lr");
+    snprintf(r.params[0].value, sizeof(r.params[0].value), "0.00123");
+    snprintf(r.params[1].key, sizeof(r.params[1].key), "train.optimizer");
+    snprintf(r.params[1].value, sizeof(r.params[1].value), "adam");
+    snprintf(r.message, sizeof(r.message), "quote \" and backslash \\");
+    struct cv_error err;
+    cv_error_clear(&err);
+    ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
+    r.trial = 4;
+    r.value = 0.9;
+    ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
+    r.trial = 5;
+    r.status = CV_JOB_FAILED;
+    r.value = NAN;
+    ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
+    FILE *f = fopen(path, "a"); /* a writer killed mid-line */
+    fputs("{\"trial\":6,\"rung\":0,\"ep", f);
+    fclose(f);
+    struct cv_result *rows = NULL;
+    int n = 0;
+    ASSERT_EQ(cv_results_read(path, &rows, &n, &err), CV_OK);
+    ASSERT_EQ(n, 3);
+    if (n == 3) {
+        ASSERT_EQ(rows[0].trial, 3);
+        ASSERT_NEAR(rows[0].value, 0.875, 1e-12);
+        ASSERT_TRUE(isnan(rows[0].dev_loss));
+        ASSERT_STR_CONTAINS(rows[0].params[0].value, "0.00123");
+        ASSERT_STR_CONTAINS(rows[0].params[1].value, "adam");
+        ASSERT_STR_CONTAINS(rows[0].message, "quote \" and backslash \\");
+        ASSERT_EQ(rows[2].status, CV_JOB_FAILED);
+        n = cv_results_best_per_trial(rows, n, false);
+        ASSERT_EQ(rows[0].trial, 4); /* best first, failed last */
+        ASSERT_EQ(rows[2].trial, 5);
+    }
+    free(rows);
+    f = fopen(path, "a"); /* garbage in the middle is corruption, not a torn line */
+    fputs("\nnot json\n{\"trial\":7}\n", f);
+    fclose(f);
+    ASSERT_EQ(cv_results_read(path, &rows, &n, &err), CV_CORRUPT);
+    ASSERT_STR_CONTAINS(err.msg, path);
+    unlink(path);
+}
+
+static void test_refine(void)
+{
+    struct cv_error err;
+    struct cv_config *c = config_with(
+        "sweep:\n  space:\n    train.lr: log_uniform(1e-5, 1)\n"
+        "    train.optimizer: choice(sgd, momentum, adam)\n"
+        "    model.layers.0.units: int_uniform(8, 512)\n",
+        &err);
+    struct cv_result rows[3] = {0};
+    const char *lr[3] = {"0.001", "0.004", "0.5"}, *opt[3] = {"adam", "momentum", "sgd"};
+    const char *units[3] = {"64", "100", "8"};
+    for (int i = 0; i < 3; i++) {
+        rows[i].trial = i;
+        rows[i].status = CV_JOB_DONE;
+        rows[i].n_params = 3;
+        snprintf(rows[i].params[0].key, CV_KEY_MAX, "train.lr");
+        snprintf(rows[i].params[0].value, 64, "%s", lr[i]);
+        snprintf(rows[i].params[1].key, CV_KEY_MAX, "train.optimizer");
+        snprintf(rows[i].params[1].value, 64, "%s", opt[i]);
+        snprintf(rows[i].params[2].key, CV_KEY_MAX, "model.layers.0.units");
+        snprintf(rows[i].params[2].value, 64, "%s", units[i]);
+    }
+    struct cv_config *fine = NULL;
+    ASSERT_EQ(c ? cv_sweep_refine(c, rows, 3, 2, &fine, &err) : CV_CONFIG, CV_OK);
+    if (fine) {
+        const struct cv_sweep_dim *d = &fine->sweep.space[0];
+        /* log span [1e-3, 4e-3] padded by half its log width: [5e-4, 8e-3] */
+        ASSERT_EQ(d->dist, CV_DIST_LOG_UNIFORM);
+        ASSERT_NEAR(d->lo, 5e-4, 1e-9);
+        ASSERT_NEAR(d->hi, 8e-3, 1e-8);
+        const struct cv_sweep_dim *o = &fine->sweep.space[1];
+        ASSERT_EQ(o->n_choices, 2); /* momentum, adam */
+        ASSERT_TRUE(!strcmp(o->choices[0], "momentum") && !strcmp(o->choices[1], "adam"));
+        const struct cv_sweep_dim *u = &fine->sweep.space[2];
+        ASSERT_TRUE(u->lo == 46 && u->hi == 118); /* [64, 100] padded by 18 */
+        ASSERT_STR_CONTAINS(fine->text, "log_uniform(0.0005, 0.008)");
+    }
+    struct cv_config *none = NULL;
+    ASSERT_EQ(c ? cv_sweep_refine(c, rows, 3, 4, &none, &err) : CV_OK, CV_USAGE);
+    cv_config_free(fine);
+    cv_config_free(c);
+}
+
+int main(void)
+{
+    test_log_uniform();
+    test_one_minus_log_uniform();
+    test_uniform_and_int();
+    test_grid();
+    test_plan_errors();
+    test_choice_of_layers();
+    test_queue_random();
+    test_queue_asha();
+    test_queue_budget_and_replay();
+    test_results_roundtrip();
+    test_refine();
+    TEST_MAIN_END();
+}
