@@ -168,7 +168,7 @@ static cv_status read_x(struct split *s, const struct cv_dataset_info *in, long 
     size_t total = (size_t)n * (size_t)in->features;
     herr_t rc;
     if (in->x_uint8) {
-        unsigned char *raw = cv_calloc(total, 1);
+        unsigned char *raw = cv_calloc_big(total, 1);
         if (!raw)
             return cv_fail(err, CV_NOMEM, "out of memory reading %s", s->spec);
         rc = read_slab(s->x, row0, n, in->features, H5T_NATIVE_UCHAR, raw);

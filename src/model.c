@@ -89,13 +89,13 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
     m->n_params = np;
     m->n_state = ns;
     size_t mb = (size_t)m->max_batch;
-    m->params = cv_calloc(np, sizeof(float));
-    m->grads = cv_calloc(np, sizeof(float));
-    m->state = cv_calloc(ns, sizeof(float));
-    m->scratch = cv_calloc(nscr, sizeof(float));
-    m->act_mem = cv_calloc(nact * mb, sizeof(float));
-    m->dbuf[0] = cv_calloc(widest * mb, sizeof(float));
-    m->dbuf[1] = cv_calloc(widest * mb, sizeof(float));
+    m->params = cv_calloc_big(np, sizeof(float));
+    m->grads = cv_calloc_big(np, sizeof(float));
+    m->state = cv_calloc_big(ns, sizeof(float));
+    m->scratch = cv_calloc_big(nscr, sizeof(float));
+    m->act_mem = cv_calloc_big(nact * mb, sizeof(float));
+    m->dbuf[0] = cv_calloc_big(widest * mb, sizeof(float));
+    m->dbuf[1] = cv_calloc_big(widest * mb, sizeof(float));
     m->norm_mean = cv_calloc((size_t)m->inputs, sizeof(float));
     m->norm_std = cv_calloc((size_t)m->inputs, sizeof(float));
     if (!m->params || !m->grads || !m->state || !m->scratch || !m->act_mem || !m->dbuf[0] ||

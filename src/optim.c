@@ -37,8 +37,8 @@ cv_status cv_optim_create(const struct cv_config *cfg, cv_model *m, cv_optim **o
     o->n = cv_model_n_params(m);
     bool need1 = o->kind == CV_OPT_MOMENTUM || o->kind == CV_OPT_ADAM;
     bool need2 = o->kind == CV_OPT_RMSPROP || o->kind == CV_OPT_ADAM;
-    o->m1 = need1 ? cv_calloc(o->n, sizeof(float)) : NULL;
-    o->m2 = need2 ? cv_calloc(o->n, sizeof(float)) : NULL;
+    o->m1 = need1 ? cv_calloc_big(o->n, sizeof(float)) : NULL;
+    o->m2 = need2 ? cv_calloc_big(o->n, sizeof(float)) : NULL;
     o->decay = cv_calloc(o->n, 1);
     if ((need1 && !o->m1) || (need2 && !o->m2) || !o->decay) {
         size_t n = o->n;

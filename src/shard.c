@@ -72,7 +72,7 @@ static cv_status alloc_shard(cv_shard *s, struct cv_error *err)
 {
     size_t f = (size_t)s->info.features, n = (size_t)s->n, mb = (size_t)s->max_batch;
     size_t t = (size_t)s->info.target_dim;
-    s->x = cv_calloc(n * f, sizeof(float));
+    s->x = cv_calloc_big(n * f, sizeof(float));
     s->perm = cv_calloc(n, sizeof(long long));
     s->bx = cv_calloc(mb * f, sizeof(float));
     s->brows = cv_calloc(mb, sizeof(long long));

@@ -2,9 +2,12 @@
  * util.c - checked allocation with test-time failure injection, the keyed
  * xoshiro256** generator, and a monotonic clock.
  */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "util.h"
@@ -23,6 +26,26 @@ void *cv_calloc(size_t n, size_t size)
     if (alloc_countdown >= 0 && alloc_countdown-- == 0)
         return NULL;
     return calloc(n ? n : 1, size ? size : 1);
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *cv_calloc_big(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = n * size;
+    if (bytes < 2 * HUGE_PAGE)
+        return cv_calloc(n, size);
+    if (alloc_countdown >= 0 && alloc_countdown-- == 0)
+        return NULL;
+    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE, rounded) != 0)
+        return NULL;
+    madvise(p, rounded, MADV_HUGEPAGE); /* only a hint: fine if refused */
+    memset(p, 0, bytes);
+    return p;
 }
 
 static uint64_t splitmix64(uint64_t *x)
