@@ -20,9 +20,10 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = {  # name: (hidden layers, global batch)
+WORKLOADS = {  # name: (hidden layers, or conv filters per block for "c", global batch)
     "a": ([256, 128], 128),
     "b": ([2048, 2048], 256),
+    "c": ([32, 64, 96], 128),  # CNN: conv3x3-BN-ReLU blocks, 2x2 max pool between, GAP, dense
 }
 CAVIAR_CONFIGS = [(1, 1), (1, 2), (2, 1)]
 SCALING_CONFIGS = [(4, 1)]
@@ -52,6 +53,39 @@ def flops_per_sample(hidden, inputs=784, classes=10):
     return total
 
 
+def cnn_shapes(filters, side=28):
+    """(in channels, out channels, output side) of each conv of workload (c)."""
+    out, prev = [], 1
+    for i, f in enumerate(filters):
+        out.append((prev, f, side))
+        prev = f
+        if i < len(filters) - 1:
+            side //= 2
+    return out
+
+
+def cnn_flops_per_sample(filters, classes=10):
+    total = 0
+    for i, (c, f, side) in enumerate(cnn_shapes(filters)):
+        mac = side * side * f * c * 9
+        total += 2 * mac * (3 if i > 0 else 2)  # forward, dW, dX (no dX for the first)
+    return total + 2 * 3 * filters[-1] * classes
+
+
+def cnn_memory_model_mb(filters, batch, ranks, rows, classes=10):
+    params = sum(f * c * 9 + f + 2 * f for c, f, _ in cnn_shapes(filters)) + \
+        filters[-1] * classes + classes
+    per_sample, widest = 0, 0
+    for i, (c, f, side) in enumerate(cnn_shapes(filters)):
+        per_sample += 2 * f * side * side  # conv and batchnorm outputs
+        per_sample += (f * (side // 2) ** 2) if i < len(filters) - 1 else 0  # pooling
+        per_sample += 9 * c * side * side  # im2col columns
+        widest = max(widest, f * side * side)
+    local = -(-batch // ranks)
+    acts = local * (per_sample + 2 * widest)
+    return 4 * (4 * params + acts + rows // ranks * 784) / 2**20
+
+
 def memory_model_mb(hidden, batch, ranks, rows, inputs=784, classes=10):
     dims = [inputs] + hidden + [classes]
     params = sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
@@ -61,11 +95,18 @@ def memory_model_mb(hidden, batch, ranks, rows, inputs=784, classes=10):
     return 4 * (4 * params + acts + shard) / 2**20  # params, grads, 2 Adam moments
 
 
-def write_config(tmp, data, hidden, batch, steps):
-    layers = "".join(f"    - {{type: dense, units: {h}, activation: relu}}\n" for h in hidden)
-    path = os.path.join(tmp, f"cfg-{'-'.join(map(str, hidden))}.yaml")
+def write_config(tmp, data, hidden, batch, steps, conv=False):
+    if conv:
+        blocks = [f"    - {{type: conv2d, filters: {f}, size: 3, pad: same}}\n"
+                  f"    - {{type: batchnorm, activation: relu}}\n" for f in hidden]
+        layers = "    - {type: maxpool, size: 2}\n".join(blocks) + \
+            "    - {type: global_avgpool}\n"
+    else:
+        layers = "".join(f"    - {{type: dense, units: {h}, activation: relu}}\n" for h in hidden)
+    path = os.path.join(tmp, f"cfg-{'c' if conv else ''}{'-'.join(map(str, hidden))}.yaml")
+    shape = "[1, 28, 28]" if conv else "[784]"
     with open(path, "w") as f:
-        f.write(f"data: {{train: {data}}}\nmodel:\n  input: [784]\n  layers:\n{layers}"
+        f.write(f"data: {{train: {data}}}\nmodel:\n  input: {shape}\n  layers:\n{layers}"
                 f"    - {{type: dense, units: 10, activation: softmax}}\n"
                 f"train: {{optimizer: adam, lr: 1.0e-3, batch: {batch}, epochs: 1000, seed: 1,"
                 f" max_steps: {steps}}}\ncheckpoint: {{every_epochs: 0}}\n")
@@ -84,10 +125,10 @@ def run_caviar(caviar, cfg, ranks, threads, tmp):
     return next((l for l in lines if l["event"] == "end"), lines[-1])
 
 
-def run_torch(data, hidden, batch, steps, threads, ddp):
-    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_peer.py"), data, "--hidden",
-           ",".join(map(str, hidden)), "--batch", str(batch), "--steps", str(steps),
-           "--threads", str(threads)]
+def run_torch(data, hidden, batch, steps, threads, ddp, conv=False):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_peer.py"), data,
+           "--cnn" if conv else "--hidden", ",".join(map(str, hidden)), "--batch", str(batch),
+           "--steps", str(steps), "--threads", str(threads)]
     if ddp:
         cmd += ["--ddp", str(ddp)]
     out = subprocess.run(cmd, env=env_for(threads), capture_output=True, text=True, check=True)
@@ -102,10 +143,12 @@ def rows_of(data):
 
 def bench_workload(args, name, tmp, peak):
     hidden, batch = WORKLOADS[name]
-    steps = args.steps or (300 if name == "a" else 60)
-    cfg = write_config(tmp, args.data, hidden, batch, steps)
-    fps = flops_per_sample(hidden)
+    conv = name == "c"
+    steps = args.steps or {"a": 300, "b": 60, "c": 60}[name]
+    cfg = write_config(tmp, args.data, hidden, batch, steps, conv)
+    fps = cnn_flops_per_sample(hidden) if conv else flops_per_sample(hidden)
     rows = rows_of(args.data)
+    mem = cnn_memory_model_mb if conv else memory_model_mb
     res = {"hidden": hidden, "batch": batch, "steps": steps, "flops_per_sample": fps,
            "caviar": {}, "torch": {}}
     for ranks, threads in CAVIAR_CONFIGS + ([] if args.smoke else SCALING_CONFIGS):
@@ -120,11 +163,11 @@ def bench_workload(args, name, tmp, peak):
             "fraction_of_peak": gflops / (peak[min(cores, 2)]["gflops"]),
             "breakdown_pct": {k: 100 * v / tot for k, v in t.items()},
             "peak_rss_mb": ends[-1]["peak_rss_mb"],
-            "memory_model_mb": memory_model_mb(hidden, batch, ranks, rows),
+            "memory_model_mb": mem(hidden, batch, ranks, rows),
             "all_runs": [e["samples_per_s"] for e in ends]}
     if not args.no_torch:
         for label, threads, ddp in TORCH_CONFIGS:
-            runs = [run_torch(args.data, hidden, batch, steps, threads, ddp)
+            runs = [run_torch(args.data, hidden, batch, steps, threads, ddp, conv)
                     for _ in range(args.reps)]
             res["torch"][label] = {"samples_per_s": statistics.median(runs), "all_runs": runs}
     best_c = max(v["samples_per_s"] for v in res["caviar"].values() if True)
@@ -145,7 +188,9 @@ def print_table(out):
           f"1 thread {out['sgemm_peak'][1]['gflops']:.0f} GFLOP/s, "
           f"2 threads {out['sgemm_peak'][2]['gflops']:.0f} GFLOP/s")
     for name, r in out["workloads"].items():
-        print(f"\nworkload ({name}): MLP 784-{'-'.join(map(str, r['hidden']))}-10, batch "
+        net = (f"CNN conv{'-'.join(map(str, r['hidden']))} (3x3, BN, ReLU, max pool, GAP)"
+               if name == "c" else f"MLP 784-{'-'.join(map(str, r['hidden']))}-10")
+        print(f"\nworkload ({name}): {net}, batch "
               f"{r['batch']}, Adam, {r['steps']} steps, median of {out['reps']}")
         print(f"  {'config':18} {'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6}  "
               f"{'data/fwd/bwd/comm/opt %':>26} {'RSS MB':>7} {'model MB':>8}")
@@ -171,7 +216,7 @@ def main():
     p.add_argument("--out", default="bench.json")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=0)
-    p.add_argument("--workloads", default="a,b")
+    p.add_argument("--workloads", default="a,b,c")
     p.add_argument("--smoke", action="store_true", help="few steps, 1 rep: checks the harness")
     p.add_argument("--no-torch", action="store_true")
     args = p.parse_args()

@@ -6,6 +6,7 @@ of steps; prints one JSON line with samples/s.
 
   torch_peer.py DATA.h5 --hidden 256,128 --batch 128 --steps 300 --threads 1
   torch_peer.py DATA.h5 ... --ddp 2      # DistributedDataParallel, gloo, 2 processes
+  torch_peer.py DATA.h5 --cnn 32,64,96   # workload (c): the CNN of tests/bench/run.py
 """
 import argparse
 import json
@@ -44,11 +45,33 @@ def model(inputs, hidden, classes):
     return torch.nn.Sequential(*layers, out)
 
 
+def cnn(filters, classes):
+    """conv 3x3 same -> BN -> ReLU (-> 2x2 max pool between blocks), global
+    average pool, dense softmax: caviar's workload (c), He init."""
+    layers, prev = [], 1
+    for i, f in enumerate(filters):
+        conv = torch.nn.Conv2d(prev, f, 3, padding=1)
+        torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        torch.nn.init.zeros_(conv.bias)
+        layers += [conv, torch.nn.BatchNorm2d(f, momentum=0.1, eps=1e-5), torch.nn.ReLU()]
+        if i < len(filters) - 1:
+            layers.append(torch.nn.MaxPool2d(2))
+        prev = f
+    out = torch.nn.Linear(prev, classes)
+    torch.nn.init.xavier_normal_(out.weight)
+    torch.nn.init.zeros_(out.bias)
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), out)
+
+
 def train(args, rank=0, world=1):
     torch.manual_seed(1)
     torch.set_num_threads(args.threads)
     x, y = load(args.data, rank, world)
-    net = model(x.shape[1], args.hidden, int(y.max()) + 1)
+    if args.cnn:
+        x = x.reshape(-1, 1, 28, 28).contiguous()
+        net = cnn(args.cnn, int(y.max()) + 1)
+    else:
+        net = model(x.shape[1], args.hidden, int(y.max()) + 1)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net)
     # foreach: PyTorch's fastest CPU Adam (3x the default per-tensor loop here)
@@ -95,8 +118,10 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ddp", type=int, default=0)
+    p.add_argument("--cnn", default="", help="conv filters per block, e.g. 32,64,96")
     args = p.parse_args()
     args.hidden = [int(h) for h in args.hidden.split(",")]
+    args.cnn = [int(f) for f in args.cnn.split(",")] if args.cnn else []
     if args.ddp > 1:
         os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
         ctx = mp.get_context("spawn")
