@@ -1,0 +1,115 @@
+# shellcheck shell=bash
+# tests/slurm/lib.sh - sourced by the slurm tests (`bash test_x.sh CAVIAR ROOT`):
+# a real single-node SLURM on this machine, started without systemd, and
+# stopped on exit (only the daemons started here).
+#
+#   slurm_start          munged (if none runs), slurmctld, slurmd with a
+#                        generated slurm.conf (the machine's CPUs and memory);
+#                        waits until sinfo shows the node idle
+#   slurm_wait JOB STATE  until `scontrol show job` reports STATE (timeout)
+#
+# Facts (Debian 12: slurm 22.05, Open MPI 4.1): SlurmUser=root,
+# proctrack/linuxproc and task/none run without cgroups or systemd.
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+
+SLURM_DIR=$TMP/slurm
+SLURM_PIDS=()
+export SLURM_CONF=$SLURM_DIR/slurm.conf
+
+slurm_stop() {
+    local pid
+    for pid in "${SLURM_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${SLURM_PIDS[@]}"; do # slurmd/slurmctld exit within a second
+        timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+    done
+}
+
+slurm_cleanup() {
+    slurm_stop
+    rm -rf "$TMP"
+}
+trap slurm_cleanup EXIT
+
+slurm_start() {
+    local t0 host cpus mem
+    t0=$(date +%s.%N)
+    mkdir -p "$SLURM_DIR"/{state,spool,log}
+    host=$(hostname -s)
+    read -r cpus mem < <(slurmd -C | awk '/^NodeName/ {
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        print v["CPUs"], v["RealMemory"] }')
+    cat >"$SLURM_CONF" <<CONF
+ClusterName=caviar-test
+SlurmctldHost=$host
+SlurmctldPort=${CV_SLURMCTLD_PORT:-16817}
+SlurmdPort=${CV_SLURMD_PORT:-16818}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$SLURM_DIR/state
+SlurmdSpoolDir=$SLURM_DIR/spool
+SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
+SlurmdPidFile=$SLURM_DIR/slurmd.pid
+SlurmctldLogFile=$SLURM_DIR/log/slurmctld.log
+SlurmdLogFile=$SLURM_DIR/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1
+MinJobAge=300
+KillWait=10
+InactiveLimit=0
+JobRequeue=1
+NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+    if ! pgrep -x munged >/dev/null; then
+        [ -f /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
+        mkdir -p /run/munge /var/log/munge /var/lib/munge
+        munged --force
+        SLURM_PIDS+=("$(pgrep -x munged)")
+    fi
+    slurmctld -f "$SLURM_CONF" -i
+    slurmd -f "$SLURM_CONF"
+    local i
+    for i in $(seq 1 100); do
+        [ -f "$SLURM_DIR/slurmctld.pid" ] && [ -f "$SLURM_DIR/slurmd.pid" ] && break
+        sleep 0.1
+    done
+    SLURM_PIDS=("$(cat "$SLURM_DIR/slurmd.pid")" "$(cat "$SLURM_DIR/slurmctld.pid")" "${SLURM_PIDS[@]}")
+    for i in $(seq 1 300); do
+        if sinfo -h -o %T 2>/dev/null | grep -qx idle; then
+            echo "slurm: node idle after $(echo "$(date +%s.%N) - $t0" | bc) s"
+            return 0
+        fi
+        sleep 0.2
+    done
+    cat "$SLURM_DIR"/log/*.log >&2
+    fail "slurm: the node did not become idle within 60 s"
+}
+
+# job_state JOB: PENDING, RUNNING, COMPLETED, FAILED, ...
+job_state() {
+    scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2
+}
+
+# slurm_wait JOB SECONDS STATE...: until the job is in one of the states.
+slurm_wait() {
+    local job=$1 limit=$2 state i
+    shift 2
+    for i in $(seq 1 $((limit * 5))); do
+        state=$(job_state "$job")
+        for want in "$@"; do
+            [ "$state" = "$want" ] && return 0
+        done
+        sleep 0.2
+    done
+    scontrol show job "$job" >&2
+    fail "job $job: still $state after $limit s, expected $*"
+}

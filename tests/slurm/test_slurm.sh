@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The job scripts of jobs/ against a real single-node SLURM (tests/slurm/lib.sh):
+#  1. train.sbatch completes and its model evaluates;
+#  2. a job with a 1-minute limit and an early warning signal checkpoints,
+#     requeues itself, resumes, and ends byte-identical to an uninterrupted
+#     run;
+#  3. sweep-array.sbatch with 4 array tasks, then --collect: 4 trials;
+#  4. ensemble.sbatch trains and evaluates an ensemble;
+#  5. bad input (missing config, run directory of another config, an
+#     unwritable run directory) fails at once with a clear message and
+#     does not requeue;
+#  6. a job that keeps asking to be resumed without making progress stops
+#     requeueing after CAVIAR_MAX_RESTARTS_NO_PROGRESS restarts.
+# Prints the harness start-up time and each scenario's wall time.
+source "$(dirname "$0")/lib.sh"
+fm_data
+slurm_start
+
+JOBS=$TMP/jobs
+mkdir -p "$JOBS"
+export CAVIAR_ROOT=$ROOT CAVIAR=$CAVIAR CAVIAR_RUNS=$JOBS/runs
+
+submit() { # sbatch from $JOBS (the submit directory), print the job id
+    (cd "$JOBS" && sbatch --parsable "$@")
+}
+
+out_of() { # the job's output file
+    cat "$JOBS"/caviar-*-"$1".out "$JOBS"/caviar-*-"$1"_*.out 2>/dev/null || true
+}
+
+# Wait for a requeueing job to finish.  A job that requeues itself waits
+# ~2 min (BeginTime) before it may start again: move its start time to now
+# to keep the test fast (the scripts themselves do not depend on this),
+# once the previous run's step daemons are gone (as they are after 2 min).
+finish_requeued() {
+    local job=$1 limit=$2 i state
+    for i in $(seq 1 $((limit * 5))); do
+        state=$(job_state "$job")
+        case $state in
+        COMPLETED) return 0 ;;
+        FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY)
+            out_of "$job" >&2
+            scontrol show job "$job" >&2
+            grep -E "JobId=$job |job_id=$job|JOB $job" "$SLURM_DIR"/log/*.log | tail -20 >&2
+            fail "job $job ended $state" ;;
+        PENDING)
+            if scontrol show job "$job" | grep -q 'Reason=BeginTime' &&
+                ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
+                scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+            fi ;;
+        esac
+        sleep 0.2
+    done
+    out_of "$job" >&2
+    fail "job $job not done after $limit s (state $state)"
+}
+
+elapsed() { echo "$(echo "$(date +%s.%N) - $1" | bc | cut -c1-6) s"; }
+
+# ---- 1. a training job
+cfg=$(tiny_config)
+t0=$(date +%s.%N)
+job=$(submit --job-name=t1 "$ROOT/jobs/train.sbatch" "$cfg" train.epochs=1)
+job1=$job
+slurm_wait "$job" 120 COMPLETED FAILED
+[ "$(job_state "$job")" = COMPLETED ] || { out_of "$job"; fail "train.sbatch: $(job_state "$job")"; }
+"$CAVIAR" eval "$JOBS/runs/t1-$job/model.h5" "$DATA/fm-test.h5" --json >"$TMP/eval.json" ||
+    fail "eval of the job's model"
+ok "1. train.sbatch completed; test accuracy $(json_get "$TMP/eval.json" accuracy) ($(elapsed "$t0"))"
+
+# ---- 2. time limit: warning signal, checkpoint, requeue, resume, identical
+cat >"$TMP/long.yaml" <<YAML
+data: {train: $DATA/fm.h5, dev: "$DATA/fm.h5#dev"}
+model:
+  input: [784]
+  layers:
+    - {type: dense, units: 256, activation: relu}
+    - {type: dense, units: 256, activation: relu}
+    - {type: dense, units: 10, activation: softmax}
+train: {optimizer: adam, lr: 1.0e-3, batch: 64, epochs: 14, seed: 5}
+checkpoint: {every_steps: 200, every_epochs: 1, keep: 2}
+YAML
+t0=$(date +%s.%N)
+job=$(submit --job-name=t2 --time=1 --signal=B:USR1@50 "$ROOT/jobs/train.sbatch" "$TMP/long.yaml")
+run_np 2 train "$TMP/long.yaml" run.dir="$TMP/uninterrupted" >/dev/null
+finish_requeued "$job" 600
+restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
+[ "$restarts" -ge 1 ] || { out_of "$job"; fail "time-limit job: expected a requeue, Restarts=$restarts"; }
+grep -q "requeueing" <(out_of "$job") || fail "time-limit job: no requeue in its output"
+want=$(params_hash "$TMP/uninterrupted/model.h5")
+got=$(params_hash "$JOBS/runs/t2-$job/model.h5")
+[ "$got" = "$want" ] || { out_of "$job"; fail "time-limit job: params $got != uninterrupted $want"; }
+ok "2. signalled at the time limit, requeued $restarts time(s), resumed byte-identically ($(elapsed "$t0"))"
+
+# ---- 3. a sweep as a job array, then --collect
+cat "$cfg" >"$TMP/sweep.yaml"
+cat >>"$TMP/sweep.yaml" <<YAML
+sweep:
+  trials: 4
+  strategy: random
+  space: {train.lr: 'log_uniform(1e-4, 1e-2)', model.layers.0.units: 'int_uniform(16, 64)'}
+YAML
+t0=$(date +%s.%N)
+arr=$(submit --job-name=sa --array=0-3 "$ROOT/jobs/sweep-array.sbatch" "$TMP/sweep.yaml" train.epochs=1)
+col=$(CAVIAR_RUN_DIR=$JOBS/runs/sa-$arr submit --job-name=sa --dependency="afterany:$arr" \
+    "$ROOT/jobs/sweep-array.sbatch" --collect "$TMP/sweep.yaml" train.epochs=1)
+slurm_wait "$col" 300 COMPLETED FAILED
+[ "$(job_state "$col")" = COMPLETED ] || { out_of "$col"; fail "collect: $(job_state "$col")"; }
+results=$JOBS/runs/sa-$arr/sweep/results.jsonl
+[ "$("$PY" -c 'import json,sys; print(sorted({json.loads(l)["trial"] for l in open(sys.argv[1]) if json.loads(l)["status"] == "done"}))' "$results")" = "[0, 1, 2, 3]" ] ||
+    fail "collected results do not hold trials 0-3: $(cat "$results")"
+grep -q "collected 4 of 4" <(out_of "$col") || fail "collect output"
+ok "3. sweep-array: 4 array tasks, collected 4 trials ($(elapsed "$t0"))"
+
+# ---- 4. an ensemble, trained and evaluated in one job
+t0=$(date +%s.%N)
+job=$(submit --job-name=en "$ROOT/jobs/ensemble.sbatch" "$cfg" 3 "$DATA/fm-test.h5" train.epochs=1)
+slurm_wait "$job" 300 COMPLETED FAILED
+[ "$(job_state "$job")" = COMPLETED ] || { out_of "$job"; fail "ensemble.sbatch: $(job_state "$job")"; }
+out_of "$job" | grep '^{"vote"' | tail -1 >"$TMP/ens.json"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["members"]) == 3 and d["ensemble"]["accuracy"] > 0.7, d' \
+    "$TMP/ens.json" || fail "ensemble report"
+ok "4. ensemble.sbatch: 3 members, gain over the best member $(json_get "$TMP/ens.json" gain | cut -c1-7) ($(elapsed "$t0"))"
+
+# ---- 5. bad input: one clear message, no requeue loop
+expect_job_error() { # PATTERN sbatch-args...
+    local pattern=$1 job
+    shift
+    job=$(submit "$@")
+    slurm_wait "$job" 60 FAILED COMPLETED
+    [ "$(job_state "$job")" = FAILED ] || fail "job $job ($*): expected FAILED"
+    grep -Eq "$pattern" <(out_of "$job") || { out_of "$job"; fail "job output does not match /$pattern/"; }
+    [ "$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*')" = "Restarts=0" ] || fail "job $job requeued"
+}
+t0=$(date +%s.%N)
+expect_job_error "config '.*nope.yaml' not found" --job-name=b1 "$ROOT/jobs/train.sbatch" "$TMP/nope.yaml"
+expect_job_error "belongs to a different config" --job-name=b2 \
+    --export=ALL,CAVIAR_RUN_DIR="$JOBS/runs/t1-$job1" \
+    "$ROOT/jobs/train.sbatch" "$cfg" train.epochs=2
+touch "$TMP/file"
+expect_job_error "cannot be created or is not writable" --job-name=b3 \
+    --export=ALL,CAVIAR_RUN_DIR="$TMP/file/run" "$ROOT/jobs/train.sbatch" "$cfg"
+ok "5. bad input fails at once with a clear message and no requeue ($(elapsed "$t0"))"
+
+# ---- 6. the restart cap: "resume me" without progress does not loop
+cat >"$TMP/stuck.sh" <<'SH'
+#!/bin/sh
+exit 75
+SH
+chmod +x "$TMP/stuck.sh"
+t0=$(date +%s.%N)
+job=$(CAVIAR=$TMP/stuck.sh CAVIAR_MAX_RESTARTS_NO_PROGRESS=2 submit --job-name=st \
+    "$ROOT/jobs/train.sbatch" "$cfg")
+for i in $(seq 1 600); do
+    state=$(job_state "$job")
+    [ "$state" = FAILED ] || [ "$state" = COMPLETED ] && break
+    if [ "$state" = PENDING ] && ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
+        scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+    fi
+    sleep 0.2
+done
+[ "$(job_state "$job")" = FAILED ] || { out_of "$job"; fail "stuck job: $(job_state "$job")"; }
+grep -q "without progress" <(out_of "$job") || { out_of "$job"; fail "stuck job: no cap message"; }
+restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
+[ "$restarts" -eq 2 ] || fail "stuck job: $restarts restarts, expected 2"
+ok "6. no progress: gave up after $restarts restarts ($(elapsed "$t0"))"
