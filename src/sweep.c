@@ -462,12 +462,21 @@ cv_status cv_sweep_run(const struct cv_sweep_plan *plan, const cv_comm *world,
         st = coord_serve_until(&c, all_finished, err);
     if (st == CV_OK && wrank == 0 && c.io_err.code != CV_OK)
         st = cv_fail(err, c.io_err.code, "%s", c.io_err.msg);
-    if (st == CV_OK)
-        st = cv_comm_barrier_idle(world, err);
     if (st == CV_OK && stopped)
         st = cv_fail(err, CV_INTERRUPTED, "stopped on request: running %ss checkpointed; "
                      "continue with --resume", plan->member);
-    st = cv_comm_agree(world, st, err);
+    /* Every rank meets here whatever its status (idly: groups finish at
+     * different times), then they agree.  After an MPI error nothing
+     * collective can be trusted: return it, the caller aborts the job. */
+    if (st != CV_MPI) {
+        struct cv_error berr;
+        cv_error_clear(&berr);
+        cv_status b = cv_comm_barrier_idle(world, &berr);
+        if (b != CV_OK)
+            st = cv_fail(err, b, "%s", berr.msg);
+    }
+    if (st != CV_MPI)
+        st = cv_comm_agree(world, st, err);
     if (wrank == 0) {
         if (c.q)
             sum->epochs = cv_queue_epochs_spent(c.q);

@@ -94,9 +94,19 @@ CONF
     fail "slurm: the node did not become idle within 60 s"
 }
 
-# job_state JOB: PENDING, RUNNING, COMPLETED, FAILED, ...
+# job_state JOB: PENDING, RUNNING, COMPLETED, FAILED, ...  A job that
+# requeues itself can show a terminal state for a moment while slurmctld
+# processes the requeue: a terminal state counts only if it is still there
+# a second later.
 job_state() {
-    scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2
+    local s
+    s=$(scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
+    case $s in
+    COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY)
+        sleep 1
+        s=$(scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2) ;;
+    esac
+    echo "$s"
 }
 
 # slurm_wait JOB SECONDS STATE...: until the job is in one of the states.

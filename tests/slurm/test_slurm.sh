@@ -10,7 +10,9 @@
 #     unwritable run directory) fails at once with a clear message and
 #     does not requeue;
 #  6. a job that keeps asking to be resumed without making progress stops
-#     requeueing after CAVIAR_MAX_RESTARTS_NO_PROGRESS restarts.
+#     requeueing after CAVIAR_MAX_RESTARTS_NO_PROGRESS restarts;
+#  7. sweep.sbatch at the time limit: running trials checkpoint, the job
+#     requeues and the sweep finishes with every trial done exactly once.
 # Prints the harness start-up time and each scenario's wall time.
 source "$(dirname "$0")/lib.sh"
 fm_data
@@ -77,11 +79,11 @@ model:
     - {type: dense, units: 256, activation: relu}
     - {type: dense, units: 256, activation: relu}
     - {type: dense, units: 10, activation: softmax}
-train: {optimizer: adam, lr: 1.0e-3, batch: 64, epochs: 14, seed: 5}
+train: {optimizer: adam, lr: 1.0e-3, batch: 64, epochs: 16, seed: 5}
 checkpoint: {every_steps: 200, every_epochs: 1, keep: 2}
 YAML
 t0=$(date +%s.%N)
-job=$(submit --job-name=t2 --time=1 --signal=B:USR1@50 "$ROOT/jobs/train.sbatch" "$TMP/long.yaml")
+job=$(submit --job-name=t2 --time=1 --signal=B:USR1@30 "$ROOT/jobs/train.sbatch" "$TMP/long.yaml")
 run_np 2 train "$TMP/long.yaml" run.dir="$TMP/uninterrupted" >/dev/null
 finish_requeued "$job" 600
 restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
@@ -160,7 +162,31 @@ for i in $(seq 1 600); do
     sleep 0.2
 done
 [ "$(job_state "$job")" = FAILED ] || { out_of "$job"; fail "stuck job: $(job_state "$job")"; }
-grep -q "without progress" <(out_of "$job") || { out_of "$job"; fail "stuck job: no cap message"; }
+grep -q "without progress" <(out_of "$job") || {
+    out_of "$job"
+    scontrol show job "$job"
+    grep -E "JobId=$job |job_id=$job|JOB $job" "$SLURM_DIR"/log/*.log | tail -20
+    fail "stuck job: no cap message"
+}
 restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
 [ "$restarts" -eq 2 ] || fail "stuck job: $restarts restarts, expected 2"
 ok "6. no progress: gave up after $restarts restarts ($(elapsed "$t0"))"
+
+# ---- 7. a sweep in one allocation, preempted by its time limit
+sed -e 's/epochs: 16, seed: 5/epochs: 4, seed: 5/' "$TMP/long.yaml" >"$TMP/sweep-long.yaml"
+cat >>"$TMP/sweep-long.yaml" <<YAML
+sweep:
+  trials: 6
+  space: {train.lr: 'log_uniform(1e-4, 1e-2)'}
+YAML
+t0=$(date +%s.%N)
+job=$(submit --job-name=sw --ntasks=2 --time=1 --signal=B:USR1@30 "$ROOT/jobs/sweep.sbatch" "$TMP/sweep-long.yaml")
+finish_requeued "$job" 900
+restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
+[ "$restarts" -ge 1 ] || { out_of "$job"; fail "sweep job: expected a requeue, Restarts=$restarts"; }
+results=$JOBS/runs/sw-$job/sweep/results.jsonl
+for t in 0 1 2 3 4 5; do
+    n=$(grep -c "^{\"trial\":$t,.*\"status\":\"done\"" "$results" || true)
+    [ "$n" -eq 1 ] || { cat "$results"; fail "sweep job: trial $t done $n times"; }
+done
+ok "7. sweep.sbatch requeued $restarts time(s); all 6 trials done once ($(elapsed "$t0"))"
