@@ -33,9 +33,10 @@ out_of() { # the job's output file
 # Wait for a requeueing job to finish.  A job that requeues itself waits
 # ~2 min (BeginTime) before it may start again: move its start time to now
 # to keep the test fast (the scripts themselves do not depend on this),
-# once the previous run's step daemons are gone (as they are after 2 min).
+# 3 s after the requeue and once the previous run's step daemons are gone
+# (restarting at once races with their teardown: the batch launch fails).
 finish_requeued() {
-    local job=$1 limit=$2 i state
+    local job=$1 limit=$2 i state waited=0
     for i in $(seq 1 $((limit * 5))); do
         state=$(job_state "$job")
         case $state in
@@ -46,10 +47,15 @@ finish_requeued() {
             grep -E "JobId=$job |job_id=$job|JOB $job" "$SLURM_DIR"/log/*.log | tail -20 >&2
             fail "job $job ended $state" ;;
         PENDING)
-            if scontrol show job "$job" | grep -q 'Reason=BeginTime' &&
-                ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
-                scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+            if scontrol show job "$job" | grep -q 'Reason=BeginTime'; then
+                waited=$((waited + 1))
+                # 3 s after the requeue and once its step daemons are gone
+                if [ "$waited" -ge 15 ] && ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
+                    scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+                    waited=0
+                fi
             fi ;;
+        *) waited=0 ;;
         esac
         sleep 0.2
     done
@@ -151,13 +157,20 @@ exit 75
 SH
 chmod +x "$TMP/stuck.sh"
 t0=$(date +%s.%N)
+waited=0
 job=$(CAVIAR=$TMP/stuck.sh CAVIAR_MAX_RESTARTS_NO_PROGRESS=2 submit --job-name=st \
     "$ROOT/jobs/train.sbatch" "$cfg")
 for i in $(seq 1 600); do
     state=$(job_state "$job")
     [ "$state" = FAILED ] || [ "$state" = COMPLETED ] && break
-    if [ "$state" = PENDING ] && ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
-        scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+    if [ "$state" = PENDING ]; then
+        waited=$((waited + 1))
+        if [ "$waited" -ge 15 ] && ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
+            scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+            waited=0
+        fi
+    else
+        waited=0
     fi
     sleep 0.2
 done
