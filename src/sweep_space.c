@@ -137,6 +137,20 @@ static cv_status validate(const struct cv_sweep_plan *p, struct cv_error *err)
     return CV_OK;
 }
 
+/* The last step of building a plan: validate it and hand it out, or free it. */
+static cv_status finish_plan(struct cv_sweep_plan *p, cv_status st, struct cv_sweep_plan **out,
+                             struct cv_error *err)
+{
+    if (st == CV_OK)
+        st = validate(p, err);
+    if (st != CV_OK) {
+        cv_sweep_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return CV_OK;
+}
+
 /* ---- sweeps ---- */
 
 static bool grid_dim(const struct cv_sweep_dim *d)
@@ -215,14 +229,7 @@ cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan
         if (st == CV_OK && cfg->sweep.strategy == CV_STRATEGY_ASHA)
             st = add_over(p, i, "train.epochs", epochs, err); /* rungs stop earlier */
     }
-    if (st == CV_OK)
-        st = validate(p, err);
-    if (st != CV_OK) {
-        cv_sweep_plan_free(p);
-        return st;
-    }
-    *out = p;
-    return CV_OK;
+    return finish_plan(p, st, out, err);
 }
 
 /* ---- ensembles ---- */
@@ -249,14 +256,7 @@ cv_status cv_sweep_plan_members(const struct cv_config *cfg, int members,
             st = add_over(p, i, "train.seed", seed, err);
         p->n_params[i] = p->n_over[i];
     }
-    if (st == CV_OK)
-        st = validate(p, err);
-    if (st != CV_OK) {
-        cv_sweep_plan_free(p);
-        return st;
-    }
-    *out = p;
-    return CV_OK;
+    return finish_plan(p, st, out, err);
 }
 
 /* ---- a row's config, coarse to fine ---- */

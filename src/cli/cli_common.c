@@ -97,3 +97,16 @@ volatile sig_atomic_t *cv_cli_stop_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
     return &stop_requested;
 }
+
+int cv_cli_finish(const struct cv_comm *comm, const char *cmd, int status,
+                  const struct cv_error *err)
+{
+    cv_status st = (cv_status)status;
+    if (st == CV_OK)
+        return CV_EXIT_OK;
+    int rc = cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, err)
+                                     : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
+    if (st == CV_MPI)
+        MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
+    return rc;
+}

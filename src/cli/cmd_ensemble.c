@@ -6,7 +6,6 @@
  * vote), the rows split over the ranks.
  */
 #include <getopt.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,11 +125,7 @@ static int ensemble_train(int argc, char **argv)
     if (st == CV_OK && cv_comm_rank(world) == 0)
         st = write_members(plan, &err);
     st = cv_comm_agree(world, st, &err);
-    if (st != CV_OK)
-        rc = cv_comm_rank(world) == 0 ? cv_cli_fail("ensemble", &err)
-                                      : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
-    if (st == CV_MPI)
-        MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
+    rc = cv_cli_finish(world, "ensemble", st, &err);
 out:
     free(rows);
     cv_sweep_plan_free(plan);

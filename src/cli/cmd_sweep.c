@@ -4,7 +4,6 @@
  * (--trial I) and the merge of the trials' results (--collect).
  */
 #include <getopt.h>
-#include <mpi.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,11 +291,7 @@ int cv_cmd_sweep(int argc, char **argv)
         st = run_one(cfg, plan, world, a.trial, &err);
     else if (st == CV_OK)
         st = run_sweep(cfg, plan, world, a.resume, &err);
-    if (st != CV_OK)
-        rc = cv_comm_rank(world) == 0 ? cv_cli_fail("sweep", &err)
-                                      : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
-    if (st == CV_MPI)
-        MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
+    rc = cv_cli_finish(world, "sweep", st, &err);
 out:
     cv_sweep_plan_free(plan);
     cv_config_free(cfg);

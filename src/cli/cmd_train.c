@@ -3,7 +3,6 @@
  * Signals: see cv_cli_stop_signals (cli_common.c).
  */
 #include <getopt.h>
-#include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,11 +70,7 @@ int cv_cmd_train(int argc, char **argv)
                    res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
         else if (st == CV_OK && cv_comm_rank(comm) == 0)
             printf("done: model in %s/model.h5\n", cfg->run.dir);
-        if (st != CV_OK)
-            rc = cv_comm_rank(comm) == 0 ? cv_cli_fail("train", &err)
-                                         : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
-        if (st == CV_MPI) /* MPI cannot be trusted past an error: end the job */
-            MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
+        rc = cv_cli_finish(comm, "train", st, &err);
     }
     cv_config_free(cfg);
     cv_comm_free(comm);

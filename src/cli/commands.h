@@ -47,6 +47,12 @@ struct cv_config;
 int cv_cli_load_config(const struct cv_comm *comm, const char *cmd, const char *path,
                        char **overrides, int n_over, struct cv_config **cfg);
 
+/* The exit code of an agreed status on every rank: rank 0 prints the
+ * message; after an MPI error the whole job is aborted (MPI cannot be
+ * trusted past it). */
+int cv_cli_finish(const struct cv_comm *comm, const char *cmd, int status,
+                  const struct cv_error *err);
+
 /* Install the stop handlers and return the flag they set: the first
  * SIGTERM, SIGINT or SIGUSR1 (what SLURM sends with --signal) asks every
  * rank to finish its step, checkpoint and exit 75 ("resume me"); a second
