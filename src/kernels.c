@@ -8,12 +8,30 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
+#include "caviar/model.h"
 #include "kernels.h"
 
 /* Loops shorter than this stay single-threaded: a parallel region costs
  * more than it saves on small batches. */
 #define PAR_MIN 16384
+
+bool cv_set_flush_denormals(bool on)
+{
+#if defined(__SSE__)
+    const unsigned int ftz_daz = 0x8040; /* MXCSR bit 15 flush-to-zero, bit 6 denormals-are-zero */
+    _mm_setcsr(on ? (_mm_getcsr() | ftz_daz) : (_mm_getcsr() & ~ftz_daz));
+#pragma omp parallel
+    _mm_setcsr(on ? (_mm_getcsr() | ftz_daz) : (_mm_getcsr() & ~ftz_daz));
+    return true;
+#else
+    (void)on;
+    return false;
+#endif
+}
 
 void cv_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "caviar/model.h"
 #include "caviar/status.h"
 #include "commands.h"
 
@@ -80,6 +81,7 @@ int main(int argc, char **argv)
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     cv_set_abort_hook(abort_job);
+    cv_set_flush_denormals(true);
     int rc = dispatch(argc, argv);
     fflush(stdout);
     fflush(stderr);
