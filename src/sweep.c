@@ -57,6 +57,7 @@ struct coord {                     /* on world rank 0 only */
     bool stopping;
     struct reply own;              /* group 0's answer, once there is one */
     bool own_answered;
+    int greeted;                   /* other groups whose first request was handled */
     struct cv_sweep_summary *sum;
     struct cv_error io_err;        /* first failure to write results.jsonl */
     double t0;
@@ -214,6 +215,8 @@ static cv_status coord_serve(struct coord *c, bool *served, struct cv_error *err
         *served = true;
         if (req.has_report)
             coord_record(c, from / c->k, &req);
+        else
+            c->greeted++;
         if ((st = coord_request(c, from / c->k, err)) != CV_OK ||
             (st = coord_unpark(c, err)) != CV_OK)
             break;
@@ -257,6 +260,14 @@ static cv_status coord_serve_until(struct coord *c, bool (*done)(const struct co
 static bool own_answered(const struct coord *c)
 {
     return c->own_answered;
+}
+
+/* Every group has its first job: rank 0 polls only between its own
+ * training steps, so a group whose first request arrived while rank 0 was
+ * setting up its own trial would idle for that whole set-up. */
+static bool first_round_done(const struct coord *c)
+{
+    return c->own_answered && c->greeted >= c->groups - 1;
 }
 
 static bool all_finished(const struct coord *c)
@@ -387,7 +398,7 @@ static cv_status next_job(struct coord *c, const cv_comm *world, const cv_comm *
         if (st == CV_OK && req->has_report)
             st = coord_unpark(c, err);
         if (st == CV_OK)
-            st = coord_serve_until(c, own_answered, err);
+            st = coord_serve_until(c, req->has_report ? own_answered : first_round_done, err);
         *rep = c->own;
     } else if (cv_comm_rank(group) == 0) {
         st = cv_comm_send(world, req, sizeof(*req), 0, TAG_REQUEST, err);
