@@ -7,8 +7,10 @@ CV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../jobs/lib/setup.sh
 source "$CV_ROOT/jobs/lib/setup.sh"
 
-# slurm + munge: tests/slurm starts a real single-node SLURM for the job scripts
-cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge
+# slurm + munge: tests/slurm starts a real single-node SLURM for the job scripts;
+# iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts
+cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
+    iproute2
 export OMP_NUM_THREADS=1
 
 echo "== build (Release, -Werror) and all tests"
