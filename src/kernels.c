@@ -23,7 +23,7 @@ bool cv_set_flush_denormals(bool on)
 {
 #if defined(__SSE__)
     const unsigned int ftz_daz = 0x8040; /* MXCSR bit 15 flush-to-zero, bit 6 denormals-are-zero */
-    _mm_setcsr(on ? (_mm_getcsr() | ftz_daz) : (_mm_getcsr() & ~ftz_daz));
+    /* the region's threads include the caller; without OpenMP it runs once, on the caller */
 #pragma omp parallel
     _mm_setcsr(on ? (_mm_getcsr() | ftz_daz) : (_mm_getcsr() & ~ftz_daz));
     return true;
