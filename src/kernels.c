@@ -185,6 +185,7 @@ void cv_channel_bias_backward(const float *dz, float *db, int n, int c, int hw)
         double s = 0;
         for (int i = 0; i < n; i++) {
             const float *row = dz + ((size_t)i * c + k) * hw;
+#pragma omp simd reduction(+ : s)
             for (int j = 0; j < hw; j++)
                 s += row[j];
         }

@@ -51,8 +51,12 @@ static void channel_stats(const float *x, int n, int c, int hw, int k, double *m
     double s = 0, s2 = 0;
     for (int i = 0; i < n; i++) {
         const float *p = x + ((size_t)i * c + k) * hw;
-        for (int j = 0; j < hw; j++)
-            s += p[j], s2 += (double)p[j] * p[j];
+#pragma omp simd reduction(+ : s, s2)
+        for (int j = 0; j < hw; j++) {
+            double v = p[j];
+            s += v;
+            s2 += v * v;
+        }
     }
     double m = (double)n * hw;
     *mu = s / m;
@@ -75,13 +79,18 @@ static void bn_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float
             l->state[RVAR].data[k] = (float)(mom * l->state[RVAR].data[k] +
                                              (1 - mom) * var * (m > 1 ? m / (m - 1) : 1));
         }
-        is[k] = (float)(1.0 / sqrt(var + eps));
+        float isk = (float)(1.0 / sqrt(var + eps)), muf = (float)mu;
         float g = l->params[GAMMA].data[k], b = l->params[BETA].data[k];
+        is[k] = isk;
         for (int i = 0; i < n; i++) {
             size_t o = ((size_t)i * c + k) * hw;
+            const float *xi = x + o;
+            float *hi = xh + o, *yi = y + o;
+#pragma omp simd
             for (int j = 0; j < hw; j++) {
-                xh[o + j] = (float)((x[o + j] - mu) * is[k]);
-                y[o + j] = g * xh[o + j] + b;
+                float h = (xi[j] - muf) * isk;
+                hi[j] = h;
+                yi[j] = g * h + b;
             }
         }
     }
@@ -103,21 +112,25 @@ static void bn_backward(struct cv_layer *l, const struct cv_ctx *ctx, const floa
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < c; k++) {
         double dg = 0, db = 0, m = (double)n * hw;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            const float *dzi = dz + ((size_t)i * c + k) * hw, *hi = xh + ((size_t)i * c + k) * hw;
+#pragma omp simd reduction(+ : dg, db)
             for (int j = 0; j < hw; j++) {
-                size_t o = ((size_t)i * c + k) * hw + (size_t)j;
-                dg += (double)dz[o] * xh[o];
-                db += dz[o];
+                dg += (double)dzi[j] * hi[j];
+                db += dzi[j];
             }
+        }
         l->params[GAMMA].grad[k] = (float)dg;
         l->params[BETA].grad[k] = (float)db;
         /* dx = gamma / sqrt(var + eps) / m * (m dz - sum dz - z_hat sum dz z_hat) */
         float s = (float)(l->params[GAMMA].data[k] * is[k] / m);
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < hw; j++) {
-                size_t o = ((size_t)i * c + k) * hw + (size_t)j;
-                dz[o] = s * (float)(m * dz[o] - db - xh[o] * dg);
-            }
+        for (int i = 0; i < n; i++) {
+            float *dzi = dz + ((size_t)i * c + k) * hw;
+            const float *hi = xh + ((size_t)i * c + k) * hw;
+#pragma omp simd
+            for (int j = 0; j < hw; j++)
+                dzi[j] = s * (float)(m * dzi[j] - db - hi[j] * dg);
+        }
     }
 }
 

@@ -76,40 +76,69 @@ static void conv_destroy(struct cv_layer *l)
 }
 
 /* col (C*k*k, OH*OW) from one image x (C, H, W); zero outside the image. */
+/* Output positions [*lo, *hi) of a row of `out` whose input position
+ * xo * s + off lies inside [0, n); the others read zero padding. */
+static void valid_range(int out, int s, int off, int n, int *lo, int *hi)
+{
+    int a = off >= 0 ? 0 : (-off + s - 1) / s;      /* first xo with xo s + off >= 0 */
+    int b = n - off <= 0 ? 0 : (n - off - 1) / s + 1; /* first xo with xo s + off >= n */
+    *lo = a < out ? a : out;
+    *hi = b < out ? b : out;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* col (C*K*K, OH*OW): row (ch, ki, kj) holds x[ch] shifted by (ki, kj). */
 static void im2col(const struct cv_layer *l, const float *x, float *col)
 {
     const struct conv *c = l->priv;
-    int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w;
+    int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w, s = c->s;
     for (int ch = 0; ch < l->in.c; ch++)
         for (int ki = 0; ki < c->k; ki++)
-            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow)
+            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow) {
+                int off = kj - c->pl, lo, hi;
+                valid_range(ow, s, off, W, &lo, &hi);
                 for (int y = 0; y < oh; y++) {
-                    int iy = y * c->s + ki - c->pt;
-                    for (int xo = 0; xo < ow; xo++) {
-                        int ix = xo * c->s + kj - c->pl;
-                        bool in = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                        col[y * ow + xo] = in ? x[((size_t)ch * H + iy) * W + ix] : 0.0f;
+                    float *row = col + (size_t)y * ow;
+                    int iy = y * s + ki - c->pt;
+                    if (iy < 0 || iy >= H || lo == hi) {
+                        memset(row, 0, sizeof(float) * (size_t)ow);
+                        continue;
                     }
+                    const float *src = x + ((size_t)ch * H + iy) * W + (lo * s + off);
+                    memset(row, 0, sizeof(float) * (size_t)lo);
+                    if (s == 1)
+                        memcpy(row + lo, src, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int xo = lo; xo < hi; xo++)
+                            row[xo] = src[(xo - lo) * s];
+                    memset(row + hi, 0, sizeof(float) * (size_t)(ow - hi));
                 }
+            }
 }
 
 /* dx (C, H, W) = sum of the columns' contributions (the adjoint of im2col). */
 static void col2im(const struct cv_layer *l, const float *col, float *dx)
 {
     const struct conv *c = l->priv;
-    int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w;
+    int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w, s = c->s;
     memset(dx, 0, sizeof(float) * cv_shape_size(l->in));
     for (int ch = 0; ch < l->in.c; ch++)
         for (int ki = 0; ki < c->k; ki++)
-            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow)
+            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow) {
+                int off = kj - c->pl, lo, hi;
+                valid_range(ow, s, off, W, &lo, &hi);
                 for (int y = 0; y < oh; y++) {
-                    int iy = y * c->s + ki - c->pt;
-                    for (int xo = 0; xo < ow && iy >= 0 && iy < H; xo++) {
-                        int ix = xo * c->s + kj - c->pl;
-                        if (ix >= 0 && ix < W)
-                            dx[((size_t)ch * H + iy) * W + ix] += col[y * ow + xo];
-                    }
+                    int iy = y * s + ki - c->pt;
+                    if (iy < 0 || iy >= H || lo == hi)
+                        continue;
+                    const float *row = col + (size_t)y * ow;
+                    float *dst = dx + ((size_t)ch * H + iy) * W + (lo * s + off);
+#pragma omp simd
+                    for (int xo = lo; xo < hi; xo++)
+                        dst[(xo - lo) * s] += row[xo];
                 }
+            }
 }
 
 static float *columns(const struct cv_layer *l, int i)
