@@ -134,6 +134,9 @@ static void test_errors(void)
     expect_error(base, "model.layers.0.type=conv2d", "unknown key 'model.layers.0.units'");
     expect_error("data: {train: x}\nmodel: {input: [1, 4, 4], layers: [{type: conv2d}]}\n", NULL,
                  "model.layers.0 (conv2d) needs filters and size");
+    expect_error("data: {train: x}\nmodel:\n  input: [1, 4, 4]\n  layers:\n"
+                 "    - {type: conv2d, filters: 2, size: 3, stride: 0}\n",
+                 NULL, "cfg.yaml:5: model.layers.0.stride = 0: expected an integer >= 1");
     expect_error("data: {train: x}\nmodel: {input: [4], layers: []}\n", NULL,
                  "model.layers = [...]: expected a list of 1 to 64 layers");
     expect_error("data: {train: x}\nmodel:\n  input: [4]\n  layers:\n    - {type: dense}\n", NULL,
