@@ -78,6 +78,20 @@ json_get() {
     "$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
 }
 
+# sweep_config FILE TRIALS EPOCHS: tiny_config's model ($base) with a random
+# sweep over the learning rate and the hidden units.
+sweep_config() {
+    sed -e "s/epochs: 2, seed: 3/epochs: $3, seed: 3/" "$base" >"$1"
+    cat >>"$1" <<YAML
+sweep:
+  trials: $2
+  strategy: random
+  space:
+    train.lr: log_uniform(1e-4, 1e-2)
+    model.layers.0.units: int_uniform(16, 48)
+YAML
+}
+
 params_hash() {
     "$CAVIAR" inspect --json "$1" >"$TMP/inspect.json" && json_get "$TMP/inspect.json" params_fnv1a
 }

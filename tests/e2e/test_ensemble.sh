@@ -10,15 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 fm_data
 base=$(tiny_config)
-sed -e "s/epochs: 2, seed: 3/epochs: 1, seed: 3/" "$base" >"$TMP/s.yaml"
-cat >>"$TMP/s.yaml" <<YAML
-sweep:
-  trials: 5
-  strategy: random
-  space:
-    train.lr: log_uniform(1e-4, 1e-2)
-    model.layers.0.units: int_uniform(16, 48)
-YAML
+sweep_config "$TMP/s.yaml" 5 1
 
 run_np 2 sweep "$TMP/s.yaml" run.dir="$TMP/sw" >/dev/null || fail "sweep"
 run_np 2 ensemble train "$TMP/s.yaml" run.dir="$TMP/ens" \

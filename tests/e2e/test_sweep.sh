@@ -11,17 +11,6 @@ source "$(dirname "$0")/lib.sh"
 fm_data
 base=$(tiny_config)
 
-sweep_config() { # FILE TRIALS EPOCHS [extra sweep lines]
-    sed -e "s/epochs: 2, seed: 3/epochs: $3, seed: 3/" "$base" >"$1"
-    cat >>"$1" <<YAML
-sweep:
-  trials: $2
-  strategy: random
-  space:
-    train.lr: log_uniform(1e-4, 1e-2)
-    model.layers.0.units: int_uniform(16, 48)
-YAML
-}
 
 # ---- bad input
 sweep_config "$TMP/s.yaml" 4 1
