@@ -168,14 +168,24 @@ static cv_status read_x(struct split *s, const struct cv_dataset_info *in, long 
     size_t total = (size_t)n * (size_t)in->features;
     herr_t rc;
     if (in->x_uint8) {
-        unsigned char *raw = cv_calloc_big(total, 1);
+        /* bytes in blocks of about 4 MiB: a buffer for the whole range
+         * would add a quarter of the float shard to the peak RSS */
+        long long block = (4 << 20) / in->features > 0 ? (4 << 20) / in->features : 1;
+        block = block < n ? block : n;
+        unsigned char *raw = cv_calloc_big((size_t)block * (size_t)in->features, 1);
         if (!raw)
             return cv_fail(err, CV_NOMEM, "out of memory reading %s", s->spec);
-        rc = read_slab(s->x, row0, n, in->features, H5T_NATIVE_UCHAR, raw);
         float scale = in->scale;
+        rc = 0;
+        for (long long r = 0; r < n && rc >= 0; r += block) {
+            long long cnt = n - r < block ? n - r : block;
+            size_t len = (size_t)cnt * (size_t)in->features;
+            float *dst = x + (size_t)r * (size_t)in->features;
+            rc = read_slab(s->x, row0 + r, cnt, in->features, H5T_NATIVE_UCHAR, raw);
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < total; i++)
-            x[i] = (float)raw[i] * scale;
+            for (size_t i = 0; i < len; i++)
+                dst[i] = (float)raw[i] * scale;
+        }
         free(raw);
     } else {
         rc = read_slab(s->x, row0, n, in->features, H5T_NATIVE_FLOAT, x);
