@@ -36,6 +36,7 @@ static const char *const decay_names[] = {"constant", "inverse_time", "exponenti
                                           NULL};
 static const char *const norm_names[] = {"none", "standard", NULL};
 static const char *const resume_names[] = {"never", "auto", NULL};
+static const char *const shard_names[] = {"auto", "true", "false", NULL};
 static const char *const strategy_names[] = {"random", "grid", "asha", NULL};
 static const char *const dist_names[] = {"choice", "uniform", "log_uniform",
                                          "one_minus_log_uniform", "int_uniform", NULL};
@@ -124,6 +125,7 @@ static const struct field train_fields[] = {
 static const struct field comm_fields[] = {
     {"bucket_kb", F_INT, C(comm.bucket_kb), GE, 1, NONE, 0, NULL, 0, NULL},
     {"overlap", F_BOOL, C(comm.overlap), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {"shard_optimizer", ENUM(comm.shard_optimizer, shard_names)},
     {NULL}};
 static const struct field ckpt_fields[] = {
     {"every_steps", F_INT, C(checkpoint.every_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -692,6 +694,7 @@ static void defaults(struct cv_config *c)
     c->train.seed = 1;
     c->comm.bucket_kb = 4096;
     c->comm.overlap = true;
+    c->comm.shard_optimizer = CV_SHARD_AUTO;
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");

@@ -77,16 +77,19 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch)
 }
 
 /* Gradient norm (after L2) and clipping, only when clipping is on: the
- * common case then makes a single pass over the arena. */
-static double clip(cv_optim *o, const float *w, float *g, float lam)
+ * common case then makes a single pass over the arena.  w, g and the mask
+ * are views of n elements; sum_sq makes the norm global when sharded. */
+static double clip(cv_optim *o, const float *w, float *g, const unsigned char *dm, long long n,
+                   float lam, double (*sum_sq)(void *, double), void *arg)
 {
     double sq = 0;
-    long long n = (long long)o->n;
 #pragma omp parallel for simd schedule(static) reduction(+ : sq)
     for (long long i = 0; i < n; i++) {
-        g[i] += lam * (float)o->decay[i] * w[i];
+        g[i] += lam * (float)dm[i] * w[i];
         sq += (double)g[i] * g[i];
     }
+    if (sum_sq)
+        sq = sum_sq(arg, sq);
     double norm = sqrt(sq);
     if (norm > o->clip) {
         float s = (float)(o->clip / norm);
@@ -99,14 +102,22 @@ static double clip(cv_optim *o, const float *w, float *g, float lam)
 
 double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count)
 {
+    return cv_optim_step_part(o, w, g, 0, o->n, lr, count, NULL, NULL);
+}
+
+double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_t hi, double lr,
+                          long long count, double (*sum_sq)(void *arg, double partial),
+                          void *arg)
+{
     float lam = count > 0 ? (float)(o->l2 / (double)count) : 0.0f;
+    long long n = (long long)(hi - lo);
+    float *w = params + lo;
+    const unsigned char *dm = o->decay + lo;
     double norm = 0;
     if (o->clip > 0) {
-        norm = clip(o, w, g, lam);
+        norm = clip(o, w, g, dm, n, lam, sum_sq, arg);
         lam = 0; /* already added */
     }
-    long long n = (long long)o->n;
-    const unsigned char *dm = o->decay;
     float b1 = (float)o->beta1, b2 = (float)o->beta2, a = (float)lr;
     float om1 = (float)(1.0 - o->beta1), om2 = (float)(1.0 - o->beta2); /* exact in double */
     o->t++;
@@ -115,7 +126,7 @@ double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count
     double c1 = 1.0 - pow(o->beta1, (double)o->t), c2 = 1.0 - pow(o->beta2, (double)o->t);
     float at = (float)(lr * sqrt(c2) / c1), et = (float)(o->eps * sqrt(c2));
     float eps = (float)o->eps;
-    float *m1 = o->m1, *m2 = o->m2;
+    float *m1 = o->m1 ? o->m1 + lo : NULL, *m2 = o->m2 ? o->m2 + lo : NULL;
     switch (o->kind) {
     case CV_OPT_SGD:
 #pragma omp parallel for simd schedule(static)

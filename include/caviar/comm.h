@@ -73,10 +73,18 @@ cv_status cv_comm_barrier_idle(const cv_comm *c, struct cv_error *err);
  * cv_reducer sums a float arena over the group in buckets of bucket_bytes,
  * starting a bucket (MPI_Iallreduce) as soon as backward reports that the
  * arena's tail beyond it is final, and finishing everything in
- * cv_reducer_finish.  With overlap off it does one blocking allreduce. */
+ * cv_reducer_finish.  With overlap off it does one blocking allreduce.
+ *
+ * Sharded (ZeRO stage 1, `shard` and more than one rank): each rank owns a
+ * contiguous slice of the arena (cv_reducer_owned) and only the owner
+ * receives its slice's sum (MPI_Ireduce per bucket, or one
+ * MPI_Reduce_scatter when not overlapped).  Each rank then updates just its
+ * slice and cv_reducer_share hands the slices to everyone (MPI_Allgatherv):
+ * the same bytes move as in a ring allreduce, but the optimizer's pass over
+ * the arena is split P ways. */
 typedef struct cv_reducer cv_reducer;
 cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t bucket_bytes,
-                            bool overlap, cv_reducer **out, struct cv_error *err);
+                            bool overlap, bool shard, cv_reducer **out, struct cv_error *err);
 void cv_reducer_free(cv_reducer *r);
 /* Collective per step: cv_reducer_begin, then ready(offset) from backward
  * (the model's cv_grad_ready_fn; arg = the reducer), then finish. */
@@ -84,5 +92,17 @@ void cv_reducer_begin(cv_reducer *r);
 void cv_reducer_ready(void *reducer, size_t offset);
 /* Waits for all buckets; returns seconds spent waiting (exposed time). */
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err);
+
+bool cv_reducer_sharded(const cv_reducer *r);
+/* The slice [lo, hi) of the arena whose sum this rank holds after finish
+ * (the whole arena unless sharded). */
+void cv_reducer_owned(const cv_reducer *r, size_t *lo, size_t *hi);
+/* After finish: the summed gradients of the owned slice; element i belongs
+ * to arena offset lo + i. */
+float *cv_reducer_owned_grads(cv_reducer *r);
+/* Collective: every rank's owned slice of `arena` (an arena of the same
+ * layout: parameters after an update, optimizer moments before a
+ * checkpoint) copied to all ranks.  Nothing to do unless sharded. */
+cv_status cv_reducer_share(const cv_reducer *r, float *arena, struct cv_error *err);
 
 #endif /* CAVIAR_COMM_H */

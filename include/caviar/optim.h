@@ -30,6 +30,15 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch);
  * pass over the arena and is only needed for clipping). */
 double cv_optim_step(cv_optim *o, float *params, float *grads, double lr, long long count);
 
+/* The same update for parameters [lo, hi) only (a sharded optimizer: each
+ * rank updates its slice).  grads[i] is the gradient of parameter lo + i.
+ * With clipping the norm must be global: sum_sq(arg, partial) returns the
+ * sum over ranks of the partial squared norms (NULL: one rank holds all).
+ * Call it once per step on every rank (it advances the step counter). */
+double cv_optim_step_part(cv_optim *o, float *params, float *grads, size_t lo, size_t hi,
+                          double lr, long long count, double (*sum_sq)(void *arg, double partial),
+                          void *arg);
+
 /* Optimizer state for checkpoints: moment arenas (NULL when unused) and the
  * bias-correction step counter. */
 size_t cv_optim_size(const cv_optim *o);

@@ -13,6 +13,7 @@ assert b["sgemm_peak"]["1"]["gflops"] > 1  # JSON keys are strings
 c = b["workloads"]["a"]["caviar"]
 assert set(c) == {"1x1", "1x2", "2x1"}, c.keys()
 for v in c.values():
-    assert v["samples_per_s"] > 0 and v["peak_rss_mb"] > 0, v
+    assert v["samples_per_s"] > 0 and v["peak_rss_mb"] > 0 and v["anon_rss_mb"] > 0, v
+    assert abs(sum(v["breakdown_pct"].values()) - 100) < 1e-6, v
 PY
 ok "bench harness smoke run"

@@ -4,6 +4,9 @@
  *    gradient of the whole batch computed on one rank (a second code path),
  *    with overlap on (tiny buckets, many in flight) and off;
  *  - replicas stay bit-identical through optimizer steps;
+ *  - a sharded optimizer (each rank updates its slice, then allgather)
+ *    follows the replicated one step for step, parameters and Adam moments,
+ *    with L2 and with a global-norm clip, bucketed and blocking;
  *  - an error on one rank becomes everyone's error, with its message.
  */
 #include <math.h>
@@ -68,7 +71,7 @@ static void test_split_gradient(const cv_comm *comm, bool overlap)
     cv_model_train_batch(whole, &all, 3, 1.0f / G, NULL, NULL, NULL);
     cv_reducer *red = NULL;
     size_t n = cv_model_n_params(part);
-    cv_reducer_create(comm, cv_model_grads(part), n, 64, overlap, &red, NULL);
+    cv_reducer_create(comm, cv_model_grads(part), n, 64, overlap, false, &red, NULL);
     cv_reducer_begin(red);
     cv_model_train_batch(part, &mine, 3, 1.0f / G, cv_reducer_ready, red, NULL);
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
@@ -95,7 +98,7 @@ static void test_replicas_identical(const cv_comm *comm)
     cv_model_create(&c, G, &m, NULL);
     cv_model_init_params(m, 1);
     cv_optim_create(&c, m, &o, NULL);
-    cv_reducer_create(comm, cv_model_grads(m), cv_model_n_params(m), 256, true, &red, NULL);
+    cv_reducer_create(comm, cv_model_grads(m), cv_model_n_params(m), 256, true, false, &red, NULL);
     struct cv_batch mine = local_part(rank, world);
     for (int step = 0; step < 20; step++) {
         cv_reducer_begin(red);
@@ -110,6 +113,113 @@ static void test_replicas_identical(const cv_comm *comm)
     cv_reducer_free(red);
     cv_optim_free(o);
     cv_model_free(m);
+}
+
+struct sum_arg {
+    const cv_comm *comm;
+};
+
+static double sum_sq(void *arg, double partial)
+{
+    double v = partial;
+    cv_comm_sum_doubles(((struct sum_arg *)arg)->comm, &v, 1, NULL);
+    return v;
+}
+
+/* max |a - b| relative to max |b|: rounding differences only (3 ranks sum
+ * in another order when each bucket is reduced to its owner). */
+static float max_rel_diff(const float *a, const float *b, size_t n)
+{
+    float worst = 0, scale = 1e-30f;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        scale = fabsf(b[i]) > scale ? fabsf(b[i]) : scale;
+    }
+    return worst / scale;
+}
+
+/* Each rank's owned slice: disjoint, in rank order, covering the arena. */
+static void check_partition(const cv_comm *comm, const cv_reducer *red, size_t n)
+{
+    int world = cv_comm_size(comm);
+    size_t lo, hi;
+    cv_reducer_owned(red, &lo, &hi);
+    double mine[2] = {(double)lo, (double)hi}, all[2 * 8] = {0};
+    ASSERT_TRUE(world <= 8);
+    ASSERT_TRUE(cv_reducer_sharded(red));
+    all[2 * cv_comm_rank(comm)] = mine[0];
+    all[2 * cv_comm_rank(comm) + 1] = mine[1];
+    cv_comm_sum_doubles(comm, all, 2 * world, NULL);
+    ASSERT_EQ((long long)all[0], 0);
+    for (int r = 1; r < world; r++)
+        ASSERT_EQ((long long)all[2 * r], (long long)all[2 * r - 1]);
+    ASSERT_EQ((long long)all[2 * world - 1], (long long)n);
+}
+
+static void test_sharded_matches_replicated(const cv_comm *comm, bool overlap, double clip)
+{
+    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
+    struct cv_config c;
+    config(&c);
+    c.train.optimizer = CV_OPT_ADAM;
+    c.train.l2 = 0.3;
+    c.train.clip_norm = clip;
+    cv_model *ms = NULL, *mr = NULL;
+    cv_optim *os = NULL, *orep = NULL;
+    cv_reducer *rs = NULL, *rr = NULL;
+    cv_model_create(&c, G, &ms, NULL);
+    cv_model_create(&c, G, &mr, NULL);
+    cv_model_init_params(ms, 4);
+    cv_model_init_params(mr, 4);
+    cv_optim_create(&c, ms, &os, NULL);
+    cv_optim_create(&c, mr, &orep, NULL);
+    size_t n = cv_model_n_params(ms), lo, hi;
+    /* 64-byte buckets: many in flight, and some cut at an owner boundary */
+    ASSERT_EQ(cv_reducer_create(comm, cv_model_grads(ms), n, 64, overlap, true, &rs, NULL), CV_OK);
+    cv_reducer_create(comm, cv_model_grads(mr), n, 64, overlap, false, &rr, NULL);
+    check_partition(comm, rs, n);
+    cv_reducer_owned(rs, &lo, &hi);
+    struct sum_arg arg = {comm};
+    struct cv_batch mine = local_part(rank, world);
+    double clipped_norm = 0;
+    for (int step = 0; step < 15; step++) {
+        cv_reducer_begin(rr);
+        cv_model_train_batch(mr, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rr, NULL);
+        cv_reducer_finish(rr, NULL, NULL);
+        clipped_norm = cv_optim_step(orep, cv_model_params(mr), cv_model_grads(mr), 1e-2, G);
+
+        cv_reducer_begin(rs);
+        cv_model_train_batch(ms, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
+        ASSERT_EQ(cv_reducer_finish(rs, NULL, NULL), CV_OK);
+        double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs), lo,
+                                         hi, 1e-2, G, sum_sq, &arg);
+        ASSERT_EQ(cv_reducer_share(rs, cv_model_params(ms), NULL), CV_OK);
+        CV_TEST_REPORT(fabs(norm - clipped_norm) <= 1e-6 * clipped_norm,
+                       "step %d: sharded norm %.9g, replicated %.9g", step, norm, clipped_norm);
+    }
+    if (clip > 0) /* the clip was active, so the global norm mattered */
+        CV_TEST_REPORT(clipped_norm > clip, "norm %g never exceeded the clip %g", clipped_norm,
+                       clip);
+    float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
+    CV_TEST_REPORT(dw <= 1e-5f, "overlap %d clip %g: sharded vs replicated parameters differ by %g",
+                   overlap, clip, dw);
+    bool same = false;
+    cv_comm_same_bytes(comm, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
+    ASSERT_TRUE(same);
+    /* moments live on their owners until shared (as before a checkpoint) */
+    cv_reducer_share(rs, cv_optim_m1(os), NULL);
+    cv_reducer_share(rs, cv_optim_m2(os), NULL);
+    float d1 = max_rel_diff(cv_optim_m1(os), cv_optim_m1(orep), n);
+    float d2 = max_rel_diff(cv_optim_m2(os), cv_optim_m2(orep), n);
+    CV_TEST_REPORT(d1 <= 1e-5f && d2 <= 1e-5f, "moments differ: m1 %g, m2 %g", d1, d2);
+    ASSERT_EQ(cv_optim_t(os), 15);
+    cv_reducer_free(rs);
+    cv_reducer_free(rr);
+    cv_optim_free(os);
+    cv_optim_free(orep);
+    cv_model_free(ms);
+    cv_model_free(mr);
 }
 
 static void test_error_agreement(const cv_comm *comm)
@@ -136,6 +246,9 @@ int main(int argc, char **argv)
     test_split_gradient(comm, true);
     test_split_gradient(comm, false);
     test_replicas_identical(comm);
+    test_sharded_matches_replicated(comm, true, 0);
+    test_sharded_matches_replicated(comm, false, 0);
+    test_sharded_matches_replicated(comm, true, 0.05);
     test_error_agreement(comm);
     int failed = cv_test_failed;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -60,6 +60,7 @@ static void test_values_and_defaults(void)
     ASSERT_EQ(c->data.normalize, CV_NORM_STANDARD);
     ASSERT_EQ(c->checkpoint.keep, 3);
     ASSERT_EQ(c->model.loss, CV_LOSS_SOFTMAX_CE);
+    ASSERT_EQ(c->comm.shard_optimizer, CV_SHARD_AUTO);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -78,9 +79,10 @@ static void test_values_and_defaults(void)
 static void test_overrides_and_round_trip(void)
 {
     const char *ov[] = {"train.lr=0.5", "model.layers.0.units=512", "run.dir=runs/x",
-                        "model.layers.1={type: dropout, keep: 0.5}", "data.dev="};
+                        "model.layers.1={type: dropout, keep: 0.5}", "data.dev=",
+                        "comm.shard_optimizer=false"};
     struct cv_error e;
-    struct cv_config *c = parse(base, ov, 5, &e);
+    struct cv_config *c = parse(base, ov, 6, &e);
     ASSERT_TRUE(c != NULL);
     if (!c)
         return;
@@ -89,6 +91,7 @@ static void test_overrides_and_round_trip(void)
     ASSERT_STR_CONTAINS(c->run.dir, "runs/x");
     ASSERT_NEAR(c->model.layers[1].keep, 0.5, 0);
     ASSERT_EQ(c->data.dev[0], '\0');
+    ASSERT_EQ(c->comm.shard_optimizer, CV_SHARD_OFF);
     struct cv_config *back = parse(c->text, NULL, 0, &e); /* the stored config, parsed again */
     ASSERT_TRUE(back != NULL);
     if (back) {
@@ -97,6 +100,7 @@ static void test_overrides_and_round_trip(void)
         ASSERT_NEAR(back->model.layers[1].keep, 0.5, 0);
         ASSERT_EQ(back->train.decay_every, 2);
         ASSERT_EQ(back->sweep.n_space, 5);
+        ASSERT_EQ(back->comm.shard_optimizer, CV_SHARD_OFF);
         ASSERT_TRUE(!strcmp(back->text, c->text));
     }
     cv_config_free(back);
@@ -122,6 +126,8 @@ static void test_errors(void)
     expect_error(base, "model.layers.1.keep=0", "keep = 0: expected a number in (0, 1]");
     expect_error(base, "model.layers.0.type=dence", "type = dence: expected one of dense");
     expect_error(base, "model.layers.0.activation=relux", "activation = relux");
+    expect_error(base, "comm.shard_optimizer=maybe",
+                 "comm.shard_optimizer = maybe: expected one of auto, true, false");
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
     expect_error(base, "novalue", "expected key.path=value");
