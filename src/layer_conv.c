@@ -5,7 +5,7 @@
  * explicit p on every side, or `same`: out = ceil(n / s) with the total
  * padding split as evenly as possible (the extra pixel at the bottom/right,
  * as TensorFlow does).  No allocation in forward/backward: the columns and
- * dz live in the layer's scratch.
+ * z/dz live in the layer's scratch.  A batch is lowered whole (see columns()).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +40,11 @@ static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
     int oh, ow, p = sp->pad >= 0 ? sp->pad : 0;
     if (c->s < 1)
         return cv_fail(err, CV_CONFIG, "layer %d (conv2d): stride %d: expected >= 1", l->index, c->s);
+    if (sp->activation == CV_ACT_SOFTMAX) /* backward treats each output row on its own */
+        return cv_fail(err, CV_CONFIG,
+                       "layer %d (conv2d): activation softmax: expected an element-wise one "
+                       "(softmax belongs to the last dense layer)",
+                       l->index);
     if (sp->pad == CV_PAD_SAME) {
         oh = same_pad(l->in.h, c->k, c->s, &c->pt);
         ow = same_pad(l->in.w, c->k, c->s, &c->pl);
@@ -88,14 +93,15 @@ static void valid_range(int out, int s, int off, int n, int *lo, int *hi)
         *hi = *lo;
 }
 
-/* col (C*K*K, OH*OW): row (ch, ki, kj) holds x[ch] shifted by (ki, kj). */
-static void im2col(const struct cv_layer *l, const float *x, float *col)
+/* col (C*K*K, OH*OW), rows `ld` floats apart: row (ch, ki, kj) holds x[ch]
+ * shifted by (ki, kj). */
+static void im2col(const struct cv_layer *l, const float *x, float *col, size_t ld)
 {
     const struct conv *c = l->priv;
     int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w, s = c->s;
     for (int ch = 0; ch < l->in.c; ch++)
         for (int ki = 0; ki < c->k; ki++)
-            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow) {
+            for (int kj = 0; kj < c->k; kj++, col += ld) {
                 int off = kj - c->pl, lo, hi;
                 valid_range(ow, s, off, W, &lo, &hi);
                 for (int y = 0; y < oh; y++) {
@@ -117,15 +123,16 @@ static void im2col(const struct cv_layer *l, const float *x, float *col)
             }
 }
 
-/* dx (C, H, W) = sum of the columns' contributions (the adjoint of im2col). */
-static void col2im(const struct cv_layer *l, const float *col, float *dx)
+/* dx (C, H, W) = sum of the columns' contributions (the adjoint of im2col);
+ * rows of col are `ld` floats apart. */
+static void col2im(const struct cv_layer *l, const float *col, size_t ld, float *dx)
 {
     const struct conv *c = l->priv;
     int oh = l->out.h, ow = l->out.w, H = l->in.h, W = l->in.w, s = c->s;
     memset(dx, 0, sizeof(float) * cv_shape_size(l->in));
     for (int ch = 0; ch < l->in.c; ch++)
         for (int ki = 0; ki < c->k; ki++)
-            for (int kj = 0; kj < c->k; kj++, col += (size_t)oh * ow) {
+            for (int kj = 0; kj < c->k; kj++, col += ld) {
                 int off = kj - c->pl, lo, hi;
                 valid_range(ow, s, off, W, &lo, &hi);
                 for (int y = 0; y < oh; y++) {
@@ -141,10 +148,20 @@ static void col2im(const struct cv_layer *l, const float *col, float *dx)
             }
 }
 
-static float *columns(const struct cv_layer *l, int i)
+/* The whole batch is lowered to one matrix so that each pass is one GEMM:
+ * columns (CKK, n*OHW), sample i's block at column i*OHW; per-sample GEMMs
+ * were too small for OpenBLAS (K = 9 on a first 3x3 layer).  The product
+ * z (F, n*OHW) is channel-major, and the layer's output (n, F, OHW) is one
+ * copy of rows of OHW away. */
+static float *columns(const struct cv_layer *l)
+{
+    return l->scratch;
+}
+
+static float *zbuf(const struct cv_layer *l) /* (F, n*OHW), after the largest columns */
 {
     size_t ckk = (size_t)l->in.c * l->params[W_].dims[2] * l->params[W_].dims[3];
-    return l->scratch + (size_t)i * ckk * cv_shape_size(l->out) / (size_t)l->out.c;
+    return l->scratch + (size_t)l->max_batch * ckk * cv_shape_size(l->out) / (size_t)l->out.c;
 }
 
 /* x: (n, C, H, W) -> y: (n, F, OH, OW) */
@@ -153,13 +170,21 @@ static void conv_forward(struct cv_layer *l, const struct cv_ctx *ctx, const flo
 {
     (void)ctx;
     int F = l->out.c, ohw = l->out.h * l->out.w, ckk = (int)(l->params[W_].count / (size_t)F);
-    size_t in = cv_shape_size(l->in), out = cv_shape_size(l->out);
+    size_t in = cv_shape_size(l->in), ld = (size_t)n * ohw;
+    float *col = columns(l), *z = zbuf(l);
+    if (n == 0)
+        return;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
-        im2col(l, x + (size_t)i * in, columns(l, i));
-    for (int i = 0; i < n; i++) /* y_i (F, OHW) = W (F, CKK) . col_i (CKK, OHW) */
-        cv_gemm(false, false, F, ohw, ckk, 1.0f, l->params[W_].data, ckk, columns(l, i), ohw,
-                0.0f, y + (size_t)i * out, ohw);
+        im2col(l, x + (size_t)i * in, col + (size_t)i * ohw, ld);
+    /* z (F, n*OHW) = W (F, CKK) . columns (CKK, n*OHW) */
+    cv_gemm(false, false, F, (int)ld, ckk, 1.0f, l->params[W_].data, ckk, col, (int)ld, 0.0f, z,
+            (int)ld);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (int f = 0; f < F; f++)
+            memcpy(y + ((size_t)i * F + f) * ohw, z + f * ld + (size_t)i * ohw,
+                   sizeof(float) * (size_t)ohw);
     /* per-channel bias: rows of (n*F, OHW) get b[row % F] */
     cv_channel_bias_act(y, l->params[B_].data, n, F, ohw, l->act, l->slope);
 }
@@ -170,23 +195,34 @@ static void conv_backward(struct cv_layer *l, const struct cv_ctx *ctx, const fl
     (void)ctx;
     (void)x;
     int F = l->out.c, ohw = l->out.h * l->out.w, ckk = (int)(l->params[W_].count / (size_t)F);
-    size_t in = cv_shape_size(l->in), out = cv_shape_size(l->out);
-    float *dz = l->scratch + (size_t)l->max_batch * (size_t)ckk * (size_t)ohw; /* (n, F, OHW) */
-    cv_act_backward(y, dy, dz, n, (int)out, l->act, l->slope);
-    cv_channel_bias_backward(dz, l->params[B_].grad, n, F, ohw);
-    for (int i = 0; i < n; i++) /* dW (F, CKK) += dz_i (F, OHW) . col_i^T */
-        cv_gemm(false, true, F, ckk, ohw, 1.0f, dz + (size_t)i * out, ohw, columns(l, i), ohw,
-                i ? 1.0f : 0.0f, l->params[W_].grad, ckk);
-    if (n == 0)
+    size_t in = cv_shape_size(l->in), ld = (size_t)n * ohw;
+    float *col = columns(l), *dz = zbuf(l); /* dz (F, n*OHW), channel-major like z */
+    if (n == 0) {
         memset(l->params[W_].grad, 0, l->params[W_].count * sizeof(float));
-    if (!dx)
+        memset(l->params[B_].grad, 0, l->params[B_].count * sizeof(float));
         return;
-    for (int i = 0; i < n; i++) /* dcol_i (CKK, OHW) = W^T . dz_i, into col_i's place */
-        cv_gemm(true, false, ckk, ohw, F, 1.0f, l->params[W_].data, ckk, dz + (size_t)i * out,
-                ohw, 0.0f, columns(l, i), ohw);
+    }
+    /* element-wise activations only (softmax is refused at build time), so
+     * each row of OHW can be done on its own, straight into channel-major */
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
-        col2im(l, columns(l, i), dx + (size_t)i * in);
+        for (int f = 0; f < F; f++) {
+            size_t o = ((size_t)i * F + f) * ohw;
+            cv_act_backward(y + o, dy + o, dz + f * ld + (size_t)i * ohw, 1, ohw, l->act,
+                            l->slope);
+        }
+    cv_channel_bias_backward(dz, l->params[B_].grad, 1, F, (int)ld);
+    /* dW (F, CKK) = dz (F, n*OHW) . columns^T */
+    cv_gemm(false, true, F, ckk, (int)ld, 1.0f, dz, (int)ld, col, (int)ld, 0.0f,
+            l->params[W_].grad, ckk);
+    if (!dx)
+        return;
+    /* dcolumns (CKK, n*OHW) = W^T . dz, into the columns' place */
+    cv_gemm(true, false, ckk, (int)ld, F, 1.0f, l->params[W_].data, ckk, dz, (int)ld, 0.0f, col,
+            (int)ld);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        col2im(l, col + (size_t)i * ohw, ld, dx + (size_t)i * in);
 }
 
 const struct cv_layer_ops cv__conv2d_ops = {

@@ -291,6 +291,12 @@ static void test_shape_errors(void)
     ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6}, 1, &e), CV_SHAPE);
     ASSERT_STR_CONTAINS(e.msg, "layer 0 (conv2d): a 9x9 kernel does not fit the input (1, 6, 6)");
     drop(&o);
+    sp = spec(CV_LAYER_CONV2D, 2, 3, 1, CV_PAD_SAME);
+    sp.activation = CV_ACT_SOFTMAX;
+    cv_error_clear(&e);
+    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6}, 1, &e), CV_CONFIG);
+    ASSERT_STR_CONTAINS(e.msg, "layer 0 (conv2d): activation softmax: expected an element-wise");
+    drop(&o);
     sp = spec(CV_LAYER_MAXPOOL, 0, 5, 5, 0);
     cv_error_clear(&e);
     ASSERT_EQ(make(&o, &sp, (struct cv_shape){3, 4, 4}, 1, &e), CV_SHAPE);
