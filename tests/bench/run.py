@@ -12,8 +12,10 @@ start, caviar's step-time breakdown (mean over ranks), and peak RSS per
 rank (plus the private, anonymous RSS at the end, which leaves out shared
 library pages) against a model of the memory caviar needs.  Scaling is
 reported at the workload's global batch (strong) and, for 2x1, with the
-batch per rank (weak, the DDP/Horovod convention).  Prints a table and
-writes JSON.
+batch per rank (weak, the DDP/Horovod convention), as the median of the
+ratios of runs made side by side: repetitions go round-robin over the
+configurations, so a host whose speed drifts biases no ratio.  Prints a
+table and writes JSON.
 """
 import argparse
 import json
@@ -161,13 +163,24 @@ def bench_workload(args, name, tmp, peak):
     mem = cnn_memory_model_mb if conv else memory_model_mb
     res = {"hidden": hidden, "batch": batch, "steps": steps, "flops_per_sample": fps,
            "caviar": {}, "torch": {}}
-    for ranks, threads, mult, over in CAVIAR_CONFIGS + ([] if args.smoke else SCALING_CONFIGS):
-        ends = [run_caviar(args.caviar, cfg, ranks, threads, tmp, batch * mult, over)
-                for _ in range(args.reps)]
-        sps = statistics.median(e["samples_per_s"] for e in ends)
+    configs = CAVIAR_CONFIGS + ([] if args.smoke else SCALING_CONFIGS)
+    torch_configs = [] if args.no_torch else TORCH_CONFIGS
+    ends = {c: [] for c in configs}
+    torch_runs = {c: [] for c in torch_configs}
+    # repetitions go round-robin over the configurations, so that a machine
+    # whose speed drifts (shared hosts do) biases no ratio
+    for _ in range(args.reps):
+        for c in configs:
+            ranks, threads, mult, over = c
+            ends[c].append(run_caviar(args.caviar, cfg, ranks, threads, tmp, batch * mult, over))
+        for c in torch_configs:
+            _, threads, ddp = c
+            torch_runs[c].append(run_torch(args.data, hidden, batch, steps, threads, ddp, conv))
+    for (ranks, threads, mult, over), e in ends.items():
+        sps = statistics.median(x["samples_per_s"] for x in e)
         cores = min(ranks * threads, 2)
         gflops = sps * fps / 1e9
-        t = ends[-1]["time_s"]  # the mean over ranks
+        t = e[-1]["time_s"]  # the mean over ranks
         tot = sum(t.values()) or 1
         label = f"{ranks}x{threads}" + (" weak" if mult > 1 else "") + \
             (" replicated" if over else "")
@@ -175,15 +188,12 @@ def bench_workload(args, name, tmp, peak):
             "samples_per_s": sps, "gflops": gflops, "global_batch": batch * mult,
             "fraction_of_peak": gflops / (peak[min(cores, 2)]["gflops"]),
             "breakdown_pct": {k: 100 * v / tot for k, v in t.items()},
-            "peak_rss_mb": ends[-1]["peak_rss_mb"],
-            "anon_rss_mb": ends[-1].get("anon_rss_mb", 0),
+            "peak_rss_mb": e[-1]["peak_rss_mb"],
+            "anon_rss_mb": e[-1].get("anon_rss_mb", 0),
             "memory_model_mb": mem(hidden, batch * mult, ranks, rows),
-            "all_runs": [e["samples_per_s"] for e in ends]}
-    if not args.no_torch:
-        for label, threads, ddp in TORCH_CONFIGS:
-            runs = [run_torch(args.data, hidden, batch, steps, threads, ddp, conv)
-                    for _ in range(args.reps)]
-            res["torch"][label] = {"samples_per_s": statistics.median(runs), "all_runs": runs}
+            "all_runs": [x["samples_per_s"] for x in e]}
+    for (label, _, _), runs in torch_runs.items():
+        res["torch"][label] = {"samples_per_s": statistics.median(runs), "all_runs": runs}
     # best vs best at the workload's global batch (the weak run trains another)
     best_c = max(v["samples_per_s"] for v in res["caviar"].values()
                  if v["global_batch"] == batch)
@@ -191,13 +201,11 @@ def bench_workload(args, name, tmp, peak):
         best_t = max(v["samples_per_s"] for v in res["torch"].values())
         res["caviar_over_torch_best"] = best_c / best_t
     c = res["caviar"]
-    if "1x1" in c and "2x1" in c:
-        res["scaling_2x1_over_1x1"] = c["2x1"]["samples_per_s"] / c["1x1"]["samples_per_s"]
-    if "2x1 weak" in c:
-        res["scaling_2x1_weak_over_1x1"] = (c["2x1 weak"]["samples_per_s"]
-                                            / c["1x1"]["samples_per_s"])
-    if "4x1" in c:
-        res["scaling_4x1_over_1x1"] = c["4x1"]["samples_per_s"] / c["1x1"]["samples_per_s"]
+    for key, label in (("scaling_2x1_over_1x1", "2x1"), ("scaling_2x1_weak_over_1x1", "2x1 weak"),
+                       ("scaling_4x1_over_1x1", "4x1")):
+        if "1x1" in c and label in c:  # the median of the per-repetition ratios
+            res[key] = statistics.median(
+                a / b for a, b in zip(c[label]["all_runs"], c["1x1"]["all_runs"]))
     return res
 
 
