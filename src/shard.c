@@ -202,6 +202,9 @@ void cv_shard_shuffle(cv_shard *s, uint64_t seed, long long epoch, bool shuffle)
 static void gather(cv_shard *s, const long long *local, int n, struct cv_batch *b)
 {
     size_t f = (size_t)s->info.features, t = (size_t)s->info.target_dim;
+    /* rows at random places in the shard: the copies wait on memory, so
+     * the threads' loads overlap (3-6% of a small MLP's step) */
+#pragma omp parallel for schedule(static) if ((size_t)n * f >= 65536)
     for (int i = 0; i < n; i++) {
         long long r = local[i];
         memcpy(s->bx + (size_t)i * f, s->x + (size_t)r * f, f * sizeof(float));
