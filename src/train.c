@@ -201,7 +201,7 @@ static cv_status compute_norm(struct trainer *tr, struct cv_error *err)
  * Measured with 2 ranks, Haswell kernels: the 235k-parameter MLP (one
  * bucket) ran at 113.6k samples/s sharded vs 115.3k replicated, since its
  * Adam pass is short and the allgather adds latency; the 5.8M-parameter
- * one at 4,651 vs 4,372 samples/s. */
+ * one at 4,150 vs 3,886 samples/s (tests/bench/run.py, workload b). */
 static bool shard_optimizer(const struct cv_config *cfg, size_t n_params)
 {
     if (cfg->comm.shard_optimizer != CV_SHARD_AUTO)
