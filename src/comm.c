@@ -296,6 +296,10 @@ cv_status cv_comm_same_bytes(const cv_comm *c, const void *buf, size_t bytes, bo
 
 /* ---- the bucketed reducer ---- */
 
+/* Floats per message of the pairwise reduce-scatter: the received chunk is
+ * summed while it is still in L2 (4 MiB here), and the scratch stays small. */
+#define RS_CHUNK ((size_t)1 << 18)
+
 struct cv_reducer {
     const cv_comm *comm;
     float *arena;
@@ -305,7 +309,8 @@ struct cv_reducer {
     int *owner;                /* (n_buckets) sharded: the rank that sums bucket k */
     bool overlap, sharded;
     int *counts, *displs;      /* (size) sharded: each rank's slice of the arena */
-    float *scratch;            /* sharded, blocking: this rank's reduced slice */
+    float *scratch;            /* sharded, blocking: a peer's copy of my slice */
+    size_t widest;             /* sharded: the longest slice */
     MPI_Request *req;
     int rc;                    /* first MPI error of the step */
 };
@@ -361,9 +366,11 @@ static cv_status reducer_alloc(cv_reducer *r, struct cv_error *err)
         widest = b - a > widest ? b - a : widest;
     }
     if (r->sharded && !r->overlap) {
-        r->scratch = cv_calloc_big(widest ? widest : 1, sizeof(float));
+        r->widest = widest;
+        size_t len = widest < RS_CHUNK ? widest : RS_CHUNK;
+        r->scratch = cv_calloc(len ? len : 1, sizeof(float));
         if (!r->scratch)
-            return cv_fail(err, CV_NOMEM, "reducer: out of memory for %zu floats", widest);
+            return cv_fail(err, CV_NOMEM, "reducer: out of memory for %zu floats", len);
     }
     return CV_OK;
 }
@@ -416,6 +423,11 @@ bool cv_reducer_sharded(const cv_reducer *r)
     return r->sharded;
 }
 
+bool cv_reducer_overlapped(const cv_reducer *r)
+{
+    return r->overlap;
+}
+
 void cv_reducer_owned(const cv_reducer *r, size_t *lo, size_t *hi)
 {
     int me = r->comm->rank;
@@ -427,7 +439,7 @@ float *cv_reducer_owned_grads(cv_reducer *r)
 {
     size_t lo, hi;
     cv_reducer_owned(r, &lo, &hi);
-    return r->scratch ? r->scratch : r->arena + lo;
+    return r->arena + lo;
 }
 
 void cv_reducer_begin(cv_reducer *r)
@@ -463,16 +475,55 @@ void cv_reducer_ready(void *reducer, size_t offset)
         MPI_Testall(r->started, r->req, &flag, MPI_STATUSES_IGNORE);
 }
 
+static size_t chunk_len(size_t total, size_t c)
+{
+    size_t start = c * RS_CHUNK;
+    return start >= total ? 0 : total - start < RS_CHUNK ? total - start : RS_CHUNK;
+}
+
+/* Pairwise-exchange reduce-scatter: in round s each rank sends its copy of
+ * rank (me+s)'s slice to that rank and adds the copy of its own slice that
+ * rank (me-s) sends it, so after P-1 rounds each owner holds its slice's sum
+ * in place, having sent and received (P-1)/P of the arena as a ring would.
+ * Why not MPI_Reduce_scatter: Open MPI 4.1's took 5.2 ms for 23 MB at 2
+ * ranks (shared memory, CMA) where this takes 2.2 ms and MPI_Allreduce 3.0. */
+static int reduce_scatter_pairwise(cv_reducer *r)
+{
+    int p = r->comm->size, me = r->comm->rank;
+    float *mine = r->arena + r->displs[me];
+    size_t cnt = (size_t)r->counts[me];
+    for (int s = 1; s < p; s++) {
+        int to = (me + s) % p, from = (me - s + p) % p;
+        const float *out = r->arena + r->displs[to];
+        size_t out_cnt = (size_t)r->counts[to];
+        /* every rank makes the same number of exchanges (some empty), so
+         * that sends and receives pair up whatever the slice lengths */
+        for (size_t c = 0; c * RS_CHUNK < r->widest; c++) {
+            long in_len = (long)chunk_len(cnt, c);
+            int rc = MPI_Sendrecv(out + c * RS_CHUNK, (int)chunk_len(out_cnt, c), MPI_FLOAT, to,
+                                  s, r->scratch, (int)in_len, MPI_FLOAT, from, s, r->comm->comm,
+                                  MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS)
+                return rc;
+            float *acc = mine + c * RS_CHUNK;
+            const float *in = r->scratch;
+#pragma omp parallel for simd schedule(static) if (in_len >= 65536)
+            for (long i = 0; i < in_len; i++)
+                acc[i] += in[i];
+        }
+    }
+    return MPI_SUCCESS;
+}
+
 /* Blocking reduction of the whole arena: every rank gets the sum (in
  * INT_MAX slices, cv_comm_sum_floats), or, when sharded, each owner gets
- * the sum of its slice (in scratch). */
+ * the sum of its slice (in place). */
 static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
 {
     if (!r->sharded)
         return cv_comm_sum_floats(r->comm, r->arena, r->n, err);
-    int rc = MPI_Reduce_scatter(r->arena, r->scratch, r->counts, MPI_FLOAT, MPI_SUM,
-                                r->comm->comm);
-    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Reduce_scatter (gradients)");
+    int rc = reduce_scatter_pairwise(r);
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Sendrecv (gradient reduce-scatter)");
 }
 
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)

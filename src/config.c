@@ -36,7 +36,6 @@ static const char *const decay_names[] = {"constant", "inverse_time", "exponenti
                                           NULL};
 static const char *const norm_names[] = {"none", "standard", NULL};
 static const char *const resume_names[] = {"never", "auto", NULL};
-static const char *const shard_names[] = {"auto", "true", "false", NULL};
 static const char *const strategy_names[] = {"random", "grid", "asha", NULL};
 static const char *const dist_names[] = {"choice", "uniform", "log_uniform",
                                          "one_minus_log_uniform", "int_uniform", NULL};
@@ -60,7 +59,8 @@ const char *cv_optimizer_name(enum cv_optimizer o)
 
 /* ---- field tables ---- */
 
-enum ftype { F_INT, F_I64, F_U64, F_DBL, F_FLT, F_BOOL, F_STR, F_ENUM, F_SPECIAL };
+/* F_TRI: auto or a boolean, into an enum cv_tristate */
+enum ftype { F_INT, F_I64, F_U64, F_DBL, F_FLT, F_BOOL, F_TRI, F_STR, F_ENUM, F_SPECIAL };
 enum bound { NONE, GE, GT, LE, LT };
 
 struct pctx;
@@ -125,7 +125,7 @@ static const struct field train_fields[] = {
 static const struct field comm_fields[] = {
     {"bucket_kb", F_INT, C(comm.bucket_kb), GE, 1, NONE, 0, NULL, 0, NULL},
     {"overlap", F_BOOL, C(comm.overlap), NONE, 0, NONE, 0, NULL, 0, NULL},
-    {"shard_optimizer", ENUM(comm.shard_optimizer, shard_names)},
+    {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field ckpt_fields[] = {
     {"every_steps", F_INT, C(checkpoint.every_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -338,6 +338,16 @@ static cv_status set_field(struct pctx *p, const struct field *f, const struct c
         return set_number(p, f, n, at);
     case F_BOOL:
         return to_bool(n, (bool *)at) ? CV_OK : bad(p, n, "true or false");
+    case F_TRI: {
+        bool on;
+        if (scalar(n) && !strcasecmp(n->text, "auto"))
+            *(enum cv_tristate *)at = CV_AUTO;
+        else if (to_bool(n, &on))
+            *(enum cv_tristate *)at = on ? CV_ON : CV_OFF;
+        else
+            return bad(p, n, "auto, true or false");
+        return CV_OK;
+    }
     case F_STR:
         if (!scalar(n) || strlen(n->text) >= f->size)
             return bad(p, n, "a string (path) shorter than the limit");
@@ -693,8 +703,8 @@ static void defaults(struct cv_config *c)
     c->train.decay_every = 1;
     c->train.seed = 1;
     c->comm.bucket_kb = 4096;
-    c->comm.overlap = true;
-    c->comm.shard_optimizer = CV_SHARD_AUTO;
+    c->comm.overlap = false; /* why: include/caviar/comm.h */
+    c->comm.shard_optimizer = CV_AUTO;
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");

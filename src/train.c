@@ -204,8 +204,8 @@ static cv_status compute_norm(struct trainer *tr, struct cv_error *err)
  * one at 4,150 vs 3,886 samples/s (tests/bench/run.py, workload b). */
 static bool shard_optimizer(const struct cv_config *cfg, size_t n_params)
 {
-    if (cfg->comm.shard_optimizer != CV_SHARD_AUTO)
-        return cfg->comm.shard_optimizer == CV_SHARD_ON;
+    if (cfg->comm.shard_optimizer != CV_AUTO)
+        return cfg->comm.shard_optimizer == CV_ON;
     return n_params * sizeof(float) > (size_t)cfg->comm.bucket_kb * 1024;
 }
 
@@ -869,6 +869,12 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
         say(&tr, "training on %lld rows of %s with %d rank(s) x %d thread(s), global batch %d\n",
             cv_shard_info(tr.train)->n_rows, cfg->data.train, tr.world, cv_num_threads(),
             cfg->train.batch);
+        if (tr.world > 1)
+            say(&tr, "gradients: %s reduction%s, optimizer %s\n",
+                cv_reducer_overlapped(tr.reducer) ? "bucketed, overlapped" : "blocking",
+                cv_reducer_overlapped(tr.reducer) ? " during backward" : " after backward",
+                cv_reducer_sharded(tr.reducer) ? "sharded over the ranks (each updates 1/P)"
+                                               : "replicated");
         cv_model_summary(tr.model, print_line, &tr);
         st = run_epochs(&tr, res, err);
     }

@@ -59,8 +59,8 @@ enum cv_decay { CV_DECAY_CONSTANT, CV_DECAY_INVERSE_TIME, CV_DECAY_EXPONENTIAL, 
 enum cv_normalize { CV_NORM_NONE, CV_NORM_STANDARD };
 
 enum cv_resume { CV_RESUME_NEVER, CV_RESUME_AUTO };
-/* comm.shard_optimizer; auto: shard when the gradients span several buckets */
-enum cv_shard_mode { CV_SHARD_AUTO, CV_SHARD_ON, CV_SHARD_OFF };
+/* A switch whose default the trainer decides (comm.shard_optimizer) */
+enum cv_tristate { CV_AUTO, CV_ON, CV_OFF };
 
 enum cv_strategy { CV_STRATEGY_RANDOM, CV_STRATEGY_GRID, CV_STRATEGY_ASHA };
 
@@ -142,8 +142,8 @@ struct cv_config {
 
     struct {
         int bucket_kb;              /* allreduce bucket size in KiB (default 4096) */
-        bool overlap;               /* overlap allreduce with backward (default true) */
-        enum cv_shard_mode shard_optimizer; /* each rank updates 1/P of the parameters */
+        bool overlap;               /* reduce buckets during backward (default false) */
+        enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
     } comm;
 
     struct {

@@ -34,10 +34,15 @@ WORKLOADS = {  # name: (hidden layers, or conv filters per block for "c", global
 # (ranks, threads, batch multiple, overrides): batch is global, so 2x1 splits
 # it (strong scaling); "2x1 weak" gives each rank the workload's batch, as DDP
 # and Horovod define batch size (per process), so the global batch doubles.
-# "2x1 replicated" turns the sharded optimizer off (comm.shard_optimizer).
+# "2x1 replicated" turns the sharded optimizer off (comm.shard_optimizer);
+# "2x1 overlapped" reduces buckets during backward (comm.overlap), only where
+# the gradients span several buckets (workload b).
 CAVIAR_CONFIGS = [(1, 1, 1, ()), (1, 2, 1, ()), (2, 1, 1, ())]
 SCALING_CONFIGS = [(2, 1, 1, ("comm.shard_optimizer=false",)), (2, 1, 2, ()),
                    (2, 1, 2, ("comm.shard_optimizer=false",)), (4, 1, 1, ())]
+OVERLAP_CONFIGS = {"b": [(2, 1, 1, ("comm.overlap=true",)),
+                         (2, 1, 1, ("comm.overlap=true", "comm.shard_optimizer=false"))]}
+OVERRIDE_LABELS = {"comm.shard_optimizer=false": "replicated", "comm.overlap=true": "overlapped"}
 TORCH_CONFIGS = [("torch 1 thread", 1, 0), ("torch 2 threads", 2, 0), ("torch DDP 2x1", 1, 2)]
 
 
@@ -125,7 +130,7 @@ def write_config(tmp, data, hidden, batch, steps, conv=False):
 
 
 def run_caviar(caviar, cfg, ranks, threads, tmp, batch, overrides=()):
-    run_dir = os.path.join(tmp, f"run-{ranks}x{threads}-{batch}-{len(overrides)}")
+    run_dir = os.path.join(tmp, f"run-{ranks}x{threads}-{batch}-" + "-".join(overrides))
     # one core per thread; oversubscribed runs cannot be bound
     bind = (["--map-by", f"slot:PE={threads}", "--bind-to", "core"] if ranks * threads <= 2
             else ["--bind-to", "none"])
@@ -163,7 +168,8 @@ def bench_workload(args, name, tmp, peak):
     mem = cnn_memory_model_mb if conv else memory_model_mb
     res = {"hidden": hidden, "batch": batch, "steps": steps, "flops_per_sample": fps,
            "caviar": {}, "torch": {}}
-    configs = CAVIAR_CONFIGS + ([] if args.smoke else SCALING_CONFIGS)
+    configs = CAVIAR_CONFIGS + ([] if args.smoke else
+                                SCALING_CONFIGS + OVERLAP_CONFIGS.get(name, []))
     torch_configs = [] if args.no_torch else TORCH_CONFIGS
     ends = {c: [] for c in configs}
     torch_runs = {c: [] for c in torch_configs}
@@ -183,7 +189,7 @@ def bench_workload(args, name, tmp, peak):
         t = e[-1]["time_s"]  # the mean over ranks
         tot = sum(t.values()) or 1
         label = f"{ranks}x{threads}" + (" weak" if mult > 1 else "") + \
-            (" replicated" if over else "")
+            "".join(" " + OVERRIDE_LABELS[o] for o in over)
         res["caviar"][label] = {
             "samples_per_s": sps, "gflops": gflops, "global_batch": batch * mult,
             "fraction_of_peak": gflops / (peak[min(cores, 2)]["gflops"]),

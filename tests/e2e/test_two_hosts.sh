@@ -60,10 +60,14 @@ ifs=10.77.0.0/24   # the veth subnet; each host has one of the two interfaces
 timeout -k 10 "$STEP_TIMEOUT" ip netns exec "$ns1" unshare --uts sh -c \
     "hostname $ns1 && exec mpirun -np 2 --hostfile $TMP/hosts --mca plm_rsh_agent $TMP/agent.sh \
      --mca btl tcp,self --mca btl_tcp_if_include $ifs --mca oob_tcp_if_include $ifs \
-     --bind-to none $CAVIAR train $cfg run.dir=$TMP/two-hosts train.epochs=1" \
+     --bind-to none $CAVIAR train $cfg run.dir=$TMP/two-hosts train.epochs=1 comm.bucket_kb=1 comm.overlap=true" \
     >"$TMP/two-hosts.log" 2>&1 || { cat "$TMP/two-hosts.log"; fail "two-host run"; }
 
 grep -qx "$ip2" "$TMP/agent.log" || fail "the second host was not launched through the agent"
+# the two-host run reduced 1 KiB buckets during backward (sharded, since the
+# gradients span many buckets); the one-host run, after backward, replicated
+grep -q "gradients: bucketed, overlapped reduction during backward, optimizer sharded" \
+    "$TMP/two-hosts.log" || fail "two hosts: the reduction was not bucketed, overlapped and sharded"
 want=$(params_hash "$TMP/one-host/model.h5")
 got=$(params_hash "$TMP/two-hosts/model.h5")
 [ "$got" = "$want" ] || fail "two hosts over TCP: params $got != one host $want"

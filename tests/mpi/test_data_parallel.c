@@ -7,6 +7,9 @@
  *  - a sharded optimizer (each rank updates its slice, then allgather)
  *    follows the replicated one step for step, parameters and Adam moments,
  *    with L2 and with a global-norm clip, bucketed and blocking;
+ *  - the reducer's sums are exact on integer-valued arenas, whole or per
+ *    owned slice, for arenas too small to give every rank a slice and for
+ *    slices of unequal length spanning several messages;
  *  - an error on one rank becomes everyone's error, with its message.
  */
 #include <math.h>
@@ -222,6 +225,46 @@ static void test_sharded_matches_replicated(const cv_comm *comm, bool overlap, d
     cv_model_free(mr);
 }
 
+/* Element i of rank r's arena: small integers, so every order of summation
+ * gives the exact sum, which is computed here independently. */
+static float contribution(int r, size_t i)
+{
+    return (float)((i * 7 + (size_t)r * 13) % 101) - 50.0f;
+}
+
+static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bool shard)
+{
+    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
+    float *arena = cv_calloc_big(n, sizeof(float));
+    cv_reducer *red = NULL;
+    ASSERT_TRUE(arena != NULL);
+    ASSERT_EQ(cv_reducer_create(comm, arena, n, 40000, overlap, shard, &red, NULL), CV_OK);
+    if (!arena || !red)
+        return;
+    for (size_t i = 0; i < n; i++)
+        arena[i] = contribution(rank, i);
+    cv_reducer_begin(red);
+    for (size_t off = n; off > 0; off = off > 30011 ? off - 30011 : 0)
+        cv_reducer_ready(red, off); /* as backward reports layers */
+    ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
+    size_t lo, hi, wrong = 0;
+    cv_reducer_owned(red, &lo, &hi);
+    const float *sum = cv_reducer_owned_grads(red);
+    for (size_t i = lo; i < hi; i++) {
+        float want = 0;
+        for (int r = 0; r < world; r++)
+            want += contribution(r, i);
+        wrong += sum[i - lo] != want;
+    }
+    CV_TEST_REPORT(wrong == 0, "n %zu overlap %d shard %d: %zu of [%zu, %zu) wrong", n, overlap,
+                   shard, wrong, lo, hi);
+    size_t owned = hi - lo; /* the slices cover the arena once */
+    MPI_Allreduce(MPI_IN_PLACE, &owned, 1, MPI_UNSIGNED_LONG, MPI_SUM, MPI_COMM_WORLD);
+    CV_TEST_REPORT(owned == (shard ? n : n * (size_t)world), "slices cover %zu of %zu", owned, n);
+    cv_reducer_free(red);
+    free(arena);
+}
+
 static void test_error_agreement(const cv_comm *comm)
 {
     int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
@@ -249,6 +292,12 @@ int main(int argc, char **argv)
     test_sharded_matches_replicated(comm, true, 0);
     test_sharded_matches_replicated(comm, false, 0);
     test_sharded_matches_replicated(comm, true, 0.05);
+    /* 20 floats: fewer than 16 per rank; 1,000,003: 2-3 slices of unequal
+     * length, each longer than one message of the pairwise reduce-scatter */
+    size_t sizes[] = {20, 1000003};
+    for (int i = 0; i < 2; i++)
+        for (int mode = 0; mode < 4; mode++)
+            test_reduction_exact(comm, sizes[i], mode & 1, mode & 2);
     test_error_agreement(comm);
     int failed = cv_test_failed;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

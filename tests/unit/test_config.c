@@ -60,7 +60,8 @@ static void test_values_and_defaults(void)
     ASSERT_EQ(c->data.normalize, CV_NORM_STANDARD);
     ASSERT_EQ(c->checkpoint.keep, 3);
     ASSERT_EQ(c->model.loss, CV_LOSS_SOFTMAX_CE);
-    ASSERT_EQ(c->comm.shard_optimizer, CV_SHARD_AUTO);
+    ASSERT_EQ(c->comm.shard_optimizer, CV_AUTO);
+    ASSERT_TRUE(!c->comm.overlap);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -80,9 +81,9 @@ static void test_overrides_and_round_trip(void)
 {
     const char *ov[] = {"train.lr=0.5", "model.layers.0.units=512", "run.dir=runs/x",
                         "model.layers.1={type: dropout, keep: 0.5}", "data.dev=",
-                        "comm.shard_optimizer=false"};
+                        "comm.shard_optimizer=false", "comm.overlap=on"};
     struct cv_error e;
-    struct cv_config *c = parse(base, ov, 6, &e);
+    struct cv_config *c = parse(base, ov, 7, &e);
     ASSERT_TRUE(c != NULL);
     if (!c)
         return;
@@ -91,7 +92,8 @@ static void test_overrides_and_round_trip(void)
     ASSERT_STR_CONTAINS(c->run.dir, "runs/x");
     ASSERT_NEAR(c->model.layers[1].keep, 0.5, 0);
     ASSERT_EQ(c->data.dev[0], '\0');
-    ASSERT_EQ(c->comm.shard_optimizer, CV_SHARD_OFF);
+    ASSERT_EQ(c->comm.shard_optimizer, CV_OFF);
+    ASSERT_TRUE(c->comm.overlap);
     struct cv_config *back = parse(c->text, NULL, 0, &e); /* the stored config, parsed again */
     ASSERT_TRUE(back != NULL);
     if (back) {
@@ -100,7 +102,8 @@ static void test_overrides_and_round_trip(void)
         ASSERT_NEAR(back->model.layers[1].keep, 0.5, 0);
         ASSERT_EQ(back->train.decay_every, 2);
         ASSERT_EQ(back->sweep.n_space, 5);
-        ASSERT_EQ(back->comm.shard_optimizer, CV_SHARD_OFF);
+        ASSERT_EQ(back->comm.shard_optimizer, CV_OFF);
+        ASSERT_TRUE(back->comm.overlap);
         ASSERT_TRUE(!strcmp(back->text, c->text));
     }
     cv_config_free(back);
@@ -127,7 +130,8 @@ static void test_errors(void)
     expect_error(base, "model.layers.0.type=dence", "type = dence: expected one of dense");
     expect_error(base, "model.layers.0.activation=relux", "activation = relux");
     expect_error(base, "comm.shard_optimizer=maybe",
-                 "comm.shard_optimizer = maybe: expected one of auto, true, false");
+                 "comm.shard_optimizer = maybe: expected auto, true or false");
+    expect_error(base, "comm.overlap=1", "comm.overlap = 1: expected true or false");
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
     expect_error(base, "novalue", "expected key.path=value");
