@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bf16.h"
 #include "caviar/comm.h"
 #include "util.h"
 
@@ -307,10 +308,11 @@ struct cv_reducer {
     int n_buckets, started;    /* buckets count from the arena's end */
     size_t *lo, *hi;           /* (n_buckets) bucket k covers [lo[k], hi[k]) */
     int *owner;                /* (n_buckets) sharded: the rank that sums bucket k */
-    bool overlap, sharded;
+    bool overlap, sharded, bf16;
     int *counts, *displs;      /* (size) sharded: each rank's slice of the arena */
     float *scratch;            /* sharded, blocking: a peer's copy of my slice */
-    size_t widest;             /* sharded: the longest slice */
+    uint16_t *packed;          /* bf16: two messages, then (replicated) the arena */
+    size_t widest;             /* the longest slice */
     MPI_Request *req;
     int rc;                    /* first MPI error of the step */
 };
@@ -365,18 +367,25 @@ static cv_status reducer_alloc(cv_reducer *r, struct cv_error *err)
         r->counts[q] = (int)(b - a);
         widest = b - a > widest ? b - a : widest;
     }
+    r->widest = widest;
     if (r->sharded && !r->overlap) {
-        r->widest = widest;
         size_t len = widest < RS_CHUNK ? widest : RS_CHUNK;
         r->scratch = cv_calloc(len ? len : 1, sizeof(float));
         if (!r->scratch)
             return cv_fail(err, CV_NOMEM, "reducer: out of memory for %zu floats", len);
     }
+    if (r->bf16) {
+        size_t len = 2 * RS_CHUNK + (r->sharded ? 0 : r->n); /* out, in message; arena */
+        r->packed = cv_calloc_big(len ? len : 1, sizeof(uint16_t));
+        if (!r->packed)
+            return cv_fail(err, CV_NOMEM, "reducer: out of memory for %zu bfloat16s", len);
+    }
     return CV_OK;
 }
 
 cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t bucket_bytes,
-                            bool overlap, bool shard, cv_reducer **out, struct cv_error *err)
+                            bool overlap, bool shard, bool bf16, cv_reducer **out,
+                            struct cv_error *err)
 {
     cv_reducer *r = cv_calloc(1, sizeof(*r));
     *out = NULL;
@@ -385,6 +394,8 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
     r->comm = c;
     r->arena = arena;
     r->n = n;
+    /* the exchange addresses slices with int displacements */
+    r->bf16 = bf16 && c->size > 1 && n > 0 && n <= (size_t)INT32_MAX;
     r->bucket = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
     if (r->bucket > (1u << 30))
         r->bucket = 1u << 30;
@@ -393,8 +404,10 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
     plan_buckets(r); /* counts them; reducer_alloc fills in the ranges */
     /* one bucket cannot overlap anything, and the blocking allreduce's tuned
      * algorithms beat libnbc's nonblocking one (measured: 95k vs 86k
-     * samples/s on the 235k-parameter MLP, 2 ranks) */
-    r->overlap = overlap && c->size > 1 && r->n_buckets > (r->sharded ? c->size : 1);
+     * samples/s on the 235k-parameter MLP, 2 ranks); compressed exchanges
+     * are always blocking */
+    r->overlap = overlap && !r->bf16 && c->size > 1 &&
+                 r->n_buckets > (r->sharded ? c->size : 1);
     cv_status st = reducer_alloc(r, err);
     if (st != CV_OK) {
         cv_reducer_free(r);
@@ -415,6 +428,7 @@ void cv_reducer_free(cv_reducer *r)
     free(r->counts);
     free(r->displs);
     free(r->scratch);
+    free(r->packed);
     free(r);
 }
 
@@ -426,6 +440,11 @@ bool cv_reducer_sharded(const cv_reducer *r)
 bool cv_reducer_overlapped(const cv_reducer *r)
 {
     return r->overlap;
+}
+
+bool cv_reducer_compressed(const cv_reducer *r)
+{
+    return r->bf16;
 }
 
 void cv_reducer_owned(const cv_reducer *r, size_t *lo, size_t *hi)
@@ -481,6 +500,39 @@ static size_t chunk_len(size_t total, size_t c)
     return start >= total ? 0 : total - start < RS_CHUNK ? total - start : RS_CHUNK;
 }
 
+/* One message of the pairwise exchange in bfloat16: `out` packed into the
+ * first half of r->packed, the peer's into the second. */
+static int exchange_bf16(cv_reducer *r, const float *out, long out_len, int to, long in_len,
+                         int from, int tag)
+{
+    uint16_t *send = r->packed, *recv = r->packed + RS_CHUNK;
+#pragma omp parallel for simd schedule(static) if (out_len >= 65536)
+    for (long i = 0; i < out_len; i++)
+        send[i] = cv_bf16_from_float(out[i]);
+    return MPI_Sendrecv(send, (int)out_len, MPI_UINT16_T, to, tag, recv, (int)in_len,
+                        MPI_UINT16_T, from, tag, r->comm->comm, MPI_STATUS_IGNORE);
+}
+
+/* Replicated, compressed, after the reduce-scatter: each owner rounds its
+ * float sums to bfloat16, the slices are allgathered as such, and every
+ * rank (the owner too) unpacks the same values, so replicas stay identical. */
+static int allgather_bf16(cv_reducer *r)
+{
+    uint16_t *all = r->packed + 2 * RS_CHUNK;
+    long lo = r->displs[r->comm->rank], cnt = r->counts[r->comm->rank], n = (long)r->n;
+#pragma omp parallel for simd schedule(static) if (cnt >= 65536)
+    for (long i = lo; i < lo + cnt; i++)
+        all[i] = cv_bf16_from_float(r->arena[i]);
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, r->counts, r->displs,
+                            MPI_UINT16_T, r->comm->comm);
+    if (rc != MPI_SUCCESS)
+        return rc;
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (long i = 0; i < n; i++)
+        r->arena[i] = cv_bf16_to_float(all[i]);
+    return MPI_SUCCESS;
+}
+
 /* Pairwise-exchange reduce-scatter: in round s each rank sends its copy of
  * rank (me+s)'s slice to that rank and adds the copy of its own slice that
  * rank (me-s) sends it, so after P-1 rounds each owner holds its slice's sum
@@ -499,17 +551,25 @@ static int reduce_scatter_pairwise(cv_reducer *r)
         /* every rank makes the same number of exchanges (some empty), so
          * that sends and receives pair up whatever the slice lengths */
         for (size_t c = 0; c * RS_CHUNK < r->widest; c++) {
-            long in_len = (long)chunk_len(cnt, c);
-            int rc = MPI_Sendrecv(out + c * RS_CHUNK, (int)chunk_len(out_cnt, c), MPI_FLOAT, to,
-                                  s, r->scratch, (int)in_len, MPI_FLOAT, from, s, r->comm->comm,
-                                  MPI_STATUS_IGNORE);
+            long in_len = (long)chunk_len(cnt, c), out_len = (long)chunk_len(out_cnt, c);
+            int rc = r->bf16 ? exchange_bf16(r, out + c * RS_CHUNK, out_len, to, in_len, from, s)
+                             : MPI_Sendrecv(out + c * RS_CHUNK, (int)out_len, MPI_FLOAT, to, s,
+                                            r->scratch, (int)in_len, MPI_FLOAT, from, s,
+                                            r->comm->comm, MPI_STATUS_IGNORE);
             if (rc != MPI_SUCCESS)
                 return rc;
             float *acc = mine + c * RS_CHUNK;
             const float *in = r->scratch;
+            const uint16_t *in16 = r->packed + RS_CHUNK;
+            if (r->bf16) {
 #pragma omp parallel for simd schedule(static) if (in_len >= 65536)
-            for (long i = 0; i < in_len; i++)
-                acc[i] += in[i];
+                for (long i = 0; i < in_len; i++)
+                    acc[i] += cv_bf16_to_float(in16[i]);
+            } else {
+#pragma omp parallel for simd schedule(static) if (in_len >= 65536)
+                for (long i = 0; i < in_len; i++)
+                    acc[i] += in[i];
+            }
         }
     }
     return MPI_SUCCESS;
@@ -517,13 +577,17 @@ static int reduce_scatter_pairwise(cv_reducer *r)
 
 /* Blocking reduction of the whole arena: every rank gets the sum (in
  * INT_MAX slices, cv_comm_sum_floats), or, when sharded, each owner gets
- * the sum of its slice (in place). */
+ * the sum of its slice (in place); compressed and replicated, the owners'
+ * sums are then shared in bfloat16. */
 static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
 {
-    if (!r->sharded)
+    if (!r->sharded && !r->bf16)
         return cv_comm_sum_floats(r->comm, r->arena, r->n, err);
     int rc = reduce_scatter_pairwise(r);
-    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Sendrecv (gradient reduce-scatter)");
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Sendrecv (gradient reduce-scatter)");
+    rc = r->sharded ? MPI_SUCCESS : allgather_bf16(r);
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Allgatherv (bfloat16 gradients)");
 }
 
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)

@@ -36,6 +36,7 @@ static const char *const decay_names[] = {"constant", "inverse_time", "exponenti
                                           NULL};
 static const char *const norm_names[] = {"none", "standard", NULL};
 static const char *const resume_names[] = {"never", "auto", NULL};
+static const char *const compression_names[] = {"none", "bf16", NULL};
 static const char *const strategy_names[] = {"random", "grid", "asha", NULL};
 static const char *const dist_names[] = {"choice", "uniform", "log_uniform",
                                          "one_minus_log_uniform", "int_uniform", NULL};
@@ -126,6 +127,7 @@ static const struct field comm_fields[] = {
     {"bucket_kb", F_INT, C(comm.bucket_kb), GE, 1, NONE, 0, NULL, 0, NULL},
     {"overlap", F_BOOL, C(comm.overlap), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {"compression", ENUM(comm.compression, compression_names)},
     {NULL}};
 static const struct field ckpt_fields[] = {
     {"every_steps", F_INT, C(checkpoint.every_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -754,6 +756,10 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
         c->sweep.seed = c->train.seed;
     size_t len = strlen(c->sweep.metric);
     c->sweep.minimize = len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss");
+    if (c->comm.compression != CV_COMPRESS_NONE && c->comm.overlap)
+        return cv_fail(p->err, CV_CONFIG, "%s: comm.compression = %s needs comm.overlap = false "
+                       "(compressed gradients are reduced after backward)", p->source,
+                       compression_names[c->comm.compression]);
     if (c->sweep.min_epochs > c->sweep.max_epochs)
         return cv_fail(p->err, CV_CONFIG, "%s: sweep.min_epochs = %d is larger than "
                        "sweep.max_epochs = %d", p->source, c->sweep.min_epochs,

@@ -229,8 +229,8 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
     if (st == CV_OK)
         st = cv_reducer_create(tr->comm, cv_model_grads(tr->model), cv_model_n_params(tr->model),
                                (size_t)cfg->comm.bucket_kb * 1024, cfg->comm.overlap,
-                               shard_optimizer(cfg, cv_model_n_params(tr->model)), &tr->reducer,
-                               err);
+                               shard_optimizer(cfg, cv_model_n_params(tr->model)),
+                               cfg->comm.compression == CV_COMPRESS_BF16, &tr->reducer, err);
     if (st == CV_OK) {
         tr->pred = cv_calloc((size_t)tr->local_batch * (size_t)cv_model_outputs(tr->model),
                              sizeof(float));
@@ -870,8 +870,9 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
             cv_shard_info(tr.train)->n_rows, cfg->data.train, tr.world, cv_num_threads(),
             cfg->train.batch);
         if (tr.world > 1)
-            say(&tr, "gradients: %s reduction%s, optimizer %s\n",
+            say(&tr, "gradients: %s%s reduction%s, optimizer %s\n",
                 cv_reducer_overlapped(tr.reducer) ? "bucketed, overlapped" : "blocking",
+                cv_reducer_compressed(tr.reducer) ? " bfloat16" : "",
                 cv_reducer_overlapped(tr.reducer) ? " during backward" : " after backward",
                 cv_reducer_sharded(tr.reducer) ? "sharded over the ranks (each updates 1/P)"
                                                : "replicated");

@@ -89,10 +89,19 @@ cv_status cv_comm_barrier_idle(const cv_comm *c, struct cv_error *err);
  * pairwise-exchange reduce-scatter, comm.c).  Each rank then updates just its
  * slice and cv_reducer_share hands the slices to everyone (MPI_Allgatherv):
  * the same bytes move as in a ring allreduce, but the optimizer's pass over
- * the arena is split P ways. */
+ * the arena is split P ways.
+ *
+ * Compressed (`bf16`, comm.compression, more than one rank): gradients cross
+ * as bfloat16 (src/bf16.h), half the bytes.  Each slice's owner adds its
+ * peers' bfloat16 copies to its own float slice, in float (the pairwise
+ * reduce-scatter); replicated, the owners then round their sums to
+ * bfloat16 and allgather them, and every rank uses those same values.
+ * Parameters are always shared as floats, so replicas stay identical.
+ * Compressed reduction is never overlapped (the overlap flag is ignored). */
 typedef struct cv_reducer cv_reducer;
 cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t bucket_bytes,
-                            bool overlap, bool shard, cv_reducer **out, struct cv_error *err);
+                            bool overlap, bool shard, bool bf16, cv_reducer **out,
+                            struct cv_error *err);
 void cv_reducer_free(cv_reducer *r);
 /* Collective per step: cv_reducer_begin, then ready(offset) from backward
  * (the model's cv_grad_ready_fn; arg = the reducer), then finish. */
@@ -105,6 +114,7 @@ bool cv_reducer_sharded(const cv_reducer *r);
 /* Buckets are reduced during backward (overlap asked for, several ranks and
  * more than one bucket to overlap). */
 bool cv_reducer_overlapped(const cv_reducer *r);
+bool cv_reducer_compressed(const cv_reducer *r);
 /* The slice [lo, hi) of the arena whose sum this rank holds after finish
  * (the whole arena unless sharded). */
 void cv_reducer_owned(const cv_reducer *r, size_t *lo, size_t *hi);

@@ -62,6 +62,9 @@ enum cv_resume { CV_RESUME_NEVER, CV_RESUME_AUTO };
 /* A switch whose default the trainer decides (comm.shard_optimizer) */
 enum cv_tristate { CV_AUTO, CV_ON, CV_OFF };
 
+/* comm.compression: how gradients cross between ranks */
+enum cv_compression { CV_COMPRESS_NONE, CV_COMPRESS_BF16 };
+
 enum cv_strategy { CV_STRATEGY_RANDOM, CV_STRATEGY_GRID, CV_STRATEGY_ASHA };
 
 enum cv_dist {
@@ -144,6 +147,7 @@ struct cv_config {
         int bucket_kb;              /* allreduce bucket size in KiB (default 4096) */
         bool overlap;               /* reduce buckets during backward (default false) */
         enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
+        enum cv_compression compression;  /* gradients in bfloat16 (default none) */
     } comm;
 
     struct {

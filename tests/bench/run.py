@@ -6,7 +6,8 @@ optimizer, init scheme, threads, data) measured in one run.
       --out bench.json [--reps 3] [--workloads a,b] [--smoke] [--no-torch]
 
 For each workload and configuration: median samples/s of --reps runs, the
-caviar/PyTorch ratio (best vs best), achieved training GFLOP/s (forward +
+caviar/PyTorch ratio (best vs best at the workload's global batch, and
+caviar 2x1 weak vs PyTorch DDP 2x1 weak), achieved training GFLOP/s (forward +
 backward FLOPs from the layer shapes) against the sgemm peak measured at
 start, caviar's step-time breakdown (mean over ranks), and peak RSS per
 rank (plus the private, anonymous RSS at the end, which leaves out shared
@@ -36,14 +37,21 @@ WORKLOADS = {  # name: (hidden layers, or conv filters per block for "c", global
 # and Horovod define batch size (per process), so the global batch doubles.
 # "2x1 replicated" turns the sharded optimizer off (comm.shard_optimizer);
 # "2x1 overlapped" reduces buckets during backward (comm.overlap), only where
-# the gradients span several buckets (workload b).
+# the gradients span several buckets, and "2x1 bf16" exchanges gradients as
+# bfloat16 (comm.compression): workload b, whose exchange is the largest.
 CAVIAR_CONFIGS = [(1, 1, 1, ()), (1, 2, 1, ()), (2, 1, 1, ())]
 SCALING_CONFIGS = [(2, 1, 1, ("comm.shard_optimizer=false",)), (2, 1, 2, ()),
                    (2, 1, 2, ("comm.shard_optimizer=false",)), (4, 1, 1, ())]
-OVERLAP_CONFIGS = {"b": [(2, 1, 1, ("comm.overlap=true",)),
-                         (2, 1, 1, ("comm.overlap=true", "comm.shard_optimizer=false"))]}
-OVERRIDE_LABELS = {"comm.shard_optimizer=false": "replicated", "comm.overlap=true": "overlapped"}
-TORCH_CONFIGS = [("torch 1 thread", 1, 0), ("torch 2 threads", 2, 0), ("torch DDP 2x1", 1, 2)]
+EXCHANGE_CONFIGS = {"b": [(2, 1, 1, ("comm.overlap=true",)),
+                          (2, 1, 1, ("comm.overlap=true", "comm.shard_optimizer=false")),
+                          (2, 1, 1, ("comm.compression=bf16",)),
+                          (2, 1, 2, ("comm.compression=bf16",))]}
+OVERRIDE_LABELS = {"comm.shard_optimizer=false": "replicated", "comm.overlap=true": "overlapped",
+                   "comm.compression=bf16": "bf16"}
+# (label, threads, DDP processes, batch multiple): the weak DDP row is the
+# counterpart of caviar's "2x1 weak" (the workload's batch per process)
+TORCH_CONFIGS = [("torch 1 thread", 1, 0, 1), ("torch 2 threads", 2, 0, 1),
+                 ("torch DDP 2x1", 1, 2, 1), ("torch DDP 2x1 weak", 1, 2, 2)]
 
 
 def env_for(threads):
@@ -169,7 +177,7 @@ def bench_workload(args, name, tmp, peak):
     res = {"hidden": hidden, "batch": batch, "steps": steps, "flops_per_sample": fps,
            "caviar": {}, "torch": {}}
     configs = CAVIAR_CONFIGS + ([] if args.smoke else
-                                SCALING_CONFIGS + OVERLAP_CONFIGS.get(name, []))
+                                SCALING_CONFIGS + EXCHANGE_CONFIGS.get(name, []))
     torch_configs = [] if args.no_torch else TORCH_CONFIGS
     ends = {c: [] for c in configs}
     torch_runs = {c: [] for c in torch_configs}
@@ -180,8 +188,9 @@ def bench_workload(args, name, tmp, peak):
             ranks, threads, mult, over = c
             ends[c].append(run_caviar(args.caviar, cfg, ranks, threads, tmp, batch * mult, over))
         for c in torch_configs:
-            _, threads, ddp = c
-            torch_runs[c].append(run_torch(args.data, hidden, batch, steps, threads, ddp, conv))
+            _, threads, ddp, mult = c
+            torch_runs[c].append(run_torch(args.data, hidden, batch * mult, steps, threads, ddp,
+                                           conv))
     for (ranks, threads, mult, over), e in ends.items():
         sps = statistics.median(x["samples_per_s"] for x in e)
         cores = min(ranks * threads, 2)
@@ -198,14 +207,19 @@ def bench_workload(args, name, tmp, peak):
             "anon_rss_mb": e[-1].get("anon_rss_mb", 0),
             "memory_model_mb": mem(hidden, batch * mult, ranks, rows),
             "all_runs": [x["samples_per_s"] for x in e]}
-    for (label, _, _), runs in torch_runs.items():
-        res["torch"][label] = {"samples_per_s": statistics.median(runs), "all_runs": runs}
+    for (label, _, _, mult), runs in torch_runs.items():
+        res["torch"][label] = {"samples_per_s": statistics.median(runs), "all_runs": runs,
+                               "global_batch": batch * mult}
     # best vs best at the workload's global batch (the weak run trains another)
     best_c = max(v["samples_per_s"] for v in res["caviar"].values()
                  if v["global_batch"] == batch)
     if res["torch"]:
-        best_t = max(v["samples_per_s"] for v in res["torch"].values())
+        best_t = max(v["samples_per_s"] for v in res["torch"].values()
+                     if v["global_batch"] == batch)
         res["caviar_over_torch_best"] = best_c / best_t
+    weak_c, weak_t = res["caviar"].get("2x1 weak"), res["torch"].get("torch DDP 2x1 weak")
+    if weak_c and weak_t:  # both at the workload's batch per process
+        res["caviar_over_torch_ddp_weak"] = weak_c["samples_per_s"] / weak_t["samples_per_s"]
     c = res["caviar"]
     for key, label in (("scaling_2x1_over_1x1", "2x1"), ("scaling_2x1_weak_over_1x1", "2x1 weak"),
                        ("scaling_4x1_over_1x1", "4x1")):
@@ -225,18 +239,18 @@ def print_table(out):
                if name == "c" else f"MLP 784-{'-'.join(map(str, r['hidden']))}-10")
         print(f"\nworkload ({name}): {net}, batch "
               f"{r['batch']}, Adam, {r['steps']} steps, median of {out['reps']}")
-        print(f"  {'config':24} {'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6}  "
+        print(f"  {'config':33} {'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6}  "
               f"{'data/fwd/bwd/comm/opt %':>26} {'RSS MB':>7} {'anon MB':>7} {'model MB':>8}")
         for k, v in r["caviar"].items():
             b = v["breakdown_pct"]
             bd = "/".join(f"{b[x]:.0f}" for x in ("data", "forward", "backward",
                                                     "allreduce_exposed", "optimizer"))
-            print(f"  caviar {k:17} {v['samples_per_s']:10.0f} {v['gflops']:8.1f} "
+            print(f"  caviar {k:26} {v['samples_per_s']:10.0f} {v['gflops']:8.1f} "
                   f"{100 * v['fraction_of_peak']:5.0f}%  {bd:>26} {v['peak_rss_mb']:7.0f} "
                   f"{v['anon_rss_mb']:7.0f} {v['memory_model_mb']:8.0f}")
         for k, v in r["torch"].items():
-            print(f"  {k:24} {v['samples_per_s']:10.0f}")
-        for key in ("caviar_over_torch_best", "scaling_2x1_over_1x1",
+            print(f"  {k:33} {v['samples_per_s']:10.0f}")
+        for key in ("caviar_over_torch_best", "caviar_over_torch_ddp_weak", "scaling_2x1_over_1x1",
                     "scaling_2x1_weak_over_1x1", "scaling_4x1_over_1x1"):
             if key in r:
                 print(f"  {key}: {r[key]:.2f}")

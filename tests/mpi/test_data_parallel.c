@@ -8,14 +8,16 @@
  *    follows the replicated one step for step, parameters and Adam moments,
  *    with L2 and with a global-norm clip, bucketed and blocking;
  *  - the reducer's sums are exact on integer-valued arenas, whole or per
- *    owned slice, for arenas too small to give every rank a slice and for
- *    slices of unequal length spanning several messages;
+ *    owned slice, in float or bfloat16, for arenas too small to give every
+ *    rank a slice and for slices of unequal length spanning several
+ *    messages; bfloat16 sums of other values are as rounding predicts;
  *  - an error on one rank becomes everyone's error, with its message.
  */
 #include <math.h>
 #include <mpi.h>
 #include <stdlib.h>
 
+#include "bf16.h"
 #include "caviar/comm.h"
 #include "caviar/optim.h"
 #include "caviar/shard.h"
@@ -74,7 +76,7 @@ static void test_split_gradient(const cv_comm *comm, bool overlap)
     cv_model_train_batch(whole, &all, 3, 1.0f / G, NULL, NULL, NULL);
     cv_reducer *red = NULL;
     size_t n = cv_model_n_params(part);
-    cv_reducer_create(comm, cv_model_grads(part), n, 64, overlap, false, &red, NULL);
+    cv_reducer_create(comm, cv_model_grads(part), n, 64, overlap, false, false, &red, NULL);
     cv_reducer_begin(red);
     cv_model_train_batch(part, &mine, 3, 1.0f / G, cv_reducer_ready, red, NULL);
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
@@ -101,7 +103,8 @@ static void test_replicas_identical(const cv_comm *comm)
     cv_model_create(&c, G, &m, NULL);
     cv_model_init_params(m, 1);
     cv_optim_create(&c, m, &o, NULL);
-    cv_reducer_create(comm, cv_model_grads(m), cv_model_n_params(m), 256, true, false, &red, NULL);
+    cv_reducer_create(comm, cv_model_grads(m), cv_model_n_params(m), 256, true, false, false, &red,
+                      NULL);
     struct cv_batch mine = local_part(rank, world);
     for (int step = 0; step < 20; step++) {
         cv_reducer_begin(red);
@@ -179,8 +182,9 @@ static void test_sharded_matches_replicated(const cv_comm *comm, bool overlap, d
     cv_optim_create(&c, mr, &orep, NULL);
     size_t n = cv_model_n_params(ms), lo, hi;
     /* 64-byte buckets: many in flight, and some cut at an owner boundary */
-    ASSERT_EQ(cv_reducer_create(comm, cv_model_grads(ms), n, 64, overlap, true, &rs, NULL), CV_OK);
-    cv_reducer_create(comm, cv_model_grads(mr), n, 64, overlap, false, &rr, NULL);
+    ASSERT_EQ(cv_reducer_create(comm, cv_model_grads(ms), n, 64, overlap, true, false, &rs, NULL),
+              CV_OK);
+    cv_reducer_create(comm, cv_model_grads(mr), n, 64, overlap, false, false, &rr, NULL);
     check_partition(comm, rs, n);
     cv_reducer_owned(rs, &lo, &hi);
     struct sum_arg arg = {comm};
@@ -232,13 +236,14 @@ static float contribution(int r, size_t i)
     return (float)((i * 7 + (size_t)r * 13) % 101) - 50.0f;
 }
 
-static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bool shard)
+static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bool shard,
+                                 bool bf16)
 {
     int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
     float *arena = cv_calloc_big(n, sizeof(float));
     cv_reducer *red = NULL;
     ASSERT_TRUE(arena != NULL);
-    ASSERT_EQ(cv_reducer_create(comm, arena, n, 40000, overlap, shard, &red, NULL), CV_OK);
+    ASSERT_EQ(cv_reducer_create(comm, arena, n, 40000, overlap, shard, bf16, &red, NULL), CV_OK);
     if (!arena || !red)
         return;
     for (size_t i = 0; i < n; i++)
@@ -256,11 +261,63 @@ static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bo
             want += contribution(r, i);
         wrong += sum[i - lo] != want;
     }
-    CV_TEST_REPORT(wrong == 0, "n %zu overlap %d shard %d: %zu of [%zu, %zu) wrong", n, overlap,
-                   shard, wrong, lo, hi);
+    CV_TEST_REPORT(wrong == 0, "n %zu overlap %d shard %d bf16 %d: %zu of [%zu, %zu) wrong", n,
+                   overlap, shard, bf16, wrong, lo, hi);
     size_t owned = hi - lo; /* the slices cover the arena once */
     MPI_Allreduce(MPI_IN_PLACE, &owned, 1, MPI_UNSIGNED_LONG, MPI_SUM, MPI_COMM_WORLD);
     CV_TEST_REPORT(owned == (shard ? n : n * (size_t)world), "slices cover %zu of %zu", owned, n);
+    cv_reducer_free(red);
+    free(arena);
+}
+
+/* Compressed reduction of values that bfloat16 cannot hold.  Sharded: each
+ * owner adds its peers' bfloat16-rounded copies in float, in the exchange's
+ * order (rank me-1, me-2, ...), so the result is known exactly.  Replicated:
+ * the owners' sums, rounded to bfloat16, on every rank: the same bytes
+ * everywhere, each a bfloat16 value, within the rounding bound of the float
+ * sum. */
+static float fraction(int r, size_t i)
+{
+    return (float)((i * 7 + (size_t)r * 13) % 101) / 7.0f - 7.0f;
+}
+
+static void test_reduction_bf16(const cv_comm *comm, bool shard)
+{
+    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
+    size_t n = 300007, lo, hi, wrong = 0, rounded = 0;
+    float *arena = cv_calloc_big(n, sizeof(float));
+    cv_reducer *red = NULL;
+    ASSERT_TRUE(arena != NULL);
+    ASSERT_EQ(cv_reducer_create(comm, arena, n, 1 << 20, false, shard, true, &red, NULL), CV_OK);
+    if (!arena || !red)
+        return;
+    ASSERT_TRUE(cv_reducer_compressed(red));
+    for (size_t i = 0; i < n; i++)
+        arena[i] = fraction(rank, i);
+    cv_reducer_begin(red);
+    ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
+    cv_reducer_owned(red, &lo, &hi);
+    const float *sum = cv_reducer_owned_grads(red);
+    for (size_t i = lo; i < hi; i++) {
+        float exact = 0, abs_sum = 0, want = fraction(rank, i);
+        for (int r = 0; r < world; r++)
+            exact += fraction(r, i), abs_sum += fabsf(fraction(r, i));
+        for (int s = 1; s < world; s++)
+            want += cv_bf16_to_float(cv_bf16_from_float(fraction((rank - s + world) % world, i)));
+        float got = sum[i - lo];
+        bool ok = shard ? got == want
+                        : fabsf(got - exact) <= (float)world * 0x1p-8f * abs_sum &&
+                              cv_bf16_to_float(cv_bf16_from_float(got)) == got;
+        wrong += !ok;
+        rounded += sum[i - lo] != exact;
+    }
+    CV_TEST_REPORT(wrong == 0, "bf16 shard %d: %zu of [%zu, %zu) off", shard, wrong, lo, hi);
+    CV_TEST_REPORT(rounded > (hi - lo) / 4, "bf16 shard %d: only %zu of %zu sums were rounded",
+                   shard, rounded, hi - lo);
+    bool same = false;
+    cv_comm_same_bytes(comm, sum, (hi - lo) * sizeof(float), &same, NULL, NULL);
+    if (!shard) /* replicated: every rank holds the same (rounded) sums */
+        ASSERT_TRUE(same);
     cv_reducer_free(red);
     free(arena);
 }
@@ -296,8 +353,10 @@ int main(int argc, char **argv)
      * length, each longer than one message of the pairwise reduce-scatter */
     size_t sizes[] = {20, 1000003};
     for (int i = 0; i < 2; i++)
-        for (int mode = 0; mode < 4; mode++)
-            test_reduction_exact(comm, sizes[i], mode & 1, mode & 2);
+        for (int mode = 0; mode < 8; mode++)
+            test_reduction_exact(comm, sizes[i], mode & 1, mode & 2, mode & 4);
+    test_reduction_bf16(comm, true);
+    test_reduction_bf16(comm, false);
     test_error_agreement(comm);
     int failed = cv_test_failed;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -62,6 +62,7 @@ static void test_values_and_defaults(void)
     ASSERT_EQ(c->model.loss, CV_LOSS_SOFTMAX_CE);
     ASSERT_EQ(c->comm.shard_optimizer, CV_AUTO);
     ASSERT_TRUE(!c->comm.overlap);
+    ASSERT_EQ(c->comm.compression, CV_COMPRESS_NONE);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -132,6 +133,10 @@ static void test_errors(void)
     expect_error(base, "comm.shard_optimizer=maybe",
                  "comm.shard_optimizer = maybe: expected auto, true or false");
     expect_error(base, "comm.overlap=1", "comm.overlap = 1: expected true or false");
+    expect_error(base, "comm.compression=fp8", "comm.compression = fp8: expected one of none, bf16");
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                 "comm: {overlap: true, compression: bf16}\n", NULL,
+                 "cfg.yaml: comm.compression = bf16 needs comm.overlap = false");
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
     expect_error(base, "novalue", "expected key.path=value");
