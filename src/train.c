@@ -198,10 +198,10 @@ static cv_status compute_norm(struct trainer *tr, struct cv_error *err)
 }
 
 /* Shard the optimizer (ZeRO-1) when the gradients span more than one bucket.
- * Measured with 2 ranks, Haswell kernels: the 235k-parameter MLP (one
- * bucket) ran at 113.6k samples/s sharded vs 115.3k replicated, since its
- * Adam pass is short and the allgather adds latency; the 5.8M-parameter
- * one at 4,150 vs 3,886 samples/s (tests/bench/run.py, workload b). */
+ * Measured with 2 ranks, Haswell kernels: the 5.8M-parameter MLP ran at
+ * 4,632 samples/s sharded vs 4,303 replicated (tests/bench/run.py, workload
+ * b); the 235k-parameter one (one bucket) at 124.6k vs 122.8k, within this
+ * host's noise, since its Adam pass is short: not worth an extra collective. */
 static bool shard_optimizer(const struct cv_config *cfg, size_t n_params)
 {
     if (cfg->comm.shard_optimizer != CV_AUTO)
