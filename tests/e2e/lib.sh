@@ -95,3 +95,57 @@ YAML
 params_hash() {
     "$CAVIAR" inspect --json "$1" >"$TMP/inspect.json" && json_get "$TMP/inspect.json" params_fnv1a
 }
+
+# two_hosts_setup: two network namespaces joined by a veth pair act as two
+# hosts ($ip1, $ip2); Open MPI's rsh launcher reaches the second through
+# $TMP/agent.sh, which enters its namespace (with its own host name) where a
+# cluster would use ssh.  Exits 77 (ctest: skipped) where no namespace can
+# be made.  Needs root.
+two_hosts_setup() {
+    local id=$$
+    ns1=cvh1-$id ns2=cvh2-$id
+    ip1=10.77.0.1 ip2=10.77.0.2   # inside the namespaces made here, nowhere else
+    trap 'ip netns del "$ns1" 2>/dev/null || true; ip netns del "$ns2" 2>/dev/null || true
+          rm -rf "$TMP"' EXIT
+    if ! ip netns add "$ns1" 2>"$TMP/netns.err"; then
+        echo "skipped: cannot create a network namespace: $(cat "$TMP/netns.err")"
+        exit 77
+    fi
+    ip netns add "$ns2"
+    ip link add "cva$id" type veth peer name "cvb$id"
+    ip link set "cva$id" netns "$ns1"
+    ip link set "cvb$id" netns "$ns2"
+    ip -n "$ns1" addr add $ip1/24 dev "cva$id"
+    ip -n "$ns2" addr add $ip2/24 dev "cvb$id"
+    for ns in "$ns1" "$ns2"; do
+        ip -n "$ns" link set lo up
+    done
+    ip -n "$ns1" link set "cva$id" up
+    ip -n "$ns2" link set "cvb$id" up
+    cat >"$TMP/agent.sh" <<AGENT
+#!/bin/sh
+host=\$1
+shift
+case \$host in
+$ip1) ns=$ns1 ;;
+$ip2) ns=$ns2 ;;
+*) echo "agent: unknown host \$host" >&2; exit 1 ;;
+esac
+echo "\$host" >>"$TMP/agent.log"
+exec ip netns exec "\$ns" unshare --uts sh -c "hostname \$ns; \$*"
+AGENT
+    chmod +x "$TMP/agent.sh"
+    printf '%s slots=1\n%s slots=1\n' $ip1 $ip2 >"$TMP/hosts"
+}
+
+# run_two_hosts ARGS...: `caviar ARGS` as one rank on each host, over TCP
+# across the veth link only (never hanging).
+run_two_hosts() {
+    local ifs=10.77.0.0/24   # the veth subnet; each host has one of the two interfaces
+    local env="-x OMP_NUM_THREADS"
+    [ -z "${OPENBLAS_CORETYPE:-}" ] || env="$env -x OPENBLAS_CORETYPE"
+    timeout -k 10 "$STEP_TIMEOUT" ip netns exec "$ns1" unshare --uts sh -c \
+        "hostname $ns1 && exec mpirun -np 2 --hostfile $TMP/hosts --mca plm_rsh_agent $TMP/agent.sh \
+         --mca btl tcp,self --mca btl_tcp_if_include $ifs --mca oob_tcp_if_include $ifs \
+         $env --bind-to none $CAVIAR $*"
+}

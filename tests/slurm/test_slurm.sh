@@ -186,7 +186,10 @@ restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
 ok "6. no progress: gave up after $restarts restarts ($(elapsed "$t0"))"
 
 # ---- 7. a sweep in one allocation, preempted by its time limit
-sed -e 's/epochs: 16, seed: 5/epochs: 4, seed: 5/' "$TMP/long.yaml" >"$TMP/sweep-long.yaml"
+# 6 trials of 16 epochs on 2 groups: about 50 s of work here, so the job is
+# still running when the warning signal comes 30 s in (with 4 epochs a
+# trial, the sweep once finished in 12 s, before any signal)
+cp "$TMP/long.yaml" "$TMP/sweep-long.yaml"
 cat >>"$TMP/sweep-long.yaml" <<YAML
 sweep:
   trials: 6
