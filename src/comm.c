@@ -537,8 +537,9 @@ static int allgather_bf16(cv_reducer *r)
  * rank (me+s)'s slice to that rank and adds the copy of its own slice that
  * rank (me-s) sends it, so after P-1 rounds each owner holds its slice's sum
  * in place, having sent and received (P-1)/P of the arena as a ring would.
- * Why not MPI_Reduce_scatter: Open MPI 4.1's took 5.2 ms for 23 MB at 2
- * ranks (shared memory, CMA) where this takes 2.2 ms and MPI_Allreduce 3.0. */
+ * Why not MPI_Reduce_scatter: for 23 MB at 2 ranks on shared memory,
+ * Open MPI 4.1's plus MPI_Allgatherv took 10.9 ms where this plus the
+ * allgather takes 3.4-3.8 and MPI_Allreduce 4.4 (tests/bench/comm_bench.c). */
 static int reduce_scatter_pairwise(cv_reducer *r)
 {
     int p = r->comm->size, me = r->comm->rank;
