@@ -82,7 +82,7 @@ static void test_overrides_and_round_trip(void)
 {
     const char *ov[] = {"train.lr=0.5", "model.layers.0.units=512", "run.dir=runs/x",
                         "model.layers.1={type: dropout, keep: 0.5}", "data.dev=",
-                        "comm.shard_optimizer=false", "comm.overlap=on"};
+                        "comm.shard_optimizer=no", "comm.overlap=on"};
     struct cv_error e;
     struct cv_config *c = parse(base, ov, 7, &e);
     ASSERT_TRUE(c != NULL);
