@@ -30,10 +30,13 @@ static inline float cv_bf16_to_float(uint16_t h)
     return f;
 }
 
+/* The array loops run on the OpenMP threads once they are long enough. */
+#define CV_BF16_PARALLEL_MIN 65536
+
 /* out[i] = bf16(x[i]) */
 static inline void cv_bf16_pack(const float *x, uint16_t *out, size_t n)
 {
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n >= CV_BF16_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = cv_bf16_from_float(x[i]);
 }
@@ -41,7 +44,7 @@ static inline void cv_bf16_pack(const float *x, uint16_t *out, size_t n)
 /* acc[i] += in[i], in float */
 static inline void cv_bf16_accumulate(float *acc, const uint16_t *in, size_t n)
 {
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n >= CV_BF16_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         acc[i] += cv_bf16_to_float(in[i]);
 }
@@ -49,7 +52,7 @@ static inline void cv_bf16_accumulate(float *acc, const uint16_t *in, size_t n)
 /* out[i] = in[i] as a float */
 static inline void cv_bf16_unpack(const uint16_t *in, float *out, size_t n)
 {
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n >= CV_BF16_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = cv_bf16_to_float(in[i]);
 }

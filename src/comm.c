@@ -310,7 +310,7 @@ struct cv_reducer {
     int *owner;                /* (n_buckets) sharded: the rank that sums bucket k */
     bool overlap, sharded, bf16;
     int *counts, *displs;      /* (size) sharded: each rank's slice of the arena */
-    float *scratch;            /* sharded, blocking: a peer's copy of my slice */
+    float *scratch;            /* sharded, blocking, float: a message of my slice */
     uint16_t *packed;          /* bf16: two messages, then (replicated) the arena */
     size_t widest;             /* the longest slice */
     MPI_Request *req;
@@ -368,7 +368,7 @@ static cv_status reducer_alloc(cv_reducer *r, struct cv_error *err)
         widest = b - a > widest ? b - a : widest;
     }
     r->widest = widest;
-    if (r->sharded && !r->overlap) {
+    if (r->sharded && !r->overlap && !r->bf16) { /* the float exchange's messages */
         size_t len = widest < RS_CHUNK ? widest : RS_CHUNK;
         r->scratch = cv_calloc(len ? len : 1, sizeof(float));
         if (!r->scratch)
@@ -394,13 +394,14 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
     r->comm = c;
     r->arena = arena;
     r->n = n;
-    /* the exchange addresses slices with int displacements */
-    r->bf16 = bf16 && c->size > 1 && n > 0 && n <= (size_t)INT32_MAX;
+    /* slices have int displacements: beyond 2^31 floats the arena is
+     * reduced whole, in float */
+    bool sliceable = c->size > 1 && n > 0 && n <= (size_t)INT32_MAX;
+    r->bf16 = bf16 && sliceable;
     r->bucket = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
     if (r->bucket > (1u << 30))
         r->bucket = 1u << 30;
-    /* displacements are ints: beyond 2^31 floats the arena is reduced whole */
-    r->sharded = shard && c->size > 1 && n > 0 && n <= (size_t)INT32_MAX;
+    r->sharded = shard && sliceable;
     plan_buckets(r); /* counts them; reducer_alloc fills in the ranges */
     /* one bucket cannot overlap anything, and the blocking allreduce's tuned
      * algorithms beat libnbc's nonblocking one (measured: 95k vs 86k
@@ -506,9 +507,7 @@ static int exchange_bf16(cv_reducer *r, const float *out, long out_len, int to, 
                          int from, int tag)
 {
     uint16_t *send = r->packed, *recv = r->packed + RS_CHUNK;
-#pragma omp parallel for simd schedule(static) if (out_len >= 65536)
-    for (long i = 0; i < out_len; i++)
-        send[i] = cv_bf16_from_float(out[i]);
+    cv_bf16_pack(out, send, (size_t)out_len);
     return MPI_Sendrecv(send, (int)out_len, MPI_UINT16_T, to, tag, recv, (int)in_len,
                         MPI_UINT16_T, from, tag, r->comm->comm, MPI_STATUS_IGNORE);
 }
@@ -519,17 +518,13 @@ static int exchange_bf16(cv_reducer *r, const float *out, long out_len, int to, 
 static int allgather_bf16(cv_reducer *r)
 {
     uint16_t *all = r->packed + 2 * RS_CHUNK;
-    long lo = r->displs[r->comm->rank], cnt = r->counts[r->comm->rank], n = (long)r->n;
-#pragma omp parallel for simd schedule(static) if (cnt >= 65536)
-    for (long i = lo; i < lo + cnt; i++)
-        all[i] = cv_bf16_from_float(r->arena[i]);
+    size_t lo = (size_t)r->displs[r->comm->rank];
+    cv_bf16_pack(r->arena + lo, all + lo, (size_t)r->counts[r->comm->rank]);
     int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, r->counts, r->displs,
                             MPI_UINT16_T, r->comm->comm);
     if (rc != MPI_SUCCESS)
         return rc;
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
-    for (long i = 0; i < n; i++)
-        r->arena[i] = cv_bf16_to_float(all[i]);
+    cv_bf16_unpack(all, r->arena, r->n);
     return MPI_SUCCESS;
 }
 
@@ -561,16 +556,13 @@ static int reduce_scatter_pairwise(cv_reducer *r)
                 return rc;
             float *acc = mine + c * RS_CHUNK;
             const float *in = r->scratch;
-            const uint16_t *in16 = r->packed + RS_CHUNK;
             if (r->bf16) {
-#pragma omp parallel for simd schedule(static) if (in_len >= 65536)
-                for (long i = 0; i < in_len; i++)
-                    acc[i] += cv_bf16_to_float(in16[i]);
-            } else {
-#pragma omp parallel for simd schedule(static) if (in_len >= 65536)
-                for (long i = 0; i < in_len; i++)
-                    acc[i] += in[i];
+                cv_bf16_accumulate(acc, r->packed + RS_CHUNK, (size_t)in_len);
+                continue;
             }
+#pragma omp parallel for simd schedule(static) if (in_len >= 65536)
+            for (long i = 0; i < in_len; i++)
+                acc[i] += in[i];
         }
     }
     return MPI_SUCCESS;
