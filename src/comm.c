@@ -67,6 +67,29 @@ cv_status cv_comm_split(const cv_comm *parent, int color, int key, cv_comm **out
     return wrap(sub, out, err);
 }
 
+cv_status cv_comm_split_node(const cv_comm *c, cv_comm **node, cv_comm **cross, bool *uniform,
+                             struct cv_error *err)
+{
+    MPI_Comm sub;
+    *node = *cross = NULL;
+    int rc = MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &sub);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Comm_split_type (ranks of one host)");
+    cv_status st = wrap(sub, node, err);
+    if (st == CV_OK)
+        st = cv_comm_split(c, (*node)->rank, c->rank, cross, err);
+    int sizes[2] = {(*node) ? (*node)->size : 0, (*node) ? -(*node)->size : 0};
+    if (st == CV_OK)
+        st = cv_comm_max_ints(c, sizes, 2, err); /* the largest and the smallest node */
+    *uniform = st == CV_OK && sizes[0] == -sizes[1];
+    if (st != CV_OK) {
+        cv_comm_free(*node);
+        cv_comm_free(*cross);
+        *node = *cross = NULL;
+    }
+    return st;
+}
+
 void cv_comm_free(cv_comm *c)
 {
     if (!c)
@@ -313,6 +336,10 @@ struct cv_reducer {
     float *scratch;            /* sharded, blocking, float: a message of my slice */
     uint16_t *packed;          /* bf16: two messages, then (replicated) the arena */
     size_t widest;             /* the longest slice */
+    const cv_comm *cross;      /* node-shared: the same slice's owners on other hosts */
+    bool node_shared, locked;
+    MPI_Win win;               /* node-shared: params (node rank 0) and grads */
+    float *params, **grads;    /* node-shared: the node's params, each rank's grads */
     MPI_Request *req;
     int rc;                    /* first MPI error of the step */
 };
@@ -368,7 +395,7 @@ static cv_status reducer_alloc(cv_reducer *r, struct cv_error *err)
         widest = b - a > widest ? b - a : widest;
     }
     r->widest = widest;
-    if (r->sharded && !r->overlap && !r->bf16) { /* the float exchange's messages */
+    if (r->sharded && !r->overlap && !r->bf16 && !r->node_shared) { /* the exchange's messages */
         size_t len = widest < RS_CHUNK ? widest : RS_CHUNK;
         r->scratch = cv_calloc(len ? len : 1, sizeof(float));
         if (!r->scratch)
@@ -418,10 +445,79 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
     return CV_OK;
 }
 
+/* One shared window: the node's first rank holds the parameter arena and
+ * its gradients, every other rank its gradients.  Non-contiguous, so each
+ * rank's part is its own page-aligned allocation, first touched by it. */
+static cv_status alloc_node_window(cv_reducer *r, struct cv_error *err)
+{
+    const cv_comm *node = r->comm;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    MPI_Aint bytes = (MPI_Aint)(r->n * sizeof(float) * (node->rank == 0 ? 2 : 1));
+    float *base = NULL;
+    int rc = MPI_Win_allocate_shared(bytes, (int)sizeof(float), info, node->comm, &base, &r->win);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Win_allocate_shared (node-shared arenas)");
+    MPI_Win_set_errhandler(r->win, MPI_ERRORS_RETURN);
+    r->grads = cv_calloc((size_t)node->size, sizeof(float *));
+    if (!r->grads)
+        return cv_fail(err, CV_NOMEM, "reducer: out of memory");
+    for (int q = 0; q < node->size && rc == MPI_SUCCESS; q++) {
+        MPI_Aint sz;
+        int unit;
+        float *p = NULL;
+        rc = MPI_Win_shared_query(r->win, q, &sz, &unit, &p);
+        if (q == 0)
+            r->params = p;
+        r->grads[q] = q == 0 ? p + r->n : p;
+    }
+    if (rc == MPI_SUCCESS) /* one passive epoch for the window's life: MPI_Win_sync orders */
+        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, r->win);
+    r->locked = rc == MPI_SUCCESS;
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Win_shared_query");
+}
+
+cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cross, size_t n,
+                                        cv_reducer **out, struct cv_error *err)
+{
+    cv_reducer *r = cv_calloc(1, sizeof(*r));
+    *out = NULL;
+    if (!r)
+        return cv_fail(err, CV_NOMEM, "reducer: out of memory");
+    if (n == 0 || n > (size_t)INT32_MAX) {
+        free(r);
+        return cv_fail(err, CV_INVAL, "node-shared arenas: %zu parameters: expected 1 to %d", n,
+                       INT32_MAX);
+    }
+    r->comm = node;
+    r->cross = cross;
+    r->n = n;
+    r->bucket = n; /* one bucket, the whole arena: it is summed after backward */
+    r->sharded = r->node_shared = true;
+    r->win = MPI_WIN_NULL;
+    plan_buckets(r);
+    cv_status st = reducer_alloc(r, err);
+    if (st == CV_OK)
+        st = alloc_node_window(r, err);
+    if (st != CV_OK) {
+        cv_reducer_free(r);
+        return st;
+    }
+    *out = r;
+    return CV_OK;
+}
+
 void cv_reducer_free(cv_reducer *r)
 {
     if (!r)
         return;
+    if (r->locked)
+        MPI_Win_unlock_all(r->win);
+    if (r->node_shared && r->win != MPI_WIN_NULL)
+        MPI_Win_free(&r->win);
+    free(r->grads);
     free(r->lo);
     free(r->hi);
     free(r->owner);
@@ -448,6 +544,51 @@ bool cv_reducer_compressed(const cv_reducer *r)
     return r->bf16;
 }
 
+bool cv_reducer_node_shared(const cv_reducer *r)
+{
+    return r->node_shared;
+}
+
+int cv_reducer_hosts(const cv_reducer *r)
+{
+    return r->cross ? r->cross->size : 1;
+}
+
+float *cv_reducer_node_params(cv_reducer *r)
+{
+    return r->node_shared ? r->params : NULL;
+}
+
+float *cv_reducer_node_grads(cv_reducer *r)
+{
+    return r->node_shared ? r->grads[r->comm->rank] : NULL;
+}
+
+/* Writes to the shared window before this are seen by every node rank
+ * after it (the MPI-3 shared-memory idiom: sync, barrier, sync). */
+static int node_sync(const cv_reducer *r)
+{
+    MPI_Win_sync(r->win);
+    int rc = MPI_Barrier(r->comm->comm);
+    MPI_Win_sync(r->win);
+    return rc;
+}
+
+cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_error *err)
+{
+    if (!r->node_shared)
+        return CV_OK;
+    if (r->comm->rank == 0 && params != r->params)
+        memcpy(r->params, params, r->n * sizeof(float));
+    int rc = node_sync(r);
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Barrier (node-shared parameters)");
+}
+
+cv_status cv_reducer_sum_over_slices(const cv_reducer *r, double *v, struct cv_error *err)
+{
+    return cv_comm_sum_doubles(r->comm, v, 1, err);
+}
+
 void cv_reducer_owned(const cv_reducer *r, size_t *lo, size_t *hi)
 {
     int me = r->comm->rank;
@@ -459,7 +600,7 @@ float *cv_reducer_owned_grads(cv_reducer *r)
 {
     size_t lo, hi;
     cv_reducer_owned(r, &lo, &hi);
-    return r->arena + lo;
+    return (r->node_shared ? r->grads[r->comm->rank] : r->arena) + lo;
 }
 
 void cv_reducer_begin(cv_reducer *r)
@@ -583,10 +724,40 @@ static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
     return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Allgatherv (bfloat16 gradients)");
 }
 
+/* Node-shared: once every rank's gradients are final, each owner adds its
+ * peers' copies of its slice to its own, reading their memory directly,
+ * then (several hosts) allreduces the slice with its owners elsewhere. */
+static cv_status reduce_node_shared(cv_reducer *r, struct cv_error *err)
+{
+    int rc = node_sync(r);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Barrier (node-shared gradients)");
+    int me = r->comm->rank;
+    long lo = r->displs[me], hi = lo + r->counts[me];
+    float *acc = r->grads[me];
+    for (int q = 0; q < r->comm->size; q++) {
+        const float *peer = r->grads[q];
+        if (q == me)
+            continue;
+#pragma omp parallel for simd schedule(static) if (hi - lo >= 65536)
+        for (long i = lo; i < hi; i++)
+            acc[i] += peer[i];
+    }
+    if (r->cross && r->cross->size > 1)
+        return cv_comm_sum_floats(r->cross, acc + lo, (size_t)(hi - lo), err);
+    return CV_OK;
+}
+
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
 {
     double t0 = cv_now();
     int rc = MPI_SUCCESS;
+    if (r->node_shared) {
+        cv_status st = reduce_node_shared(r, err);
+        if (wait_s)
+            *wait_s = cv_now() - t0;
+        return st;
+    }
     if (r->comm->size > 1 && !r->overlap) {
         cv_status st = reduce_blocking(r, err);
         if (wait_s)
@@ -610,6 +781,10 @@ cv_status cv_reducer_share(const cv_reducer *r, float *arena, struct cv_error *e
 {
     if (!r->sharded)
         return CV_OK;
+    if (r->node_shared && arena == r->params) {
+        int rc = node_sync(r);
+        return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Barrier (sharded update)");
+    }
     int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, arena, r->counts, r->displs,
                             MPI_FLOAT, r->comm->comm);
     return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Allgatherv (sharded update)");

@@ -128,6 +128,7 @@ static const struct field comm_fields[] = {
     {"overlap", F_BOOL, C(comm.overlap), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"compression", ENUM(comm.compression, compression_names)},
+    {"shared_memory", F_TRI, C(comm.shared_memory), NONE, 0, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field ckpt_fields[] = {
     {"every_steps", F_INT, C(checkpoint.every_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -707,6 +708,7 @@ static void defaults(struct cv_config *c)
     c->comm.bucket_kb = 4096;
     c->comm.overlap = false; /* why: include/caviar/comm.h */
     c->comm.shard_optimizer = CV_AUTO;
+    c->comm.shared_memory = CV_AUTO;
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");
@@ -760,6 +762,16 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
         return cv_fail(p->err, CV_CONFIG, "%s: comm.compression = %s needs comm.overlap = false "
                        "(compressed gradients are reduced after backward)", p->source,
                        compression_names[c->comm.compression]);
+    if (c->comm.shared_memory == CV_ON) {
+        const char *clash = c->comm.overlap ? "comm.overlap = true"
+                            : c->comm.compression != CV_COMPRESS_NONE ? "comm.compression = bf16"
+                            : c->comm.shard_optimizer == CV_OFF ? "comm.shard_optimizer = false"
+                                                                : NULL;
+        if (clash)
+            return cv_fail(p->err, CV_CONFIG, "%s: comm.shared_memory = true cannot be used with "
+                           "%s (node-shared arenas are summed after backward, in float, by "
+                           "each slice's owner)", p->source, clash);
+    }
     if (c->sweep.min_epochs > c->sweep.max_epochs)
         return cv_fail(p->err, CV_CONFIG, "%s: sweep.min_epochs = %d is larger than "
                        "sweep.max_epochs = %d", p->source, c->sweep.min_epochs,

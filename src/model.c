@@ -23,6 +23,7 @@ struct cv_model {
     int inputs, outputs, max_batch;
     size_t n_params, n_state;
     float *params, *grads, *state, *scratch; /* arenas */
+    bool borrowed;                      /* params and grads belong to the caller */
     float *acts[CV_MAX_LAYERS];         /* (max_batch, out_i) outputs of layer i */
     float *act_mem;
     float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong */
@@ -140,14 +141,28 @@ cv_status cv_model_create(const struct cv_config *cfg, int max_batch, cv_model *
     return CV_OK;
 }
 
+void cv_model_use_arenas(cv_model *m, float *params, float *grads)
+{
+    if (!m->borrowed) {
+        free(m->params);
+        free(m->grads);
+    }
+    m->params = params;
+    m->grads = grads;
+    m->borrowed = true;
+    bind_arenas(m);
+}
+
 void cv_model_free(cv_model *m)
 {
     if (!m)
         return;
     for (int i = 0; i < m->n_layers; i++)
         cv__layer_destroy(&m->layers[i]);
-    free(m->params);
-    free(m->grads);
+    if (!m->borrowed) {
+        free(m->params);
+        free(m->grads);
+    }
     free(m->state);
     free(m->scratch);
     free(m->act_mem);

@@ -23,6 +23,11 @@ cv_status cv_comm_create_world(cv_comm **out, struct cv_error *err);
 cv_status cv_comm_split(const cv_comm *parent, int color, int key, cv_comm **out,
                         struct cv_error *err);
 void cv_comm_free(cv_comm *c); /* NULL is harmless */
+/* Collective over c: *node = the ranks of c that share memory with this one
+ * (one host), *cross = the ranks with the same node rank on every host, and
+ * *uniform = every host has the same number of ranks of c. */
+cv_status cv_comm_split_node(const cv_comm *c, cv_comm **node, cv_comm **cross, bool *uniform,
+                             struct cv_error *err);
 
 int cv_comm_rank(const cv_comm *c);
 int cv_comm_size(const cv_comm *c);
@@ -97,12 +102,37 @@ cv_status cv_comm_barrier_idle(const cv_comm *c, struct cv_error *err);
  * reduce-scatter); replicated, the owners then round their sums to
  * bfloat16 and allgather them, and every rank uses those same values.
  * Parameters are always shared as floats, so replicas stay identical.
- * Compressed reduction is never overlapped (the overlap flag is ignored). */
+ * Compressed reduction is never overlapped (the overlap flag is ignored).
+ *
+ * Node-shared (cv_reducer_create_node_shared): the ranks of one host keep
+ * one parameter arena and their gradient arenas in shared memory (an MPI-3
+ * shared window).  After backward each rank sums its slice straight from
+ * its peers' gradients, no copies in between; with several hosts the slice
+ * is then allreduced with the same slice's owners on the other hosts.  The
+ * owners update their slices of the one parameter arena, so there is
+ * nothing to allgather: cv_reducer_share of the parameters is a barrier.
+ * The sharded exchange moves 23 MB per step for workload b at 2 ranks in
+ * 2.2 ms; this one reads it in 0.8 ms (tests/bench/comm_bench.c). */
 typedef struct cv_reducer cv_reducer;
 cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t bucket_bytes,
                             bool overlap, bool shard, bool bf16, cv_reducer **out,
                             struct cv_error *err);
+/* Collective over node and cross (cv_comm_split_node, every node the same
+ * size): node-shared arenas for n parameters, sharded over the node. */
+cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cross, size_t n,
+                                        cv_reducer **out, struct cv_error *err);
+/* Collective over the node (frees the shared window). */
 void cv_reducer_free(cv_reducer *r);
+/* Node-shared: the node's parameter arena and this rank's gradient arena
+ * (NULL otherwise); the model computes on them (cv_model_use_arenas). */
+float *cv_reducer_node_params(cv_reducer *r);
+float *cv_reducer_node_grads(cv_reducer *r);
+/* Collective, node-shared: the node's first rank copies `params` (the same
+ * on every rank) into the shared parameter arena. */
+cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_error *err);
+bool cv_reducer_node_shared(const cv_reducer *r);
+/* Hosts the slices are allreduced over (1 unless node-shared across hosts). */
+int cv_reducer_hosts(const cv_reducer *r);
 /* Collective per step: cv_reducer_begin, then ready(offset) from backward
  * (the model's cv_grad_ready_fn; arg = the reducer), then finish. */
 void cv_reducer_begin(cv_reducer *r);
@@ -123,7 +153,11 @@ void cv_reducer_owned(const cv_reducer *r, size_t *lo, size_t *hi);
 float *cv_reducer_owned_grads(cv_reducer *r);
 /* Collective: every rank's owned slice of `arena` (an arena of the same
  * layout: parameters after an update, optimizer moments before a
- * checkpoint) copied to all ranks.  Nothing to do unless sharded. */
+ * checkpoint) copied to all ranks.  Nothing to do unless sharded; for the
+ * node-shared parameter arena, a barrier that publishes the updates. */
 cv_status cv_reducer_share(const cv_reducer *r, float *arena, struct cv_error *err);
+/* Collective: sum v over the ranks whose owned slices partition the arena
+ * (partial sums of squares for a global gradient norm). */
+cv_status cv_reducer_sum_over_slices(const cv_reducer *r, double *v, struct cv_error *err);
 
 #endif /* CAVIAR_COMM_H */

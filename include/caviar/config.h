@@ -148,6 +148,7 @@ struct cv_config {
         bool overlap;               /* reduce buckets during backward (default false) */
         enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
         enum cv_compression compression;  /* gradients in bfloat16 (default none) */
+        enum cv_tristate shared_memory;   /* one parameter arena per host (default auto) */
     } comm;
 
     struct {

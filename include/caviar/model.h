@@ -43,6 +43,11 @@ void cv_model_init_params(cv_model *m, uint64_t seed);
 size_t cv_model_n_params(const cv_model *m);
 float *cv_model_params(cv_model *m); /* borrowed: the parameter arena */
 float *cv_model_grads(cv_model *m);  /* borrowed: the gradient arena */
+/* Compute on the caller's parameter and gradient arenas (n_params floats
+ * each; params already holding this model's parameters) from now on, e.g.
+ * node-shared memory (cv_reducer_node_params).  The model's own are freed;
+ * the caller's must outlive the model's use of them. */
+void cv_model_use_arenas(cv_model *m, float *params, float *grads);
 size_t cv_model_n_state(const cv_model *m);
 float *cv_model_state(cv_model *m);  /* borrowed: the state arena */
 int cv_model_inputs(const cv_model *m);  /* features per sample */

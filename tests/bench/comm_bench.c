@@ -1,7 +1,7 @@
 /*
  * comm_bench.c - what one step's gradient exchange costs, through caviar's
- * own reducer (each mode the trainer can pick) and through the plain MPI
- * collectives it was chosen against.  Prints the median and the minimum of
+ * own reducer (each mode the trainer can pick, node-shared arenas too) and
+ * through the plain MPI collectives it was chosen against.  Prints the median and the minimum of
  * REPS exchanges of an arena of N floats (default: the 5.8M parameters of
  * the bench's workload b).  Not a test.
  *
@@ -60,6 +60,36 @@ static void bench_reducer(const cv_comm *c, float *arena, size_t n, bool overlap
     cv_reducer_free(r);
 }
 
+/* Node-shared arenas (the ranks of this host): the owners sum straight from
+ * their peers' gradients, and sharing the parameters is a barrier. */
+static void bench_node_shared(const cv_comm *c, size_t n, int reps)
+{
+    cv_comm *node = NULL, *cross = NULL;
+    cv_reducer *r = NULL;
+    bool uniform = false;
+    double t[MAX_REPS];
+    if (cv_comm_split_node(c, &node, &cross, &uniform, NULL) != CV_OK || !uniform ||
+        cv_reducer_create_node_shared(node, cross, n, &r, NULL) != CV_OK) {
+        cv_comm_free(node);
+        cv_comm_free(cross);
+        return;
+    }
+    float *grads = cv_reducer_node_grads(r);
+    for (int k = 0; k < reps; k++) {
+        fill(grads, n, cv_comm_rank(c));
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = MPI_Wtime();
+        cv_reducer_begin(r);
+        cv_reducer_finish(r, NULL, NULL);
+        cv_reducer_share(r, cv_reducer_node_params(r), NULL);
+        t[k] = MPI_Wtime() - t0;
+    }
+    report("caviar node-shared (sum from peers' memory)", t, reps, cv_comm_rank(c));
+    cv_reducer_free(r);
+    cv_comm_free(node);
+    cv_comm_free(cross);
+}
+
 /* The collectives alone: MPI_Allreduce, and MPI_Reduce_scatter followed by
  * MPI_Allgatherv (what a sharded step needs). */
 static void bench_mpi(float *arena, float *out, size_t n, int reps, int rank, int size)
@@ -110,6 +140,7 @@ int main(int argc, char **argv)
         printf("gradient exchange of %zu floats (%.1f MB) over %d ranks, %d repetitions\n", n,
                4e-6 * (double)n, size, reps);
     bench_reducer(c, arena, n, false, false, false, "caviar replicated (MPI_Allreduce)", reps);
+    bench_node_shared(c, n, reps);
     bench_reducer(c, arena, n, false, true, false,
                   "caviar sharded (pairwise reduce-scatter + allgather)", reps);
     bench_reducer(c, arena, n, true, true, false, "caviar sharded, overlapped (MPI_Ireduce)", reps);

@@ -63,6 +63,7 @@ static void test_values_and_defaults(void)
     ASSERT_EQ(c->comm.shard_optimizer, CV_AUTO);
     ASSERT_TRUE(!c->comm.overlap);
     ASSERT_EQ(c->comm.compression, CV_COMPRESS_NONE);
+    ASSERT_EQ(c->comm.shared_memory, CV_AUTO);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -82,9 +83,9 @@ static void test_overrides_and_round_trip(void)
 {
     const char *ov[] = {"train.lr=0.5", "model.layers.0.units=512", "run.dir=runs/x",
                         "model.layers.1={type: dropout, keep: 0.5}", "data.dev=",
-                        "comm.shard_optimizer=no", "comm.overlap=on"};
+                        "comm.shard_optimizer=no", "comm.overlap=on", "comm.shared_memory=off"};
     struct cv_error e;
-    struct cv_config *c = parse(base, ov, 7, &e);
+    struct cv_config *c = parse(base, ov, 8, &e);
     ASSERT_TRUE(c != NULL);
     if (!c)
         return;
@@ -95,6 +96,7 @@ static void test_overrides_and_round_trip(void)
     ASSERT_EQ(c->data.dev[0], '\0');
     ASSERT_EQ(c->comm.shard_optimizer, CV_OFF);
     ASSERT_TRUE(c->comm.overlap);
+    ASSERT_EQ(c->comm.shared_memory, CV_OFF);
     struct cv_config *back = parse(c->text, NULL, 0, &e); /* the stored config, parsed again */
     ASSERT_TRUE(back != NULL);
     if (back) {
@@ -105,6 +107,7 @@ static void test_overrides_and_round_trip(void)
         ASSERT_EQ(back->sweep.n_space, 5);
         ASSERT_EQ(back->comm.shard_optimizer, CV_OFF);
         ASSERT_TRUE(back->comm.overlap);
+        ASSERT_EQ(back->comm.shared_memory, CV_OFF);
         ASSERT_TRUE(!strcmp(back->text, c->text));
     }
     cv_config_free(back);
@@ -137,6 +140,20 @@ static void test_errors(void)
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
                  "comm: {overlap: true, compression: bf16}\n", NULL,
                  "cfg.yaml: comm.compression = bf16 needs comm.overlap = false");
+    const char *shm = "data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                      "comm: {shared_memory: true, ";
+    const char *clashes[][2] = {{"overlap: true}\n", "comm.overlap = true"},
+                                {"compression: bf16}\n", "comm.compression = bf16"},
+                                {"shard_optimizer: off}\n", "comm.shard_optimizer = false"}};
+    for (int i = 0; i < 3; i++) {
+        char text[256], want[128];
+        snprintf(text, sizeof(text), "%s%s", shm, clashes[i][0]);
+        snprintf(want, sizeof(want), "cfg.yaml: comm.shared_memory = true cannot be used with %s",
+                 clashes[i][1]);
+        expect_error(text, NULL, want);
+    }
+    expect_error(base, "comm.shared_memory=sometimes",
+                 "comm.shared_memory = sometimes: expected auto, true or false");
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
     expect_error(base, "novalue", "expected key.path=value");

@@ -1,0 +1,183 @@
+/*
+ * split_batch.h - what the MPI tests share: one global batch of G samples
+ * split over the ranks in the trainer's schedule, the small network it
+ * trains, and helpers for comparing a parallel code path with a second one.
+ * Static, for test executables only.
+ */
+#ifndef CV_TEST_SPLIT_BATCH_H
+#define CV_TEST_SPLIT_BATCH_H
+
+#include <math.h>
+
+#include "caviar/comm.h"
+#include "caviar/shard.h"
+#include "caviar/optim.h"
+#include "fixtures.h"
+#include "test.h"
+#include "util.h"
+
+#define G 13 /* global batch: uneven over 2, 3 and 4 ranks */
+#define IN 9
+#define K 4
+
+static float X[G * IN];
+static int32_t Y[G];
+static long long ROWS[G];
+
+static inline void make_data(void)
+{
+    struct cv_rng r;
+    cv_rng_seed(&r, 5, 0, 0, 0);
+    for (int i = 0; i < G * IN; i++)
+        X[i] = (float)cv_rng_normal(&r);
+    for (int i = 0; i < G; i++)
+        Y[i] = (int32_t)(i % K), ROWS[i] = i;
+}
+
+static inline void config(struct cv_config *c)
+{
+    int units[3] = {16, 8, K};
+    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
+    fixture_mlp(c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+    fixture_insert_dropout(c, 1, 0.7f); /* masks keyed by global row: shard-independent */
+}
+
+/* This rank's contiguous part of the global batch. */
+static inline struct cv_batch local_part(int rank, int world)
+{
+    long long first = 0;
+    for (int r = 0; r < rank; r++)
+        first += cv_sched_rows(G, r, world);
+    struct cv_batch b = {(int)cv_sched_rows(G, rank, world), X + first * IN, Y + first, NULL,
+                         ROWS + first};
+    return b;
+}
+
+/* The global-norm hook of a sharded optimizer step (arg: the reducer). */
+static inline double sum_over_slices(void *reducer, double partial)
+{
+    double v = partial;
+    cv_reducer_sum_over_slices(reducer, &v, NULL);
+    return v;
+}
+
+/* max |a - b| relative to max |b|: rounding differences only (ranks sum in
+ * another order when each slice is reduced by its owner). */
+static inline float max_rel_diff(const float *a, const float *b, size_t n)
+{
+    float worst = 0, scale = 1e-30f;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        scale = fabsf(b[i]) > scale ? fabsf(b[i]) : scale;
+    }
+    return worst / scale;
+}
+
+/* Element i of rank r's arena: small integers, so every order of summation
+ * gives the exact sum, which a test computes independently. */
+static inline float contribution(int r, size_t i)
+{
+    return (float)((i * 7 + (size_t)r * 13) % 101) - 50.0f;
+}
+
+/* Each rank's owned slice: disjoint, in rank order, covering the arena. */
+static inline void check_partition(const cv_comm *comm, const cv_reducer *red, size_t n)
+{
+    int world = cv_comm_size(comm);
+    size_t lo, hi;
+    cv_reducer_owned(red, &lo, &hi);
+    double mine[2] = {(double)lo, (double)hi}, all[2 * 8] = {0};
+    ASSERT_TRUE(world <= 8);
+    ASSERT_TRUE(cv_reducer_sharded(red));
+    all[2 * cv_comm_rank(comm)] = mine[0];
+    all[2 * cv_comm_rank(comm) + 1] = mine[1];
+    cv_comm_sum_doubles(comm, all, 2 * world, NULL);
+    ASSERT_EQ((long long)all[0], 0);
+    for (int r = 1; r < world; r++)
+        ASSERT_EQ((long long)all[2 * r], (long long)all[2 * r - 1]);
+    ASSERT_EQ((long long)all[2 * world - 1], (long long)n);
+}
+
+/* A sharded optimizer (Adam, L2, optionally a global-norm clip) follows a
+ * replicated one on private arenas step for step: the norm, the parameters
+ * and, once shared, the moments.  With `node`, the sharded side computes on
+ * node-shared arenas (cv_reducer_create_node_shared over node and cross);
+ * else on private ones, its gradients reduced in 64-byte buckets, many in
+ * flight when overlapped and some cut at an owner boundary. */
+static inline void sharded_matches_replicated(const cv_comm *world, const cv_comm *node,
+                                              const cv_comm *cross, bool overlap, double clip)
+{
+    int rank = cv_comm_rank(world), p = cv_comm_size(world);
+    struct cv_config c;
+    config(&c);
+    c.train.optimizer = CV_OPT_ADAM;
+    c.train.l2 = 0.3;
+    c.train.clip_norm = clip;
+    cv_model *ms = NULL, *mr = NULL;
+    cv_optim *os = NULL, *orep = NULL;
+    cv_reducer *rs = NULL, *rr = NULL;
+    cv_model_create(&c, G, &ms, NULL);
+    cv_model_create(&c, G, &mr, NULL);
+    cv_model_init_params(ms, 4);
+    cv_model_init_params(mr, 4);
+    cv_optim_create(&c, ms, &os, NULL);
+    cv_optim_create(&c, mr, &orep, NULL);
+    size_t n = cv_model_n_params(ms), lo, hi;
+    if (node)
+        ASSERT_EQ(cv_reducer_create_node_shared(node, cross, n, &rs, NULL), CV_OK);
+    else
+        ASSERT_EQ(cv_reducer_create(world, cv_model_grads(ms), n, 64, overlap, true, false, &rs,
+                                    NULL), CV_OK);
+    cv_reducer_create(world, cv_model_grads(mr), n, 64, overlap, false, false, &rr, NULL);
+    if (!rs || !rr || !os || !orep)
+        return;
+    if (node) {
+        ASSERT_EQ(cv_reducer_load_params(rs, cv_model_params(ms), NULL), CV_OK);
+        cv_model_use_arenas(ms, cv_reducer_node_params(rs), cv_reducer_node_grads(rs));
+    } else
+        check_partition(world, rs, n);
+    cv_reducer_owned(rs, &lo, &hi);
+    struct cv_batch mine = local_part(rank, p);
+    double clipped_norm = 0;
+    for (int step = 0; step < 15; step++) {
+        cv_reducer_begin(rr);
+        cv_model_train_batch(mr, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rr, NULL);
+        cv_reducer_finish(rr, NULL, NULL);
+        clipped_norm = cv_optim_step(orep, cv_model_params(mr), cv_model_grads(mr), 1e-2, G);
+
+        cv_reducer_begin(rs);
+        cv_model_train_batch(ms, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
+        ASSERT_EQ(cv_reducer_finish(rs, NULL, NULL), CV_OK);
+        double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs), lo,
+                                         hi, 1e-2, G, sum_over_slices, rs);
+        ASSERT_EQ(cv_reducer_share(rs, cv_model_params(ms), NULL), CV_OK);
+        CV_TEST_REPORT(fabs(norm - clipped_norm) <= 1e-6 * clipped_norm,
+                       "node %d step %d: sharded norm %.9g, replicated %.9g", node != NULL, step,
+                       norm, clipped_norm);
+    }
+    if (clip > 0) /* the clip was active, so the global norm mattered */
+        CV_TEST_REPORT(clipped_norm > clip, "norm %g never exceeded the clip %g", clipped_norm,
+                       clip);
+    float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
+    CV_TEST_REPORT(dw <= 1e-5f, "node %d overlap %d clip %g: sharded vs replicated parameters "
+                   "differ by %g", node != NULL, overlap, clip, dw);
+    bool same = false;
+    cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
+    ASSERT_TRUE(same);
+    /* moments live on their owners until shared (as before a checkpoint) */
+    cv_reducer_share(rs, cv_optim_m1(os), NULL);
+    cv_reducer_share(rs, cv_optim_m2(os), NULL);
+    float d1 = max_rel_diff(cv_optim_m1(os), cv_optim_m1(orep), n);
+    float d2 = max_rel_diff(cv_optim_m2(os), cv_optim_m2(orep), n);
+    CV_TEST_REPORT(d1 <= 1e-5f && d2 <= 1e-5f, "moments differ: m1 %g, m2 %g", d1, d2);
+    ASSERT_EQ(cv_optim_t(os), 15);
+    cv_model_free(ms); /* before the reducer whose arenas it may compute on */
+    cv_reducer_free(rs);
+    cv_reducer_free(rr);
+    cv_optim_free(os);
+    cv_optim_free(orep);
+    cv_model_free(mr);
+}
+
+#endif /* CV_TEST_SPLIT_BATCH_H */
