@@ -78,6 +78,12 @@ json_get() {
     "$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
 }
 
+# dev_accuracy RUN_DIR: the dev accuracy of the run's last epoch.
+dev_accuracy() {
+    "$PY" -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])
+        if "\"epoch\"" in l][-1]["dev_accuracy"])' "$1/metrics.jsonl"
+}
+
 # sweep_config FILE TRIALS EPOCHS: tiny_config's model ($base) with a random
 # sweep over the learning rate and the hidden units.
 sweep_config() {
@@ -135,17 +141,19 @@ echo "\$host" >>"$TMP/agent.log"
 exec ip netns exec "\$ns" unshare --uts sh -c "hostname \$ns; \$*"
 AGENT
     chmod +x "$TMP/agent.sh"
-    printf '%s slots=1\n%s slots=1\n' $ip1 $ip2 >"$TMP/hosts"
+    printf '%s slots=2\n%s slots=2\n' $ip1 $ip2 >"$TMP/hosts"
 }
 
-# run_two_hosts ARGS...: `caviar ARGS` as one rank on each host, over TCP
-# across the veth link only (never hanging).
+# run_two_hosts ARGS...: `caviar ARGS` as $PER_HOST ranks (default 1) on each
+# host, over TCP across the veth link only (never hanging); the ranks of one
+# host talk through shared memory (btl vader) and may share arenas.
 run_two_hosts() {
     local ifs=10.77.0.0/24   # the veth subnet; each host has one of the two interfaces
-    local env="-x OMP_NUM_THREADS"
+    local env="-x OMP_NUM_THREADS" per=${PER_HOST:-1}
     [ -z "${OPENBLAS_CORETYPE:-}" ] || env="$env -x OPENBLAS_CORETYPE"
     timeout -k 10 "$STEP_TIMEOUT" ip netns exec "$ns1" unshare --uts sh -c \
-        "hostname $ns1 && exec mpirun -np 2 --hostfile $TMP/hosts --mca plm_rsh_agent $TMP/agent.sh \
-         --mca btl tcp,self --mca btl_tcp_if_include $ifs --mca oob_tcp_if_include $ifs \
+        "hostname $ns1 && exec mpirun -np $((2 * per)) --map-by ppr:$per:node --hostfile $TMP/hosts \
+         --mca plm_rsh_agent $TMP/agent.sh --mca btl tcp,vader,self \
+         --mca btl_tcp_if_include $ifs --mca oob_tcp_if_include $ifs \
          $env --bind-to none $CAVIAR $*"
 }

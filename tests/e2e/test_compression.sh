@@ -12,8 +12,7 @@ train() { # NAME OVERRIDES...: train on 2 ranks, print the last dev accuracy
     shift
     run_np 2 train "$cfg" run.dir="$TMP/$name" "$@" >"$TMP/$name.txt" 2>&1 ||
         { cat "$TMP/$name.txt"; fail "training $name"; }
-    "$PY" -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])
-        if "\"epoch\"" in l][-1]["dev_accuracy"])' "$TMP/$name/metrics.jsonl"
+    dev_accuracy "$TMP/$name"
 }
 
 float=$(train float)

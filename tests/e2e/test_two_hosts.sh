@@ -5,7 +5,10 @@
 # enters the other namespace where a cluster would use ssh.  Each host has
 # its own network stack and host name, so the ranks can only talk over TCP
 # across the veth link, the path a multi-node job takes.  The trained model
-# must be identical to a 2-rank run on one host.
+# must be identical to a 2-rank run on one host.  With two ranks per host,
+# each host's ranks share their arenas and the hosts allreduce the slices
+# (the hierarchical exchange): the replicas on both hosts must end
+# identical (the trainer checks) and train as well as 4 ranks on one host.
 # Needs root (ip netns); exits 77 (ctest: skipped) where namespaces cannot
 # be made.
 source "$(dirname "$0")/lib.sh"
@@ -20,10 +23,22 @@ run_two_hosts train "$cfg" run.dir="$TMP/two-hosts" train.epochs=1 comm.bucket_k
 
 grep -qx "$ip2" "$TMP/agent.log" || fail "the second host was not launched through the agent"
 # the two-host run reduced 1 KiB buckets during backward (sharded, since the
-# gradients span many buckets); the one-host run, after backward, replicated
+# gradients span many buckets); the one-host run summed in shared memory
 grep -q "gradients: bucketed, overlapped reduction during backward, optimizer sharded" \
     "$TMP/two-hosts.log" || fail "two hosts: the reduction was not bucketed, overlapped and sharded"
 want=$(params_hash "$TMP/one-host/model.h5")
 got=$(params_hash "$TMP/two-hosts/model.h5")
 [ "$got" = "$want" ] || fail "two hosts over TCP: params $got != one host $want"
 ok "2 ranks on two network-namespace hosts over TCP give the identical model ($got)"
+
+run_np 4 train "$cfg" run.dir="$TMP/one-host-4" train.epochs=1 >"$TMP/one-host-4.log"
+PER_HOST=2 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts-4" train.epochs=1 \
+    >"$TMP/two-hosts-4.log" 2>&1 || { cat "$TMP/two-hosts-4.log"; fail "2 x 2 two-host run"; }
+grep -q "gradients: summed in shared memory .*, then allreduced across hosts, .* a host's 2 ranks" \
+    "$TMP/two-hosts-4.log" || { cat "$TMP/two-hosts-4.log"; fail "2 x 2: no hierarchical exchange"; }
+grep -q "gradients: summed in shared memory .* a host's 4 ranks" "$TMP/one-host-4.log" ||
+    fail "4 ranks on one host did not share arenas"
+one=$(dev_accuracy "$TMP/one-host-4") two=$(dev_accuracy "$TMP/two-hosts-4")
+"$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
+    fail "2 x 2 over TCP: dev accuracy $two vs $one on one host"
+ok "2 ranks on each of two hosts: arenas shared per host, slices allreduced over TCP, replicas identical, dev accuracy $two (one host: $one)"
