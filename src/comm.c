@@ -446,15 +446,18 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
 }
 
 /* One shared window: the node's first rank holds the parameter arena and
- * its gradients, every other rank its gradients.  Non-contiguous, so each
- * rank's part is its own page-aligned allocation, first touched by it. */
+ * its gradients (a cache line apart), every other rank its gradients.
+ * Non-contiguous, so each rank's part is its own page-aligned allocation;
+ * pages go to the NUMA node of the rank that first writes them (its
+ * gradients, its slice of the parameters: cv_reducer_load_params). */
 static cv_status alloc_node_window(cv_reducer *r, struct cv_error *err)
 {
     const cv_comm *node = r->comm;
+    size_t params_len = (r->n + 15) & ~(size_t)15;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
-    MPI_Aint bytes = (MPI_Aint)(r->n * sizeof(float) * (node->rank == 0 ? 2 : 1));
+    MPI_Aint bytes = (MPI_Aint)((r->n + (node->rank == 0 ? params_len : 0)) * sizeof(float));
     float *base = NULL;
     int rc = MPI_Win_allocate_shared(bytes, (int)sizeof(float), info, node->comm, &base, &r->win);
     MPI_Info_free(&info);
@@ -471,7 +474,7 @@ static cv_status alloc_node_window(cv_reducer *r, struct cv_error *err)
         rc = MPI_Win_shared_query(r->win, q, &sz, &unit, &p);
         if (q == 0)
             r->params = p;
-        r->grads[q] = q == 0 ? p + r->n : p;
+        r->grads[q] = q == 0 ? p + params_len : p;
     }
     if (rc == MPI_SUCCESS) /* one passive epoch for the window's life: MPI_Win_sync orders */
         rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, r->win);
@@ -578,8 +581,10 @@ cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_e
 {
     if (!r->node_shared)
         return CV_OK;
-    if (r->comm->rank == 0 && params != r->params)
-        memcpy(r->params, params, r->n * sizeof(float));
+    size_t lo, hi; /* each owner copies its slice: the pages' first touch */
+    cv_reducer_owned(r, &lo, &hi);
+    if (params != r->params)
+        memcpy(r->params + lo, params + lo, (hi - lo) * sizeof(float));
     int rc = node_sync(r);
     return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Barrier (node-shared parameters)");
 }

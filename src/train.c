@@ -198,7 +198,8 @@ static cv_status compute_norm(struct trainer *tr, struct cv_error *err)
     return st;
 }
 
-/* Shard the optimizer (ZeRO-1) when the gradients span more than one bucket.
+/* With private arenas, shard the optimizer (ZeRO-1) when the gradients span
+ * more than one bucket (node-shared arenas always shard).
  * Measured with 2 ranks, Haswell kernels: the 5.8M-parameter MLP ran at
  * 4,632 samples/s sharded vs 4,303 replicated (tests/bench/run.py, workload
  * b); the 235k-parameter one (one bucket) at 124.6k vs 122.8k, within this
@@ -214,9 +215,9 @@ static bool shard_optimizer(const struct cv_config *cfg, size_t n_params)
  * unless the optimizer must not be sharded or gradients are reduced during
  * backward or in bfloat16, and when every host runs the same number (> 1)
  * of this job's ranks; else the exchange between private arenas.
- * Measured with 2 ranks, Haswell kernels: the 235k-parameter MLP ran at
- * 144.5-146.3k samples/s node-shared vs 119.4-129.3k with a private
- * allreduce; the 5.8M-parameter one at 5,391-5,654 vs 5,275-5,287. */
+ * Measured with 2 ranks, Haswell kernels (tests/bench/run.py, medians of
+ * 3): the 235k-parameter MLP ran at 145.6k samples/s node-shared vs 127.2k
+ * with private arenas; the 5.8M-parameter one at 5,714 vs 5,359. */
 static cv_status create_reducer(struct trainer *tr, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;

@@ -128,8 +128,8 @@ void cv_reducer_free(cv_reducer *r);
  * (NULL otherwise); the model computes on them (cv_model_use_arenas). */
 float *cv_reducer_node_params(cv_reducer *r);
 float *cv_reducer_node_grads(cv_reducer *r);
-/* Collective, node-shared: the node's first rank copies `params` (the same
- * on every rank) into the shared parameter arena. */
+/* Collective, node-shared: `params` (the same on every rank) copied into
+ * the shared parameter arena, each owner its slice. */
 cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_error *err);
 bool cv_reducer_node_shared(const cv_reducer *r);
 /* Hosts the slices are allreduced over (1 unless node-shared across hosts). */

@@ -8,8 +8,8 @@
  *  - each owner's slice holds the exact sum over every rank of the job
  *    (integer-valued gradients), and the owners' slices cover the arena
  *    once per host;
- *  - the one parameter arena of a host holds what its first rank loaded,
- *    and an owner's update is seen by its peers after cv_reducer_share;
+ *  - the one parameter arena of a host holds what was loaded, and an
+ *    owner's update is seen by its peers after cv_reducer_share;
  *  - Adam with L2 and a global-norm clip on node-shared arenas follows a
  *    replicated optimizer on private arenas (a second code path) step for
  *    step: parameters, moments and the clipped norm.
@@ -79,19 +79,19 @@ static void test_exact_sums(const cv_comm *world, const struct hosts *h, size_t 
     cv_reducer_free(r);
 }
 
-/* The host's first rank loads, everyone sees it; each owner then writes its
- * slice and, after share, every rank of the host sees every slice. */
+/* Loaded (each owner copies its slice), everyone sees the whole arena; each
+ * owner then writes its slice and, after share, every rank of the host
+ * sees every slice. */
 static void test_one_parameter_arena(const struct hosts *h)
 {
     size_t n = 100003, lo, hi, wrong = 0;
-    int me = cv_comm_rank(h->node);
     cv_reducer *r = NULL;
     float *mine = cv_calloc(n, sizeof(float));
     ASSERT_EQ(cv_reducer_create_node_shared(h->node, h->cross, n, &r, NULL), CV_OK);
     if (!r || !mine)
         return;
-    for (size_t i = 0; i < n; i++) /* only the first rank's copy may count */
-        mine[i] = me == 0 ? (float)i : -1.0f;
+    for (size_t i = 0; i < n; i++)
+        mine[i] = (float)i;
     ASSERT_EQ(cv_reducer_load_params(r, mine, NULL), CV_OK);
     float *params = cv_reducer_node_params(r);
     for (size_t i = 0; i < n; i++)
