@@ -71,17 +71,23 @@ cv_status cv_comm_split_node(const cv_comm *c, cv_comm **node, cv_comm **cross, 
                              struct cv_error *err)
 {
     MPI_Comm sub;
+    int rank = 0, size = 0;
     *node = *cross = NULL;
     int rc = MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &sub);
     if (rc != MPI_SUCCESS)
         return mpi_fail(err, rc, "MPI_Comm_split_type (ranks of one host)");
-    cv_status st = wrap(sub, node, err);
+    MPI_Comm_rank(sub, &rank);
+    MPI_Comm_size(sub, &size);
+    /* the collectives first, so that a local failure cannot leave peers waiting */
+    cv_status st = cv_comm_split(c, rank, c->rank, cross, err);
+    int sizes[2] = {size, -size};
     if (st == CV_OK)
-        st = cv_comm_split(c, (*node)->rank, c->rank, cross, err);
-    int sizes[2] = {(*node) ? (*node)->size : 0, (*node) ? -(*node)->size : 0};
-    if (st == CV_OK)
-        st = cv_comm_max_ints(c, sizes, 2, err); /* the largest and the smallest node */
+        st = cv_comm_max_ints(c, sizes, 2, err); /* the largest and the smallest host */
     *uniform = st == CV_OK && sizes[0] == -sizes[1];
+    if (st == CV_OK)
+        st = wrap(sub, node, err);
+    else
+        MPI_Comm_free(&sub);
     if (st != CV_OK) {
         cv_comm_free(*node);
         cv_comm_free(*cross);
@@ -325,7 +331,7 @@ cv_status cv_comm_same_bytes(const cv_comm *c, const void *buf, size_t bytes, bo
 #define RS_CHUNK ((size_t)1 << 18)
 
 struct cv_reducer {
-    const cv_comm *comm;
+    const cv_comm *comm;       /* the ranks the arena is sliced over (node-shared: a host's) */
     float *arena;
     size_t n, bucket;          /* elements in the arena, per bucket */
     int n_buckets, started;    /* buckets count from the arena's end */
@@ -479,7 +485,7 @@ static cv_status alloc_node_window(cv_reducer *r, struct cv_error *err)
     if (rc == MPI_SUCCESS) /* one passive epoch for the window's life: MPI_Win_sync orders */
         rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, r->win);
     r->locked = rc == MPI_SUCCESS;
-    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Win_shared_query");
+    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Win_shared_query / lock_all");
 }
 
 cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cross, size_t n,
@@ -501,7 +507,8 @@ cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cros
     r->sharded = r->node_shared = true;
     r->win = MPI_WIN_NULL;
     plan_buckets(r);
-    cv_status st = reducer_alloc(r, err);
+    /* agreed first: the window's allocation is collective */
+    cv_status st = cv_comm_agree(node, reducer_alloc(r, err), err);
     if (st == CV_OK)
         st = alloc_node_window(r, err);
     if (st != CV_OK) {

@@ -223,10 +223,10 @@ static cv_status create_reducer(struct trainer *tr, struct cv_error *err)
     const struct cv_config *cfg = tr->cfg;
     size_t n = cv_model_n_params(tr->model);
     enum cv_tristate want = cfg->comm.shared_memory;
+    bool wanted = want == CV_ON || (want == CV_AUTO && cfg->comm.shard_optimizer != CV_OFF);
     bool uniform = false;
     cv_status st = CV_OK;
-    if (tr->world > 1 && (want == CV_ON || (want == CV_AUTO && cfg->comm.shard_optimizer != CV_OFF)) &&
-        !cfg->comm.overlap && cfg->comm.compression == CV_COMPRESS_NONE)
+    if (tr->world > 1 && wanted && !cfg->comm.overlap && cfg->comm.compression == CV_COMPRESS_NONE)
         st = cv_comm_split_node(tr->comm, &tr->node, &tr->cross, &uniform, err);
     if (st != CV_OK)
         return st;

@@ -122,7 +122,7 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
  * size): node-shared arenas for n parameters, sharded over the node. */
 cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cross, size_t n,
                                         cv_reducer **out, struct cv_error *err);
-/* Collective over the node (frees the shared window). */
+/* Node-shared: collective over the node (frees the shared window). */
 void cv_reducer_free(cv_reducer *r);
 /* Node-shared: the node's parameter arena and this rank's gradient arena
  * (NULL otherwise); the model computes on them (cv_model_use_arenas). */

@@ -145,14 +145,17 @@ AGENT
 }
 
 # run_two_hosts ARGS...: `caviar ARGS` as $PER_HOST ranks (default 1) on each
-# host, over TCP across the veth link only (never hanging); the ranks of one
-# host talk through shared memory (btl vader) and may share arenas.
+# host, or with RANKS=3 two on the first and one on the second, over TCP
+# across the veth link only (never hanging); the ranks of one host talk
+# through shared memory (btl vader) and may share arenas.
 run_two_hosts() {
     local ifs=10.77.0.0/24   # the veth subnet; each host has one of the two interfaces
     local env="-x OMP_NUM_THREADS" per=${PER_HOST:-1}
+    local place="-np $((2 * per)) --map-by ppr:$per:node"
+    [ "${RANKS:-}" != 3 ] || place="-np 3 --map-by slot"   # fills the first host's 2 slots
     [ -z "${OPENBLAS_CORETYPE:-}" ] || env="$env -x OPENBLAS_CORETYPE"
     timeout -k 10 "$STEP_TIMEOUT" ip netns exec "$ns1" unshare --uts sh -c \
-        "hostname $ns1 && exec mpirun -np $((2 * per)) --map-by ppr:$per:node --hostfile $TMP/hosts \
+        "hostname $ns1 && exec mpirun $place --hostfile $TMP/hosts \
          --mca plm_rsh_agent $TMP/agent.sh --mca btl tcp,vader,self \
          --mca btl_tcp_if_include $ifs --mca oob_tcp_if_include $ifs \
          $env --bind-to none $CAVIAR $*"

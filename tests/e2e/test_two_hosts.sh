@@ -9,6 +9,8 @@
 # each host's ranks share their arenas and the hosts allreduce the slices
 # (the hierarchical exchange): the replicas on both hosts must end
 # identical (the trainer checks) and train as well as 4 ranks on one host.
+# With 2 ranks on one host and 1 on the other, slices would differ between
+# the hosts, so the ranks keep private arenas and exchange by messages.
 # Needs root (ip netns); exits 77 (ctest: skipped) where namespaces cannot
 # be made.
 source "$(dirname "$0")/lib.sh"
@@ -42,3 +44,9 @@ one=$(dev_accuracy "$TMP/one-host-4") two=$(dev_accuracy "$TMP/two-hosts-4")
 "$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
     fail "2 x 2 over TCP: dev accuracy $two vs $one on one host"
 ok "2 ranks on each of two hosts: arenas shared per host, slices allreduced over TCP, replicas identical, dev accuracy $two (one host: $one)"
+
+RANKS=3 run_two_hosts train "$cfg" run.dir="$TMP/uneven" train.epochs=1 >"$TMP/uneven.log" 2>&1 ||
+    { cat "$TMP/uneven.log"; fail "2 + 1 ranks on two hosts"; }
+grep -q "gradients: blocking reduction after backward" "$TMP/uneven.log" ||
+    { cat "$TMP/uneven.log"; fail "2 + 1 ranks: expected private arenas"; }
+ok "2 + 1 ranks on two hosts: private arenas, exchanged by messages, replicas identical"
