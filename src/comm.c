@@ -686,8 +686,9 @@ static int allgather_bf16(cv_reducer *r)
  * rank (me-s) sends it, so after P-1 rounds each owner holds its slice's sum
  * in place, having sent and received (P-1)/P of the arena as a ring would.
  * Why not MPI_Reduce_scatter: for 23 MB at 2 ranks on shared memory,
- * Open MPI 4.1's plus MPI_Allgatherv took 10.9 ms where this plus the
- * allgather takes 3.4-3.8 and MPI_Allreduce 4.4 (tests/bench/comm_bench.c). */
+ * Open MPI 4.1's plus MPI_Allgatherv took 9.6 ms where this plus the
+ * allgather takes 2.5 and MPI_Allreduce 3.0-3.7 (tests/bench/comm_bench.c,
+ * medians of 30; on a slower day 10.9, 3.4-3.8 and 4.4). */
 static int reduce_scatter_pairwise(cv_reducer *r)
 {
     int p = r->comm->size, me = r->comm->rank;
