@@ -8,6 +8,7 @@
  * algorithm; tests check replica checksums after training with 2 and 3 ranks.
  */
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -482,6 +483,7 @@ static cv_status alloc_node_window(cv_reducer *r, struct cv_error *err)
             r->params = p;
         r->grads[q] = q == 0 ? p + params_len : p;
     }
+    r->arena = r->grads[node->rank]; /* this rank's gradients, as in a private reducer */
     if (rc == MPI_SUCCESS) /* one passive epoch for the window's life: MPI_Win_sync orders */
         rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, r->win);
     r->locked = rc == MPI_SUCCESS;
@@ -571,17 +573,21 @@ float *cv_reducer_node_params(cv_reducer *r)
 
 float *cv_reducer_node_grads(cv_reducer *r)
 {
-    return r->node_shared ? r->grads[r->comm->rank] : NULL;
+    return r->node_shared ? r->arena : NULL;
 }
 
 /* Writes to the shared window before this are seen by every node rank
  * after it (the MPI-3 shared-memory idiom: sync, barrier, sync). */
-static int node_sync(const cv_reducer *r)
+static cv_status node_sync(const cv_reducer *r, const char *what, struct cv_error *err)
 {
     MPI_Win_sync(r->win);
     int rc = MPI_Barrier(r->comm->comm);
     MPI_Win_sync(r->win);
-    return rc;
+    if (rc == MPI_SUCCESS)
+        return CV_OK;
+    char where[96];
+    snprintf(where, sizeof(where), "MPI_Barrier (%s)", what);
+    return mpi_fail(err, rc, where);
 }
 
 cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_error *err)
@@ -592,8 +598,7 @@ cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_e
     cv_reducer_owned(r, &lo, &hi);
     if (params != r->params)
         memcpy(r->params + lo, params + lo, (hi - lo) * sizeof(float));
-    int rc = node_sync(r);
-    return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Barrier (node-shared parameters)");
+    return node_sync(r, "node-shared parameters", err);
 }
 
 cv_status cv_reducer_sum_over_slices(const cv_reducer *r, double *v, struct cv_error *err)
@@ -612,7 +617,7 @@ float *cv_reducer_owned_grads(cv_reducer *r)
 {
     size_t lo, hi;
     cv_reducer_owned(r, &lo, &hi);
-    return (r->node_shared ? r->grads[r->comm->rank] : r->arena) + lo;
+    return r->arena + lo;
 }
 
 void cv_reducer_begin(cv_reducer *r)
@@ -646,6 +651,14 @@ void cv_reducer_ready(void *reducer, size_t offset)
     int flag; /* drive progress of what is in flight */
     if (r->started > 0)
         MPI_Testall(r->started, r->req, &flag, MPI_STATUSES_IGNORE);
+}
+
+/* acc += in, n floats (threads share the work when it is large). */
+static void accumulate(float *acc, const float *in, long n)
+{
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (long i = 0; i < n; i++)
+        acc[i] += in[i];
 }
 
 static size_t chunk_len(size_t total, size_t c)
@@ -709,14 +722,10 @@ static int reduce_scatter_pairwise(cv_reducer *r)
             if (rc != MPI_SUCCESS)
                 return rc;
             float *acc = mine + c * RS_CHUNK;
-            const float *in = r->scratch;
-            if (r->bf16) {
+            if (r->bf16)
                 cv_bf16_accumulate(acc, r->packed + RS_CHUNK, (size_t)in_len);
-                continue;
-            }
-#pragma omp parallel for simd schedule(static) if (in_len >= 65536)
-            for (long i = 0; i < in_len; i++)
-                acc[i] += in[i];
+            else
+                accumulate(acc, r->scratch, in_len);
         }
     }
     return MPI_SUCCESS;
@@ -742,23 +751,15 @@ static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
  * then (several hosts) allreduces the slice with its owners elsewhere. */
 static cv_status reduce_node_shared(cv_reducer *r, struct cv_error *err)
 {
-    int rc = node_sync(r);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, rc, "MPI_Barrier (node-shared gradients)");
+    cv_status st = node_sync(r, "node-shared gradients", err);
     int me = r->comm->rank;
-    long lo = r->displs[me], hi = lo + r->counts[me];
-    float *acc = r->grads[me];
-    for (int q = 0; q < r->comm->size; q++) {
-        const float *peer = r->grads[q];
-        if (q == me)
-            continue;
-#pragma omp parallel for simd schedule(static) if (hi - lo >= 65536)
-        for (long i = lo; i < hi; i++)
-            acc[i] += peer[i];
-    }
-    if (r->cross && r->cross->size > 1)
-        return cv_comm_sum_floats(r->cross, acc + lo, (size_t)(hi - lo), err);
-    return CV_OK;
+    size_t lo = (size_t)r->displs[me], cnt = (size_t)r->counts[me];
+    for (int q = 0; st == CV_OK && q < r->comm->size; q++)
+        if (q != me)
+            accumulate(r->arena + lo, r->grads[q] + lo, (long)cnt);
+    if (st == CV_OK && r->cross && r->cross->size > 1)
+        st = cv_comm_sum_floats(r->cross, r->arena + lo, cnt, err);
+    return st;
 }
 
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
@@ -794,10 +795,8 @@ cv_status cv_reducer_share(const cv_reducer *r, float *arena, struct cv_error *e
 {
     if (!r->sharded)
         return CV_OK;
-    if (r->node_shared && arena == r->params) {
-        int rc = node_sync(r);
-        return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Barrier (sharded update)");
-    }
+    if (r->node_shared && arena == r->params)
+        return node_sync(r, "sharded update", err);
     int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, arena, r->counts, r->displs,
                             MPI_FLOAT, r->comm->comm);
     return rc == MPI_SUCCESS ? CV_OK : mpi_fail(err, rc, "MPI_Allgatherv (sharded update)");

@@ -81,6 +81,20 @@ static inline float contribution(int r, size_t i)
     return (float)((i * 7 + (size_t)r * 13) % 101) - 50.0f;
 }
 
+/* Elements of the owned slice [lo, hi) (sum[0] is element lo) that differ
+ * from the exact sum over `world` ranks of scale * contribution(r, i). */
+static inline size_t wrong_sums(const float *sum, size_t lo, size_t hi, int world, float scale)
+{
+    size_t wrong = 0;
+    for (size_t i = lo; i < hi; i++) {
+        float want = 0;
+        for (int r = 0; r < world; r++)
+            want += contribution(r, i) * scale;
+        wrong += sum[i - lo] != want;
+    }
+    return wrong;
+}
+
 /* Each rank's owned slice: disjoint, in rank order, covering the arena. */
 static inline void check_partition(const cv_comm *comm, const cv_reducer *red, size_t n)
 {

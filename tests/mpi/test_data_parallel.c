@@ -100,15 +100,9 @@ static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bo
     for (size_t off = n; off > 0; off = off > 30011 ? off - 30011 : 0)
         cv_reducer_ready(red, off); /* as backward reports layers */
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
-    size_t lo, hi, wrong = 0;
+    size_t lo, hi;
     cv_reducer_owned(red, &lo, &hi);
-    const float *sum = cv_reducer_owned_grads(red);
-    for (size_t i = lo; i < hi; i++) {
-        float want = 0;
-        for (int r = 0; r < world; r++)
-            want += contribution(r, i);
-        wrong += sum[i - lo] != want;
-    }
+    size_t wrong = wrong_sums(cv_reducer_owned_grads(red), lo, hi, world, 1.0f);
     CV_TEST_REPORT(wrong == 0, "n %zu overlap %d shard %d bf16 %d: %zu of [%zu, %zu) wrong", n,
                    overlap, shard, bf16, wrong, lo, hi);
     size_t owned = hi - lo; /* the slices cover the arena once */

@@ -59,15 +59,9 @@ static void test_exact_sums(const cv_comm *world, const struct hosts *h, size_t 
             g[i] = contribution(rank, i) * (float)(rep + 1);
         cv_reducer_begin(r);
         ASSERT_EQ(cv_reducer_finish(r, NULL, NULL), CV_OK);
-        size_t lo, hi, wrong = 0;
+        size_t lo, hi;
         cv_reducer_owned(r, &lo, &hi);
-        const float *sum = cv_reducer_owned_grads(r);
-        for (size_t i = lo; i < hi; i++) {
-            float want = 0;
-            for (int q = 0; q < p; q++)
-                want += contribution(q, i) * (float)(rep + 1);
-            wrong += sum[i - lo] != want;
-        }
+        size_t wrong = wrong_sums(cv_reducer_owned_grads(r), lo, hi, p, (float)(rep + 1));
         CV_TEST_REPORT(wrong == 0, "%s n %zu rep %d: %zu of [%zu, %zu) wrong", h->name, n, rep,
                        wrong, lo, hi);
         size_t owned = hi - lo;
