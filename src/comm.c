@@ -748,26 +748,40 @@ static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
 
 /* Node-shared: once every rank's gradients are final, each owner adds its
  * peers' copies of its slice to its own, reading their memory directly,
- * then (several hosts) allreduces the slice with its owners elsewhere. */
-static cv_status reduce_node_shared(cv_reducer *r, struct cv_error *err)
+ * then (several hosts) allreduces the slice with its owners elsewhere.
+ * With `pending` and one host, the last peer's copy is handed back instead
+ * of added (cv_reducer_finish_pending). */
+static cv_status reduce_node_shared(cv_reducer *r, const float **pending, struct cv_error *err)
 {
     cv_status st = node_sync(r, "node-shared gradients", err);
-    int me = r->comm->rank;
+    int me = r->comm->rank, p = r->comm->size;
     size_t lo = (size_t)r->displs[me], cnt = (size_t)r->counts[me];
-    for (int q = 0; st == CV_OK && q < r->comm->size; q++)
-        if (q != me)
+    bool hosts = r->cross && r->cross->size > 1;
+    int last = pending && !hosts && p > 1 ? (me == p - 1 ? p - 2 : p - 1) : -1;
+    for (int q = 0; st == CV_OK && q < p; q++)
+        if (q != me && q != last)
             accumulate(r->arena + lo, r->grads[q] + lo, (long)cnt);
-    if (st == CV_OK && r->cross && r->cross->size > 1)
+    if (st == CV_OK && last >= 0)
+        *pending = r->grads[last] + lo;
+    if (st == CV_OK && hosts)
         st = cv_comm_sum_floats(r->cross, r->arena + lo, cnt, err);
     return st;
 }
 
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
 {
+    return cv_reducer_finish_pending(r, wait_s, NULL, err);
+}
+
+cv_status cv_reducer_finish_pending(cv_reducer *r, double *wait_s, const float **pending,
+                                    struct cv_error *err)
+{
     double t0 = cv_now();
     int rc = MPI_SUCCESS;
+    if (pending)
+        *pending = NULL;
     if (r->node_shared) {
-        cv_status st = reduce_node_shared(r, err);
+        cv_status st = reduce_node_shared(r, pending, err);
         if (wait_s)
             *wait_s = cv_now() - t0;
         return st;

@@ -76,12 +76,24 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch)
     return a0;
 }
 
+/* The gradient of element i: g[i], plus add[i] when a reducer left its
+ * last addition to this pass (-O3 unswitches the loops on add). */
+static inline float grad(const float *g, const float *add, long long i)
+{
+    return add ? g[i] + add[i] : g[i];
+}
+
 /* Gradient norm (after L2) and clipping, only when clipping is on: the
  * common case then makes a single pass over the arena.  w, g and the mask
  * are views of n elements; sum_sq makes the norm global when sharded. */
-static double clip(cv_optim *o, const float *w, float *g, const unsigned char *dm, long long n,
-                   float lam, double (*sum_sq)(void *, double), void *arg)
+static double clip(cv_optim *o, const float *w, float *g, const float *add,
+                   const unsigned char *dm, long long n, float lam,
+                   double (*sum_sq)(void *, double), void *arg)
 {
+    if (add) /* its own pass: the norm's summation order stays that of one arena */
+#pragma omp parallel for simd schedule(static)
+        for (long long i = 0; i < n; i++)
+            g[i] += add[i];
     double sq = 0;
 #pragma omp parallel for simd schedule(static) reduction(+ : sq)
     for (long long i = 0; i < n; i++) {
@@ -102,11 +114,11 @@ static double clip(cv_optim *o, const float *w, float *g, const unsigned char *d
 
 double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count)
 {
-    return cv_optim_step_part(o, w, g, 0, o->n, lr, count, NULL, NULL);
+    return cv_optim_step_part(o, w, g, NULL, 0, o->n, lr, count, NULL, NULL);
 }
 
-double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_t hi, double lr,
-                          long long count, double (*sum_sq)(void *arg, double partial),
+double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add, size_t lo,
+                          size_t hi, double lr, long long count, double (*sum_sq)(void *arg, double partial),
                           void *arg)
 {
     float lam = count > 0 ? (float)(o->l2 / (double)count) : 0.0f;
@@ -115,8 +127,9 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_
     const unsigned char *dm = o->decay + lo;
     double norm = 0;
     if (o->clip > 0) {
-        norm = clip(o, w, g, dm, n, lam, sum_sq, arg);
-        lam = 0; /* already added */
+        norm = clip(o, w, g, add, dm, n, lam, sum_sq, arg);
+        lam = 0; /* already added, and add too */
+        add = NULL;
     }
     float b1 = (float)o->beta1, b2 = (float)o->beta2, a = (float)lr;
     float om1 = (float)(1.0 - o->beta1), om2 = (float)(1.0 - o->beta2); /* exact in double */
@@ -131,12 +144,12 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_
     case CV_OPT_SGD:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++)
-            w[i] -= a * (g[i] + lam * (float)dm[i] * w[i]);
+            w[i] -= a * (grad(g, add, i) + lam * (float)dm[i] * w[i]);
         break;
     case CV_OPT_MOMENTUM:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = g[i] + lam * (float)dm[i] * w[i];
+            float gi = grad(g, add, i) + lam * (float)dm[i] * w[i];
             m1[i] = b1 * m1[i] + om1 * gi;
             w[i] -= a * m1[i];
         }
@@ -144,7 +157,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_
     case CV_OPT_RMSPROP:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = g[i] + lam * (float)dm[i] * w[i];
+            float gi = grad(g, add, i) + lam * (float)dm[i] * w[i];
             m2[i] = b2 * m2[i] + om2 * gi * gi;
             w[i] -= a * gi / (sqrtf(m2[i]) + eps);
         }
@@ -153,15 +166,16 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_
         if (lam == 0.0f) { /* the common case: no mask to read */
 #pragma omp parallel for simd schedule(static)
             for (long long i = 0; i < n; i++) {
-                m1[i] = b1 * m1[i] + om1 * g[i];
-                m2[i] = b2 * m2[i] + om2 * g[i] * g[i];
+                float gi = grad(g, add, i);
+                m1[i] = b1 * m1[i] + om1 * gi;
+                m2[i] = b2 * m2[i] + om2 * gi * gi;
                 w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
             }
             break;
         }
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = g[i] + lam * (float)dm[i] * w[i];
+            float gi = grad(g, add, i) + lam * (float)dm[i] * w[i];
             m1[i] = b1 * m1[i] + om1 * gi;
             m2[i] = b2 * m2[i] + om2 * gi * gi;
             w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);

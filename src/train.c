@@ -41,6 +41,7 @@ struct trainer {
     cv_optim *optim;
     cv_reducer *reducer;
     cv_comm *node, *cross;        /* node-shared arenas: this host's ranks, other hosts' */
+    const float *pending;         /* a peer's gradients the update adds (finish_pending) */
     cv_shard *train, *dev;
     float *pred;                  /* (local_batch, outputs) evaluation output */
     double *small;                /* (2 + n_state) the per-step tiny allreduce */
@@ -648,8 +649,8 @@ static cv_status update(struct trainer *tr, double lr, long long global, struct 
     cv_reducer_owned(tr->reducer, &lo, &hi);
     cv_error_clear(&tr->norm_err);
     double norm = cv_optim_step_part(tr->optim, cv_model_params(tr->model),
-                                     cv_reducer_owned_grads(tr->reducer), lo, hi, lr, global,
-                                     sharded ? sum_sq_over_ranks : NULL, tr);
+                                     cv_reducer_owned_grads(tr->reducer), tr->pending, lo, hi, lr,
+                                     global, sharded ? sum_sq_over_ranks : NULL, tr);
     double t1 = cv_now();
     tr->t.optim += t1 - t0;
     if (tr->norm_err.code != CV_OK) {
@@ -682,7 +683,7 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     cv_reducer_begin(tr->reducer);
     cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global,
                          cv_reducer_ready, tr->reducer, &bs);
-    cv_status st = cv_reducer_finish(tr->reducer, &wait, err);
+    cv_status st = cv_reducer_finish_pending(tr->reducer, &wait, &tr->pending, err);
     bool preempt = tr->opts->preempt_at_step > 0 && tr->ts.step + 1 >= tr->opts->preempt_at_step;
     bool asked = (tr->opts->stop && *tr->opts->stop) || preempt;
     double t_flags = cv_now();

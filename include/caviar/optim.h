@@ -31,13 +31,16 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch);
 double cv_optim_step(cv_optim *o, float *params, float *grads, double lr, long long count);
 
 /* The same update for parameters [lo, hi) only (a sharded optimizer: each
- * rank updates its slice).  grads[i] is the gradient of parameter lo + i.
+ * rank updates its slice).  grads[i] + add[i] is the gradient of parameter
+ * lo + i; add (NULL: none) is the addend a reducer left pending
+ * (cv_reducer_finish_pending), summed in the update's own pass, in that
+ * order, so the result is the same as with the sum made beforehand.
  * With clipping the norm must be global: sum_sq(arg, partial) returns the
  * sum over ranks of the partial squared norms (NULL: one rank holds all).
  * Call it once per step on every rank (it advances the step counter). */
-double cv_optim_step_part(cv_optim *o, float *params, float *grads, size_t lo, size_t hi,
-                          double lr, long long count, double (*sum_sq)(void *arg, double partial),
-                          void *arg);
+double cv_optim_step_part(cv_optim *o, float *params, float *grads, const float *add, size_t lo,
+                          size_t hi, double lr, long long count,
+                          double (*sum_sq)(void *arg, double partial), void *arg);
 
 /* Optimizer state for checkpoints: moment arenas (NULL when unused) and the
  * bias-correction step counter. */

@@ -3,6 +3,8 @@
  * of Python in the comments' formulas), L2 on weights only, clipping and
  * learning-rate schedules.
  */
+#include <stdlib.h>
+
 #include "caviar/model.h"
 #include "caviar/optim.h"
 #include "fixtures.h"
@@ -90,6 +92,56 @@ static void test_clipping(void)
     cv_model_free(m);
 }
 
+/* A gradient handed over as grads + add (cv_optim_step_part's pending
+ * addend) updates exactly as the same sum made beforehand: every rule, with
+ * and without L2 and clipping, on a slice that starts mid-arena. */
+static void test_pending_addend(void)
+{
+    const enum cv_optimizer rules[4] = {CV_OPT_SGD, CV_OPT_MOMENTUM, CV_OPT_RMSPROP, CV_OPT_ADAM};
+    int units[1] = {19};
+    enum cv_activation acts[1] = {CV_ACT_RELU};
+    for (int k = 0; k < 16; k++) {
+        struct cv_config c;
+        fixture_mlp(&c, 37, units, acts, 1, CV_LOSS_MSE);
+        c.train.optimizer = rules[k % 4];
+        c.train.l2 = k & 4 ? 0.5 : 0;
+        c.train.clip_norm = k & 8 ? 0.1 : 0;
+        cv_model *m = NULL;
+        cv_optim *summed = NULL, *split = NULL;
+        ASSERT_EQ(cv_model_create(&c, 4, &m, NULL), CV_OK);
+        size_t n = cv_model_n_params(m), lo = 5;
+        float *w1 = calloc(n, sizeof(float)), *w2 = calloc(n, sizeof(float));
+        float *g1 = calloc(n, sizeof(float)), *g2 = calloc(n, sizeof(float));
+        float *add = calloc(n, sizeof(float));
+        ASSERT_EQ(cv_optim_create(&c, m, &summed, NULL), CV_OK);
+        ASSERT_EQ(cv_optim_create(&c, m, &split, NULL), CV_OK);
+        if (!w1 || !w2 || !g1 || !g2 || !add || !summed || !split)
+            return;
+        for (size_t i = 0; i < n; i++)
+            w1[i] = w2[i] = 0.01f * (float)((i * 7) % 23) - 0.1f;
+        double norm1 = 0, norm2 = 0;
+        for (int t = 0; t < 3; t++) {
+            for (size_t i = 0; i < n; i++) {
+                g2[i] = 0.03f * (float)((i * 5 + (size_t)t) % 11) - 0.15f;
+                add[i] = 0.02f * (float)((i * 3 + 2 * (size_t)t) % 13) - 0.1f;
+                g1[i] = g2[i] + add[i];
+            }
+            norm1 = cv_optim_step_part(summed, w1, g1 + lo, NULL, lo, n, 0.05, 8, NULL, NULL);
+            norm2 = cv_optim_step_part(split, w2, g2 + lo, add + lo, lo, n, 0.05, 8, NULL, NULL);
+        }
+        CV_TEST_REPORT(memcmp(w1, w2, n * sizeof(float)) == 0 && norm1 == norm2,
+                       "rule %d l2 %g clip %g: the pending addend changed the update",
+                       (int)c.train.optimizer, c.train.l2, c.train.clip_norm);
+        if (c.train.clip_norm > 0) /* the clip was active */
+            CV_TEST_REPORT(norm1 > c.train.clip_norm, "norm %g under the clip", norm1);
+        ASSERT_TRUE(w1[lo] != 0.01f * (float)((lo * 7) % 23) - 0.1f); /* the slice moved */
+        free(w1), free(w2), free(g1), free(g2), free(add);
+        cv_optim_free(summed);
+        cv_optim_free(split);
+        cv_model_free(m);
+    }
+}
+
 static void test_schedules(void)
 {
     struct cv_config c;
@@ -114,6 +166,7 @@ int main(void)
     test_update_rules();
     test_l2_weights_only();
     test_clipping();
+    test_pending_addend();
     test_schedules();
     TEST_MAIN_END();
 }
