@@ -118,8 +118,8 @@ double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count
 }
 
 double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add, size_t lo,
-                          size_t hi, double lr, long long count, double (*sum_sq)(void *arg, double partial),
-                          void *arg)
+                          size_t hi, double lr, long long count,
+                          double (*sum_sq)(void *arg, double partial), void *arg)
 {
     float lam = count > 0 ? (float)(o->l2 / (double)count) : 0.0f;
     long long n = (long long)(hi - lo);
