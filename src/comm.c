@@ -756,14 +756,14 @@ static cv_status reduce_node_shared(cv_reducer *r, const float **pending, struct
     cv_status st = node_sync(r, "node-shared gradients", err);
     int me = r->comm->rank, p = r->comm->size;
     size_t lo = (size_t)r->displs[me], cnt = (size_t)r->counts[me];
-    bool hosts = r->cross && r->cross->size > 1;
-    int last = pending && !hosts && p > 1 ? (me == p - 1 ? p - 2 : p - 1) : -1;
+    bool across_hosts = r->cross && r->cross->size > 1; /* needs the whole sum first */
+    int last = pending && !across_hosts && p > 1 ? (me == p - 1 ? p - 2 : p - 1) : -1;
     for (int q = 0; st == CV_OK && q < p; q++)
         if (q != me && q != last)
             accumulate(r->arena + lo, r->grads[q] + lo, (long)cnt);
     if (st == CV_OK && last >= 0)
         *pending = r->grads[last] + lo;
-    if (st == CV_OK && hosts)
+    if (st == CV_OK && across_hosts)
         st = cv_comm_sum_floats(r->cross, r->arena + lo, cnt, err);
     return st;
 }
