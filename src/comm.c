@@ -345,6 +345,7 @@ struct cv_reducer {
     size_t widest;             /* the longest slice */
     const cv_comm *cross;      /* node-shared: the same slice's owners on other hosts */
     bool node_shared, locked;
+    bool clear_peers;          /* zero the peers' copies once added (clear_peers) */
     MPI_Win win;               /* node-shared: params (node rank 0) and grads */
     float *params, **grads;    /* node-shared: the node's params, each rank's grads */
     MPI_Request *req;
@@ -556,6 +557,11 @@ bool cv_reducer_compressed(const cv_reducer *r)
     return r->bf16;
 }
 
+void cv_reducer_clear_peers(cv_reducer *r, bool on)
+{
+    r->clear_peers = on && r->node_shared;
+}
+
 bool cv_reducer_node_shared(const cv_reducer *r)
 {
     return r->node_shared;
@@ -661,6 +667,16 @@ static void accumulate(float *acc, const float *in, long n)
         acc[i] += in[i];
 }
 
+/* acc += in, then in = 0 (cv_reducer_clear_peers). */
+static void accumulate_clear(float *acc, float *in, long n)
+{
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (long i = 0; i < n; i++) {
+        acc[i] += in[i];
+        in[i] = 0.0f;
+    }
+}
+
 static size_t chunk_len(size_t total, size_t c)
 {
     size_t start = c * RS_CHUNK;
@@ -751,16 +767,21 @@ static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
  * then (several hosts) allreduces the slice with its owners elsewhere.
  * With `pending` and one host, the last peer's copy is handed back instead
  * of added (cv_reducer_finish_pending). */
-static cv_status reduce_node_shared(cv_reducer *r, const float **pending, struct cv_error *err)
+static cv_status reduce_node_shared(cv_reducer *r, float **pending, struct cv_error *err)
 {
     cv_status st = node_sync(r, "node-shared gradients", err);
     int me = r->comm->rank, p = r->comm->size;
     size_t lo = (size_t)r->displs[me], cnt = (size_t)r->counts[me];
     bool across_hosts = r->cross && r->cross->size > 1; /* needs the whole sum first */
     int last = pending && !across_hosts && p > 1 ? (me == p - 1 ? p - 2 : p - 1) : -1;
-    for (int q = 0; st == CV_OK && q < p; q++)
-        if (q != me && q != last)
+    for (int q = 0; st == CV_OK && q < p; q++) {
+        if (q == me || q == last)
+            continue;
+        if (r->clear_peers)
+            accumulate_clear(r->arena + lo, r->grads[q] + lo, (long)cnt);
+        else
             accumulate(r->arena + lo, r->grads[q] + lo, (long)cnt);
+    }
     if (st == CV_OK && last >= 0)
         *pending = r->grads[last] + lo;
     if (st == CV_OK && across_hosts)
@@ -773,7 +794,7 @@ cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
     return cv_reducer_finish_pending(r, wait_s, NULL, err);
 }
 
-cv_status cv_reducer_finish_pending(cv_reducer *r, double *wait_s, const float **pending,
+cv_status cv_reducer_finish_pending(cv_reducer *r, double *wait_s, float **pending,
                                     struct cv_error *err)
 {
     double t0 = cv_now();

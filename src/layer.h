@@ -41,6 +41,7 @@ struct cv_ctx {
     uint64_t seed;           /* train.seed */
     uint64_t step;           /* global optimizer step (keys dropout masks) */
     const long long *rows;   /* n global dataset row ids of the batch (keys masks), or NULL */
+    bool accumulate;         /* add weight gradients to the (zeroed) arena: no clearing pass */
 };
 
 #define CV_MAX_VIEWS 6

@@ -24,6 +24,7 @@ struct cv_model {
     size_t n_params, n_state;
     float *params, *grads, *state, *scratch; /* arenas */
     bool borrowed;                      /* params and grads belong to the caller */
+    bool accumulate;                    /* grads are zero between batches (the caller's) */
     float *acts[CV_MAX_LAYERS];         /* (max_batch, out_i) outputs of layer i */
     float *act_mem;
     float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong */
@@ -149,8 +150,14 @@ void cv_model_use_arenas(cv_model *m, float *params, float *grads)
     }
     m->params = params;
     m->grads = grads;
+    memset(grads, 0, sizeof(float) * m->n_params); /* as its own; once the own is freed */
     m->borrowed = true;
     bind_arenas(m);
+}
+
+void cv_model_accumulate_grads(cv_model *m, bool on)
+{
+    m->accumulate = on;
 }
 
 void cv_model_free(cv_model *m)
@@ -285,7 +292,8 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
                           cv_grad_ready_fn ready, void *ready_arg, struct cv_batch_stats *stats)
 {
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
-    struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows};
+    struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows,
+                         .accumulate = m->accumulate};
     if (b->n == 0) { /* a rank whose shard ran out still joins the allreduce */
         memset(m->grads, 0, sizeof(float) * m->n_params);
         if (ready)

@@ -19,6 +19,7 @@ struct cv_optim {
     float *m1, *m2;           /* moments (NULL when the rule has none) */
     unsigned char *decay;     /* (n) 1 where L2 applies */
     long long t;              /* steps taken (Adam bias correction) */
+    bool consume;             /* leave the gradients read (and the addend) zero */
 };
 
 cv_status cv_optim_create(const struct cv_config *cfg, cv_model *m, cv_optim **out,
@@ -77,23 +78,29 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch)
 }
 
 /* The gradient of element i: g[i], plus add[i] when a reducer left its
- * last addition to this pass (-O3 unswitches the loops on add). */
-static inline float grad(const float *g, const float *add, long long i)
+ * last addition to this pass; with `consume` both are left zero for the
+ * next batch to accumulate onto (-O3 unswitches the loops on both). */
+static inline float take(float *g, float *add, long long i, bool consume)
 {
-    return add ? g[i] + add[i] : g[i];
+    float v = add ? g[i] + add[i] : g[i];
+    if (consume) {
+        g[i] = 0.0f;
+        if (add)
+            add[i] = 0.0f;
+    }
+    return v;
 }
 
 /* Gradient norm (after L2) and clipping, only when clipping is on: the
  * common case then makes a single pass over the arena.  w, g and the mask
  * are views of n elements; sum_sq makes the norm global when sharded. */
-static double clip(cv_optim *o, const float *w, float *g, const float *add,
-                   const unsigned char *dm, long long n, float lam,
-                   double (*sum_sq)(void *, double), void *arg)
+static double clip(cv_optim *o, const float *w, float *g, float *add, const unsigned char *dm,
+                   long long n, float lam, double (*sum_sq)(void *, double), void *arg)
 {
     if (add) /* its own pass: the norm's summation order stays that of one arena */
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++)
-            g[i] += add[i];
+            g[i] = take(g, add, i, o->consume);
     double sq = 0;
 #pragma omp parallel for simd schedule(static) reduction(+ : sq)
     for (long long i = 0; i < n; i++) {
@@ -117,7 +124,7 @@ double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count
     return cv_optim_step_part(o, w, g, NULL, 0, o->n, lr, count, NULL, NULL);
 }
 
-double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add, size_t lo,
+double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size_t lo,
                           size_t hi, double lr, long long count,
                           double (*sum_sq)(void *arg, double partial), void *arg)
 {
@@ -131,6 +138,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add
         lam = 0; /* already added, and add too */
         add = NULL;
     }
+    bool zero = o->consume;
     float b1 = (float)o->beta1, b2 = (float)o->beta2, a = (float)lr;
     float om1 = (float)(1.0 - o->beta1), om2 = (float)(1.0 - o->beta2); /* exact in double */
     o->t++;
@@ -144,12 +152,12 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add
     case CV_OPT_SGD:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++)
-            w[i] -= a * (grad(g, add, i) + lam * (float)dm[i] * w[i]);
+            w[i] -= a * (take(g, add, i, zero) + lam * (float)dm[i] * w[i]);
         break;
     case CV_OPT_MOMENTUM:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = grad(g, add, i) + lam * (float)dm[i] * w[i];
+            float gi = take(g, add, i, zero) + lam * (float)dm[i] * w[i];
             m1[i] = b1 * m1[i] + om1 * gi;
             w[i] -= a * m1[i];
         }
@@ -157,7 +165,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add
     case CV_OPT_RMSPROP:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = grad(g, add, i) + lam * (float)dm[i] * w[i];
+            float gi = take(g, add, i, zero) + lam * (float)dm[i] * w[i];
             m2[i] = b2 * m2[i] + om2 * gi * gi;
             w[i] -= a * gi / (sqrtf(m2[i]) + eps);
         }
@@ -166,7 +174,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add
         if (lam == 0.0f) { /* the common case: no mask to read */
 #pragma omp parallel for simd schedule(static)
             for (long long i = 0; i < n; i++) {
-                float gi = grad(g, add, i);
+                float gi = take(g, add, i, zero);
                 m1[i] = b1 * m1[i] + om1 * gi;
                 m2[i] = b2 * m2[i] + om2 * gi * gi;
                 w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
@@ -175,7 +183,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add
         }
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = grad(g, add, i) + lam * (float)dm[i] * w[i];
+            float gi = take(g, add, i, zero) + lam * (float)dm[i] * w[i];
             m1[i] = b1 * m1[i] + om1 * gi;
             m2[i] = b2 * m2[i] + om2 * gi * gi;
             w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
@@ -183,6 +191,11 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, const float *add
         break;
     }
     return norm;
+}
+
+void cv_optim_consume_grads(cv_optim *o, bool on)
+{
+    o->consume = on;
 }
 
 size_t cv_optim_size(const cv_optim *o)

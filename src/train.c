@@ -41,7 +41,7 @@ struct trainer {
     cv_optim *optim;
     cv_reducer *reducer;
     cv_comm *node, *cross;        /* node-shared arenas: this host's ranks, other hosts' */
-    const float *pending;         /* a peer's gradients the update adds (finish_pending) */
+    float *pending;               /* a peer's gradients the update adds (finish_pending) */
     cv_shard *train, *dev;
     float *pred;                  /* (local_batch, outputs) evaluation output */
     double *small;                /* (2 + n_state) the per-step tiny allreduce */
@@ -860,6 +860,13 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
     }
     if (st != CV_OK)
         return st;
+    /* Where every gradient is read by exactly one update (one rank, or
+     * node-shared arenas), the update leaves them zero and dense layers add
+     * onto them, which spares BLAS its clearing pass. */
+    bool consume = tr->world == 1 || cv_reducer_node_shared(tr->reducer);
+    cv_model_accumulate_grads(tr->model, consume);
+    cv_optim_consume_grads(tr->optim, consume);
+    cv_reducer_clear_peers(tr->reducer, consume);
     const float *mean = cv_model_norm_mean(tr->model), *sd = cv_model_norm_std(tr->model);
     if (mean) {
         cv_shard_normalize(tr->train, mean, sd);

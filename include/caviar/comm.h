@@ -147,8 +147,13 @@ cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
  * the next cv_reducer_share of the parameters.  The optimizer folds it
  * into its own pass (cv_optim_step_part's add), which saves a pass over
  * the slice.  *pending is NULL when the sum is complete. */
-cv_status cv_reducer_finish_pending(cv_reducer *r, double *wait_s, const float **pending,
+cv_status cv_reducer_finish_pending(cv_reducer *r, double *wait_s, float **pending,
                                     struct cv_error *err);
+/* Node-shared: from now on the peers' copies of the owned slice are zeroed
+ * as they are added, so that with an optimizer that consumes the owned
+ * gradients and the pending copy (cv_optim_consume_grads) every rank's
+ * gradient arena is zero when the next batch starts.  Ignored otherwise. */
+void cv_reducer_clear_peers(cv_reducer *r, bool on);
 
 bool cv_reducer_sharded(const cv_reducer *r);
 /* Buckets are reduced during backward (overlap asked for, several ranks and

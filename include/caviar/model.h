@@ -45,9 +45,14 @@ float *cv_model_params(cv_model *m); /* borrowed: the parameter arena */
 float *cv_model_grads(cv_model *m);  /* borrowed: the gradient arena */
 /* Compute on the caller's parameter and gradient arenas (n_params floats
  * each; params already holding this model's parameters) from now on, e.g.
- * node-shared memory (cv_reducer_node_params).  The model's own are freed;
- * the caller's must outlive the model's use of them. */
+ * node-shared memory (cv_reducer_node_params).  The model's own are freed,
+ * then grads is zeroed; the caller's must outlive the model's use of them. */
 void cv_model_use_arenas(cv_model *m, float *params, float *grads);
+/* The caller keeps the gradient arena zero between batches (an optimizer
+ * that consumes the gradients, cv_optim_consume_grads): dense layers then
+ * add their weight gradients onto it, without BLAS's clearing pass; the
+ * gradients are the same.  Off by default. */
+void cv_model_accumulate_grads(cv_model *m, bool on);
 size_t cv_model_n_state(const cv_model *m);
 float *cv_model_state(cv_model *m);  /* borrowed: the state arena */
 int cv_model_inputs(const cv_model *m);  /* features per sample */

@@ -146,9 +146,12 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
     cv_reducer_create(world, cv_model_grads(mr), n, 64, overlap, false, false, &rr, NULL);
     if (!rs || !rr || !os || !orep)
         return;
-    if (node) {
+    if (node) { /* as the trainer: gradients consumed by the update, added onto its zeros */
         ASSERT_EQ(cv_reducer_load_params(rs, cv_model_params(ms), NULL), CV_OK);
         cv_model_use_arenas(ms, cv_reducer_node_params(rs), cv_reducer_node_grads(rs));
+        cv_model_accumulate_grads(ms, true);
+        cv_optim_consume_grads(os, true);
+        cv_reducer_clear_peers(rs, true);
     } else
         check_partition(world, rs, n);
     cv_reducer_owned(rs, &lo, &hi);
@@ -162,7 +165,7 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
 
         cv_reducer_begin(rs);
         cv_model_train_batch(ms, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
-        const float *pending = NULL; /* the trainer's path: the update adds a peer's copy */
+        float *pending = NULL; /* the trainer's path: the update adds a peer's copy */
         ASSERT_EQ(cv_reducer_finish_pending(rs, NULL, &pending, NULL), CV_OK);
         double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs),
                                          pending, lo, hi, 1e-2, G, sum_over_slices, rs);

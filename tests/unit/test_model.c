@@ -191,6 +191,47 @@ static void test_dropout_statistics(void)
     cv_model_free(m);
 }
 
+/* With the arena kept zero by the caller, dense layers add their weight
+ * gradients onto it: the gradients are the same bits; a second batch onto
+ * the first shows the weights' were added, not written. */
+static void test_accumulated_grads(void)
+{
+    struct cv_config c;
+    int units[3] = {7, 4, 3};
+    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
+    fixture_mlp(&c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+    cv_model *plain = NULL, *acc = NULL;
+    ASSERT_EQ(cv_model_create(&c, N, &plain, NULL), CV_OK);
+    ASSERT_EQ(cv_model_create(&c, N, &acc, NULL), CV_OK);
+    if (!plain || !acc)
+        return;
+    cv_model_init_params(plain, 3);
+    cv_model_init_params(acc, 3);
+    cv_model_accumulate_grads(acc, true);
+    size_t n = cv_model_n_params(plain);
+    unsigned char *weight = calloc(n, 1);
+    if (!weight)
+        return;
+    cv_model_decay_mask(plain, weight); /* 1 on weights, 0 on biases */
+    struct cv_batch b = {N, x, yc, NULL, rows};
+    cv_model_train_batch(plain, &b, 1, 0.5f, NULL, NULL, NULL);
+    cv_model_train_batch(acc, &b, 1, 0.5f, NULL, NULL, NULL);
+    const float *g = cv_model_grads(plain), *ga = cv_model_grads(acc);
+    CV_TEST_REPORT(memcmp(g, ga, n * sizeof(float)) == 0,
+                   "gradients added onto zeros differ from gradients written");
+    cv_model_train_batch(acc, &b, 1, 0.5f, NULL, NULL, NULL);
+    size_t weights = 0, wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        weights += weight[i];
+        wrong += weight[i] && g[i] != 0.0f && ga[i] != 2.0f * g[i];
+    }
+    CV_TEST_REPORT(weights > 0 && wrong == 0, "%zu of %zu weight gradients not added", wrong,
+                   weights);
+    free(weight);
+    cv_model_free(plain);
+    cv_model_free(acc);
+}
+
 int main(void)
 {
     make_data();
@@ -200,5 +241,6 @@ int main(void)
     test_init_statistics();
     test_loss_activation_rules();
     test_dropout_statistics();
+    test_accumulated_grads();
     TEST_MAIN_END();
 }

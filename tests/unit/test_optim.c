@@ -112,30 +112,44 @@ static void test_pending_addend(void)
         size_t n = cv_model_n_params(m), lo = 5;
         float *w1 = calloc(n, sizeof(float)), *w2 = calloc(n, sizeof(float));
         float *g1 = calloc(n, sizeof(float)), *g2 = calloc(n, sizeof(float));
-        float *add = calloc(n, sizeof(float));
+        float *add = calloc(n, sizeof(float)), *w3 = calloc(n, sizeof(float));
+        float *g3 = calloc(n, sizeof(float)), *add3 = calloc(n, sizeof(float));
+        cv_optim *consuming = NULL; /* the same, leaving the gradients it read zero */
         ASSERT_EQ(cv_optim_create(&c, m, &summed, NULL), CV_OK);
         ASSERT_EQ(cv_optim_create(&c, m, &split, NULL), CV_OK);
-        if (!w1 || !w2 || !g1 || !g2 || !add || !summed || !split)
+        ASSERT_EQ(cv_optim_create(&c, m, &consuming, NULL), CV_OK);
+        if (!w1 || !w2 || !w3 || !g1 || !g2 || !g3 || !add || !add3 || !summed || !split ||
+            !consuming)
             return;
+        cv_optim_consume_grads(consuming, true);
         for (size_t i = 0; i < n; i++)
-            w1[i] = w2[i] = 0.01f * (float)((i * 7) % 23) - 0.1f;
-        double norm1 = 0, norm2 = 0;
+            w1[i] = w2[i] = w3[i] = 0.01f * (float)((i * 7) % 23) - 0.1f;
+        double norm1 = 0, norm2 = 0, norm3 = 0;
+        size_t left = 0;
         for (int t = 0; t < 3; t++) {
             for (size_t i = 0; i < n; i++) {
-                g2[i] = 0.03f * (float)((i * 5 + (size_t)t) % 11) - 0.15f;
-                add[i] = 0.02f * (float)((i * 3 + 2 * (size_t)t) % 13) - 0.1f;
+                g2[i] = g3[i] = 0.03f * (float)((i * 5 + (size_t)t) % 11) - 0.15f;
+                add[i] = add3[i] = 0.02f * (float)((i * 3 + 2 * (size_t)t) % 13) - 0.1f;
                 g1[i] = g2[i] + add[i];
             }
             norm1 = cv_optim_step_part(summed, w1, g1 + lo, NULL, lo, n, 0.05, 8, NULL, NULL);
             norm2 = cv_optim_step_part(split, w2, g2 + lo, add + lo, lo, n, 0.05, 8, NULL, NULL);
+            norm3 = cv_optim_step_part(consuming, w3, g3 + lo, add3 + lo, lo, n, 0.05, 8, NULL,
+                                       NULL);
+            for (size_t i = 0; i < n; i++) /* zero in the slice, untouched before it */
+                left += i < lo ? g3[i] != g2[i] || add3[i] != add[i] : g3[i] != 0 || add3[i] != 0;
         }
         CV_TEST_REPORT(memcmp(w1, w2, n * sizeof(float)) == 0 && norm1 == norm2,
                        "rule %d l2 %g clip %g: the pending addend changed the update",
                        (int)c.train.optimizer, c.train.l2, c.train.clip_norm);
+        CV_TEST_REPORT(memcmp(w1, w3, n * sizeof(float)) == 0 && norm1 == norm3 && left == 0,
+                       "rule %d l2 %g clip %g: consuming changed the update or left %zu wrong",
+                       (int)c.train.optimizer, c.train.l2, c.train.clip_norm, left);
         if (c.train.clip_norm > 0) /* the clip was active */
             CV_TEST_REPORT(norm1 > c.train.clip_norm, "norm %g under the clip", norm1);
         ASSERT_TRUE(w1[lo] != 0.01f * (float)((lo * 7) % 23) - 0.1f); /* the slice moved */
-        free(w1), free(w2), free(g1), free(g2), free(add);
+        free(w1), free(w2), free(w3), free(g1), free(g2), free(g3), free(add), free(add3);
+        cv_optim_free(consuming);
         cv_optim_free(summed);
         cv_optim_free(split);
         cv_model_free(m);
