@@ -143,8 +143,9 @@ cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)
 /* cv_reducer_finish, except that where the sum would end by adding a
  * peer's copy of the owned slice from shared memory (node-shared, one
  * host), that last addition is left to the caller: *pending is that copy,
- * to add element-wise to cv_reducer_owned_grads, and stays readable until
- * the next cv_reducer_share of the parameters.  The optimizer folds it
+ * to add element-wise to cv_reducer_owned_grads; it is the caller's alone
+ * (to read, and to zero: cv_reducer_clear_peers) until the next
+ * cv_reducer_share of the parameters.  The optimizer folds it
  * into its own pass (cv_optim_step_part's add), which saves a pass over
  * the slice.  *pending is NULL when the sum is complete. */
 cv_status cv_reducer_finish_pending(cv_reducer *r, double *wait_s, float **pending,
