@@ -659,17 +659,17 @@ void cv_reducer_ready(void *reducer, size_t offset)
         MPI_Testall(r->started, r->req, &flag, MPI_STATUSES_IGNORE);
 }
 
-/* acc += in, n floats (threads share the work when it is large). */
-static void accumulate(float *acc, const float *in, long n)
+/* acc += in, n floats, then in = 0 if `clear` (cv_reducer_clear_peers);
+ * threads share the work when it is large.  Two loops: GCC 12 unswitching
+ * one on `clear` left the plain sum scalar. */
+static void accumulate(float *acc, float *in, long n, bool clear)
 {
+    if (!clear) {
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
-    for (long i = 0; i < n; i++)
-        acc[i] += in[i];
-}
-
-/* acc += in, then in = 0 (cv_reducer_clear_peers). */
-static void accumulate_clear(float *acc, float *in, long n)
-{
+        for (long i = 0; i < n; i++)
+            acc[i] += in[i];
+        return;
+    }
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
     for (long i = 0; i < n; i++) {
         acc[i] += in[i];
@@ -741,7 +741,7 @@ static int reduce_scatter_pairwise(cv_reducer *r)
             if (r->bf16)
                 cv_bf16_accumulate(acc, r->packed + RS_CHUNK, (size_t)in_len);
             else
-                accumulate(acc, r->scratch, in_len);
+                accumulate(acc, r->scratch, in_len, false);
         }
     }
     return MPI_SUCCESS;
@@ -774,14 +774,9 @@ static cv_status reduce_node_shared(cv_reducer *r, float **pending, struct cv_er
     size_t lo = (size_t)r->displs[me], cnt = (size_t)r->counts[me];
     bool across_hosts = r->cross && r->cross->size > 1; /* needs the whole sum first */
     int last = pending && !across_hosts && p > 1 ? (me == p - 1 ? p - 2 : p - 1) : -1;
-    for (int q = 0; st == CV_OK && q < p; q++) {
-        if (q == me || q == last)
-            continue;
-        if (r->clear_peers)
-            accumulate_clear(r->arena + lo, r->grads[q] + lo, (long)cnt);
-        else
-            accumulate(r->arena + lo, r->grads[q] + lo, (long)cnt);
-    }
+    for (int q = 0; st == CV_OK && q < p; q++)
+        if (q != me && q != last)
+            accumulate(r->arena + lo, r->grads[q] + lo, (long)cnt, r->clear_peers);
     if (st == CV_OK && last >= 0)
         *pending = r->grads[last] + lo;
     if (st == CV_OK && across_hosts)
