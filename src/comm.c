@@ -346,20 +346,32 @@ struct cv_reducer {
     const cv_comm *cross;      /* node-shared: the same slice's owners on other hosts */
     bool node_shared, locked;
     bool clear_peers;          /* zero the peers' copies once added (clear_peers) */
+    bool owners_compute;       /* owners compute their slices' sums themselves */
+    size_t (*cut)(void *arg, size_t at); /* node-shared: where slices may start */
+    void *cut_arg;
     MPI_Win win;               /* node-shared: params (node rank 0) and grads */
+    MPI_Win batch_win;         /* node-shared: cv_reducer_node_batch */
     float *params, **grads;    /* node-shared: the node's params, each rank's grads */
     MPI_Request *req;
     int rc;                    /* first MPI error of the step */
 };
 
-/* Rank r's slice of a sharded arena: [n r / P, n (r+1) / P), cut at
- * multiples of 16 floats so that no cache line is shared by two owners. */
-static size_t slice_start(size_t n, int r, int p)
+/* Rank q's slice of a sharded arena: [n q / P, n (q+1) / P), cut at
+ * multiples of 16 floats so that no cache line is shared by two owners,
+ * then moved up to the next r->cut (a row of a weight matrix) if set. */
+static size_t slice_start(const cv_reducer *r, int q)
 {
-    if (r >= p)
+    int p = r->comm->size;
+    size_t n = r->n;
+    if (q >= p)
         return n;
-    size_t s = (size_t)((double)n * r / p) & ~(size_t)15;
-    return s < n ? s : n;
+    size_t s = (size_t)((double)n * q / p) & ~(size_t)15;
+    s = s < n ? s : n;
+    if (r->cut && q > 0) {
+        size_t c = r->cut(r->cut_arg, s);
+        s = c < n ? c : n;
+    }
+    return s;
 }
 
 /* Buckets from the arena's end (backward writes the tail first), each at
@@ -368,9 +380,9 @@ static void plan_buckets(cv_reducer *r)
 {
     int p = r->comm->size, k = 0, owner = p - 1;
     for (size_t hi = r->n; hi > 0; k++) {
-        while (owner > 0 && slice_start(r->n, owner, p) >= hi)
+        while (owner > 0 && slice_start(r, owner) >= hi)
             owner--;
-        size_t floor_ = r->sharded ? slice_start(r->n, owner, p) : 0;
+        size_t floor_ = r->sharded ? slice_start(r, owner) : 0;
         size_t lo = hi - floor_ > r->bucket ? hi - r->bucket : floor_;
         if (r->lo) {
             r->lo[k] = lo;
@@ -397,7 +409,7 @@ static cv_status reducer_alloc(cv_reducer *r, struct cv_error *err)
     plan_buckets(r); /* again, now that there is room for the ranges */
     size_t widest = 0;
     for (int q = 0; q < p; q++) {
-        size_t a = slice_start(r->n, q, p), b = slice_start(r->n, q + 1, p);
+        size_t a = slice_start(r, q), b = slice_start(r, q + 1);
         r->displs[q] = (int)a;
         r->counts[q] = (int)(b - a);
         widest = b - a > widest ? b - a : widest;
@@ -429,6 +441,7 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
     r->comm = c;
     r->arena = arena;
     r->n = n;
+    r->win = r->batch_win = MPI_WIN_NULL;
     /* slices have int displacements: beyond 2^31 floats the arena is
      * reduced whole, in float */
     bool sliceable = c->size > 1 && n > 0 && n <= (size_t)INT32_MAX;
@@ -492,6 +505,7 @@ static cv_status alloc_node_window(cv_reducer *r, struct cv_error *err)
 }
 
 cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cross, size_t n,
+                                        size_t (*cut)(void *arg, size_t at), void *cut_arg,
                                         cv_reducer **out, struct cv_error *err)
 {
     cv_reducer *r = cv_calloc(1, sizeof(*r));
@@ -508,7 +522,9 @@ cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cros
     r->n = n;
     r->bucket = n; /* one bucket, the whole arena: it is summed after backward */
     r->sharded = r->node_shared = true;
-    r->win = MPI_WIN_NULL;
+    r->cut = cut;
+    r->cut_arg = cut_arg;
+    r->win = r->batch_win = MPI_WIN_NULL;
     plan_buckets(r);
     /* agreed first: the window's allocation is collective */
     cv_status st = cv_comm_agree(node, reducer_alloc(r, err), err);
@@ -530,6 +546,10 @@ void cv_reducer_free(cv_reducer *r)
         MPI_Win_unlock_all(r->win);
     if (r->node_shared && r->win != MPI_WIN_NULL)
         MPI_Win_free(&r->win);
+    if (r->batch_win != MPI_WIN_NULL) {
+        MPI_Win_unlock_all(r->batch_win);
+        MPI_Win_free(&r->batch_win);
+    }
     free(r->grads);
     free(r->lo);
     free(r->hi);
@@ -562,6 +582,45 @@ void cv_reducer_clear_peers(cv_reducer *r, bool on)
     r->clear_peers = on && r->node_shared;
 }
 
+cv_status cv_reducer_node_batch(cv_reducer *r, size_t n, float **out, struct cv_error *err)
+{
+    *out = NULL;
+    CV_ASSERT(r->node_shared && r->batch_win == MPI_WIN_NULL);
+    MPI_Aint bytes = (MPI_Aint)((r->comm->rank == 0 ? n : 0) * sizeof(float));
+    float *base = NULL;
+    MPI_Aint sz;
+    int unit, rc = MPI_Win_allocate_shared(bytes, (int)sizeof(float), MPI_INFO_NULL, r->comm->comm,
+                                           &base, &r->batch_win);
+    if (rc != MPI_SUCCESS) {
+        r->batch_win = MPI_WIN_NULL;
+        return mpi_fail(err, rc, "MPI_Win_allocate_shared (node-shared batch)");
+    }
+    MPI_Win_set_errhandler(r->batch_win, MPI_ERRORS_RETURN);
+    rc = MPI_Win_shared_query(r->batch_win, 0, &sz, &unit, out);
+    if (rc == MPI_SUCCESS) /* node_sync orders it with the arenas' window */
+        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, r->batch_win);
+    if (rc != MPI_SUCCESS) {
+        MPI_Win_free(&r->batch_win);
+        *out = NULL;
+        return mpi_fail(err, rc, "MPI_Win_shared_query / lock_all (node-shared batch)");
+    }
+    return CV_OK;
+}
+
+void cv_reducer_owners_compute(cv_reducer *r, bool on)
+{
+    r->owners_compute = on && r->node_shared;
+}
+
+cv_status cv_reducer_sum_across_hosts(cv_reducer *r, struct cv_error *err)
+{
+    if (!r->owners_compute || !r->cross || r->cross->size < 2)
+        return CV_OK;
+    size_t lo, hi;
+    cv_reducer_owned(r, &lo, &hi);
+    return cv_comm_sum_floats(r->cross, r->arena + lo, hi - lo, err);
+}
+
 bool cv_reducer_node_shared(const cv_reducer *r)
 {
     return r->node_shared;
@@ -587,8 +646,12 @@ float *cv_reducer_node_grads(cv_reducer *r)
 static cv_status node_sync(const cv_reducer *r, const char *what, struct cv_error *err)
 {
     MPI_Win_sync(r->win);
+    if (r->batch_win != MPI_WIN_NULL)
+        MPI_Win_sync(r->batch_win);
     int rc = MPI_Barrier(r->comm->comm);
     MPI_Win_sync(r->win);
+    if (r->batch_win != MPI_WIN_NULL)
+        MPI_Win_sync(r->batch_win);
     if (rc == MPI_SUCCESS)
         return CV_OK;
     char where[96];
@@ -770,6 +833,8 @@ static cv_status reduce_blocking(cv_reducer *r, struct cv_error *err)
 static cv_status reduce_node_shared(cv_reducer *r, float **pending, struct cv_error *err)
 {
     cv_status st = node_sync(r, "node-shared gradients", err);
+    if (r->owners_compute) /* cv_model_owned_grads, then cv_reducer_sum_across_hosts */
+        return st;
     int me = r->comm->rank, p = r->comm->size;
     size_t lo = (size_t)r->displs[me], cnt = (size_t)r->counts[me];
     bool across_hosts = r->cross && r->cross->size > 1; /* needs the whole sum first */

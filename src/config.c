@@ -129,6 +129,7 @@ static const struct field comm_fields[] = {
     {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"compression", ENUM(comm.compression, compression_names)},
     {"shared_memory", F_TRI, C(comm.shared_memory), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {"shared_batch", F_TRI, C(comm.shared_batch), NONE, 0, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field ckpt_fields[] = {
     {"every_steps", F_INT, C(checkpoint.every_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -709,6 +710,7 @@ static void defaults(struct cv_config *c)
     c->comm.overlap = false; /* why: include/caviar/comm.h */
     c->comm.shard_optimizer = CV_AUTO;
     c->comm.shared_memory = CV_AUTO;
+    c->comm.shared_batch = CV_AUTO;
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");
@@ -772,6 +774,9 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
                            "%s (node-shared arenas are summed after backward, in float, by "
                            "each slice's owner)", p->source, clash);
     }
+    if (c->comm.shared_batch == CV_ON && c->comm.shared_memory == CV_OFF)
+        return cv_fail(p->err, CV_CONFIG, "%s: comm.shared_batch = true needs comm.shared_memory "
+                       "(the batch is shared with the node-shared arenas)", p->source);
     if (c->sweep.min_epochs > c->sweep.max_epochs)
         return cv_fail(p->err, CV_CONFIG, "%s: sweep.min_epochs = %d is larger than "
                        "sweep.max_epochs = %d", p->source, c->sweep.min_epochs,

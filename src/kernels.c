@@ -195,12 +195,18 @@ void cv_channel_bias_backward(const float *dz, float *db, int n, int c, int hw)
 
 void cv_bias_backward(const float *dz, float *db, int n, int f)
 {
+    cv_column_sums(dz, f, db, n, f, false);
+}
+
+void cv_column_sums(const float *dz, int ld, float *db, int n, int f, bool accumulate)
+{
     /* row-major accumulation: unit stride, vectorised, a fixed summation
      * order whatever the thread count */
-    for (int j = 0; j < f; j++)
-        db[j] = 0.0f;
+    if (!accumulate)
+        for (int j = 0; j < f; j++)
+            db[j] = 0.0f;
     for (int i = 0; i < n; i++) {
-        const float *row = dz + (size_t)i * f;
+        const float *row = dz + (size_t)i * (size_t)ld;
 #pragma omp simd
         for (int j = 0; j < f; j++)
             db[j] += row[j];

@@ -38,6 +38,9 @@ void cv_channel_bias_backward(const float *dz, float *db, int n, int c, int hw);
 
 /* db (f) = sum over rows of dz (n, f). */
 void cv_bias_backward(const float *dz, float *db, int n, int f);
+/* The same over f columns of rows ld floats apart; db += the sums if
+ * `accumulate`, else db = them. */
+void cv_column_sums(const float *dz, int ld, float *db, int n, int f, bool accumulate);
 
 /* Row-wise stable softmax of x (n, f) into p (may alias). */
 void cv_softmax_rows(const float *x, float *p, int n, int f);

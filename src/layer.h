@@ -42,6 +42,7 @@ struct cv_ctx {
     uint64_t step;           /* global optimizer step (keys dropout masks) */
     const long long *rows;   /* n global dataset row ids of the batch (keys masks), or NULL */
     bool accumulate;         /* add weight gradients to the (zeroed) arena: no clearing pass */
+    bool defer_weights;      /* backward leaves weight gradients to ops->weight_grads */
 };
 
 #define CV_MAX_VIEWS 6
@@ -69,6 +70,12 @@ struct cv_layer_ops {
      * not needed (first layer).  Writes parameter gradients. */
     void (*backward)(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, int n);
+    /* Optional (dense): the gradients of the layer's parameters [lo, hi)
+     * (counted from its first) over `rows` rows of inputs x and output
+     * gradients dz (the layer's own backward ran with defer_weights).
+     * `accumulate` as in cv_ctx. */
+    void (*weight_grads)(struct cv_layer *l, const float *x, const float *dz, int rows, size_t lo,
+                         size_t hi, bool accumulate);
     void (*destroy)(struct cv_layer *l);
 };
 

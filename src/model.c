@@ -33,6 +33,12 @@ struct cv_model {
     enum cv_activation final_act;       /* applied by predict after fused logits */
     float final_slope;
     bool fused;                         /* final activation folded into the loss */
+    /* A shared batch (cv_model_share_batch): each tensor below holds the
+     * rows of every rank, rank after rank, max_batch rows each */
+    int share_ranks, share_rank;        /* 0 ranks: not shared */
+    float *share_in;                    /* (ranks max_batch, inputs) */
+    float *share_acts[CV_MAX_LAYERS];   /* (ranks max_batch, out_i) */
+    float *share_dz[CV_MAX_LAYERS];     /* dense layers: (ranks max_batch, out_i) */
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -107,13 +113,25 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
     return CV_OK;
 }
 
+/* This rank's rows of a shared tensor of `width` floats per sample. */
+static float *own_rows(const cv_model *m, float *t, size_t width)
+{
+    return t + (size_t)m->share_rank * (size_t)m->max_batch * width;
+}
+
 static void bind_arenas(cv_model *m)
 {
     float *p = m->params, *g = m->grads, *s = m->state, *scr = m->scratch, *a = m->act_mem;
     for (int i = 0; i < m->n_layers; i++) {
-        cv__layer_bind(&m->layers[i], &p, &g, &s, &scr);
+        struct cv_layer *l = &m->layers[i];
+        cv__layer_bind(l, &p, &g, &s, &scr);
         m->acts[i] = a;
-        a += cv_shape_size(m->layers[i].out) * (size_t)m->max_batch;
+        a += cv_shape_size(l->out) * (size_t)m->max_batch;
+        if (m->share_ranks > 0) {
+            m->acts[i] = own_rows(m, m->share_acts[i], cv_shape_size(l->out));
+            if (m->share_dz[i])
+                l->scratch = own_rows(m, m->share_dz[i], cv_shape_size(l->out));
+        }
     }
 }
 
@@ -153,6 +171,108 @@ void cv_model_use_arenas(cv_model *m, float *params, float *grads)
     memset(grads, 0, sizeof(float) * m->n_params); /* as its own; once the own is freed */
     m->borrowed = true;
     bind_arenas(m);
+}
+
+/* The layer's own parameters are all it has (no children holding more). */
+static size_t layer_params(const struct cv_layer *l)
+{
+    size_t np = 0, ns = 0, nscr = 0;
+    cv__layer_sizes(l, &np, &ns, &nscr);
+    return np;
+}
+
+size_t cv_model_row_start(const cv_model *m, size_t at)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct cv_layer *l = &m->layers[i];
+        size_t v0 = m->param_offset[i];
+        for (int k = 0; k < l->n_params && l->n_children == 0; k++) {
+            const struct cv_view *v = &l->params[k];
+            if (at >= v0 && at < v0 + v->count) {
+                size_t row = v->count / (size_t)v->dims[0];
+                return v0 + (at - v0 + row - 1) / row * row;
+            }
+            v0 += v->count;
+        }
+    }
+    return at;
+}
+
+bool cv_model_can_share_batch(const cv_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct cv_layer *l = &m->layers[i];
+        if (layer_params(l) > 0 && (!l->ops->weight_grads || l->n_children > 0 || l->n_state > 0))
+            return false;
+    }
+    return true;
+}
+
+/* Walks the shared tensors in their order in the buffer: the input, then
+ * each layer's output and, for layers with weight_grads, its dz. */
+static size_t share_layout(cv_model *m, float *buf, int ranks)
+{
+    size_t rows = (size_t)ranks * (size_t)m->max_batch, at = 0;
+    if (buf)
+        m->share_in = buf;
+    at += rows * (size_t)m->inputs;
+    for (int i = 0; i < m->n_layers; i++) {
+        size_t f = cv_shape_size(m->layers[i].out);
+        if (buf)
+            m->share_acts[i] = buf + at;
+        at += rows * f;
+        bool dz = m->layers[i].ops->weight_grads && layer_params(&m->layers[i]) > 0;
+        if (buf)
+            m->share_dz[i] = dz ? buf + at : NULL;
+        at += dz ? rows * f : 0;
+    }
+    return at;
+}
+
+size_t cv_model_shared_batch_floats(cv_model *m, int ranks)
+{
+    return share_layout(m, NULL, ranks);
+}
+
+float *cv_model_share_batch(cv_model *m, float *buf, int ranks, int rank)
+{
+    CV_ASSERT(cv_model_can_share_batch(m) && ranks >= 1 && rank >= 0 && rank < ranks);
+    share_layout(m, buf, ranks);
+    m->share_ranks = ranks;
+    m->share_rank = rank;
+    bind_arenas(m);
+    return own_rows(m, m->share_in, (size_t)m->inputs);
+}
+
+void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi)
+{
+    CV_ASSERT(m->share_ranks > 0 && lo <= hi && hi <= m->n_params);
+    int rows = m->share_ranks * m->max_batch;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct cv_layer *l = &m->layers[i];
+        size_t first = m->param_offset[i], end = first + layer_params(l);
+        size_t a = lo > first ? lo : first, b = hi < end ? hi : end;
+        if (a < b)
+            l->ops->weight_grads(l, i > 0 ? m->share_acts[i - 1] : m->share_in, m->share_dz[i],
+                                 rows, a - first, b - first, m->accumulate);
+    }
+}
+
+/* Shared batch: rows [n, max_batch) of this rank's part of every tensor
+ * are zeroed, so that the owners' sums over all rows add nothing for them. */
+static void clear_unused_rows(cv_model *m, int n)
+{
+    size_t skip = (size_t)n, left = (size_t)(m->max_batch - n);
+    if (left == 0)
+        return;
+    memset(own_rows(m, m->share_in, (size_t)m->inputs) + skip * (size_t)m->inputs, 0,
+           left * (size_t)m->inputs * sizeof(float));
+    for (int i = 0; i < m->n_layers; i++) {
+        size_t f = cv_shape_size(m->layers[i].out);
+        memset(m->acts[i] + skip * f, 0, left * f * sizeof(float));
+        if (m->share_dz[i])
+            memset(m->layers[i].scratch + skip * f, 0, left * f * sizeof(float));
+    }
 }
 
 void cv_model_accumulate_grads(cv_model *m, bool on)
@@ -292,20 +412,29 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
                           cv_grad_ready_fn ready, void *ready_arg, struct cv_batch_stats *stats)
 {
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
+    bool shared = m->share_ranks > 0;
     struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows,
-                         .accumulate = m->accumulate};
+                         .accumulate = m->accumulate, .defer_weights = shared};
+    if (shared) {
+        float *own = own_rows(m, m->share_in, (size_t)m->inputs);
+        if (b->x != own && b->n > 0) /* gathered elsewhere: the owners read it here */
+            memcpy(own, b->x, sizeof(float) * (size_t)b->n * (size_t)m->inputs);
+        clear_unused_rows(m, b->n);
+    }
     if (b->n == 0) { /* a rank whose shard ran out still joins the allreduce */
-        memset(m->grads, 0, sizeof(float) * m->n_params);
+        if (!shared)
+            memset(m->grads, 0, sizeof(float) * m->n_params);
         if (ready)
             ready(ready_arg, 0);
         return;
     }
+    const float *x = shared ? own_rows(m, m->share_in, (size_t)m->inputs) : b->x;
     double t0 = cv_now();
-    forward(m, &ctx, b->x, b->n);
+    forward(m, &ctx, x, b->n);
     long long correct = 0;
     double l = loss(m, b, grad_scale, m->dbuf[0], &correct);
     double t1 = cv_now();
-    backward(m, &ctx, b->x, b->n, ready, ready_arg);
+    backward(m, &ctx, x, b->n, ready, ready_arg);
     if (stats) {
         stats->loss_sum += l;
         stats->correct += correct;

@@ -19,6 +19,7 @@ struct cv_shard {
     float *yv;              /* (n, target_dim), or NULL */
     long long *perm;        /* (n) local order of this epoch */
     float *bx;              /* (max_batch, features) batch buffers */
+    float *own_bx;          /* bx unless the caller's (cv_shard_gather_into) */
     int32_t *by;
     float *byv;
     long long *brows;       /* (max_batch) global row ids of the batch */
@@ -74,7 +75,7 @@ static cv_status alloc_shard(cv_shard *s, struct cv_error *err)
     size_t t = (size_t)s->info.target_dim;
     s->x = cv_calloc_big(n * f, sizeof(float));
     s->perm = cv_calloc(n, sizeof(long long));
-    s->bx = cv_calloc(mb * f, sizeof(float));
+    s->bx = s->own_bx = cv_calloc(mb * f, sizeof(float));
     s->brows = cv_calloc(mb, sizeof(long long));
     s->bidx = cv_calloc(mb, sizeof(long long));
     s->aug = cv_calloc((size_t)cv_num_threads() * f, sizeof(float));
@@ -125,7 +126,7 @@ void cv_shard_free(cv_shard *s)
     free(s->y);
     free(s->yv);
     free(s->perm);
-    free(s->bx);
+    free(s->own_bx);
     free(s->by);
     free(s->byv);
     free(s->brows);
@@ -219,6 +220,11 @@ static void gather(cv_shard *s, const long long *local, int n, struct cv_batch *
     b->y_class = s->y ? s->by : NULL;
     b->y_vec = s->y ? NULL : s->byv;
     b->rows = s->brows;
+}
+
+void cv_shard_gather_into(cv_shard *s, float *x)
+{
+    s->bx = x ? x : s->own_bx;
 }
 
 void cv_shard_batch(cv_shard *s, int local_batch, long long step, struct cv_batch *b)

@@ -1,10 +1,12 @@
 /*
  * fixtures.h - build configs in code for tests that must not depend on the
- * YAML parser: an MLP of dense layers with given units and activations.
+ * YAML parser: an MLP of dense layers with given units and activations;
+ * and a tolerance check for two code paths that round differently.
  */
 #ifndef CV_TEST_FIXTURES_H
 #define CV_TEST_FIXTURES_H
 
+#include <math.h>
 #include <string.h>
 
 #include "caviar/config.h"
@@ -47,6 +49,19 @@ static inline void fixture_insert_dropout(struct cv_config *c, int at, float kee
     c->model.layers[at].type = CV_LAYER_DROPOUT;
     c->model.layers[at].keep = keep;
     c->model.n_layers++;
+}
+
+/* max |a - b| relative to max |b|: rounding differences only (e.g. ranks
+ * sum in another order when each slice is reduced by its owner). */
+static inline float max_rel_diff(const float *a, const float *b, size_t n)
+{
+    float worst = 0, scale = 1e-30f;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        scale = fabsf(b[i]) > scale ? fabsf(b[i]) : scale;
+    }
+    return worst / scale;
 }
 
 #endif /* CV_TEST_FIXTURES_H */

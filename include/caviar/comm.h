@@ -119,8 +119,12 @@ cv_status cv_reducer_create(const cv_comm *c, float *arena, size_t n, size_t buc
                             bool overlap, bool shard, bool bf16, cv_reducer **out,
                             struct cv_error *err);
 /* Collective over node and cross (cv_comm_split_node, every node the same
- * size): node-shared arenas for n parameters, sharded over the node. */
+ * size): node-shared arenas for n parameters, sharded over the node.  With
+ * `cut`, each slice starts at cut(cut_arg, where it would start): the same
+ * on every rank, never before it (cv_model_row_start keeps whole rows of a
+ * weight matrix with one owner). */
 cv_status cv_reducer_create_node_shared(const cv_comm *node, const cv_comm *cross, size_t n,
+                                        size_t (*cut)(void *arg, size_t at), void *cut_arg,
                                         cv_reducer **out, struct cv_error *err);
 /* Node-shared: collective over the node (frees the shared window). */
 void cv_reducer_free(cv_reducer *r);
@@ -131,6 +135,16 @@ float *cv_reducer_node_grads(cv_reducer *r);
 /* Collective, node-shared: `params` (the same on every rank) copied into
  * the shared parameter arena, each owner its slice. */
 cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_error *err);
+/* Collective, node-shared: n floats of memory the node's ranks share, for
+ * the life of the reducer (a shared batch, cv_model_share_batch); writes
+ * to it are published by the same barriers as the arenas'. */
+cv_status cv_reducer_node_batch(cv_reducer *r, size_t n, float **out, struct cv_error *err);
+/* Node-shared: each owner computes its slice's sum over the node itself
+ * (cv_model_owned_grads over a shared batch), so cv_reducer_finish is only
+ * the barrier after backward; across hosts the owner then adds the other
+ * hosts' sums with cv_reducer_sum_across_hosts (collective over cross). */
+void cv_reducer_owners_compute(cv_reducer *r, bool on);
+cv_status cv_reducer_sum_across_hosts(cv_reducer *r, struct cv_error *err);
 bool cv_reducer_node_shared(const cv_reducer *r);
 /* Hosts the slices are allreduced over (1 unless node-shared across hosts). */
 int cv_reducer_hosts(const cv_reducer *r);

@@ -149,6 +149,8 @@ struct cv_config {
         enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
         enum cv_compression compression;  /* gradients in bfloat16 (default none) */
         enum cv_tristate shared_memory;   /* one parameter arena per host (default auto) */
+        enum cv_tristate shared_batch;    /* node-shared: owners' gradients over the host's
+                                             batch (default auto) */
     } comm;
 
     struct {

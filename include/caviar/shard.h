@@ -63,6 +63,11 @@ void cv_shard_batch(cv_shard *s, int local_batch, long long step, struct cv_batc
  * evaluation. */
 void cv_shard_slice(cv_shard *s, long long first, int n, struct cv_batch *b);
 
+/* Gather batch inputs into the caller's (max_batch, features) floats from
+ * now on (NULL: the shard's own), e.g. a model's shared batch rows
+ * (cv_model_share_batch); they must outlive the shard's use of them. */
+void cv_shard_gather_into(cv_shard *s, float *x);
+
 /* Augment a training batch in place: random horizontal mirror (flip) and a
  * random shift of up to `shift` pixels in x and y (zero fill), per sample,
  * keyed by (seed, step, global row) so it replays exactly on resume.  Rows

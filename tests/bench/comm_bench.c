@@ -69,7 +69,7 @@ static void bench_node_shared(const cv_comm *c, size_t n, int reps)
     bool uniform = false;
     double t[MAX_REPS];
     if (cv_comm_split_node(c, &node, &cross, &uniform, NULL) != CV_OK || !uniform ||
-        cv_reducer_create_node_shared(node, cross, n, &r, NULL) != CV_OK) {
+        cv_reducer_create_node_shared(node, cross, n, NULL, NULL, &r, NULL) != CV_OK) {
         cv_comm_free(node);
         cv_comm_free(cross);
         return;

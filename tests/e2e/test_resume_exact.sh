@@ -45,14 +45,18 @@ for np in 1 2; do
     ok "np=$np: resumed runs are byte-identical ($want)"
 done
 
-# Sharded optimizer (ZeRO-1), forced on, with buckets small enough to be
-# reduced during backward.  Each rank keeps only its slice of the Adam
+# Sharded optimizer (ZeRO-1) on private arenas, forced on, with buckets
+# small enough to need several.  Each rank keeps only its slice of the Adam
 # moments up to date, so a resumed run matches only if the checkpoint
 # gathered every slice.  With 2 ranks a reduced sum is the allreduced one,
-# so the sharded run must also equal the replicated run bit for bit.
-shard=(comm.shard_optimizer=true comm.bucket_kb=64)
+# so the sharded run must also equal the replicated run bit for bit.  (The
+# default at 2 ranks, node-shared with a shared batch, computes each weight
+# gradient in one GEMM over both ranks' rows: another rounding, checked
+# above against itself.)
+shard=(comm.shard_optimizer=true comm.shared_memory=false comm.bucket_kb=64)
+run_np 2 train "$cfg" run.dir="$TMP/r" comm.shard_optimizer=false >/dev/null
+want=$(params_hash "$TMP/r/model.h5")
 run_np 2 train "$cfg" run.dir="$TMP/s" "${shard[@]}" >/dev/null
-want=$(params_hash "$TMP/a2/model.h5")
 got=$(params_hash "$TMP/s/model.h5")
 [ "$got" = "$want" ] || fail "sharded optimizer: params $got != replicated $want"
 expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/t" "${shard[@]}" --stop-after-steps 250
@@ -61,7 +65,21 @@ got=$(params_hash "$TMP/t/model.h5")
 [ "$got" = "$want" ] || fail "sharded optimizer, resumed: params $got != $want"
 # the checkpoint holds whole moment arenas: resuming it unsharded is exact too
 expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/u" "${shard[@]}" --stop-after-steps 250
-run_np 2 train "$cfg" run.dir="$TMP/u" comm.shard_optimizer=false --resume "$TMP/u" >/dev/null
+run_np 2 train "$cfg" run.dir="$TMP/u" comm.shard_optimizer=false comm.shared_memory=false \
+    --resume "$TMP/u" >/dev/null
 got=$(params_hash "$TMP/u/model.h5")
 [ "$got" = "$want" ] || fail "sharded checkpoint resumed unsharded: params $got != $want"
 ok "np=2 sharded optimizer: equal to replicated, resumed byte-identically ($want)"
+
+# A shared batch (comm.shared_batch, node-shared arenas; not the default
+# for this small model): resumed mid-epoch, byte-identical too
+sb=(comm.shared_batch=true)
+run_np 2 train "$cfg" run.dir="$TMP/v" "${sb[@]}" >"$TMP/v.log"
+grep -q "gradients: each slice's owner computes them over the host's whole batch" "$TMP/v.log" ||
+    fail "comm.shared_batch=true: the batch was not shared"
+want=$(params_hash "$TMP/v/model.h5")
+expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/w" "${sb[@]}" --stop-after-steps 250
+run_np 2 train "$cfg" run.dir="$TMP/w" "${sb[@]}" --resume "$TMP/w" >/dev/null
+got=$(params_hash "$TMP/w/model.h5")
+[ "$got" = "$want" ] || fail "shared batch, resumed: params $got != uninterrupted $want"
+ok "np=2 shared batch: resumed byte-identically ($want)"

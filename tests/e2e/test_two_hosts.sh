@@ -5,10 +5,13 @@
 # enters the other namespace where a cluster would use ssh.  Each host has
 # its own network stack and host name, so the ranks can only talk over TCP
 # across the veth link, the path a multi-node job takes.  The trained model
-# must be identical to a 2-rank run on one host.  With two ranks per host,
-# each host's ranks share their arenas and the hosts allreduce the slices
-# (the hierarchical exchange): the replicas on both hosts must end
-# identical (the trainer checks) and train as well as 4 ranks on one host.
+# must be identical to a 2-rank run on one host exchanging by messages too
+# (comm.shared_memory=false: with 2 ranks every exchange sums the same two
+# numbers).  With two ranks per host, each host's ranks share their arenas
+# (and with comm.shared_batch their batch, each owner computing its slice's
+# gradients over its host's batch) and the hosts allreduce the slices (the
+# hierarchical exchange): the replicas on both hosts must end identical
+# (the trainer checks) and train as well as 4 ranks on one host.
 # With 2 ranks on one host and 1 on the other, slices would differ between
 # the hosts, so the ranks keep private arenas and exchange by messages.
 # Needs root (ip netns); exits 77 (ctest: skipped) where namespaces cannot
@@ -19,13 +22,14 @@ cfg=$(tiny_config)
 
 two_hosts_setup
 
-run_np 2 train "$cfg" run.dir="$TMP/one-host" train.epochs=1 >/dev/null
+run_np 2 train "$cfg" run.dir="$TMP/one-host" train.epochs=1 comm.shared_memory=false \
+    >/dev/null
 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts" train.epochs=1 comm.bucket_kb=1 \
     comm.overlap=true >"$TMP/two-hosts.log" 2>&1 || { cat "$TMP/two-hosts.log"; fail "two-host run"; }
 
 grep -qx "$ip2" "$TMP/agent.log" || fail "the second host was not launched through the agent"
 # the two-host run reduced 1 KiB buckets during backward (sharded, since the
-# gradients span many buckets); the one-host run summed in shared memory
+# gradients span many buckets); the one-host run in one blocking allreduce
 grep -q "gradients: bucketed, overlapped reduction during backward, optimizer sharded" \
     "$TMP/two-hosts.log" || fail "two hosts: the reduction was not bucketed, overlapped and sharded"
 want=$(params_hash "$TMP/one-host/model.h5")
@@ -33,17 +37,27 @@ got=$(params_hash "$TMP/two-hosts/model.h5")
 [ "$got" = "$want" ] || fail "two hosts over TCP: params $got != one host $want"
 ok "2 ranks on two network-namespace hosts over TCP give the identical model ($got)"
 
-run_np 4 train "$cfg" run.dir="$TMP/one-host-4" train.epochs=1 >"$TMP/one-host-4.log"
-PER_HOST=2 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts-4" train.epochs=1 \
-    >"$TMP/two-hosts-4.log" 2>&1 || { cat "$TMP/two-hosts-4.log"; fail "2 x 2 two-host run"; }
-grep -q "gradients: summed in shared memory .*, then allreduced across hosts, .* a host's 2 ranks" \
-    "$TMP/two-hosts-4.log" || { cat "$TMP/two-hosts-4.log"; fail "2 x 2: no hierarchical exchange"; }
-grep -q "gradients: summed in shared memory .* a host's 4 ranks" "$TMP/one-host-4.log" ||
-    fail "4 ranks on one host did not share arenas"
-one=$(dev_accuracy "$TMP/one-host-4") two=$(dev_accuracy "$TMP/two-hosts-4")
-"$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
-    fail "2 x 2 over TCP: dev accuracy $two vs $one on one host"
-ok "2 ranks on each of two hosts: arenas shared per host, slices allreduced over TCP, replicas identical, dev accuracy $two (one host: $one)"
+# 2 x 2: the owners sum their peers' gradient copies (the default for this
+# small model), or compute their slices over the host's shared batch
+owned="gradients: each slice's owner computes them over the host's whole batch"
+summed="gradients: summed in shared memory after backward by each slice's owner"
+for mode in summed owned; do
+    args=(train.epochs=1)
+    if [ $mode = owned ]; then args+=(comm.shared_batch=true); fi
+    run_np 4 train "$cfg" run.dir="$TMP/one-host-4$mode" "${args[@]}" >"$TMP/one-host-4$mode.log"
+    PER_HOST=2 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts-4$mode" "${args[@]}" \
+        >"$TMP/two-hosts-4$mode.log" 2>&1 ||
+        { cat "$TMP/two-hosts-4$mode.log"; fail "2 x 2 two-host run ($mode)"; }
+    grep -q "${!mode}.*, then allreduced across hosts, .* a host's 2 ranks" \
+        "$TMP/two-hosts-4$mode.log" ||
+        { cat "$TMP/two-hosts-4$mode.log"; fail "2 x 2 ($mode): no hierarchical exchange"; }
+    grep -q "${!mode}.* a host's 4 ranks" "$TMP/one-host-4$mode.log" ||
+        fail "4 ranks on one host did not share arenas ($mode)"
+    one=$(dev_accuracy "$TMP/one-host-4$mode") two=$(dev_accuracy "$TMP/two-hosts-4$mode")
+    "$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
+        fail "2 x 2 over TCP ($mode): dev accuracy $two vs $one on one host"
+    ok "2 ranks on each of two hosts ($mode): arenas shared per host, slices allreduced over TCP, replicas identical, dev accuracy $two (one host: $one)"
+done
 
 RANKS=3 run_two_hosts train "$cfg" run.dir="$TMP/uneven" train.epochs=1 >"$TMP/uneven.log" 2>&1 ||
     { cat "$TMP/uneven.log"; fail "2 + 1 ranks on two hosts"; }

@@ -61,19 +61,6 @@ static inline double sum_over_slices(void *reducer, double partial)
     return v;
 }
 
-/* max |a - b| relative to max |b|: rounding differences only (ranks sum in
- * another order when each slice is reduced by its owner). */
-static inline float max_rel_diff(const float *a, const float *b, size_t n)
-{
-    float worst = 0, scale = 1e-30f;
-    for (size_t i = 0; i < n; i++) {
-        float d = fabsf(a[i] - b[i]);
-        worst = d > worst ? d : worst;
-        scale = fabsf(b[i]) > scale ? fabsf(b[i]) : scale;
-    }
-    return worst / scale;
-}
-
 /* Element i of rank r's arena: small integers, so every order of summation
  * gives the exact sum, which a test computes independently. */
 static inline float contribution(int r, size_t i)
@@ -113,14 +100,22 @@ static inline void check_partition(const cv_comm *comm, const cv_reducer *red, s
     ASSERT_EQ((long long)all[2 * world - 1], (long long)n);
 }
 
+static size_t row_start(void *model, size_t at)
+{
+    return cv_model_row_start(model, at);
+}
+
 /* A sharded optimizer (Adam, L2, optionally a global-norm clip) follows a
  * replicated one on private arenas step for step: the norm, the parameters
  * and, once shared, the moments.  With `node`, the sharded side computes on
- * node-shared arenas (cv_reducer_create_node_shared over node and cross);
- * else on private ones, its gradients reduced in 64-byte buckets, many in
- * flight when overlapped and some cut at an owner boundary. */
+ * node-shared arenas (cv_reducer_create_node_shared over node and cross),
+ * and with `shared_batch` as the trainer does for dense models: the node's
+ * batch shared, each owner computing its slice's gradients over it (slices
+ * cut at rows); else on private arenas, its gradients reduced in 64-byte
+ * buckets, many in flight when overlapped and some cut at an owner boundary. */
 static inline void sharded_matches_replicated(const cv_comm *world, const cv_comm *node,
-                                              const cv_comm *cross, bool overlap, double clip)
+                                              const cv_comm *cross, bool overlap, double clip,
+                                              bool shared_batch)
 {
     int rank = cv_comm_rank(world), p = cv_comm_size(world);
     struct cv_config c;
@@ -139,7 +134,8 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
     cv_optim_create(&c, mr, &orep, NULL);
     size_t n = cv_model_n_params(ms), lo, hi;
     if (node)
-        ASSERT_EQ(cv_reducer_create_node_shared(node, cross, n, &rs, NULL), CV_OK);
+        ASSERT_EQ(cv_reducer_create_node_shared(node, cross, n, shared_batch ? row_start : NULL,
+                                                ms, &rs, NULL), CV_OK);
     else
         ASSERT_EQ(cv_reducer_create(world, cv_model_grads(ms), n, 64, overlap, true, false, &rs,
                                     NULL), CV_OK);
@@ -152,6 +148,15 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
         cv_model_accumulate_grads(ms, true);
         cv_optim_consume_grads(os, true);
         cv_reducer_clear_peers(rs, true);
+        if (shared_batch) {
+            int ranks = cv_comm_size(node);
+            float *buf = NULL;
+            ASSERT_TRUE(cv_model_can_share_batch(ms));
+            ASSERT_EQ(cv_reducer_node_batch(rs, cv_model_shared_batch_floats(ms, ranks), &buf,
+                                            NULL), CV_OK);
+            cv_model_share_batch(ms, buf, ranks, cv_comm_rank(node));
+            cv_reducer_owners_compute(rs, true);
+        }
     } else
         check_partition(world, rs, n);
     cv_reducer_owned(rs, &lo, &hi);
@@ -167,6 +172,11 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
         cv_model_train_batch(ms, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
         float *pending = NULL; /* the trainer's path: the update adds a peer's copy */
         ASSERT_EQ(cv_reducer_finish_pending(rs, NULL, &pending, NULL), CV_OK);
+        if (shared_batch) { /* the owner's gradients, over the node's batch */
+            ASSERT_TRUE(pending == NULL);
+            cv_model_owned_grads(ms, lo, hi);
+            ASSERT_EQ(cv_reducer_sum_across_hosts(rs, NULL), CV_OK);
+        }
         double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs),
                                          pending, lo, hi, 1e-2, G, sum_over_slices, rs);
         ASSERT_EQ(cv_reducer_share(rs, cv_model_params(ms), NULL), CV_OK);
@@ -178,8 +188,9 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
         CV_TEST_REPORT(clipped_norm > clip, "norm %g never exceeded the clip %g", clipped_norm,
                        clip);
     float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
-    CV_TEST_REPORT(dw <= 1e-5f, "node %d overlap %d clip %g: sharded vs replicated parameters "
-                   "differ by %g", node != NULL, overlap, clip, dw);
+    CV_TEST_REPORT(dw <= 1e-5f, "node %d shared batch %d overlap %d clip %g: sharded vs "
+                   "replicated parameters differ by %g", node != NULL, shared_batch, overlap, clip,
+                   dw);
     bool same = false;
     cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
     ASSERT_TRUE(same);

@@ -12,7 +12,10 @@
  *    owner's update is seen by its peers after cv_reducer_share;
  *  - Adam with L2 and a global-norm clip on node-shared arenas follows a
  *    replicated optimizer on private arenas (a second code path) step for
- *    step: parameters, moments and the clipped norm.
+ *    step: parameters, moments and the clipped norm; with the peers'
+ *    gradient copies summed, and with a shared batch whose owners compute
+ *    their slices (rows cut at weight rows, ranks with fewer rows than
+ *    max_batch).
  */
 #include <math.h>
 #include <mpi.h>
@@ -48,7 +51,7 @@ static void test_exact_sums(const cv_comm *world, const struct hosts *h, size_t 
 {
     int rank = cv_comm_rank(world), p = cv_comm_size(world);
     cv_reducer *r = NULL;
-    ASSERT_EQ(cv_reducer_create_node_shared(h->node, h->cross, n, &r, NULL), CV_OK);
+    ASSERT_EQ(cv_reducer_create_node_shared(h->node, h->cross, n, NULL, NULL, &r, NULL), CV_OK);
     if (!r)
         return;
     ASSERT_TRUE(cv_reducer_node_shared(r) && cv_reducer_sharded(r));
@@ -93,7 +96,7 @@ static void test_one_parameter_arena(const struct hosts *h)
     size_t n = 100003, lo, hi, wrong = 0;
     cv_reducer *r = NULL;
     float *mine = cv_calloc(n, sizeof(float));
-    ASSERT_EQ(cv_reducer_create_node_shared(h->node, h->cross, n, &r, NULL), CV_OK);
+    ASSERT_EQ(cv_reducer_create_node_shared(h->node, h->cross, n, NULL, NULL, &r, NULL), CV_OK);
     if (!r || !mine)
         return;
     for (size_t i = 0; i < n; i++)
@@ -133,8 +136,10 @@ int main(int argc, char **argv)
         test_exact_sums(world, h, 20);      /* fewer than 16 floats per rank */
         test_exact_sums(world, h, 1000003); /* unequal slices */
         test_one_parameter_arena(h);
-        sharded_matches_replicated(world, h->node, h->cross, false, 0.05);
-        sharded_matches_replicated(world, h->node, h->cross, false, 0);
+        for (int shared_batch = 0; shared_batch < 2; shared_batch++) {
+            sharded_matches_replicated(world, h->node, h->cross, false, 0.05, shared_batch);
+            sharded_matches_replicated(world, h->node, h->cross, false, 0, shared_batch);
+        }
         cv_comm_free(h->node);
         cv_comm_free(h->cross);
     }

@@ -64,6 +64,7 @@ static void test_values_and_defaults(void)
     ASSERT_TRUE(!c->comm.overlap);
     ASSERT_EQ(c->comm.compression, CV_COMPRESS_NONE);
     ASSERT_EQ(c->comm.shared_memory, CV_AUTO);
+    ASSERT_EQ(c->comm.shared_batch, CV_AUTO);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -154,6 +155,16 @@ static void test_errors(void)
     }
     expect_error(base, "comm.shared_memory=sometimes",
                  "comm.shared_memory = sometimes: expected auto, true or false");
+    expect_error(base, "comm.shared_batch=yes please",
+                 "comm.shared_batch = yes please: expected auto, true or false");
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                 "comm: {shared_memory: false, shared_batch: true}\n", NULL,
+                 "cfg.yaml: comm.shared_batch = true needs comm.shared_memory");
+    struct cv_error e;
+    const char *on[] = {"comm.shared_batch=true"};
+    struct cv_config *c = parse(base, on, 1, &e);
+    ASSERT_TRUE(c != NULL && c->comm.shared_batch == CV_ON);
+    cv_config_free(c);
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
     expect_error(base, "novalue", "expected key.path=value");

@@ -232,6 +232,79 @@ static void test_accumulated_grads(void)
     cv_model_free(acc);
 }
 
+/* A batch shared by 3 simulated ranks (cv_model_share_batch, one buffer):
+ * the gradients each owner computes over every rank's rows, for slices cut
+ * inside rows of W and inside a bias, equal those of one unshared model on
+ * the whole batch (a second code path), on two steps with different row
+ * counts per rank (3, 3, 0 then 2, 1, 3: rows unused at the second step
+ * held data at the first).  Backward itself leaves the gradients alone. */
+static void test_shared_batch(void)
+{
+    struct cv_config c;
+    int units[3] = {7, 4, 3};
+    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
+    fixture_mlp(&c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+    fixture_insert_dropout(&c, 1, 0.7f); /* masks keyed by row id: the same in both paths */
+    enum { R = 3, MB = 3 };
+    cv_model *ref = NULL, *m[R] = {NULL};
+    ASSERT_EQ(cv_model_create(&c, N, &ref, NULL), CV_OK);
+    for (int q = 0; q < R; q++)
+        ASSERT_EQ(cv_model_create(&c, MB, &m[q], NULL), CV_OK);
+    ASSERT_TRUE(cv_model_can_share_batch(ref));
+    size_t n = cv_model_n_params(ref);
+    ASSERT_EQ(n, 7 * IN + 7 + 4 * 7 + 4 + 3 * 4 + 3);
+    /* W1 (7, 5) at 0, b1 at 35, W2 (4, 7) at 42, b2 at 70, W3 (3, 4) at 74, b3 at 86 */
+    ASSERT_EQ(cv_model_row_start(ref, 13), 15);
+    ASSERT_EQ(cv_model_row_start(ref, 35), 35);
+    ASSERT_EQ(cv_model_row_start(ref, 38), 38);
+    ASSERT_EQ(cv_model_row_start(ref, 43), 49);
+    ASSERT_EQ(cv_model_row_start(ref, 87), 87);
+    ASSERT_EQ(cv_model_row_start(ref, n), n);
+    float *buf = calloc(cv_model_shared_batch_floats(m[0], R), sizeof(float));
+    ASSERT_TRUE(buf != NULL);
+    cv_model_init_params(ref, 9);
+    for (int q = 0; q < R; q++) {
+        cv_model_init_params(m[q], 9);
+        cv_model_share_batch(m[q], buf, R, q);
+    }
+    size_t cut[R + 1] = {0, 13, 72, n}; /* inside a row of W1, inside b2 */
+    int counts[2][R] = {{3, 3, 0}, {2, 1, 3}};
+    for (int step = 0; step < 2; step++) {
+        struct cv_batch whole = {N, x, yc, NULL, rows};
+        cv_model_train_batch(ref, &whole, (uint64_t)step, 0.25f, NULL, NULL, NULL);
+        int first = 0;
+        for (int q = 0; q < R; q++) {
+            float *g = cv_model_grads(m[q]);
+            for (size_t i = 0; i < n; i++)
+                g[i] = 7.0f;
+            int k = counts[step][q];
+            struct cv_batch b = {k, x + first * IN, yc + first, NULL, rows + first};
+            cv_model_train_batch(m[q], &b, (uint64_t)step, 0.25f, NULL, NULL, NULL);
+            first += k;
+        }
+        size_t untouched = 0;
+        float *got = calloc(n, sizeof(float));
+        ASSERT_TRUE(got != NULL);
+        for (int q = 0; q < R; q++) {
+            const float *g = cv_model_grads(m[q]);
+            for (size_t i = 0; i < n; i++)
+                untouched += g[i] == 7.0f;
+            cv_model_owned_grads(m[q], cut[q], cut[q + 1]);
+            memcpy(got + cut[q], g + cut[q], (cut[q + 1] - cut[q]) * sizeof(float));
+        }
+        CV_TEST_REPORT(untouched == R * n, "step %d: backward wrote %zu gradients", step,
+                       R * n - untouched);
+        float d = max_rel_diff(got, cv_model_grads(ref), n);
+        CV_TEST_REPORT(d <= 1e-6f, "step %d: owners' gradients over the shared batch differ from "
+                       "the whole batch's by %g", step, d);
+        free(got);
+    }
+    free(buf);
+    for (int q = 0; q < R; q++)
+        cv_model_free(m[q]);
+    cv_model_free(ref);
+}
+
 int main(void)
 {
     make_data();
@@ -242,5 +315,6 @@ int main(void)
     test_loss_activation_rules();
     test_dropout_statistics();
     test_accumulated_grads();
+    test_shared_batch();
     TEST_MAIN_END();
 }
