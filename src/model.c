@@ -173,7 +173,7 @@ void cv_model_use_arenas(cv_model *m, float *params, float *grads)
     bind_arenas(m);
 }
 
-/* The layer's own parameters are all it has (no children holding more). */
+/* Parameters of a layer, its children's included. */
 static size_t layer_params(const struct cv_layer *l)
 {
     size_t np = 0, ns = 0, nscr = 0;

@@ -936,7 +936,7 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
             cv_model_use_arenas(tr->model, cv_reducer_node_params(tr->reducer),
                                 cv_reducer_node_grads(tr->reducer));
         if (st == CV_OK && tr->share_batch)
-            st = share_batch(tr, err);
+            st = cv_comm_agree(tr->comm, share_batch(tr, err), err);
     }
     if (st != CV_OK)
         return st;
