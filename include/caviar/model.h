@@ -53,6 +53,10 @@ void cv_model_use_arenas(cv_model *m, float *params, float *grads);
  * add their weight gradients onto it, without BLAS's clearing pass; the
  * gradients are the same.  Off by default. */
 void cv_model_accumulate_grads(cv_model *m, bool on);
+/* The first arena offset >= at where a row of a parameter tensor starts
+ * (rows: its outermost dimension; a dense W (out, in) has rows of in). */
+size_t cv_model_row_start(const cv_model *m, size_t at);
+
 /* A batch shared by the ranks of one host: every layer with parameters is
  * dense (cv_model_can_share_batch).  cv_model_share_batch lays out, in
  * `buf` (cv_model_shared_batch_floats(m, ranks) floats of memory the
@@ -66,10 +70,6 @@ void cv_model_accumulate_grads(cv_model *m, bool on);
  * summed across ranks), once every rank's batch is written and visible.
  * Unused rows (a batch smaller than max_batch) are zeroed. */
 bool cv_model_can_share_batch(const cv_model *m);
-/* The first arena offset >= at where a row of a parameter tensor starts
- * (rows: its outermost dimension; a dense W (out, in) has rows of in). */
-size_t cv_model_row_start(const cv_model *m, size_t at);
-
 size_t cv_model_shared_batch_floats(cv_model *m, int ranks);
 float *cv_model_share_batch(cv_model *m, float *buf, int ranks, int rank);
 void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi);
