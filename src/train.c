@@ -228,8 +228,8 @@ static cv_status check_shared_batch(const struct trainer *tr, struct cv_error *e
  * outnumber the shared batch's floats by 1.25.  Measured at 2 ranks,
  * Haswell kernels, shared vs not, side by side (ratio: parameters to
  * shared floats): 784-2048-2048-10 at batch 256 (2.5) +2 to +7%;
- * 784-1024-1024-10 at 128 (3.0) -1 to +4%; 784-128-10 at 64 (1.5) +4, +5%;
- * 784-256-128-10 at 128 (1.0) -2 to +4%, and -6 to 0% with AVX-512;
+ * 784-1024-1024-10 at 128 (3.0) -4 to +4%; 784-128-10 at 64 (1.5) +4, +5%;
+ * 784-256-128-10 at 128 (1.0) -2 to +6%, and -6 to 0% with AVX-512;
  * 784-512-512-10 at 256 (0.9) +1, +1%; 784-256-128-10 at 512 (0.3) -5, -4%. */
 static bool shared_batch_pays(struct trainer *tr, int ranks)
 {
