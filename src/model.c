@@ -173,12 +173,11 @@ void cv_model_use_arenas(cv_model *m, float *params, float *grads)
     bind_arenas(m);
 }
 
-/* Parameters of a layer, its children's included. */
-static size_t layer_params(const struct cv_layer *l)
+/* Parameters of layer i, its children's included. */
+static size_t layer_params(const cv_model *m, int i)
 {
-    size_t np = 0, ns = 0, nscr = 0;
-    cv__layer_sizes(l, &np, &ns, &nscr);
-    return np;
+    size_t end = i + 1 < m->n_layers ? m->param_offset[i + 1] : m->n_params;
+    return end - m->param_offset[i];
 }
 
 size_t cv_model_row_start(const cv_model *m, size_t at)
@@ -202,7 +201,7 @@ bool cv_model_can_share_batch(const cv_model *m)
 {
     for (int i = 0; i < m->n_layers; i++) {
         const struct cv_layer *l = &m->layers[i];
-        if (layer_params(l) > 0 && (!l->ops->weight_grads || l->n_children > 0 || l->n_state > 0))
+        if (layer_params(m, i) > 0 && (!l->ops->weight_grads || l->n_children > 0 || l->n_state > 0))
             return false;
     }
     return true;
@@ -221,7 +220,7 @@ static size_t share_layout(cv_model *m, float *buf, int ranks)
         if (buf)
             m->share_acts[i] = buf + at;
         at += rows * f;
-        bool dz = m->layers[i].ops->weight_grads && layer_params(&m->layers[i]) > 0;
+        bool dz = m->layers[i].ops->weight_grads && layer_params(m, i) > 0;
         if (buf)
             m->share_dz[i] = dz ? buf + at : NULL;
         at += dz ? rows * f : 0;
@@ -250,7 +249,7 @@ void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi)
     int rows = m->share_ranks * m->max_batch;
     for (int i = 0; i < m->n_layers; i++) {
         struct cv_layer *l = &m->layers[i];
-        size_t first = m->param_offset[i], end = first + layer_params(l);
+        size_t first = m->param_offset[i], end = first + layer_params(m, i);
         size_t a = lo > first ? lo : first, b = hi < end ? hi : end;
         if (a < b)
             l->ops->weight_grads(l, i > 0 ? m->share_acts[i - 1] : m->share_in, m->share_dz[i],
@@ -415,11 +414,13 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
     bool shared = m->share_ranks > 0;
     struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows,
                          .accumulate = m->accumulate, .defer_weights = shared};
+    const float *x = b->x;
     if (shared) {
         float *own = own_rows(m, m->share_in, (size_t)m->inputs);
         if (b->x != own && b->n > 0) /* gathered elsewhere: the owners read it here */
             memcpy(own, b->x, sizeof(float) * (size_t)b->n * (size_t)m->inputs);
         clear_unused_rows(m, b->n);
+        x = own;
     }
     if (b->n == 0) { /* a rank whose shard ran out still joins the allreduce */
         if (!shared)
@@ -428,7 +429,6 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
             ready(ready_arg, 0);
         return;
     }
-    const float *x = shared ? own_rows(m, m->share_in, (size_t)m->inputs) : b->x;
     double t0 = cv_now();
     forward(m, &ctx, x, b->n);
     long long correct = 0;

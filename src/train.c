@@ -42,8 +42,8 @@ struct trainer {
     cv_reducer *reducer;
     cv_comm *node, *cross;        /* node-shared arenas: this host's ranks, other hosts' */
     float *pending;               /* a peer's gradients the update adds (finish_pending) */
-    bool share_batch;             /* node-shared arenas share the batch too (wanted) */
-    bool owned_grads;             /* node-shared batch: owners compute their gradients */
+    bool share_batch;             /* node-shared arenas share the batch too: owners compute
+                                     their slices' gradients over it (share_batch) */
     cv_shard *train, *dev;
     float *pred;                  /* (local_batch, outputs) evaluation output */
     double *small;                /* (2 + n_state) the per-step tiny allreduce */
@@ -739,7 +739,7 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global,
                          cv_reducer_ready, tr->reducer, &bs);
     cv_status st = cv_reducer_finish_pending(tr->reducer, &wait, &tr->pending, err);
-    if (st == CV_OK && tr->owned_grads)
+    if (st == CV_OK && tr->share_batch)
         st = owned_grads(tr, &bs, &wait, err);
     bool preempt = tr->opts->preempt_at_step > 0 && tr->ts.step + 1 >= tr->opts->preempt_at_step;
     bool asked = (tr->opts->stop && *tr->opts->stop) || preempt;
@@ -911,7 +911,6 @@ static cv_status share_batch(struct trainer *tr, struct cv_error *err)
         return st;
     cv_shard_gather_into(tr->train, cv_model_share_batch(tr->model, buf, ranks, me));
     cv_reducer_owners_compute(tr->reducer, true);
-    tr->owned_grads = true;
     return CV_OK;
 }
 
@@ -982,7 +981,7 @@ static void say_exchange(const struct trainer *tr)
         int hosts = cv_reducer_hosts(r);
         say(tr, "gradients: %s%s, optimizer sharded over a host's %d ranks, one parameter arena "
             "per host\n",
-            tr->owned_grads ? "each slice's owner computes them over the host's whole batch "
+            tr->share_batch ? "each slice's owner computes them over the host's whole batch "
                               "(activations in shared memory)"
                             : "summed in shared memory after backward by each slice's owner",
             hosts > 1 ? ", then allreduced across hosts" : "", tr->world / hosts);

@@ -191,15 +191,21 @@ static void test_dropout_statistics(void)
     cv_model_free(m);
 }
 
+/* IN -> 7 ReLU -> 4 tanh -> 3 softmax, softmax cross-entropy. */
+static void relu_tanh_mlp(struct cv_config *c)
+{
+    int units[3] = {7, 4, 3};
+    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
+    fixture_mlp(c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+}
+
 /* With the arena kept zero by the caller, dense layers add their weight
  * gradients onto it: the gradients are the same bits; a second batch onto
  * the first shows the weights' were added, not written. */
 static void test_accumulated_grads(void)
 {
     struct cv_config c;
-    int units[3] = {7, 4, 3};
-    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
-    fixture_mlp(&c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+    relu_tanh_mlp(&c);
     cv_model *plain = NULL, *acc = NULL;
     ASSERT_EQ(cv_model_create(&c, N, &plain, NULL), CV_OK);
     ASSERT_EQ(cv_model_create(&c, N, &acc, NULL), CV_OK);
@@ -241,9 +247,7 @@ static void test_accumulated_grads(void)
 static void test_shared_batch(void)
 {
     struct cv_config c;
-    int units[3] = {7, 4, 3};
-    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
-    fixture_mlp(&c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+    relu_tanh_mlp(&c);
     fixture_insert_dropout(&c, 1, 0.7f); /* masks keyed by row id: the same in both paths */
     enum { R = 3, MB = 3 };
     cv_model *ref = NULL, *m[R] = {NULL};
