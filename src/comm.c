@@ -659,6 +659,12 @@ static cv_status node_sync(const cv_reducer *r, const char *what, struct cv_erro
     return mpi_fail(err, rc, where);
 }
 
+cv_status cv_reducer_node_barrier(const cv_reducer *r, struct cv_error *err)
+{
+    CV_ASSERT(r->node_shared);
+    return node_sync(r, "split layers", err);
+}
+
 cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_error *err)
 {
     if (!r->node_shared)

@@ -130,6 +130,7 @@ static const struct field comm_fields[] = {
     {"compression", ENUM(comm.compression, compression_names)},
     {"shared_memory", F_TRI, C(comm.shared_memory), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"shared_batch", F_TRI, C(comm.shared_batch), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {"split_features", F_TRI, C(comm.split_features), NONE, 0, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field ckpt_fields[] = {
     {"every_steps", F_INT, C(checkpoint.every_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -711,6 +712,7 @@ static void defaults(struct cv_config *c)
     c->comm.shard_optimizer = CV_AUTO;
     c->comm.shared_memory = CV_AUTO;
     c->comm.shared_batch = CV_AUTO;
+    c->comm.split_features = CV_AUTO;
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");
@@ -777,6 +779,12 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
     if (c->comm.shared_batch == CV_ON && c->comm.shared_memory == CV_OFF)
         return cv_fail(p->err, CV_CONFIG, "%s: comm.shared_batch = true needs comm.shared_memory "
                        "(the batch is shared with the node-shared arenas)", p->source);
+    if (c->comm.split_features == CV_ON &&
+        (c->comm.shared_batch == CV_OFF || c->comm.shared_memory == CV_OFF))
+        return cv_fail(p->err, CV_CONFIG, "%s: comm.split_features = true needs comm.shared_batch "
+                       "and comm.shared_memory (split layers compute on the shared batch), got "
+                       "comm.%s = false", p->source,
+                       c->comm.shared_batch == CV_OFF ? "shared_batch" : "shared_memory");
     if (c->sweep.min_epochs > c->sweep.max_epochs)
         return cv_fail(p->err, CV_CONFIG, "%s: sweep.min_epochs = %d is larger than "
                        "sweep.max_epochs = %d", p->source, c->sweep.min_epochs,

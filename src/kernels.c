@@ -76,13 +76,14 @@ static inline float act1(float z, enum cv_activation act, float slope)
     return z;
 }
 
-/* Row loops with the activation hoisted out, so each one vectorises. */
-#define ROWS_LOOP(n, f, body)                                                                      \
+/* Row loops over f columns of rows ld floats apart, with the activation
+ * hoisted out, so each one vectorises. */
+#define ROWS_LOOP(n, f, ld, body)                                                                  \
     _Pragma("omp parallel for schedule(static) if ((long)(n) * (f) >= PAR_MIN)")                  \
     for (int i = 0; i < (n); i++) {                                                                \
         _Pragma("omp simd") for (int j = 0; j < (f); j++)                                          \
         {                                                                                          \
-            size_t k = (size_t)i * (size_t)(f) + (size_t)j;                                        \
+            size_t k = (size_t)i * (size_t)(ld) + (size_t)j;                                       \
             body;                                                                                  \
         }                                                                                          \
     }
@@ -90,8 +91,15 @@ static inline float act1(float z, enum cv_activation act, float slope)
 void cv_bias_act_forward(float *y, const float *bias, int n, int f, enum cv_activation act,
                          float slope)
 {
+    cv_bias_act_block(y, f, bias, n, f, act, slope);
+}
+
+void cv_bias_act_block(float *y, int ld, const float *bias, int n, int f, enum cv_activation act,
+                       float slope)
+{
     static const float zero_bias[1] = {0};
     if (act == CV_ACT_SOFTMAX) {
+        CV_ASSERT(ld == f); /* row-wise: a block of columns has no softmax */
         if (bias)
             cv_bias_act_forward(y, bias, n, f, CV_ACT_LINEAR, 0);
         cv_softmax_rows(y, y, n, f);
@@ -101,18 +109,18 @@ void cv_bias_act_forward(float *y, const float *bias, int n, int f, enum cv_acti
     size_t bs = bias ? 1 : 0; /* stride 0 reads the single zero */
     switch (act) {
     case CV_ACT_RELU:
-        ROWS_LOOP(n, f, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : 0.0f; });
+        ROWS_LOOP(n, f, ld, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : 0.0f; });
         break;
     case CV_ACT_LEAKY_RELU:
-        ROWS_LOOP(n, f, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : slope * z; });
+        ROWS_LOOP(n, f, ld, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : slope * z; });
         break;
     case CV_ACT_LINEAR:
         if (bias)
-            ROWS_LOOP(n, f, { y[k] += b[j]; });
+            ROWS_LOOP(n, f, ld, { y[k] += b[j]; });
         break;
     case CV_ACT_SIGMOID:
     case CV_ACT_TANH:
-        ROWS_LOOP(n, f, { y[k] = act1(y[k] + b[j * bs], act, slope); });
+        ROWS_LOOP(n, f, ld, { y[k] = act1(y[k] + b[j * bs], act, slope); });
         break;
     case CV_ACT_SOFTMAX:
     case CV_ACT_COUNT:
@@ -142,26 +150,35 @@ static void softmax_backward(const float *y, const float *dy, float *dz, int n, 
 void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
                      enum cv_activation act, float slope)
 {
+    if (act == CV_ACT_SOFTMAX)
+        softmax_backward(y, dy, dz, n, f);
+    else
+        cv_act_backward_block(y, dy, dz, f, n, f, act, slope);
+}
+
+void cv_act_backward_block(const float *y, const float *dy, float *dz, int ld, int n, int f,
+                           enum cv_activation act, float slope)
+{
     switch (act) {
     case CV_ACT_RELU:
-        ROWS_LOOP(n, f, { dz[k] = y[k] > 0 ? dy[k] : 0.0f; });
+        ROWS_LOOP(n, f, ld, { dz[k] = y[k] > 0 ? dy[k] : 0.0f; });
         break;
     case CV_ACT_LEAKY_RELU: /* slope > 0 keeps the sign of z in a */
-        ROWS_LOOP(n, f, { dz[k] = y[k] > 0 ? dy[k] : slope * dy[k]; });
+        ROWS_LOOP(n, f, ld, { dz[k] = y[k] > 0 ? dy[k] : slope * dy[k]; });
         break;
     case CV_ACT_SIGMOID:
-        ROWS_LOOP(n, f, { dz[k] = dy[k] * y[k] * (1.0f - y[k]); });
+        ROWS_LOOP(n, f, ld, { dz[k] = dy[k] * y[k] * (1.0f - y[k]); });
         break;
     case CV_ACT_TANH:
-        ROWS_LOOP(n, f, { dz[k] = dy[k] * (1.0f - y[k] * y[k]); });
-        break;
-    case CV_ACT_SOFTMAX:
-        softmax_backward(y, dy, dz, n, f);
+        ROWS_LOOP(n, f, ld, { dz[k] = dy[k] * (1.0f - y[k] * y[k]); });
         break;
     case CV_ACT_LINEAR:
     case CV_ACT_COUNT:
         if (dz != dy)
-            memcpy(dz, dy, sizeof(float) * (size_t)n * (size_t)f);
+            ROWS_LOOP(n, f, ld, { dz[k] = dy[k]; });
+        break;
+    case CV_ACT_SOFTMAX: /* row-wise: cv_act_backward */
+        CV_ASSERT(!"softmax over a block of columns");
         break;
     }
 }

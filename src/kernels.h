@@ -26,10 +26,18 @@ void cv_gemm_naive(bool ta, bool tb, int m, int n, int k, float alpha, const flo
 /* y (n, f) += bias (f) broadcast over rows, then y = act(y) in place. */
 void cv_bias_act_forward(float *y, const float *bias, int n, int f, enum cv_activation act,
                          float slope);
+/* The same on f columns of n rows ld floats apart (a block of a wider
+ * tensor); not softmax, which is row-wise. */
+void cv_bias_act_block(float *y, int ld, const float *bias, int n, int f, enum cv_activation act,
+                       float slope);
 /* dz (n, f) = dy * act'(y), computed from the activation output y.  For
  * softmax the full Jacobian product is used.  dz may alias dy. */
 void cv_act_backward(const float *y, const float *dy, float *dz, int n, int f,
                      enum cv_activation act, float slope);
+/* The same on f columns of n rows ld floats apart in y, dy and dz; not
+ * softmax. */
+void cv_act_backward_block(const float *y, const float *dy, float *dz, int ld, int n, int f,
+                           enum cv_activation act, float slope);
 /* Per-channel: y (n, C, hw) += bias[c], then y = act(y) in place; and
  * db (C) = sum of dz (n, C, hw) over n and hw. */
 void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw,

@@ -76,6 +76,18 @@ struct cv_layer_ops {
      * `accumulate` as in cv_ctx. */
     void (*weight_grads)(struct cv_layer *l, const float *x, const float *dz, int rows, size_t lo,
                          size_t hi, bool accumulate);
+    /* Optional (dense), for a layer whose features are split across the
+     * ranks of a host (cv_model_split_features): each call computes
+     * columns [c0, c1) of its result over `rows` rows, every tensor rows
+     * of its full width.
+     *   forward_cols:     y (rows, out) = act(x (rows, in) W^T + b)
+     *   act_grads_cols:   dz (rows, out) = dy (rows, out) * act'(y)
+     *   input_grads_cols: dx (rows, in) = dz (rows, out) W */
+    void (*forward_cols)(struct cv_layer *l, const float *x, float *y, int rows, int c0, int c1);
+    void (*act_grads_cols)(struct cv_layer *l, const float *y, const float *dy, float *dz, int rows,
+                           int c0, int c1);
+    void (*input_grads_cols)(struct cv_layer *l, const float *dz, float *dx, int rows, int c0,
+                             int c1);
     void (*destroy)(struct cv_layer *l);
 };
 

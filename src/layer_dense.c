@@ -48,6 +48,8 @@ static void dense_backward(struct cv_layer *l, const struct cv_ctx *ctx, const f
     int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
     float *dz = l->scratch; /* (n, out) */
     if (n == 0) {
+        if (ctx->defer_weights) /* the owners' to compute, over the other ranks' rows */
+            return;
         for (size_t i = 0; i < l->params[W_].count; i++)
             l->params[W_].grad[i] = 0.0f;
         for (int i = 0; i < out; i++)
@@ -105,6 +107,39 @@ static void dense_weight_grads(struct cv_layer *l, const float *x, const float *
         cv_column_sums(dz + blo, out, l->params[B_].grad + blo, rows, (int)(bhi - blo), accumulate);
 }
 
+/* ---- split by features (forward_cols, act_grads_cols, input_grads_cols) ---- */
+
+static void dense_forward_cols(struct cv_layer *l, const float *x, float *y, int rows, int c0,
+                               int c1)
+{
+    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
+    if (rows == 0 || c1 <= c0)
+        return;
+    /* y[:, c0:c1] (rows, c1 - c0) = x (rows, in) . W[c0:c1, :]^T */
+    cv_gemm(false, true, rows, c1 - c0, in, 1.0f, x, in, l->params[W_].data + (size_t)c0 * in, in,
+            0.0f, y + c0, out);
+    cv_bias_act_block(y + c0, out, l->params[B_].data + c0, rows, c1 - c0, l->act, l->slope);
+}
+
+static void dense_act_grads_cols(struct cv_layer *l, const float *y, const float *dy, float *dz,
+                                 int rows, int c0, int c1)
+{
+    int out = l->params[W_].dims[0];
+    if (rows > 0 && c1 > c0)
+        cv_act_backward_block(y + c0, dy + c0, dz + c0, out, rows, c1 - c0, l->act, l->slope);
+}
+
+static void dense_input_grads_cols(struct cv_layer *l, const float *dz, float *dx, int rows,
+                                   int c0, int c1)
+{
+    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
+    if (rows == 0 || c1 <= c0)
+        return;
+    /* dx[:, c0:c1] (rows, c1 - c0) = dz (rows, out) . W[:, c0:c1] (out, c1 - c0) */
+    cv_gemm(false, false, rows, c1 - c0, out, 1.0f, dz, out, l->params[W_].data + c0, in, 0.0f,
+            dx + c0, in);
+}
+
 const struct cv_layer_ops cv__dense_ops = {
     .type = CV_LAYER_DENSE,
     .plan = dense_plan,
@@ -112,4 +147,7 @@ const struct cv_layer_ops cv__dense_ops = {
     .forward = dense_forward,
     .backward = dense_backward,
     .weight_grads = dense_weight_grads,
+    .forward_cols = dense_forward_cols,
+    .act_grads_cols = dense_act_grads_cols,
+    .input_grads_cols = dense_input_grads_cols,
 };

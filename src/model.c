@@ -27,7 +27,9 @@ struct cv_model {
     bool accumulate;                    /* grads are zero between batches (the caller's) */
     float *acts[CV_MAX_LAYERS];         /* (max_batch, out_i) outputs of layer i */
     float *act_mem;
-    float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong */
+    float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong; split:
+                                           (ranks max_batch, widest) */
+    size_t widest;                      /* widest input or output, in floats per sample */
     float *norm_mean, *norm_std;        /* (inputs) */
     bool has_norm;
     enum cv_activation final_act;       /* applied by predict after fused logits */
@@ -39,6 +41,9 @@ struct cv_model {
     float *share_in;                    /* (ranks max_batch, inputs) */
     float *share_acts[CV_MAX_LAYERS];   /* (ranks max_batch, out_i) */
     float *share_dz[CV_MAX_LAYERS];     /* dense layers: (ranks max_batch, out_i) */
+    int split;                          /* layers [0, split) are split by features */
+    void (*sync)(void *arg);            /* barrier of the host's ranks (split) */
+    void *sync_arg;
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -96,6 +101,7 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
     }
     m->n_params = np;
     m->n_state = ns;
+    m->widest = widest;
     size_t mb = (size_t)m->max_batch;
     m->params = cv_calloc_big(np, sizeof(float));
     m->grads = cv_calloc_big(np, sizeof(float));
@@ -111,6 +117,12 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
         return cv_fail(err, CV_NOMEM, "model: out of memory for %zu parameters at batch %d", np,
                        m->max_batch);
     return CV_OK;
+}
+
+/* The host's rows of a shared batch. */
+static int host_rows(const cv_model *m)
+{
+    return m->share_ranks * m->max_batch;
 }
 
 /* This rank's rows of a shared tensor of `width` floats per sample. */
@@ -257,6 +269,40 @@ void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi)
     }
 }
 
+int cv_model_splittable_layers(const cv_model *m)
+{
+    int k = 0;
+    while (k < m->n_layers && m->layers[k].ops->forward_cols && m->layers[k].n_children == 0 &&
+           m->layers[k].act != CV_ACT_SOFTMAX)
+        k++;
+    return k;
+}
+
+int cv_model_layer_width(const cv_model *m, int i)
+{
+    return (int)cv_shape_size(m->layers[i].out);
+}
+
+cv_status cv_model_split_features(cv_model *m, int layers, void (*sync)(void *arg), void *arg,
+                                  struct cv_error *err)
+{
+    CV_ASSERT(m->share_ranks > 0 && layers >= 0 && layers <= cv_model_splittable_layers(m));
+    if (layers == 0)
+        return CV_OK;
+    size_t floats = m->widest * (size_t)host_rows(m);
+    for (int k = 0; k < 2; k++) { /* input gradients of every row of the host */
+        free(m->dbuf[k]);
+        m->dbuf[k] = cv_calloc_big(floats, sizeof(float));
+        if (!m->dbuf[k])
+            return cv_fail(err, CV_NOMEM, "model: out of memory for split layers' gradients "
+                           "(%zu floats)", floats);
+    }
+    m->split = layers;
+    m->sync = sync;
+    m->sync_arg = arg;
+    return CV_OK;
+}
+
 /* Shared batch: rows [n, max_batch) of this rank's part of every tensor
  * are zeroed, so that the owners' sums over all rows add nothing for them. */
 static void clear_unused_rows(cv_model *m, int n)
@@ -367,13 +413,48 @@ cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std,
     return CV_OK;
 }
 
-static void forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n)
+/* Columns [c0, c1) of a tensor `width` wide that this rank computes in a
+ * split layer: contiguous shares, cut at multiples of 16 floats (64 bytes)
+ * where every rank still gets 16, so that two ranks rarely write one cache
+ * line. */
+static void split_cols(const cv_model *m, size_t width, int *c0, int *c1)
 {
+    long long w = (long long)width, r = m->share_rank, p = m->share_ranks;
+    long long align = w >= 16 * p ? 16 : 1;
+    *c0 = (int)(w * r / p / align * align);
+    *c1 = r + 1 == p ? (int)w : (int)(w * (r + 1) / p / align * align);
+}
+
+/* A barrier of the host's ranks; returns the seconds it waited. */
+static double sync_ranks(cv_model *m)
+{
+    double t0 = cv_now();
+    m->sync(m->sync_arg);
+    return cv_now() - t0;
+}
+
+/* Layers [0, split) compute this rank's share of their output features
+ * over the host's rows, each followed by a barrier, since the next layer
+ * reads every column (and the first reads every rank's inputs); the rest
+ * compute this rank's n rows.  Returns the seconds spent in barriers. */
+static double forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n, int split)
+{
+    double waited = split > 0 ? sync_ranks(m) : 0;
     const float *in = x;
     for (int i = 0; i < m->n_layers; i++) {
-        m->layers[i].ops->forward(&m->layers[i], ctx, in, m->acts[i], n);
+        struct cv_layer *l = &m->layers[i];
+        if (i < split) {
+            int c0, c1;
+            split_cols(m, cv_shape_size(l->out), &c0, &c1);
+            l->ops->forward_cols(l, i > 0 ? m->share_acts[i - 1] : m->share_in, m->share_acts[i],
+                                 host_rows(m), c0, c1);
+            waited += sync_ranks(m);
+        } else {
+            l->ops->forward(l, ctx, in, m->acts[i], n);
+        }
         in = m->acts[i];
     }
+    return waited;
 }
 
 /* Loss sum over the batch; d = scale * dLoss/d(network output). */
@@ -393,18 +474,51 @@ static double loss(cv_model *m, const struct cv_batch *b, float scale, float *d,
     return 0;
 }
 
-static void backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n,
-                     cv_grad_ready_fn ready, void *ready_arg)
+/* Backward of split layer i: its output gradients dz from dy, which holds
+ * this rank's n rows (from the first layer after the split ones) or this
+ * rank's columns of the host's rows (from a split layer); then, after a
+ * barrier, this rank's columns of the input gradients over the host's rows.
+ * Returns the seconds spent in the barrier. */
+static double split_backward(cv_model *m, int i, int n, const float *dy, bool by_cols, float *dx)
 {
-    int cur = 0; /* dbuf[cur] holds dLoss/d(output of layer i) */
+    struct cv_layer *l = &m->layers[i];
+    int c0, c1;
+    size_t out = cv_shape_size(l->out);
+    if (by_cols) {
+        split_cols(m, out, &c0, &c1);
+        l->ops->act_grads_cols(l, m->share_acts[i], dy, m->share_dz[i], host_rows(m), c0, c1);
+    } else {
+        l->ops->act_grads_cols(l, m->acts[i], dy, l->scratch, n, 0, (int)out);
+    }
+    if (!dx) /* the first layer: the barrier before the owners' weight gradients follows */
+        return 0;
+    double waited = sync_ranks(m); /* dx reads every rank's dz */
+    split_cols(m, cv_shape_size(l->in), &c0, &c1);
+    l->ops->input_grads_cols(l, m->share_dz[i], dx, host_rows(m), c0, c1);
+    return waited;
+}
+
+/* Returns the seconds spent in barriers (split layers). */
+static double backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n,
+                       cv_grad_ready_fn ready, void *ready_arg)
+{
+    int cur = 0;          /* dbuf[cur] holds dLoss/d(output of layer i) */
+    bool by_cols = false; /* ... as this rank's columns of the host's rows, else n rows */
+    double waited = 0;
     for (int i = m->n_layers - 1; i >= 0; i--) {
-        const float *in = i > 0 ? m->acts[i - 1] : x;
         float *dx = i > 0 ? m->dbuf[cur ^ 1] : NULL;
-        m->layers[i].ops->backward(&m->layers[i], ctx, in, m->acts[i], m->dbuf[cur], dx, n);
+        if (i < m->split) {
+            waited += split_backward(m, i, n, m->dbuf[cur], by_cols, dx);
+            by_cols = true;
+        } else {
+            const float *in = i > 0 ? m->acts[i - 1] : x;
+            m->layers[i].ops->backward(&m->layers[i], ctx, in, m->acts[i], m->dbuf[cur], dx, n);
+        }
         cur ^= 1;
         if (ready)
             ready(ready_arg, m->param_offset[i]);
     }
+    return waited;
 }
 
 void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, float grad_scale,
@@ -422,7 +536,8 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
         clear_unused_rows(m, b->n);
         x = own;
     }
-    if (b->n == 0) { /* a rank whose shard ran out still joins the allreduce */
+    if (b->n == 0 && m->split == 0) { /* a rank whose shard ran out still joins the allreduce
+                                         (and the split layers, below, with no rows) */
         if (!shared)
             memset(m->grads, 0, sizeof(float) * m->n_params);
         if (ready)
@@ -430,17 +545,18 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
         return;
     }
     double t0 = cv_now();
-    forward(m, &ctx, x, b->n);
+    double sync_f = forward(m, &ctx, x, b->n, m->split);
     long long correct = 0;
     double l = loss(m, b, grad_scale, m->dbuf[0], &correct);
     double t1 = cv_now();
-    backward(m, &ctx, x, b->n, ready, ready_arg);
+    double sync_b = backward(m, &ctx, x, b->n, ready, ready_arg);
     if (stats) {
         stats->loss_sum += l;
         stats->correct += correct;
         stats->count += b->n;
-        stats->t_forward += t1 - t0;
-        stats->t_backward += cv_now() - t1;
+        stats->t_forward += t1 - t0 - sync_f;
+        stats->t_backward += cv_now() - t1 - sync_b;
+        stats->t_sync += sync_f + sync_b;
     }
 }
 
@@ -451,7 +567,7 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
     if (b->n == 0)
         return;
     struct cv_ctx ctx = {.train = false, .seed = m->cfg->train.seed, .rows = b->rows};
-    forward(m, &ctx, b->x, b->n);
+    forward(m, &ctx, b->x, b->n, 0); /* each rank its own rows: never split */
     if (stats && (b->y_class || b->y_vec)) {
         long long correct = 0;
         stats->loss_sum += loss(m, b, 0.0f, m->dbuf[0], &correct);

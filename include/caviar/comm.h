@@ -139,6 +139,10 @@ cv_status cv_reducer_load_params(cv_reducer *r, const float *params, struct cv_e
  * the life of the reducer (a shared batch, cv_model_share_batch); writes
  * to it are published by the same barriers as the arenas'. */
 cv_status cv_reducer_node_batch(cv_reducer *r, size_t n, float **out, struct cv_error *err);
+/* Collective over the node, node-shared: a barrier after which every node
+ * rank sees what the others wrote before it to the arenas and the shared
+ * batch (the split layers' barrier, cv_model_split_features). */
+cv_status cv_reducer_node_barrier(const cv_reducer *r, struct cv_error *err);
 /* Node-shared: each owner computes its slice's sum over the node itself
  * (cv_model_owned_grads over a shared batch), so cv_reducer_finish is only
  * the barrier after backward; across hosts the owner then adds the other

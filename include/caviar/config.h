@@ -151,6 +151,8 @@ struct cv_config {
         enum cv_tristate shared_memory;   /* one parameter arena per host (default auto) */
         enum cv_tristate shared_batch;    /* node-shared: owners' gradients over the host's
                                              batch (default auto) */
+        enum cv_tristate split_features;  /* shared batch: dense layers split by features
+                                             across the host's ranks (default auto) */
     } comm;
 
     struct {

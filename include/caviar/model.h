@@ -73,6 +73,23 @@ bool cv_model_can_share_batch(const cv_model *m);
 size_t cv_model_shared_batch_floats(cv_model *m, int ranks);
 float *cv_model_share_batch(cv_model *m, float *buf, int ranks, int rank);
 void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi);
+/* Split by features, on a shared batch (after cv_model_share_batch):
+ * layers [0, layers) then compute, over the host's rows, only this rank's
+ * share of their output features in forward and of their input features
+ * in the input gradients (1-D tensor parallelism, as Megatron-LM splits
+ * its MLPs), so each rank's GEMMs are as deep as the host's batch and read
+ * only its share of W; their outputs and output gradients live in the
+ * shared batch.  cv_model_train_batch then calls `sync` (a barrier of the
+ * host's ranks that publishes the shared window's writes) before and after
+ * each split layer in forward and before each split input gradient, so
+ * every rank of the host must train every batch, one with no rows too.
+ * The split layers must be a prefix of at most
+ * cv_model_splittable_layers(m): dense layers, none with a softmax.
+ * Errors: CV_NOMEM (the input-gradient buffers grow to the host's rows). */
+int cv_model_splittable_layers(const cv_model *m);
+int cv_model_layer_width(const cv_model *m, int i); /* outputs per sample of layer i */
+cv_status cv_model_split_features(cv_model *m, int layers, void (*sync)(void *arg), void *arg,
+                                  struct cv_error *err);
 size_t cv_model_n_state(const cv_model *m);
 float *cv_model_state(cv_model *m);  /* borrowed: the state arena */
 int cv_model_inputs(const cv_model *m);  /* features per sample */
@@ -103,6 +120,7 @@ struct cv_batch_stats {
     long long count;          /* samples */
     double t_forward;         /* seconds in forward (incl. loss) */
     double t_backward;        /* seconds in backward */
+    double t_sync;            /* seconds in the split layers' barriers (not in the two above) */
 };
 
 /* Called after backward has written the gradients of every parameter at or

@@ -18,6 +18,11 @@ expect_fail "unknown key .train.lrr." run_np 2 $T train.lrr=1
 expect_fail "comm.shared_batch = true needs a model whose layers with parameters are all dense" \
     run_np 2 $T comm.shared_batch=true model.input=[1,28,28] \
     "model.layers.0={type: conv2d, filters: 2, size: 3}"
+expect_fail "comm.split_features = true needs a model whose layers with parameters are all dense" \
+    run_np 2 $T comm.split_features=true model.input=[1,28,28] \
+    "model.layers.0={type: conv2d, filters: 2, size: 3}"
+expect_fail "comm.split_features = true needs a model whose first layer is dense \\(without softmax\\)" \
+    run_np 2 $T comm.split_features=true model.layers.0.activation=softmax
 
 "$PY" - "$TMP" <<'PY'
 import h5py, numpy as np, sys

@@ -83,3 +83,21 @@ run_np 2 train "$cfg" run.dir="$TMP/w" "${sb[@]}" --resume "$TMP/w" >/dev/null
 got=$(params_hash "$TMP/w/model.h5")
 [ "$got" = "$want" ] || fail "shared batch, resumed: params $got != uninterrupted $want"
 ok "np=2 shared batch: resumed byte-identically ($want)"
+
+# Its first layer split by features too (comm.split_features; auto leaves
+# 64 units whole at 2 ranks): resumed mid-epoch, byte-identical, and equal
+# to the unsplit shared batch up to rounding (the dev accuracy)
+sf=(comm.split_features=true)
+run_np 2 train "$cfg" run.dir="$TMP/x" "${sf[@]}" >"$TMP/x.log"
+grep -q "layers 0-0: split by features across a host's ranks" "$TMP/x.log" ||
+    fail "comm.split_features=true: no layer was split"
+want=$(params_hash "$TMP/x/model.h5")
+expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/y" "${sf[@]}" --stop-after-steps 250
+run_np 2 train "$cfg" run.dir="$TMP/y" "${sf[@]}" --resume "$TMP/y" >/dev/null
+got=$(params_hash "$TMP/y/model.h5")
+[ "$got" = "$want" ] || fail "split layers, resumed: params $got != uninterrupted $want"
+acc_split=$(dev_accuracy "$TMP/x") acc_shared=$(dev_accuracy "$TMP/v")
+"$PY" -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 0.01)" \
+    "$acc_split" "$acc_shared" ||
+    fail "split layers: dev accuracy $acc_split, shared batch unsplit $acc_shared"
+ok "np=2 split layers: resumed byte-identically ($want), dev accuracy $acc_split vs $acc_shared"

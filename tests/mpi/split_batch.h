@@ -34,12 +34,18 @@ static inline void make_data(void)
         Y[i] = (int32_t)(i % K), ROWS[i] = i;
 }
 
-static inline void config(struct cv_config *c)
+static inline void mlp_config(struct cv_config *c, bool dropout)
 {
     int units[3] = {16, 8, K};
     enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
     fixture_mlp(c, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
-    fixture_insert_dropout(c, 1, 0.7f); /* masks keyed by global row: shard-independent */
+    if (dropout)
+        fixture_insert_dropout(c, 1, 0.7f); /* masks keyed by global row: shard-independent */
+}
+
+static inline void config(struct cv_config *c)
+{
+    mlp_config(c, true);
 }
 
 /* This rank's contiguous part of the global batch. */
@@ -105,21 +111,35 @@ static size_t row_start(void *model, size_t at)
     return cv_model_row_start(model, at);
 }
 
+static void node_barrier(void *reducer)
+{
+    ASSERT_EQ(cv_reducer_node_barrier(reducer, NULL), CV_OK);
+}
+
+/* How sharded_matches_replicated's node-shared side computes its gradients. */
+enum { SUMMED = -1, OWNED = 0 }; /* > 0: OWNED, with that many layers split by features */
+
 /* A sharded optimizer (Adam, L2, optionally a global-norm clip) follows a
  * replicated one on private arenas step for step: the norm, the parameters
  * and, once shared, the moments.  With `node`, the sharded side computes on
- * node-shared arenas (cv_reducer_create_node_shared over node and cross),
- * and with `shared_batch` as the trainer does for dense models: the node's
- * batch shared, each owner computing its slice's gradients over it (slices
- * cut at rows); else on private arenas, its gradients reduced in 64-byte
- * buckets, many in flight when overlapped and some cut at an owner boundary. */
+ * node-shared arenas (cv_reducer_create_node_shared over node and cross):
+ * with `mode` SUMMED each owner adds its peers' gradient copies; with OWNED
+ * as the trainer does for dense models, the node's batch shared and each
+ * owner computing its slice's gradients over it (slices cut at rows); and
+ * with mode k > 0 the first k layers are also split by features across
+ * the node's ranks (the MLP without its dropout for k > 1, so that layers
+ * 0-1 are dense).  Without `node`, the sharded side computes on private
+ * arenas, its gradients reduced in 64-byte buckets, many in flight when
+ * overlapped and some cut at an owner boundary.  At odd steps the last
+ * rank has no rows (the end of an epoch), on both sides. */
 static inline void sharded_matches_replicated(const cv_comm *world, const cv_comm *node,
                                               const cv_comm *cross, bool overlap, double clip,
-                                              bool shared_batch)
+                                              int mode)
 {
     int rank = cv_comm_rank(world), p = cv_comm_size(world);
+    bool shared_batch = mode >= OWNED;
     struct cv_config c;
-    config(&c);
+    mlp_config(&c, mode <= 1);
     c.train.optimizer = CV_OPT_ADAM;
     c.train.l2 = 0.3;
     c.train.clip_norm = clip;
@@ -156,6 +176,8 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
                                             NULL), CV_OK);
             cv_model_share_batch(ms, buf, ranks, cv_comm_rank(node));
             cv_reducer_owners_compute(rs, true);
+            ASSERT_TRUE(cv_model_splittable_layers(ms) >= mode);
+            ASSERT_EQ(cv_model_split_features(ms, mode, node_barrier, rs, NULL), CV_OK);
         }
     } else
         check_partition(world, rs, n);
@@ -163,13 +185,16 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
     struct cv_batch mine = local_part(rank, p);
     double clipped_norm = 0;
     for (int step = 0; step < 15; step++) {
+        struct cv_batch b = mine;
+        if (step % 2 == 1 && rank == p - 1)
+            b.n = 0;
         cv_reducer_begin(rr);
-        cv_model_train_batch(mr, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rr, NULL);
+        cv_model_train_batch(mr, &b, (uint64_t)step, 1.0f / G, cv_reducer_ready, rr, NULL);
         cv_reducer_finish(rr, NULL, NULL);
         clipped_norm = cv_optim_step(orep, cv_model_params(mr), cv_model_grads(mr), 1e-2, G);
 
         cv_reducer_begin(rs);
-        cv_model_train_batch(ms, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
+        cv_model_train_batch(ms, &b, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
         float *pending = NULL; /* the trainer's path: the update adds a peer's copy */
         ASSERT_EQ(cv_reducer_finish_pending(rs, NULL, &pending, NULL), CV_OK);
         if (shared_batch) { /* the owner's gradients, over the node's batch */
@@ -188,9 +213,8 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
         CV_TEST_REPORT(clipped_norm > clip, "norm %g never exceeded the clip %g", clipped_norm,
                        clip);
     float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
-    CV_TEST_REPORT(dw <= 1e-5f, "node %d shared batch %d overlap %d clip %g: sharded vs "
-                   "replicated parameters differ by %g", node != NULL, shared_batch, overlap, clip,
-                   dw);
+    CV_TEST_REPORT(dw <= 1e-5f, "node %d mode %d overlap %d clip %g: sharded vs replicated "
+                   "parameters differ by %g", node != NULL, mode, overlap, clip, dw);
     bool same = false;
     cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
     ASSERT_TRUE(same);

@@ -188,9 +188,9 @@ int main(int argc, char **argv)
     test_split_gradient(comm, true);
     test_split_gradient(comm, false);
     test_replicas_identical(comm);
-    sharded_matches_replicated(comm, NULL, NULL, true, 0, false);
-    sharded_matches_replicated(comm, NULL, NULL, false, 0, false);
-    sharded_matches_replicated(comm, NULL, NULL, true, 0.05, false);
+    sharded_matches_replicated(comm, NULL, NULL, true, 0, SUMMED);
+    sharded_matches_replicated(comm, NULL, NULL, false, 0, SUMMED);
+    sharded_matches_replicated(comm, NULL, NULL, true, 0.05, SUMMED);
     /* 20 floats: fewer than 16 per rank; 1,000,003: 2-3 slices of unequal
      * length, each longer than one message of the pairwise reduce-scatter */
     size_t sizes[] = {20, 1000003};

@@ -136,9 +136,9 @@ int main(int argc, char **argv)
         test_exact_sums(world, h, 20);      /* fewer than 16 floats per rank */
         test_exact_sums(world, h, 1000003); /* unequal slices */
         test_one_parameter_arena(h);
-        for (int shared_batch = 0; shared_batch < 2; shared_batch++) {
-            sharded_matches_replicated(world, h->node, h->cross, false, 0.05, shared_batch);
-            sharded_matches_replicated(world, h->node, h->cross, false, 0, shared_batch);
+        for (int mode = SUMMED; mode <= 3; mode++) { /* 3: every layer split */
+            sharded_matches_replicated(world, h->node, h->cross, false, 0.05, mode);
+            sharded_matches_replicated(world, h->node, h->cross, false, 0, mode);
         }
         cv_comm_free(h->node);
         cv_comm_free(h->cross);

@@ -65,6 +65,7 @@ static void test_values_and_defaults(void)
     ASSERT_EQ(c->comm.compression, CV_COMPRESS_NONE);
     ASSERT_EQ(c->comm.shared_memory, CV_AUTO);
     ASSERT_EQ(c->comm.shared_batch, CV_AUTO);
+    ASSERT_EQ(c->comm.split_features, CV_AUTO);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -160,10 +161,20 @@ static void test_errors(void)
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
                  "comm: {shared_memory: false, shared_batch: true}\n", NULL,
                  "cfg.yaml: comm.shared_batch = true needs comm.shared_memory");
+    expect_error(base, "comm.split_features=half",
+                 "comm.split_features = half: expected auto, true or false");
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                 "comm: {shared_batch: false, split_features: true}\n", NULL,
+                 "cfg.yaml: comm.split_features = true needs comm.shared_batch and "
+                 "comm.shared_memory (split layers compute on the shared batch), got "
+                 "comm.shared_batch = false");
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                 "comm: {shared_memory: false, split_features: true}\n", NULL,
+                 "got comm.shared_memory = false");
     struct cv_error e;
-    const char *on[] = {"comm.shared_batch=true"};
-    struct cv_config *c = parse(base, on, 1, &e);
-    ASSERT_TRUE(c != NULL && c->comm.shared_batch == CV_ON);
+    const char *on[] = {"comm.shared_batch=true", "comm.split_features=false"};
+    struct cv_config *c = parse(base, on, 2, &e);
+    ASSERT_TRUE(c != NULL && c->comm.shared_batch == CV_ON && c->comm.split_features == CV_OFF);
     cv_config_free(c);
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");

@@ -135,6 +135,43 @@ static void test_bias_backward(void)
     ASSERT_NEAR(db[2], 9, 0);
 }
 
+/* The block kernels over columns [c0, c1) of a wider tensor: the whole-row
+ * kernels' values there, bit for bit, and every other column untouched. */
+static void test_blocks_match_whole_rows(void)
+{
+    enum { N = 5, F = 12, C0 = 3, C1 = 8 };
+    enum cv_activation acts[] = {CV_ACT_RELU, CV_ACT_LEAKY_RELU, CV_ACT_SIGMOID, CV_ACT_TANH,
+                                 CV_ACT_LINEAR};
+    float z[N * F], bias[F], dy[N * F];
+    for (int i = 0; i < N * F; i++) {
+        z[i] = (float)((i * 37) % 23) / 5.0f - 2.2f;
+        dy[i] = (float)((i * 11) % 7) - 3.0f;
+    }
+    for (int j = 0; j < F; j++)
+        bias[j] = 0.1f * (float)j - 0.5f;
+    for (size_t a = 0; a < sizeof(acts) / sizeof(acts[0]); a++) {
+        float whole[N * F], block[N * F], dz_whole[N * F], dz_block[N * F];
+        memcpy(whole, z, sizeof(z));
+        memcpy(block, z, sizeof(z));
+        cv_bias_act_forward(whole, bias, N, F, acts[a], 0.1f);
+        cv_bias_act_block(block + C0, F, bias + C0, N, C1 - C0, acts[a], 0.1f);
+        cv_act_backward(whole, dy, dz_whole, N, F, acts[a], 0.1f);
+        for (int i = 0; i < N * F; i++)
+            dz_block[i] = -7.0f;
+        cv_act_backward_block(whole + C0, dy + C0, dz_block + C0, F, N, C1 - C0, acts[a], 0.1f);
+        int wrong = 0, touched = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < F; j++) {
+                int k = i * F + j;
+                bool in = j >= C0 && j < C1;
+                wrong += in && (block[k] != whole[k] || dz_block[k] != dz_whole[k]);
+                touched += !in && (block[k] != z[k] || dz_block[k] != -7.0f);
+            }
+        CV_TEST_REPORT(wrong == 0 && touched == 0, "%s: %d block values differ, %d outside changed",
+                       cv_activation_name(acts[a]), wrong, touched);
+    }
+}
+
 int main(void)
 {
     test_softmax_course_example();
@@ -143,5 +180,6 @@ int main(void)
     test_bce_and_mse();
     test_gemm_matches_naive();
     test_bias_backward();
+    test_blocks_match_whole_rows();
     TEST_MAIN_END();
 }
