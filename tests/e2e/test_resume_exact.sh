@@ -71,32 +71,35 @@ got=$(params_hash "$TMP/u/model.h5")
 [ "$got" = "$want" ] || fail "sharded checkpoint resumed unsharded: params $got != $want"
 ok "np=2 sharded optimizer: equal to replicated, resumed byte-identically ($want)"
 
+# resumed_exactly NAME PATTERN ARGS...: an uninterrupted run with ARGS
+# (its log matching PATTERN) and one stopped mid-epoch and resumed end with
+# the same parameters; sets $want to their hash and leaves the run in
+# $TMP/NAME.
+resumed_exactly() {
+    local name=$1 pattern=$2
+    shift 2
+    run_np 2 train "$cfg" run.dir="$TMP/$name" "$@" >"$TMP/$name.log"
+    grep -q "$pattern" "$TMP/$name.log" || fail "$*: the log has no '$pattern'"
+    want=$(params_hash "$TMP/$name/model.h5")
+    expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/$name-r" "$@" --stop-after-steps 250
+    run_np 2 train "$cfg" run.dir="$TMP/$name-r" "$@" --resume "$TMP/$name-r" >/dev/null
+    local got
+    got=$(params_hash "$TMP/$name-r/model.h5")
+    [ "$got" = "$want" ] || fail "$*, resumed: params $got != uninterrupted $want"
+}
+
 # A shared batch (comm.shared_batch, node-shared arenas; not the default
 # for this small model): resumed mid-epoch, byte-identical too
-sb=(comm.shared_batch=true)
-run_np 2 train "$cfg" run.dir="$TMP/v" "${sb[@]}" >"$TMP/v.log"
-grep -q "gradients: each slice's owner computes them over the host's whole batch" "$TMP/v.log" ||
-    fail "comm.shared_batch=true: the batch was not shared"
-want=$(params_hash "$TMP/v/model.h5")
-expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/w" "${sb[@]}" --stop-after-steps 250
-run_np 2 train "$cfg" run.dir="$TMP/w" "${sb[@]}" --resume "$TMP/w" >/dev/null
-got=$(params_hash "$TMP/w/model.h5")
-[ "$got" = "$want" ] || fail "shared batch, resumed: params $got != uninterrupted $want"
+resumed_exactly shared "gradients: each slice's owner computes them over the host's whole batch" \
+    comm.shared_batch=true
 ok "np=2 shared batch: resumed byte-identically ($want)"
 
 # Its first layer split by features too (comm.split_features; auto leaves
 # 64 units whole at 2 ranks): resumed mid-epoch, byte-identical, and equal
 # to the unsplit shared batch up to rounding (the dev accuracy)
-sf=(comm.split_features=true)
-run_np 2 train "$cfg" run.dir="$TMP/x" "${sf[@]}" >"$TMP/x.log"
-grep -q "layers 0-0: split by features across a host's ranks" "$TMP/x.log" ||
-    fail "comm.split_features=true: no layer was split"
-want=$(params_hash "$TMP/x/model.h5")
-expect_resume_me run_np 2 train "$cfg" run.dir="$TMP/y" "${sf[@]}" --stop-after-steps 250
-run_np 2 train "$cfg" run.dir="$TMP/y" "${sf[@]}" --resume "$TMP/y" >/dev/null
-got=$(params_hash "$TMP/y/model.h5")
-[ "$got" = "$want" ] || fail "split layers, resumed: params $got != uninterrupted $want"
-acc_split=$(dev_accuracy "$TMP/x") acc_shared=$(dev_accuracy "$TMP/v")
+resumed_exactly split "layers 0-0: split by features across a host's ranks" \
+    comm.split_features=true
+acc_split=$(dev_accuracy "$TMP/split") acc_shared=$(dev_accuracy "$TMP/shared")
 "$PY" -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 0.01)" \
     "$acc_split" "$acc_shared" ||
     fail "split layers: dev accuracy $acc_split, shared batch unsplit $acc_shared"

@@ -9,7 +9,8 @@
 # (comm.shared_memory=false: with 2 ranks every exchange sums the same two
 # numbers).  With two ranks per host, each host's ranks share their arenas
 # (and with comm.shared_batch their batch, each owner computing its slice's
-# gradients over its host's batch) and the hosts allreduce the slices (the
+# gradients over its host's batch, with comm.split_features the first layer
+# split by features too) and the hosts allreduce the slices (the
 # hierarchical exchange): the replicas on both hosts must end identical
 # (the trainer checks) and train as well as 4 ranks on one host.
 # With 2 ranks on one host and 1 on the other, slices would differ between
@@ -38,12 +39,15 @@ got=$(params_hash "$TMP/two-hosts/model.h5")
 ok "2 ranks on two network-namespace hosts over TCP give the identical model ($got)"
 
 # 2 x 2: the owners sum their peers' gradient copies (the default for this
-# small model), or compute their slices over the host's shared batch
+# small model), or compute their slices over the host's shared batch, whose
+# first layer may also be split by features across the host's ranks
 owned="gradients: each slice's owner computes them over the host's whole batch"
+split=$owned
 summed="gradients: summed in shared memory after backward by each slice's owner"
-for mode in summed owned; do
+for mode in summed owned split; do
     args=(train.epochs=1)
     if [ $mode = owned ]; then args+=(comm.shared_batch=true); fi
+    if [ $mode = split ]; then args+=(comm.split_features=true); fi
     run_np 4 train "$cfg" run.dir="$TMP/one-host-4$mode" "${args[@]}" >"$TMP/one-host-4$mode.log"
     PER_HOST=2 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts-4$mode" "${args[@]}" \
         >"$TMP/two-hosts-4$mode.log" 2>&1 ||
@@ -53,6 +57,8 @@ for mode in summed owned; do
         { cat "$TMP/two-hosts-4$mode.log"; fail "2 x 2 ($mode): no hierarchical exchange"; }
     grep -q "${!mode}.* a host's 4 ranks" "$TMP/one-host-4$mode.log" ||
         fail "4 ranks on one host did not share arenas ($mode)"
+    [ $mode != split ] || grep -q "layers 0-0: split by features" "$TMP/two-hosts-4$mode.log" ||
+        fail "2 x 2 (split): no layer was split"
     one=$(dev_accuracy "$TMP/one-host-4$mode") two=$(dev_accuracy "$TMP/two-hosts-4$mode")
     "$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
         fail "2 x 2 over TCP ($mode): dev accuracy $two vs $one on one host"
