@@ -250,11 +250,12 @@ static bool shared_batch_pays(struct trainer *tr, int ranks)
 /* comm.split_features on a shared batch of `ranks` ranks: how many of the
  * first layers are split by features (cv_model_split_features).  auto:
  * those at least 64 features per rank wide, where OpenBLAS's packing of
- * W is a large share of a GEMM as shallow as one rank's rows.  Measured
- * one GEMM per core, best of 30 (AVX-512 kernels; Haswell): 784-2048 at
- * 128 rows x 2048 columns 2.13 ms vs 256 x 1024 1.86 ms (3.46 vs 3.30);
- * 2048-2048 5.79 vs 4.92 ms (9.30 vs 8.92), its input gradients 6.04 vs
- * 5.27 ms (9.49 vs 9.06).  In training (bench, workload b, 2 ranks, medians
+ * W is a large share of a GEMM as shallow as one rank's rows.  One GEMM on
+ * one core (tests/bench/split_gemm.c, medians of 4 bests of 30; AVX-512
+ * kernels, Haswell's in brackets): 784-2048 at 128 rows x 2048 columns
+ * 1.96 ms vs 256 x 1024 1.83 ms (3.51 vs 3.40); 2048-2048 5.59 vs 4.98
+ * (9.32 vs 9.00), its input gradients 5.85 vs 4.98 (9.21 vs 8.83).  In
+ * training (bench, workload b, 2 ranks, medians
  * of 3), split vs not: +8.0% samples/s with AVX-512 kernels, +3.3% with
  * Haswell's. */
 static int split_layers(const struct trainer *tr, int ranks)
