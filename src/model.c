@@ -269,24 +269,20 @@ void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi)
     }
 }
 
-int cv_model_splittable_layers(const cv_model *m)
+int cv_model_splittable_layers(const cv_model *m, int min_width)
 {
     int k = 0;
     while (k < m->n_layers && m->layers[k].ops->forward_cols && m->layers[k].n_children == 0 &&
-           m->layers[k].act != CV_ACT_SOFTMAX)
+           m->layers[k].act != CV_ACT_SOFTMAX &&
+           cv_shape_size(m->layers[k].out) >= (size_t)min_width)
         k++;
     return k;
-}
-
-int cv_model_layer_width(const cv_model *m, int i)
-{
-    return (int)cv_shape_size(m->layers[i].out);
 }
 
 cv_status cv_model_split_features(cv_model *m, int layers, void (*sync)(void *arg), void *arg,
                                   struct cv_error *err)
 {
-    CV_ASSERT(m->share_ranks > 0 && layers >= 0 && layers <= cv_model_splittable_layers(m));
+    CV_ASSERT(m->share_ranks > 0 && layers >= 0 && layers <= cv_model_splittable_layers(m, 1));
     if (layers == 0)
         return CV_OK;
     size_t floats = m->widest * (size_t)host_rows(m);
@@ -433,12 +429,14 @@ static double sync_ranks(cv_model *m)
     return cv_now() - t0;
 }
 
-/* Layers [0, split) compute this rank's share of their output features
- * over the host's rows, each followed by a barrier, since the next layer
- * reads every column (and the first reads every rank's inputs); the rest
+/* In training, layers [0, split) compute this rank's share of their output
+ * features over the host's rows, each followed by a barrier, since the
+ * next layer reads every column (and the first reads every rank's inputs);
+ * the rest, and every layer in prediction (each rank its own rows),
  * compute this rank's n rows.  Returns the seconds spent in barriers. */
-static double forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n, int split)
+static double forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n)
 {
+    int split = ctx->train ? m->split : 0;
     double waited = split > 0 ? sync_ranks(m) : 0;
     const float *in = x;
     for (int i = 0; i < m->n_layers; i++) {
@@ -545,7 +543,7 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
         return;
     }
     double t0 = cv_now();
-    double sync_f = forward(m, &ctx, x, b->n, m->split);
+    double sync_f = forward(m, &ctx, x, b->n);
     long long correct = 0;
     double l = loss(m, b, grad_scale, m->dbuf[0], &correct);
     double t1 = cv_now();
@@ -567,7 +565,7 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
     if (b->n == 0)
         return;
     struct cv_ctx ctx = {.train = false, .seed = m->cfg->train.seed, .rows = b->rows};
-    forward(m, &ctx, b->x, b->n, 0); /* each rank its own rows: never split */
+    forward(m, &ctx, b->x, b->n);
     if (stats && (b->y_class || b->y_vec)) {
         long long correct = 0;
         stats->loss_sum += loss(m, b, 0.0f, m->dbuf[0], &correct);

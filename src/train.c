@@ -261,12 +261,9 @@ static bool shared_batch_pays(struct trainer *tr, int ranks)
 static int split_layers(const struct trainer *tr, int ranks)
 {
     enum cv_tristate want = tr->cfg->comm.split_features;
-    int k = want == CV_OFF ? 0 : cv_model_splittable_layers(tr->model), n = 0;
-    if (want == CV_ON)
-        return k;
-    while (n < k && cv_model_layer_width(tr->model, n) >= 64 * ranks)
-        n++;
-    return n;
+    if (want == CV_OFF)
+        return 0;
+    return cv_model_splittable_layers(tr->model, want == CV_ON ? 1 : 64 * ranks);
 }
 
 /* The split layers' barrier (cv_model_split_features); a failure is kept

@@ -84,10 +84,10 @@ void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi);
  * each split layer in forward and before each split input gradient, so
  * every rank of the host must train every batch, one with no rows too.
  * The split layers must be a prefix of at most
- * cv_model_splittable_layers(m): dense layers, none with a softmax.
+ * cv_model_splittable_layers(m, 1): dense layers, none with a softmax;
+ * with min_width, only those with at least that many outputs per sample.
  * Errors: CV_NOMEM (the input-gradient buffers grow to the host's rows). */
-int cv_model_splittable_layers(const cv_model *m);
-int cv_model_layer_width(const cv_model *m, int i); /* outputs per sample of layer i */
+int cv_model_splittable_layers(const cv_model *m, int min_width);
 cv_status cv_model_split_features(cv_model *m, int layers, void (*sync)(void *arg), void *arg,
                                   struct cv_error *err);
 size_t cv_model_n_state(const cv_model *m);

@@ -176,7 +176,7 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
                                             NULL), CV_OK);
             cv_model_share_batch(ms, buf, ranks, cv_comm_rank(node));
             cv_reducer_owners_compute(rs, true);
-            ASSERT_TRUE(cv_model_splittable_layers(ms) >= mode);
+            ASSERT_TRUE(cv_model_splittable_layers(ms, 1) >= mode);
             ASSERT_EQ(cv_model_split_features(ms, mode, node_barrier, rs, NULL), CV_OK);
         }
     } else
