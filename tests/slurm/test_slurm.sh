@@ -65,6 +65,38 @@ finish_requeued() {
 
 elapsed() { echo "$(echo "$(date +%s.%N) - $1" | bc | cut -c1-6) s"; }
 
+# Hold a job's ranks paused from its first checkpoint until its batch shell
+# has the time-limit warning signal, so the signal lands mid-training however
+# fast this machine trains.  slurmctld checks time limits every 30 s, so with
+# --time=1 --signal=B:USR1@30 the signal comes 30 to 60 s in; on a fast CI
+# machine the 16-epoch job once finished in 24 s, before any signal.  A paused
+# rank is a slow one: the pending USR1 reaches caviar when it continues, and
+# the step it was in finishes before the checkpoint, as on any machine.
+hold_until_warned() {
+    local job=$1 dir=$2 pids i
+    for i in $(seq 1 600); do
+        find "$dir" -name 'ckpt-*.h5' 2>/dev/null | grep -q . && break
+        [ "$(job_state "$job")" = COMPLETED ] && break
+        sleep 0.2
+    done
+    # the ranks, not srun or mpirun: their command line starts with caviar's
+    pids=$(pgrep -f "^$CAVIAR [a-z]+ .*run\.dir=$dir( |\$)" || true)
+    if [ -z "$pids" ]; then # signalled before its first checkpoint, or done
+        grep -q "got USR1" <(out_of "$job") && return 0
+        out_of "$job"
+        fail "job $job: no running ranks to hold at its first checkpoint"
+    fi
+    # shellcheck disable=SC2086
+    kill -STOP $pids 2>/dev/null || true
+    for i in $(seq 1 600); do
+        grep -q "got USR1" <(out_of "$job") && break
+        sleep 0.2
+    done
+    # shellcheck disable=SC2086
+    kill -CONT $pids 2>/dev/null || true
+    grep -q "got USR1" <(out_of "$job") || { out_of "$job"; fail "job $job: no warning signal within 120 s"; }
+}
+
 # ---- 1. a training job
 cfg=$(tiny_config)
 t0=$(date +%s.%N)
@@ -90,8 +122,11 @@ checkpoint: {every_steps: 200, every_epochs: 1, keep: 2}
 YAML
 t0=$(date +%s.%N)
 job=$(submit --job-name=t2 --time=1 --signal=B:USR1@30 "$ROOT/jobs/train.sbatch" "$TMP/long.yaml")
-run_np 2 train "$TMP/long.yaml" run.dir="$TMP/uninterrupted" >/dev/null
+run_np 2 train "$TMP/long.yaml" run.dir="$TMP/uninterrupted" >/dev/null &
+uninterrupted=$!
+hold_until_warned "$job" "$JOBS/runs/t2-$job"
 finish_requeued "$job" 600
+wait "$uninterrupted" || fail "the uninterrupted run of $TMP/long.yaml failed"
 restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
 [ "$restarts" -ge 1 ] || { out_of "$job"; fail "time-limit job: expected a requeue, Restarts=$restarts"; }
 grep -q "requeueing" <(out_of "$job") || fail "time-limit job: no requeue in its output"
@@ -186,9 +221,8 @@ restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
 ok "6. no progress: gave up after $restarts restarts ($(elapsed "$t0"))"
 
 # ---- 7. a sweep in one allocation, preempted by its time limit
-# 6 trials of 16 epochs on 2 groups: about 50 s of work here, so the job is
-# still running when the warning signal comes 30 s in (with 4 epochs a
-# trial, the sweep once finished in 12 s, before any signal)
+# 6 trials of 16 epochs on 2 groups, held at the first trial checkpoint
+# until the warning signal comes (hold_until_warned)
 cp "$TMP/long.yaml" "$TMP/sweep-long.yaml"
 cat >>"$TMP/sweep-long.yaml" <<YAML
 sweep:
@@ -197,6 +231,7 @@ sweep:
 YAML
 t0=$(date +%s.%N)
 job=$(submit --job-name=sw --ntasks=2 --time=1 --signal=B:USR1@30 "$ROOT/jobs/sweep.sbatch" "$TMP/sweep-long.yaml")
+hold_until_warned "$job" "$JOBS/runs/sw-$job"
 finish_requeued "$job" 900
 restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
 [ "$restarts" -ge 1 ] || { out_of "$job"; fail "sweep job: expected a requeue, Restarts=$restarts"; }
