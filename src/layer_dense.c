@@ -30,16 +30,47 @@ static void dense_init(struct cv_layer *l, struct cv_rng *rng)
         b->data[i] = 0.0f;
 }
 
+/* ---- columns [c0, c1) of a result over `rows` rows of full-width tensors:
+ * the ops of a layer split by features (cv_model_split_features); the whole
+ * layer's forward and input gradients are columns [0, width) ---- */
+
+static void dense_forward_cols(struct cv_layer *l, const float *x, float *y, int rows, int c0,
+                               int c1)
+{
+    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
+    if (rows == 0 || c1 <= c0)
+        return;
+    /* y[:, c0:c1] (rows, c1 - c0) = x (rows, in) . W[c0:c1, :]^T */
+    cv_gemm(false, true, rows, c1 - c0, in, 1.0f, x, in, l->params[W_].data + (size_t)c0 * in, in,
+            0.0f, y + c0, out);
+    cv_bias_act_block(y + c0, out, l->params[B_].data + c0, rows, c1 - c0, l->act, l->slope);
+}
+
+static void dense_act_grads_cols(struct cv_layer *l, const float *y, const float *dy, float *dz,
+                                 int rows, int c0, int c1)
+{
+    int out = l->params[W_].dims[0];
+    if (rows > 0 && c1 > c0)
+        cv_act_backward_block(y + c0, dy + c0, dz + c0, out, rows, c1 - c0, l->act, l->slope);
+}
+
+static void dense_input_grads_cols(struct cv_layer *l, const float *dz, float *dx, int rows,
+                                   int c0, int c1)
+{
+    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
+    if (rows == 0 || c1 <= c0)
+        return;
+    /* dx[:, c0:c1] (rows, c1 - c0) = dz (rows, out) . W[:, c0:c1] (out, c1 - c0) */
+    cv_gemm(false, false, rows, c1 - c0, out, 1.0f, dz, out, l->params[W_].data + c0, in, 0.0f,
+            dx + c0, in);
+}
+
 /* x: (n, in) -> y: (n, out) */
 static void dense_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
                           int n)
 {
     (void)ctx;
-    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
-    if (n == 0)
-        return;
-    cv_gemm(false, true, n, out, in, 1.0f, x, in, l->params[W_].data, in, 0.0f, y, out);
-    cv_bias_act_forward(y, l->params[B_].data, n, out, l->act, l->slope);
+    dense_forward_cols(l, x, y, n, 0, l->params[W_].dims[0]);
 }
 
 static void dense_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
@@ -66,7 +97,7 @@ static void dense_backward(struct cv_layer *l, const struct cv_ctx *ctx, const f
         cv_bias_backward(dz, l->params[B_].grad, n, out);
     }
     if (dx) /* dx (n, in) = dz (n, out) . W (out, in) */
-        cv_gemm(false, false, n, in, out, 1.0f, dz, out, l->params[W_].data, in, 0.0f, dx, in);
+        dense_input_grads_cols(l, dz, dx, n, 0, in);
 }
 
 /* dW rows [r0, r1), columns [c0, c1) = dz[:, r0:r1]^T x[:, c0:c1] over `rows` rows. */
@@ -105,39 +136,6 @@ static void dense_weight_grads(struct cv_layer *l, const float *x, const float *
         bhi = (size_t)out;
     if (blo < bhi)
         cv_column_sums(dz + blo, out, l->params[B_].grad + blo, rows, (int)(bhi - blo), accumulate);
-}
-
-/* ---- split by features (forward_cols, act_grads_cols, input_grads_cols) ---- */
-
-static void dense_forward_cols(struct cv_layer *l, const float *x, float *y, int rows, int c0,
-                               int c1)
-{
-    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
-    if (rows == 0 || c1 <= c0)
-        return;
-    /* y[:, c0:c1] (rows, c1 - c0) = x (rows, in) . W[c0:c1, :]^T */
-    cv_gemm(false, true, rows, c1 - c0, in, 1.0f, x, in, l->params[W_].data + (size_t)c0 * in, in,
-            0.0f, y + c0, out);
-    cv_bias_act_block(y + c0, out, l->params[B_].data + c0, rows, c1 - c0, l->act, l->slope);
-}
-
-static void dense_act_grads_cols(struct cv_layer *l, const float *y, const float *dy, float *dz,
-                                 int rows, int c0, int c1)
-{
-    int out = l->params[W_].dims[0];
-    if (rows > 0 && c1 > c0)
-        cv_act_backward_block(y + c0, dy + c0, dz + c0, out, rows, c1 - c0, l->act, l->slope);
-}
-
-static void dense_input_grads_cols(struct cv_layer *l, const float *dz, float *dx, int rows,
-                                   int c0, int c1)
-{
-    int in = l->params[W_].dims[1], out = l->params[W_].dims[0];
-    if (rows == 0 || c1 <= c0)
-        return;
-    /* dx[:, c0:c1] (rows, c1 - c0) = dz (rows, out) . W[:, c0:c1] (out, c1 - c0) */
-    cv_gemm(false, false, rows, c1 - c0, out, 1.0f, dz, out, l->params[W_].data + c0, in, 0.0f,
-            dx + c0, in);
 }
 
 const struct cv_layer_ops cv__dense_ops = {

@@ -258,7 +258,7 @@ float *cv_model_share_batch(cv_model *m, float *buf, int ranks, int rank)
 void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi)
 {
     CV_ASSERT(m->share_ranks > 0 && lo <= hi && hi <= m->n_params);
-    int rows = m->share_ranks * m->max_batch;
+    int rows = host_rows(m);
     for (int i = 0; i < m->n_layers; i++) {
         struct cv_layer *l = &m->layers[i];
         size_t first = m->param_offset[i], end = first + layer_params(m, i);

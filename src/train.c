@@ -255,9 +255,8 @@ static bool shared_batch_pays(struct trainer *tr, int ranks)
  * kernels, Haswell's in brackets): 784-2048 at 128 rows x 2048 columns
  * 1.96 ms vs 256 x 1024 1.83 ms (3.51 vs 3.40); 2048-2048 5.59 vs 4.98
  * (9.32 vs 9.00), its input gradients 5.85 vs 4.98 (9.21 vs 8.83).  In
- * training (bench, workload b, 2 ranks, medians
- * of 3), split vs not: +8.0% samples/s with AVX-512 kernels, +3.3% with
- * Haswell's. */
+ * training (bench, workload b, 2 ranks, medians of 3), split vs not: +8.0%
+ * samples/s with AVX-512 kernels, +3.3% with Haswell's. */
 static int split_layers(const struct trainer *tr, int ranks)
 {
     enum cv_tristate want = tr->cfg->comm.split_features;
