@@ -65,6 +65,23 @@ finish_requeued() {
 
 elapsed() { echo "$(echo "$(date +%s.%N) - $1" | bc | cut -c1-6) s"; }
 
+# poll SECONDS CMD...: until CMD succeeds (0) or SECONDS have passed (1).
+poll() {
+    local limit=$1 i
+    shift
+    for i in $(seq 1 $((limit * 5))); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+checkpointed_or_done() { # JOB DIR
+    find "$2" -name 'ckpt-*.h5' 2>/dev/null | grep -q . || [ "$(job_state "$1")" = COMPLETED ]
+}
+
+warned() { grep -q "got USR1" <(out_of "$1"); } # JOB: its batch shell has the warning signal
+
 # Hold a job's ranks paused from its first checkpoint until its batch shell
 # has the time-limit warning signal, so the signal lands mid-training however
 # fast this machine trains.  slurmctld checks time limits every 30 s, so with
@@ -73,28 +90,22 @@ elapsed() { echo "$(echo "$(date +%s.%N) - $1" | bc | cut -c1-6) s"; }
 # rank is a slow one: the pending USR1 reaches caviar when it continues, and
 # the step it was in finishes before the checkpoint, as on any machine.
 hold_until_warned() {
-    local job=$1 dir=$2 pids i
-    for i in $(seq 1 600); do
-        find "$dir" -name 'ckpt-*.h5' 2>/dev/null | grep -q . && break
-        [ "$(job_state "$job")" = COMPLETED ] && break
-        sleep 0.2
-    done
+    local job=$1 dir=$2 pids
+    poll 120 checkpointed_or_done "$job" "$dir" || true
     # the ranks, not srun or mpirun: their command line starts with caviar's
     pids=$(pgrep -f "^$CAVIAR [a-z]+ .*run\.dir=$dir( |\$)" || true)
     if [ -z "$pids" ]; then # signalled before its first checkpoint, or done
-        grep -q "got USR1" <(out_of "$job") && return 0
+        warned "$job" && return 0
         out_of "$job"
         fail "job $job: no running ranks to hold at its first checkpoint"
     fi
     # shellcheck disable=SC2086
     kill -STOP $pids 2>/dev/null || true
-    for i in $(seq 1 600); do
-        grep -q "got USR1" <(out_of "$job") && break
-        sleep 0.2
-    done
+    local rc=0
+    poll 120 warned "$job" || rc=$?
     # shellcheck disable=SC2086
     kill -CONT $pids 2>/dev/null || true
-    grep -q "got USR1" <(out_of "$job") || { out_of "$job"; fail "job $job: no warning signal within 120 s"; }
+    [ "$rc" -eq 0 ] || { out_of "$job"; fail "job $job: no warning signal within 120 s"; }
 }
 
 # ---- 1. a training job
