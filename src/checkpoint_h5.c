@@ -12,6 +12,7 @@
  * and are written to a temporary name, fsynced and renamed into place.
  */
 #define _GNU_SOURCE /* fallocate(2) */
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -29,7 +30,9 @@
 #define CAVIAR_VERSION_STRING "dev"
 #endif
 
-#define CHUNK_ELEMS (1u << 16) /* 256 KiB: larger chunks cost page faults on HDF5 filter buffers (5x slower) */
+/* 256 KiB chunks: larger ones cost page faults on HDF5's filter buffers
+ * (docs/performance.md) */
+#define CHUNK_ELEMS (1u << 16)
 
 struct h5w {
     hid_t file;
@@ -102,6 +105,10 @@ static void attr_ll(hid_t obj, const char *name, long long v)
     H5Sclose(space);
 }
 
+/* /train attributes of cv_train_state.last */
+static const char *const last_names[4] = {"last_train_loss", "last_train_accuracy",
+                                          "last_dev_loss", "last_dev_accuracy"};
+
 static void attr_dbl(hid_t obj, const char *name, double v)
 {
     hid_t space = H5Screate(H5S_SCALAR);
@@ -162,6 +169,8 @@ static cv_status write_train_state(struct h5w *w, const struct cv_train_state *t
     attr_dbl(g, "epoch_loss_sum", ts->epoch_loss_sum);
     attr_dbl(g, "epoch_correct", ts->epoch_correct);
     attr_dbl(g, "epoch_count", ts->epoch_count);
+    for (int i = 0; i < 4; i++)
+        attr_dbl(g, last_names[i], ts->last[i]);
     H5Gclose(g);
     return write_text(w, "metrics", ts->metrics, err);
 }
@@ -349,14 +358,14 @@ static long long get_attr_ll(hid_t obj, const char *name, long long def)
     return v;
 }
 
-static double get_attr_dbl(hid_t obj, const char *name)
+static double get_attr_dbl(hid_t obj, const char *name, double dflt)
 {
-    double v = 0;
+    double v = dflt;
     if (H5Aexists(obj, name) <= 0)
-        return 0;
+        return dflt;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
-        v = 0;
+        v = dflt;
     if (a >= 0)
         H5Aclose(a);
     return v;
@@ -453,9 +462,11 @@ static cv_status read_train_state(struct h5r *r, struct cv_train_state *ts, stru
     ts->data_rows = get_attr_ll(g, "data_rows", 0);
     ts->data_features = (int)get_attr_ll(g, "data_features", 0);
     get_attr_str(g, "data_path", ts->data_path, sizeof(ts->data_path));
-    ts->epoch_loss_sum = get_attr_dbl(g, "epoch_loss_sum");
-    ts->epoch_correct = get_attr_dbl(g, "epoch_correct");
-    ts->epoch_count = get_attr_dbl(g, "epoch_count");
+    ts->epoch_loss_sum = get_attr_dbl(g, "epoch_loss_sum", 0);
+    ts->epoch_correct = get_attr_dbl(g, "epoch_correct", 0);
+    ts->epoch_count = get_attr_dbl(g, "epoch_count", 0);
+    for (int i = 0; i < 4; i++)
+        ts->last[i] = get_attr_dbl(g, last_names[i], NAN);
     H5Gclose(g);
     return read_text(r, "metrics", &ts->metrics, err);
 }

@@ -32,9 +32,10 @@ const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type)
         return &cv__batchnorm_ops;
     case CV_LAYER_RESIDUAL:
         return &cv__residual_ops;
-    default:
-        return NULL;
+    case CV_LAYER_TYPE_COUNT: /* no default: a new type without ops must not compile */
+        break;
     }
+    return NULL;
 }
 
 static struct cv_view *add_view(struct cv_view *views, int *n, const char *name, int ndims,

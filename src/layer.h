@@ -12,8 +12,8 @@
  *   forward / backward for a batch of n <= max_batch samples.
  *   destroy - free priv and children.
  * Tensors are row-major, one sample per row; a sample of shape (C, H, W) is
- * C*H*W contiguous floats in CHW order.  Gradients are overwritten, never
- * accumulated, by backward.
+ * C*H*W contiguous floats in CHW order.  Backward overwrites the parameter
+ * gradients (it never adds to them), so the arena needs no clearing.
  */
 #ifndef CV_LAYER_H
 #define CV_LAYER_H
@@ -41,8 +41,6 @@ struct cv_ctx {
     uint64_t seed;           /* train.seed */
     uint64_t step;           /* global optimizer step (keys dropout masks) */
     const long long *rows;   /* n global dataset row ids of the batch (keys masks), or NULL */
-    bool accumulate;         /* add weight gradients to the (zeroed) arena: no clearing pass */
-    bool defer_weights;      /* backward leaves weight gradients to ops->weight_grads */
 };
 
 #define CV_MAX_VIEWS 6
@@ -70,24 +68,6 @@ struct cv_layer_ops {
      * not needed (first layer).  Writes parameter gradients. */
     void (*backward)(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, int n);
-    /* Optional (dense): the gradients of the layer's parameters [lo, hi)
-     * (counted from its first) over `rows` rows of inputs x and output
-     * gradients dz (the layer's own backward ran with defer_weights).
-     * `accumulate` as in cv_ctx. */
-    void (*weight_grads)(struct cv_layer *l, const float *x, const float *dz, int rows, size_t lo,
-                         size_t hi, bool accumulate);
-    /* Optional (dense), for a layer whose features are split across the
-     * ranks of a host (cv_model_split_features): each call computes
-     * columns [c0, c1) of its result over `rows` rows, every tensor rows
-     * of its full width.
-     *   forward_cols:     y (rows, out) = act(x (rows, in) W^T + b)
-     *   act_grads_cols:   dz (rows, out) = dy (rows, out) * act'(y)
-     *   input_grads_cols: dx (rows, in) = dz (rows, out) W */
-    void (*forward_cols)(struct cv_layer *l, const float *x, float *y, int rows, int c0, int c1);
-    void (*act_grads_cols)(struct cv_layer *l, const float *y, const float *dy, float *dz, int rows,
-                           int c0, int c1);
-    void (*input_grads_cols)(struct cv_layer *l, const float *dz, float *dx, int rows, int c0,
-                             int c1);
     void (*destroy)(struct cv_layer *l);
 };
 

@@ -3,8 +3,9 @@
  * (parameters, gradients, state) plus activations and scratch sized for
  * max_batch at build time.  Forward keeps every layer's output for backward;
  * backward ping-pongs between two input-gradient buffers and reports, layer
- * by layer, which tail of the gradient arena is final (for overlapped
- * allreduce).  The loss is fused with the final activation when they match.
+ * by layer, which tail of the gradient arena is final (a caller may start
+ * exchanging it).  The loss is fused with the final activation when they
+ * match.  Nothing here knows of ranks or MPI.
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,26 +25,14 @@ struct cv_model {
     size_t n_params, n_state;
     float *params, *grads, *state, *scratch; /* arenas */
     bool borrowed;                      /* params and grads belong to the caller */
-    bool accumulate;                    /* grads are zero between batches (the caller's) */
     float *acts[CV_MAX_LAYERS];         /* (max_batch, out_i) outputs of layer i */
     float *act_mem;
-    float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong; split:
-                                           (ranks max_batch, widest) */
-    size_t widest;                      /* widest input or output, in floats per sample */
+    float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong */
     float *norm_mean, *norm_std;        /* (inputs) */
     bool has_norm;
     enum cv_activation final_act;       /* applied by predict after fused logits */
     float final_slope;
     bool fused;                         /* final activation folded into the loss */
-    /* A shared batch (cv_model_share_batch): each tensor below holds the
-     * rows of every rank, rank after rank, max_batch rows each */
-    int share_ranks, share_rank;        /* 0 ranks: not shared */
-    float *share_in;                    /* (ranks max_batch, inputs) */
-    float *share_acts[CV_MAX_LAYERS];   /* (ranks max_batch, out_i) */
-    float *share_dz[CV_MAX_LAYERS];     /* dense layers: (ranks max_batch, out_i) */
-    int split;                          /* layers [0, split) are split by features */
-    void (*sync)(void *arg);            /* barrier of the host's ranks (split) */
-    void *sync_arg;
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -101,7 +90,6 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
     }
     m->n_params = np;
     m->n_state = ns;
-    m->widest = widest;
     size_t mb = (size_t)m->max_batch;
     m->params = cv_calloc_big(np, sizeof(float));
     m->grads = cv_calloc_big(np, sizeof(float));
@@ -119,18 +107,6 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
     return CV_OK;
 }
 
-/* The host's rows of a shared batch. */
-static int host_rows(const cv_model *m)
-{
-    return m->share_ranks * m->max_batch;
-}
-
-/* This rank's rows of a shared tensor of `width` floats per sample. */
-static float *own_rows(const cv_model *m, float *t, size_t width)
-{
-    return t + (size_t)m->share_rank * (size_t)m->max_batch * width;
-}
-
 static void bind_arenas(cv_model *m)
 {
     float *p = m->params, *g = m->grads, *s = m->state, *scr = m->scratch, *a = m->act_mem;
@@ -139,11 +115,6 @@ static void bind_arenas(cv_model *m)
         cv__layer_bind(l, &p, &g, &s, &scr);
         m->acts[i] = a;
         a += cv_shape_size(l->out) * (size_t)m->max_batch;
-        if (m->share_ranks > 0) {
-            m->acts[i] = own_rows(m, m->share_acts[i], cv_shape_size(l->out));
-            if (m->share_dz[i])
-                l->scratch = own_rows(m, m->share_dz[i], cv_shape_size(l->out));
-        }
     }
 }
 
@@ -180,145 +151,8 @@ void cv_model_use_arenas(cv_model *m, float *params, float *grads)
     }
     m->params = params;
     m->grads = grads;
-    memset(grads, 0, sizeof(float) * m->n_params); /* as its own; once the own is freed */
     m->borrowed = true;
     bind_arenas(m);
-}
-
-/* Parameters of layer i, its children's included. */
-static size_t layer_params(const cv_model *m, int i)
-{
-    size_t end = i + 1 < m->n_layers ? m->param_offset[i + 1] : m->n_params;
-    return end - m->param_offset[i];
-}
-
-size_t cv_model_row_start(const cv_model *m, size_t at)
-{
-    for (int i = 0; i < m->n_layers; i++) {
-        const struct cv_layer *l = &m->layers[i];
-        size_t v0 = m->param_offset[i];
-        for (int k = 0; k < l->n_params && l->n_children == 0; k++) {
-            const struct cv_view *v = &l->params[k];
-            if (at >= v0 && at < v0 + v->count) {
-                size_t row = v->count / (size_t)v->dims[0];
-                return v0 + (at - v0 + row - 1) / row * row;
-            }
-            v0 += v->count;
-        }
-    }
-    return at;
-}
-
-bool cv_model_can_share_batch(const cv_model *m)
-{
-    for (int i = 0; i < m->n_layers; i++) {
-        const struct cv_layer *l = &m->layers[i];
-        if (layer_params(m, i) > 0 && (!l->ops->weight_grads || l->n_children > 0 || l->n_state > 0))
-            return false;
-    }
-    return true;
-}
-
-/* Walks the shared tensors in their order in the buffer: the input, then
- * each layer's output and, for layers with weight_grads, its dz. */
-static size_t share_layout(cv_model *m, float *buf, int ranks)
-{
-    size_t rows = (size_t)ranks * (size_t)m->max_batch, at = 0;
-    if (buf)
-        m->share_in = buf;
-    at += rows * (size_t)m->inputs;
-    for (int i = 0; i < m->n_layers; i++) {
-        size_t f = cv_shape_size(m->layers[i].out);
-        if (buf)
-            m->share_acts[i] = buf + at;
-        at += rows * f;
-        bool dz = m->layers[i].ops->weight_grads && layer_params(m, i) > 0;
-        if (buf)
-            m->share_dz[i] = dz ? buf + at : NULL;
-        at += dz ? rows * f : 0;
-    }
-    return at;
-}
-
-size_t cv_model_shared_batch_floats(cv_model *m, int ranks)
-{
-    return share_layout(m, NULL, ranks);
-}
-
-float *cv_model_share_batch(cv_model *m, float *buf, int ranks, int rank)
-{
-    CV_ASSERT(cv_model_can_share_batch(m) && ranks >= 1 && rank >= 0 && rank < ranks);
-    share_layout(m, buf, ranks);
-    m->share_ranks = ranks;
-    m->share_rank = rank;
-    bind_arenas(m);
-    return own_rows(m, m->share_in, (size_t)m->inputs);
-}
-
-void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi)
-{
-    CV_ASSERT(m->share_ranks > 0 && lo <= hi && hi <= m->n_params);
-    int rows = host_rows(m);
-    for (int i = 0; i < m->n_layers; i++) {
-        struct cv_layer *l = &m->layers[i];
-        size_t first = m->param_offset[i], end = first + layer_params(m, i);
-        size_t a = lo > first ? lo : first, b = hi < end ? hi : end;
-        if (a < b)
-            l->ops->weight_grads(l, i > 0 ? m->share_acts[i - 1] : m->share_in, m->share_dz[i],
-                                 rows, a - first, b - first, m->accumulate);
-    }
-}
-
-int cv_model_splittable_layers(const cv_model *m, int min_width)
-{
-    int k = 0;
-    while (k < m->n_layers && m->layers[k].ops->forward_cols && m->layers[k].n_children == 0 &&
-           m->layers[k].act != CV_ACT_SOFTMAX &&
-           cv_shape_size(m->layers[k].out) >= (size_t)min_width)
-        k++;
-    return k;
-}
-
-cv_status cv_model_split_features(cv_model *m, int layers, void (*sync)(void *arg), void *arg,
-                                  struct cv_error *err)
-{
-    CV_ASSERT(m->share_ranks > 0 && layers >= 0 && layers <= cv_model_splittable_layers(m, 1));
-    if (layers == 0)
-        return CV_OK;
-    size_t floats = m->widest * (size_t)host_rows(m);
-    for (int k = 0; k < 2; k++) { /* input gradients of every row of the host */
-        free(m->dbuf[k]);
-        m->dbuf[k] = cv_calloc_big(floats, sizeof(float));
-        if (!m->dbuf[k])
-            return cv_fail(err, CV_NOMEM, "model: out of memory for split layers' gradients "
-                           "(%zu floats)", floats);
-    }
-    m->split = layers;
-    m->sync = sync;
-    m->sync_arg = arg;
-    return CV_OK;
-}
-
-/* Shared batch: rows [n, max_batch) of this rank's part of every tensor
- * are zeroed, so that the owners' sums over all rows add nothing for them. */
-static void clear_unused_rows(cv_model *m, int n)
-{
-    size_t skip = (size_t)n, left = (size_t)(m->max_batch - n);
-    if (left == 0)
-        return;
-    memset(own_rows(m, m->share_in, (size_t)m->inputs) + skip * (size_t)m->inputs, 0,
-           left * (size_t)m->inputs * sizeof(float));
-    for (int i = 0; i < m->n_layers; i++) {
-        size_t f = cv_shape_size(m->layers[i].out);
-        memset(m->acts[i] + skip * f, 0, left * f * sizeof(float));
-        if (m->share_dz[i])
-            memset(m->layers[i].scratch + skip * f, 0, left * f * sizeof(float));
-    }
-}
-
-void cv_model_accumulate_grads(cv_model *m, bool on)
-{
-    m->accumulate = on;
 }
 
 void cv_model_free(cv_model *m)
@@ -409,50 +243,14 @@ cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std,
     return CV_OK;
 }
 
-/* Columns [c0, c1) of a tensor `width` wide that this rank computes in a
- * split layer: contiguous shares, cut at multiples of 16 floats (64 bytes)
- * where every rank still gets 16, so that two ranks rarely write one cache
- * line. */
-static void split_cols(const cv_model *m, size_t width, int *c0, int *c1)
+static void forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n)
 {
-    long long w = (long long)width, r = m->share_rank, p = m->share_ranks;
-    long long align = w >= 16 * p ? 16 : 1;
-    *c0 = (int)(w * r / p / align * align);
-    *c1 = r + 1 == p ? (int)w : (int)(w * (r + 1) / p / align * align);
-}
-
-/* A barrier of the host's ranks; returns the seconds it waited. */
-static double sync_ranks(cv_model *m)
-{
-    double t0 = cv_now();
-    m->sync(m->sync_arg);
-    return cv_now() - t0;
-}
-
-/* In training, layers [0, split) compute this rank's share of their output
- * features over the host's rows, each followed by a barrier, since the
- * next layer reads every column (and the first reads every rank's inputs);
- * the rest, and every layer in prediction (each rank its own rows),
- * compute this rank's n rows.  Returns the seconds spent in barriers. */
-static double forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n)
-{
-    int split = ctx->train ? m->split : 0;
-    double waited = split > 0 ? sync_ranks(m) : 0;
     const float *in = x;
     for (int i = 0; i < m->n_layers; i++) {
         struct cv_layer *l = &m->layers[i];
-        if (i < split) {
-            int c0, c1;
-            split_cols(m, cv_shape_size(l->out), &c0, &c1);
-            l->ops->forward_cols(l, i > 0 ? m->share_acts[i - 1] : m->share_in, m->share_acts[i],
-                                 host_rows(m), c0, c1);
-            waited += sync_ranks(m);
-        } else {
-            l->ops->forward(l, ctx, in, m->acts[i], n);
-        }
+        l->ops->forward(l, ctx, in, m->acts[i], n);
         in = m->acts[i];
     }
-    return waited;
 }
 
 /* Loss sum over the batch; d = scale * dLoss/d(network output). */
@@ -472,89 +270,45 @@ static double loss(cv_model *m, const struct cv_batch *b, float scale, float *d,
     return 0;
 }
 
-/* Backward of split layer i: its output gradients dz from dy, which holds
- * this rank's n rows (from the first layer after the split ones) or this
- * rank's columns of the host's rows (from a split layer); then, after a
- * barrier, this rank's columns of the input gradients over the host's rows.
- * Returns the seconds spent in the barrier. */
-static double split_backward(cv_model *m, int i, int n, const float *dy, bool by_cols, float *dx)
+/* Layers last to first; after layer i, `ready` learns that the gradients
+ * from its first parameter to the arena's end are final. */
+static void backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n,
+                     cv_grad_ready_fn ready, void *ready_arg)
 {
-    struct cv_layer *l = &m->layers[i];
-    int c0, c1;
-    size_t out = cv_shape_size(l->out);
-    if (by_cols) {
-        split_cols(m, out, &c0, &c1);
-        l->ops->act_grads_cols(l, m->share_acts[i], dy, m->share_dz[i], host_rows(m), c0, c1);
-    } else {
-        l->ops->act_grads_cols(l, m->acts[i], dy, l->scratch, n, 0, (int)out);
-    }
-    if (!dx) /* the first layer: the barrier before the owners' weight gradients follows */
-        return 0;
-    double waited = sync_ranks(m); /* dx reads every rank's dz */
-    split_cols(m, cv_shape_size(l->in), &c0, &c1);
-    l->ops->input_grads_cols(l, m->share_dz[i], dx, host_rows(m), c0, c1);
-    return waited;
-}
-
-/* Returns the seconds spent in barriers (split layers). */
-static double backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n,
-                       cv_grad_ready_fn ready, void *ready_arg)
-{
-    int cur = 0;          /* dbuf[cur] holds dLoss/d(output of layer i) */
-    bool by_cols = false; /* ... as this rank's columns of the host's rows, else n rows */
-    double waited = 0;
+    int cur = 0; /* dbuf[cur] holds dLoss/d(output of layer i) */
     for (int i = m->n_layers - 1; i >= 0; i--) {
+        struct cv_layer *l = &m->layers[i];
         float *dx = i > 0 ? m->dbuf[cur ^ 1] : NULL;
-        if (i < m->split) {
-            waited += split_backward(m, i, n, m->dbuf[cur], by_cols, dx);
-            by_cols = true;
-        } else {
-            const float *in = i > 0 ? m->acts[i - 1] : x;
-            m->layers[i].ops->backward(&m->layers[i], ctx, in, m->acts[i], m->dbuf[cur], dx, n);
-        }
+        l->ops->backward(l, ctx, i > 0 ? m->acts[i - 1] : x, m->acts[i], m->dbuf[cur], dx, n);
         cur ^= 1;
         if (ready)
             ready(ready_arg, m->param_offset[i]);
     }
-    return waited;
 }
 
 void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, float grad_scale,
                           cv_grad_ready_fn ready, void *ready_arg, struct cv_batch_stats *stats)
 {
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
-    bool shared = m->share_ranks > 0;
-    struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows,
-                         .accumulate = m->accumulate, .defer_weights = shared};
-    const float *x = b->x;
-    if (shared) {
-        float *own = own_rows(m, m->share_in, (size_t)m->inputs);
-        if (b->x != own && b->n > 0) /* gathered elsewhere: the owners read it here */
-            memcpy(own, b->x, sizeof(float) * (size_t)b->n * (size_t)m->inputs);
-        clear_unused_rows(m, b->n);
-        x = own;
-    }
-    if (b->n == 0 && m->split == 0) { /* a rank whose shard ran out still joins the allreduce
-                                         (and the split layers, below, with no rows) */
-        if (!shared)
-            memset(m->grads, 0, sizeof(float) * m->n_params);
+    struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows};
+    if (b->n == 0) { /* a rank whose shard ran out still joins the exchange */
+        memset(m->grads, 0, sizeof(float) * m->n_params);
         if (ready)
             ready(ready_arg, 0);
         return;
     }
     double t0 = cv_now();
-    double sync_f = forward(m, &ctx, x, b->n);
+    forward(m, &ctx, b->x, b->n);
     long long correct = 0;
     double l = loss(m, b, grad_scale, m->dbuf[0], &correct);
     double t1 = cv_now();
-    double sync_b = backward(m, &ctx, x, b->n, ready, ready_arg);
+    backward(m, &ctx, b->x, b->n, ready, ready_arg);
     if (stats) {
         stats->loss_sum += l;
         stats->correct += correct;
         stats->count += b->n;
-        stats->t_forward += t1 - t0 - sync_f;
-        stats->t_backward += cv_now() - t1 - sync_b;
-        stats->t_sync += sync_f + sync_b;
+        stats->t_forward += t1 - t0;
+        stats->t_backward += cv_now() - t1;
     }
 }
 

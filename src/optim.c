@@ -19,7 +19,6 @@ struct cv_optim {
     float *m1, *m2;           /* moments (NULL when the rule has none) */
     unsigned char *decay;     /* (n) 1 where L2 applies */
     long long t;              /* steps taken (Adam bias correction) */
-    bool consume;             /* leave the gradients read (and the addend) zero */
 };
 
 cv_status cv_optim_create(const struct cv_config *cfg, cv_model *m, cv_optim **out,
@@ -77,30 +76,12 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch)
     return a0;
 }
 
-/* The gradient of element i: g[i], plus add[i] when a reducer left its
- * last addition to this pass; with `consume` both are left zero for the
- * next batch to accumulate onto (-O3 unswitches the loops on both). */
-static inline float take(float *g, float *add, long long i, bool consume)
-{
-    float v = add ? g[i] + add[i] : g[i];
-    if (consume) {
-        g[i] = 0.0f;
-        if (add)
-            add[i] = 0.0f;
-    }
-    return v;
-}
-
 /* Gradient norm (after L2) and clipping, only when clipping is on: the
  * common case then makes a single pass over the arena.  w, g and the mask
  * are views of n elements; sum_sq makes the norm global when sharded. */
-static double clip(cv_optim *o, const float *w, float *g, float *add, const unsigned char *dm,
-                   long long n, float lam, double (*sum_sq)(void *, double), void *arg)
+static double clip(cv_optim *o, const float *w, float *g, const unsigned char *dm, long long n,
+                   float lam, double (*sum_sq)(void *, double), void *arg)
 {
-    if (add) /* its own pass: the norm's summation order stays that of one arena */
-#pragma omp parallel for simd schedule(static)
-        for (long long i = 0; i < n; i++)
-            g[i] = take(g, add, i, o->consume);
     double sq = 0;
 #pragma omp parallel for simd schedule(static) reduction(+ : sq)
     for (long long i = 0; i < n; i++) {
@@ -121,12 +102,11 @@ static double clip(cv_optim *o, const float *w, float *g, float *add, const unsi
 
 double cv_optim_step(cv_optim *o, float *w, float *g, double lr, long long count)
 {
-    return cv_optim_step_part(o, w, g, NULL, 0, o->n, lr, count, NULL, NULL);
+    return cv_optim_step_part(o, w, g, 0, o->n, lr, count, NULL, NULL);
 }
 
-double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size_t lo,
-                          size_t hi, double lr, long long count,
-                          double (*sum_sq)(void *arg, double partial), void *arg)
+double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_t hi, double lr,
+                          long long count, double (*sum_sq)(void *arg, double partial), void *arg)
 {
     float lam = count > 0 ? (float)(o->l2 / (double)count) : 0.0f;
     long long n = (long long)(hi - lo);
@@ -134,11 +114,9 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size
     const unsigned char *dm = o->decay + lo;
     double norm = 0;
     if (o->clip > 0) {
-        norm = clip(o, w, g, add, dm, n, lam, sum_sq, arg);
-        lam = 0; /* already added, and add too */
-        add = NULL;
+        norm = clip(o, w, g, dm, n, lam, sum_sq, arg);
+        lam = 0; /* already added */
     }
-    bool zero = o->consume;
     float b1 = (float)o->beta1, b2 = (float)o->beta2, a = (float)lr;
     float om1 = (float)(1.0 - o->beta1), om2 = (float)(1.0 - o->beta2); /* exact in double */
     o->t++;
@@ -152,12 +130,12 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size
     case CV_OPT_SGD:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++)
-            w[i] -= a * (take(g, add, i, zero) + lam * (float)dm[i] * w[i]);
+            w[i] -= a * (g[i] + lam * (float)dm[i] * w[i]);
         break;
     case CV_OPT_MOMENTUM:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = take(g, add, i, zero) + lam * (float)dm[i] * w[i];
+            float gi = g[i] + lam * (float)dm[i] * w[i];
             m1[i] = b1 * m1[i] + om1 * gi;
             w[i] -= a * m1[i];
         }
@@ -165,7 +143,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size
     case CV_OPT_RMSPROP:
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = take(g, add, i, zero) + lam * (float)dm[i] * w[i];
+            float gi = g[i] + lam * (float)dm[i] * w[i];
             m2[i] = b2 * m2[i] + om2 * gi * gi;
             w[i] -= a * gi / (sqrtf(m2[i]) + eps);
         }
@@ -174,7 +152,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size
         if (lam == 0.0f) { /* the common case: no mask to read */
 #pragma omp parallel for simd schedule(static)
             for (long long i = 0; i < n; i++) {
-                float gi = take(g, add, i, zero);
+                float gi = g[i];
                 m1[i] = b1 * m1[i] + om1 * gi;
                 m2[i] = b2 * m2[i] + om2 * gi * gi;
                 w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
@@ -183,7 +161,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size
         }
 #pragma omp parallel for simd schedule(static)
         for (long long i = 0; i < n; i++) {
-            float gi = take(g, add, i, zero) + lam * (float)dm[i] * w[i];
+            float gi = g[i] + lam * (float)dm[i] * w[i];
             m1[i] = b1 * m1[i] + om1 * gi;
             m2[i] = b2 * m2[i] + om2 * gi * gi;
             w[i] -= at * m1[i] / (sqrtf(m2[i]) + et);
@@ -191,11 +169,6 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, float *add, size
         break;
     }
     return norm;
-}
-
-void cv_optim_consume_grads(cv_optim *o, bool on)
-{
-    o->consume = on;
 }
 
 size_t cv_optim_size(const cv_optim *o)

@@ -204,7 +204,7 @@ static void gather(cv_shard *s, const long long *local, int n, struct cv_batch *
 {
     size_t f = (size_t)s->info.features, t = (size_t)s->info.target_dim;
     /* rows at random places in the shard: the copies wait on memory, so
-     * the threads' loads overlap (3-6% of a small MLP's step) */
+     * the threads' loads overlap (docs/performance.md) */
 #pragma omp parallel for schedule(static) if ((size_t)n * f >= 65536)
     for (int i = 0; i < n; i++) {
         long long r = local[i];

@@ -3,29 +3,26 @@
  *
  *   set-up (every failure agreed across ranks before the next collective)
  *     -> per epoch: shuffle shard -> per step: gather batch -> forward/loss/
- *        backward with bucketed gradient allreduce -> small allreduce of
- *        {loss, hits, stop flag, non-finite flag} -> identical optimizer step
- *     -> dev evaluation, metric line, model.h5, checkpoints.
+ *        backward -> the gradient exchange (src/reducer.h: this rank's owned
+ *        slice summed) -> small allreduce of {stop flag, non-finite flag,
+ *        batch-norm state} -> optimizer step on the owned slice -> share
+ *     -> dev evaluation, metric line, model.h5, checkpoints (src/run_dir.h).
  * Resume restores parameters, optimizer moments, step/epoch/position and the
  * epoch's running sums; data order and dropout masks are keyed by
  * (seed, epoch/step, row), so a resumed run replays exactly.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "caviar/checkpoint.h"
 #include "caviar/optim.h"
 #include "caviar/shard.h"
 #include "caviar/train.h"
-#include "atomic_file.h"
+#include "reducer.h"
+#include "run_dir.h"
 #include "util.h"
 
 struct timers {
@@ -39,13 +36,7 @@ struct trainer {
     int rank, world, local_batch;
     cv_model *model;
     cv_optim *optim;
-    cv_reducer *reducer;
-    cv_comm *node, *cross;        /* node-shared arenas: this host's ranks, other hosts' */
-    float *pending;               /* a peer's gradients the update adds (finish_pending) */
-    bool share_batch;             /* node-shared arenas share the batch too: owners compute
-                                     their slices' gradients over it (share_batch) */
-    int split;                    /* layers split by features on the shared batch */
-    struct cv_error sync_err;     /* the first failed barrier of the split layers */
+    cv_reducer *reducer;          /* the gradient exchange (src/reducer.h) */
     cv_shard *train, *dev;
     float *pred;                  /* (local_batch, outputs) evaluation output */
     double *small;                /* (2 + n_state) the per-step tiny allreduce */
@@ -74,69 +65,14 @@ static void say(const struct trainer *tr, const char *fmt, ...)
     fflush(stdout);
 }
 
-static void run_path(const struct trainer *tr, char *out, size_t n, const char *name)
-{
-    snprintf(out, n, "%s/%s", tr->run_dir, name);
-}
-
-static double peak_rss_mb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
-/* Resident private (anonymous) memory now, without the shared library pages
- * that peak RSS also counts (Linux; 0 where /proc is not there). */
-static double anon_rss_mb(void)
-{
-    char line[128];
-    double kb = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "RssAnon: %lf", &kb) == 1)
-            break;
-    fclose(f);
-    return kb / 1024.0;
-}
-
 /* ---- set-up ---- */
-
-static int tmp_filter(const struct dirent *d)
-{
-    return strstr(d->d_name, ".tmp.") != NULL;
-}
-
-/* Temporary files of writes that a crash interrupted: never valid, remove. */
-static void remove_stale_temporaries(const char *dir)
-{
-    struct dirent **names;
-    char path[2 * CV_PATH_MAX];
-    int n = scandir(dir, &names, tmp_filter, alphasort);
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-        unlink(path);
-        free(names[i]);
-    }
-    if (n >= 0)
-        free(names);
-}
 
 static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
     snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", tr->cfg->run.dir);
-    if (tr->rank == 0) {
-        char ck[CV_PATH_MAX + 16];
-        run_path(tr, ck, sizeof(ck), "checkpoints");
-        if (cv__mkdir_p(tr->run_dir) != 0 || cv__mkdir_p(ck) != 0 || access(tr->run_dir, W_OK) != 0)
-            st = cv_fail(err, CV_IO, "run.dir = %s: cannot create or write: %s", tr->run_dir,
-                         strerror(errno));
-        else
-            remove_stale_temporaries(ck);
-    }
+    if (tr->rank == 0)
+        st = cv__run_dir_make(tr->run_dir, err);
     return cv_comm_agree(tr->comm, st, err);
 }
 
@@ -203,114 +139,6 @@ static cv_status compute_norm(struct trainer *tr, struct cv_error *err)
     return st;
 }
 
-/* With private arenas, shard the optimizer (ZeRO-1) when the gradients span
- * more than one bucket (node-shared arenas always shard).
- * Measured with 2 ranks, Haswell kernels: the 5.8M-parameter MLP ran at
- * 4,632 samples/s sharded vs 4,303 replicated (tests/bench/run.py, workload
- * b); the 235k-parameter one (one bucket) at 124.6k vs 122.8k, within this
- * host's noise, since its Adam pass is short: not worth an extra collective. */
-static bool shard_optimizer(const struct cv_config *cfg, size_t n_params)
-{
-    if (cfg->comm.shard_optimizer != CV_AUTO)
-        return cfg->comm.shard_optimizer == CV_ON;
-    return n_params * sizeof(float) > (size_t)cfg->comm.bucket_kb * 1024;
-}
-
-static cv_status check_shared_batch(const struct trainer *tr, struct cv_error *err)
-{
-    const char *key = tr->cfg->comm.shared_batch == CV_ON     ? "shared_batch"
-                      : tr->cfg->comm.split_features == CV_ON ? "split_features"
-                                                              : NULL;
-    if (key && !cv_model_can_share_batch(tr->model))
-        return cv_fail(err, CV_CONFIG, "comm.%s = true needs a model whose layers with "
-                       "parameters are all dense (conv2d, batchnorm and residual layers are not)",
-                       key);
-    return CV_OK;
-}
-
-/* comm.shared_batch on node-shared arenas of `ranks` ranks per host (see
- * share_batch).  Owners then read their peers' activations instead of
- * their peers' gradient copies, so auto shares when the parameters
- * outnumber the shared batch's floats by 1.25.  Measured at 2 ranks,
- * Haswell kernels, shared vs not, side by side (ratio: parameters to
- * shared floats): 784-2048-2048-10 at batch 256 (2.5) +2 to +7%;
- * 784-1024-1024-10 at 128 (3.0) -4 to +4%; 784-128-10 at 64 (1.5) +4, +5%;
- * 784-256-128-10 at 128 (1.0) -2 to +6%, and -6 to 0% with AVX-512;
- * 784-512-512-10 at 256 (0.9) +1, +1%; 784-256-128-10 at 512 (0.3) -5, -4%. */
-static bool shared_batch_pays(struct trainer *tr, int ranks)
-{
-    enum cv_tristate want = tr->cfg->comm.shared_batch;
-    if (want == CV_OFF || !cv_model_can_share_batch(tr->model))
-        return false;
-    double floats = (double)cv_model_shared_batch_floats(tr->model, ranks);
-    return want == CV_ON || tr->cfg->comm.split_features == CV_ON ||
-           (double)cv_model_n_params(tr->model) >= 1.25 * floats;
-}
-
-/* comm.split_features on a shared batch of `ranks` ranks: how many of the
- * first layers are split by features (cv_model_split_features).  auto:
- * those at least 64 features per rank wide, where OpenBLAS's packing of
- * W is a large share of a GEMM as shallow as one rank's rows.  One GEMM on
- * one core (tests/bench/split_gemm.c, medians of 4 bests of 30; AVX-512
- * kernels, Haswell's in brackets): 784-2048 at 128 rows x 2048 columns
- * 1.96 ms vs 256 x 1024 1.83 ms (3.51 vs 3.40); 2048-2048 5.59 vs 4.98
- * (9.32 vs 9.00), its input gradients 5.85 vs 4.98 (9.21 vs 8.83).  In
- * training (bench, workload b, 2 ranks, medians of 3), split vs not: +8.0%
- * samples/s with AVX-512 kernels, +3.3% with Haswell's. */
-static int split_layers(const struct trainer *tr, int ranks)
-{
-    enum cv_tristate want = tr->cfg->comm.split_features;
-    if (want == CV_OFF)
-        return 0;
-    return cv_model_splittable_layers(tr->model, want == CV_ON ? 1 : 64 * ranks);
-}
-
-/* The split layers' barrier (cv_model_split_features); a failure is kept
- * for train_step to return. */
-static void split_barrier(void *arg)
-{
-    struct trainer *tr = arg;
-    struct cv_error e;
-    if (cv_reducer_node_barrier(tr->reducer, &e) != CV_OK && tr->sync_err.code == CV_OK)
-        tr->sync_err = e;
-}
-
-static size_t row_start(void *model, size_t at)
-{
-    return cv_model_row_start(model, at);
-}
-
-/* Collective.  Node-shared arenas (comm.shared_memory, include/caviar/comm.h)
- * unless the optimizer must not be sharded or gradients are reduced during
- * backward or in bfloat16, and when every host runs the same number (> 1)
- * of this job's ranks; else the exchange between private arenas.
- * Measured with 2 ranks, Haswell kernels (tests/bench/run.py, medians of
- * 3): the 235k-parameter MLP ran at 145.6k samples/s node-shared vs 127.2k
- * with private arenas; the 5.8M-parameter one at 5,714 vs 5,359. */
-static cv_status create_reducer(struct trainer *tr, struct cv_error *err)
-{
-    const struct cv_config *cfg = tr->cfg;
-    size_t n = cv_model_n_params(tr->model);
-    enum cv_tristate want = cfg->comm.shared_memory;
-    bool wanted = want == CV_ON || (want == CV_AUTO && cfg->comm.shard_optimizer != CV_OFF);
-    bool uniform = false;
-    cv_status st = CV_OK;
-    if (tr->world > 1 && wanted && !cfg->comm.overlap && cfg->comm.compression == CV_COMPRESS_NONE)
-        st = cv_comm_split_node(tr->comm, &tr->node, &tr->cross, &uniform, err);
-    if (st != CV_OK)
-        return st;
-    if (tr->node && uniform && cv_comm_size(tr->node) > 1) {
-        tr->share_batch = shared_batch_pays(tr, cv_comm_size(tr->node));
-        return cv_reducer_create_node_shared(tr->node, tr->cross, n,
-                                             tr->share_batch ? row_start : NULL, /* whole rows */
-                                             tr->model, &tr->reducer, err);
-    }
-    return cv_reducer_create(tr->comm, cv_model_grads(tr->model), n,
-                             (size_t)cfg->comm.bucket_kb * 1024, cfg->comm.overlap,
-                             shard_optimizer(cfg, n), cfg->comm.compression == CV_COMPRESS_BF16,
-                             &tr->reducer, err);
-}
-
 static cv_status build(struct trainer *tr, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -327,11 +155,7 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
     tr->local_batch = cv_sched_local_batch(cfg->train.batch, 0, tr->world); /* the largest */
     cv_status st = cv_model_create(cfg, tr->local_batch, &tr->model, err);
     if (st == CV_OK)
-        st = check_shared_batch(tr, err);
-    if (st == CV_OK)
         st = cv_optim_create(cfg, tr->model, &tr->optim, err);
-    if (st == CV_OK)
-        st = create_reducer(tr, err);
     if (st == CV_OK) {
         tr->pred = cv_calloc((size_t)tr->local_batch * (size_t)cv_model_outputs(tr->model),
                              sizeof(float));
@@ -360,38 +184,6 @@ static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double
     *loss = v[2] > 0 ? v[0] / v[2] : NAN;
     *acc = v[2] > 0 ? v[1] / v[2] : NAN;
     return st;
-}
-
-static cv_status append_history(struct trainer *tr, const char *line, struct cv_error *err)
-{
-    size_t old = tr->ts.metrics ? strlen(tr->ts.metrics) : 0, add = strlen(line);
-    char *p = realloc(tr->ts.metrics, old + add + 2);
-    if (!p)
-        return cv_fail(err, CV_NOMEM, "out of memory");
-    memcpy(p + old, line, add);
-    p[old + add] = '\n';
-    p[old + add + 1] = '\0';
-    tr->ts.metrics = p;
-    return CV_OK;
-}
-
-/* Rewrite RUN_DIR/metrics.jsonl from the history (atomic replace). */
-static cv_status write_metrics_file(const struct trainer *tr, struct cv_error *err)
-{
-    char path[CV_PATH_MAX + 16], tmp[CV_PATH_MAX + 32];
-    run_path(tr, path, sizeof(path), "metrics.jsonl");
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return cv_fail(err, CV_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    const char *h = tr->ts.metrics ? tr->ts.metrics : "";
-    bool ok = fwrite(h, 1, strlen(h), f) == strlen(h);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return cv_fail(err, CV_IO, "%s: write failed: %s", path, strerror(errno));
-    }
-    return CV_OK;
 }
 
 /* Global running sums of the epoch: this call's steps plus what a resumed
@@ -437,9 +229,9 @@ static cv_status log_epoch(struct trainer *tr, const char *event, const struct e
              e->sps, el, tr->world, cv_num_threads(), e->t.data, e->t.forward, e->t.backward,
              e->t.comm, e->t.optim, e->rss, e->rss_anon,
              cv_model_n_params(tr->model));
-    cv_status st = append_history(tr, line, err);
+    cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
-        st = write_metrics_file(tr, err);
+        st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
     return st;
 }
 
@@ -449,7 +241,7 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN};
     double v[3];
     cv_status st = epoch_sums(tr, v, err);
-    double rss[2] = {peak_rss_mb(), anon_rss_mb()};
+    double rss[2] = {cv_peak_rss_mb(), cv_anon_rss_mb()};
     /* ranks wait for each other in different places: report the mean */
     double t[5] = {tr->t.data, tr->t.forward, tr->t.backward, tr->t.comm, tr->t.optim};
     if (st == CV_OK)
@@ -472,79 +264,16 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
             "%.0f samples/s | %.1f s\n",
         tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, e.train_acc,
         e.dev_loss, e.dev_acc, e.sps, cv_now() - tr->t_start);
+    tr->ts.last[0] = e.train_loss;
+    tr->ts.last[1] = e.train_acc;
+    tr->ts.last[2] = e.dev_loss;
+    tr->ts.last[3] = e.dev_acc;
     *res = (struct cv_train_result){e.train_loss, e.train_acc, e.dev_loss, e.dev_acc,
                                     (int)tr->ts.epoch + 1, tr->ts.step, 0, e.sps, 0};
     return log_epoch(tr, event, &e, err);
 }
 
 /* ---- checkpoints ---- */
-
-static int ckpt_filter(const struct dirent *d)
-{
-    size_t n = strlen(d->d_name);
-    return !strncmp(d->d_name, "ckpt-", 5) && n > 8 && !strcmp(d->d_name + n - 3, ".h5");
-}
-
-/* Checkpoint names sorted newest first (names embed the zero-padded step). */
-static int list_checkpoints(const char *dir, struct dirent ***names)
-{
-    int n = scandir(dir, names, ckpt_filter, alphasort);
-    for (int i = 0; i < n / 2; i++) {
-        struct dirent *t = (*names)[i];
-        (*names)[i] = (*names)[n - 1 - i];
-        (*names)[n - 1 - i] = t;
-    }
-    return n;
-}
-
-static void free_names(struct dirent **names, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-static void prune_checkpoints(const struct trainer *tr)
-{
-    char dir[CV_PATH_MAX + 16], path[2 * CV_PATH_MAX];
-    struct dirent **names;
-    run_path(tr, dir, sizeof(dir), "checkpoints");
-    int n = list_checkpoints(dir, &names);
-    for (int i = tr->cfg->checkpoint.keep; i < n; i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-        unlink(path);
-    }
-    if (n >= 0)
-        free_names(names, n);
-}
-
-cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,
-                                   void (*note)(void *arg, const char *line), void *note_arg,
-                                   struct cv_error *err)
-{
-    char dir[CV_PATH_MAX + 16], line[3 * CV_PATH_MAX];
-    struct dirent **names;
-    snprintf(dir, sizeof(dir), "%s/checkpoints", run_dir);
-    int n = list_checkpoints(dir, &names);
-    for (int i = 0; i < n; i++) {
-        struct cv_error e;
-        cv_error_clear(&e);
-        if (snprintf(path, size, "%s/%s", dir, names[i]->d_name) >= (int)size)
-            continue; /* cannot be named in `size` bytes: not ours */
-        if (cv_ckpt_verify(path, &e) == CV_OK) {
-            free_names(names, n);
-            return CV_OK;
-        }
-        snprintf(line, sizeof(line), "skipping checkpoint %s: %s", path, e.msg);
-        if (note)
-            note(note_arg, line);
-    }
-    if (n >= 0)
-        free_names(names, n);
-    path[0] = '\0';
-    return cv_fail(err, CV_IO, "%s: no checkpoint that verifies%s", dir,
-                   n > 0 ? " (all were skipped, see above)" : "");
-}
 
 static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
 {
@@ -564,10 +293,10 @@ static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
         return st;
     if (tr->rank == 0) {
         char path[CV_PATH_MAX + 64];
-        snprintf(path, sizeof(path), "%s/checkpoints/ckpt-%012lld.h5", tr->run_dir, ts.step);
+        cv__run_dir_ckpt_path(tr->run_dir, ts.step, path, sizeof(path));
         st = cv_ckpt_save(path, tr->model, tr->optim, &ts, err);
         if (st == CV_OK)
-            prune_checkpoints(tr);
+            cv__run_dir_prune(tr->run_dir, tr->cfg->checkpoint.keep);
     }
     st = cv_comm_agree(tr->comm, st, err);
     if (st != CV_OK && err) /* no checkpoint, no training: stop so the job can be resumed */
@@ -580,38 +309,10 @@ static cv_status save_model(struct trainer *tr, struct cv_error *err)
     cv_status st = CV_OK;
     if (tr->rank == 0) {
         char path[CV_PATH_MAX + 16];
-        run_path(tr, path, sizeof(path), "model.h5");
+        cv__run_dir_path(tr->run_dir, "model.h5", path, sizeof(path));
         st = cv_ckpt_save(path, tr->model, NULL, NULL, err);
     }
     return cv_comm_agree(tr->comm, st, err);
-}
-
-/* The first architectural difference between two configs, or NULL. */
-static const char *arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
-                             size_t n)
-{
-    for (int i = 0; i < 3; i++)
-        if (a->model.input[i] != b->model.input[i])
-            return snprintf(buf, n, "model.input differs"), buf;
-    if (a->model.n_layers != b->model.n_layers)
-        return snprintf(buf, n, "layer count %d vs %d", a->model.n_layers, b->model.n_layers), buf;
-    if (a->model.loss != b->model.loss)
-        return snprintf(buf, n, "model.loss differs"), buf;
-    for (int i = 0; i < a->model.n_layers; i++) {
-        const struct cv_layer_spec *x = &a->model.layers[i], *y = &b->model.layers[i];
-        const char *what = x->type != y->type             ? "type"
-                           : x->units != y->units         ? "units"
-                           : x->activation != y->activation ? "activation"
-                           : x->filters != y->filters     ? "filters"
-                           : x->size != y->size           ? "size"
-                           : x->stride != y->stride       ? "stride"
-                           : x->pad != y->pad             ? "pad"
-                           : x->n_children != y->n_children ? "layers"
-                                                          : NULL;
-        if (what)
-            return snprintf(buf, n, "model.layers.%d.%s differs", i, what), buf;
-    }
-    return NULL;
 }
 
 static void note_rank0(void *arg, const char *line)
@@ -624,7 +325,7 @@ static cv_status load_resume(struct trainer *tr, const char *path, struct cv_err
     struct cv_config *old = NULL;
     char why[128];
     cv_status st = cv_ckpt_read_config(path, NULL, 0, &old, err);
-    const char *d = st == CV_OK ? arch_diff(old, tr->cfg, why, sizeof(why)) : NULL;
+    const char *d = st == CV_OK ? cv_config_arch_diff(old, tr->cfg, why, sizeof(why)) : NULL;
     cv_config_free(old);
     if (d)
         return cv_fail(err, CV_CONFIG, "cannot resume from %s: architecture differs (%s)", path, d);
@@ -671,8 +372,8 @@ static cv_status resume(struct trainer *tr, const char *dir, bool required, bool
             tr->ts.epoch + 1, tr->ts.epoch_step, tr->ts.step,
             tr->ts.world_size != tr->world ? " (elastic: world size changed, data order differs)"
                                            : "");
-    return tr->rank == 0 ? cv_comm_agree(tr->comm, write_metrics_file(tr, err), err)
-                         : cv_comm_agree(tr->comm, CV_OK, err);
+    st = tr->rank == 0 ? cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err) : CV_OK;
+    return cv_comm_agree(tr->comm, st, err);
 }
 
 /* ---- the step loop ---- */
@@ -703,7 +404,8 @@ static cv_status sync_small(struct trainer *tr, bool stop, bool finite, struct c
     return st;
 }
 
-/* The global squared gradient norm for clipping under a sharded optimizer. */
+/* The global squared gradient norm for clipping: the partial norms of the
+ * owned slices summed (unchanged when every rank owns the whole arena). */
 static double sum_sq_over_ranks(void *arg, double partial)
 {
     struct trainer *tr = arg;
@@ -718,13 +420,12 @@ static double sum_sq_over_ranks(void *arg, double partial)
 static cv_status update(struct trainer *tr, double lr, long long global, struct cv_error *err)
 {
     size_t lo, hi;
-    bool sharded = cv_reducer_sharded(tr->reducer);
     double t0 = cv_now();
     cv_reducer_owned(tr->reducer, &lo, &hi);
     cv_error_clear(&tr->norm_err);
     double norm = cv_optim_step_part(tr->optim, cv_model_params(tr->model),
-                                     cv_reducer_owned_grads(tr->reducer), tr->pending, lo, hi, lr,
-                                     global, sharded ? sum_sq_over_ranks : NULL, tr);
+                                     cv_reducer_owned_grads(tr->reducer), lo, hi, lr, global,
+                                     sum_sq_over_ranks, tr);
     double t1 = cv_now();
     tr->t.optim += t1 - t0;
     if (tr->norm_err.code != CV_OK) {
@@ -732,26 +433,10 @@ static cv_status update(struct trainer *tr, double lr, long long global, struct 
             *err = tr->norm_err;
         return tr->norm_err.code;
     }
-    if (!isfinite(norm)) /* global when sharded: every rank stops here */
+    if (!isfinite(norm)) /* a global norm: every rank stops here */
         return diverged(tr, "the gradient is NaN or infinite", err);
     cv_status st = cv_reducer_share(tr->reducer, cv_model_params(tr->model), err);
     tr->t.comm += cv_now() - t1;
-    return st;
-}
-
-/* Shared batch: this owner's slice of the gradients over the host's batch
- * (counted as backward), then summed across hosts (exposed exchange). */
-static cv_status owned_grads(struct trainer *tr, struct cv_batch_stats *bs, double *wait,
-                             struct cv_error *err)
-{
-    size_t lo, hi;
-    double t0 = cv_now();
-    cv_reducer_owned(tr->reducer, &lo, &hi);
-    cv_model_owned_grads(tr->model, lo, hi);
-    double t1 = cv_now();
-    bs->t_backward += t1 - t0;
-    cv_status st = cv_reducer_sum_across_hosts(tr->reducer, err);
-    *wait += cv_now() - t1;
     return st;
 }
 
@@ -770,18 +455,9 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
                          cfg->data.augment_flip, cfg->data.augment_shift);
     long long global = cv_sched_global_count(n_rows, cfg->train.batch, tr->world, s);
     tr->t.data += cv_now() - t0;
-    cv_reducer_begin(tr->reducer);
     cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global,
                          cv_reducer_ready, tr->reducer, &bs);
-    wait += bs.t_sync;
-    if (tr->sync_err.code != CV_OK) {
-        if (err)
-            *err = tr->sync_err;
-        return tr->sync_err.code;
-    }
-    cv_status st = cv_reducer_finish_pending(tr->reducer, &wait, &tr->pending, err);
-    if (st == CV_OK && tr->share_batch)
-        st = owned_grads(tr, &bs, &wait, err);
+    cv_status st = cv_reducer_finish(tr->reducer, &wait, err);
     bool preempt = tr->opts->preempt_at_step > 0 && tr->ts.step + 1 >= tr->opts->preempt_at_step;
     bool asked = (tr->opts->stop && *tr->opts->stop) || preempt;
     double t_flags = cv_now();
@@ -856,29 +532,14 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     return CV_OK;
 }
 
-static double history_num(const char *line, const char *key)
+/* A run resumed after its last epoch trains nothing: its result is the
+ * last epoch's, which the checkpoint carries. */
+static void result_from_state(const struct trainer *tr, struct cv_train_result *res)
 {
-    const char *at = strstr(line, key);
-    if (!at)
-        return NAN;
-    char *end;
-    double v = strtod(at + strlen(key), &end);
-    return end == at + strlen(key) ? NAN : v; /* "null" -> NAN */
-}
-
-/* A run resumed after its last epoch trains nothing: its result is the last
- * epoch line of the restored metric history. */
-static void result_from_history(const struct trainer *tr, struct cv_train_result *res)
-{
-    const char *h = tr->ts.metrics, *last = NULL;
-    for (const char *p = h; p && (p = strstr(p, "{\"event\":\"")) != NULL; p++)
-        last = p;
-    if (!last)
-        return;
-    res->train_loss = history_num(last, "\"train_loss\":");
-    res->train_accuracy = history_num(last, "\"train_accuracy\":");
-    res->dev_loss = history_num(last, "\"dev_loss\":");
-    res->dev_accuracy = history_num(last, "\"dev_accuracy\":");
+    res->train_loss = tr->ts.last[0];
+    res->train_accuracy = tr->ts.last[1];
+    res->dev_loss = tr->ts.last[2];
+    res->dev_accuracy = tr->ts.last[3];
     res->epochs_done = (int)tr->ts.epoch;
     res->steps = tr->ts.step;
 }
@@ -891,7 +552,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res,
     if (tr->opts->stop_at_epoch > 0 && tr->opts->stop_at_epoch < last)
         last = tr->opts->stop_at_epoch;
     if (tr->ts.epoch >= last)
-        result_from_history(tr, res);
+        result_from_state(tr, res);
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
         cv_status st = run_steps(tr, &limit, err);
@@ -935,35 +596,13 @@ static void print_line(void *arg, const char *line)
     say(arg, "%s\n", line);
 }
 
-/* Collective over the node.  Node-shared arenas and a model of dense
- * layers: the host's ranks also share their batches' activations, so each
- * owner computes its slice's weight gradients over the host's whole batch
- * (one GEMM with every rank's rows) instead of every rank computing all of
- * them over its rows and the owners adding the copies: no gradient is
- * written twice or read from a peer, and the GEMMs are as deep as the
- * host's batch. */
-static cv_status share_batch(struct trainer *tr, struct cv_error *err)
-{
-    int ranks = cv_comm_size(tr->node), me = cv_comm_rank(tr->node);
-    float *buf;
-    cv_status st = cv_reducer_node_batch(
-        tr->reducer, cv_model_shared_batch_floats(tr->model, ranks), &buf, err);
-    if (st != CV_OK)
-        return st;
-    cv_shard_gather_into(tr->train, cv_model_share_batch(tr->model, buf, ranks, me));
-    cv_reducer_owners_compute(tr->reducer, true);
-    tr->split = split_layers(tr, ranks);
-    if (tr->cfg->comm.split_features == CV_ON && tr->split == 0)
-        return cv_fail(err, CV_CONFIG, "comm.split_features = true needs a model whose first "
-                       "layer is dense (without softmax)");
-    return cv_model_split_features(tr->model, tr->split, split_barrier, tr, err);
-}
-
 static cv_status prepare(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = make_run_dir(tr, err);
     if (st == CV_OK)
         st = cv_comm_agree(tr->comm, build(tr, err), err);
+    if (st == CV_OK)
+        st = cv_reducer_create(tr->cfg, tr->comm, tr->model, &tr->reducer, err);
     if (st == CV_OK)
         st = open_data(tr, err);
     if (st != CV_OK)
@@ -974,23 +613,10 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
         st = resume(tr, dir ? dir : tr->run_dir, dir != NULL, &found, err);
     if (st == CV_OK && !found)
         st = cv_comm_agree(tr->comm, fresh_start(tr, err), err);
-    if (st == CV_OK && cv_reducer_node_shared(tr->reducer)) { /* from here on, one per host */
-        st = cv_reducer_load_params(tr->reducer, cv_model_params(tr->model), err);
-        if (st == CV_OK)
-            cv_model_use_arenas(tr->model, cv_reducer_node_params(tr->reducer),
-                                cv_reducer_node_grads(tr->reducer));
-        if (st == CV_OK && tr->share_batch)
-            st = cv_comm_agree(tr->comm, share_batch(tr, err), err);
-    }
+    if (st == CV_OK)
+        st = cv_reducer_adopt(tr->reducer, err);
     if (st != CV_OK)
         return st;
-    /* Where every gradient is read by exactly one update (one rank, or
-     * node-shared arenas), the update leaves them zero and dense layers add
-     * onto them, which spares BLAS its clearing pass. */
-    bool consume = tr->world == 1 || cv_reducer_node_shared(tr->reducer);
-    cv_model_accumulate_grads(tr->model, consume);
-    cv_optim_consume_grads(tr->optim, consume);
-    cv_reducer_clear_peers(tr->reducer, consume);
     const float *mean = cv_model_norm_mean(tr->model), *sd = cv_model_norm_std(tr->model);
     if (mean) {
         cv_shard_normalize(tr->train, mean, sd);
@@ -1019,28 +645,8 @@ static cv_status check_replicas(struct trainer *tr, struct cv_train_result *res,
 
 static void say_exchange(const struct trainer *tr)
 {
-    const cv_reducer *r = tr->reducer;
-    if (tr->world < 2)
-        return;
-    if (cv_reducer_node_shared(r)) {
-        int hosts = cv_reducer_hosts(r);
-        say(tr, "gradients: %s%s, optimizer sharded over a host's %d ranks, one parameter arena "
-            "per host\n",
-            tr->share_batch ? "each slice's owner computes them over the host's whole batch "
-                              "(activations in shared memory)"
-                            : "summed in shared memory after backward by each slice's owner",
-            hosts > 1 ? ", then allreduced across hosts" : "", tr->world / hosts);
-        if (tr->split > 0)
-            say(tr, "layers 0-%d: split by features across a host's ranks (each computes its "
-                "share of their outputs and input gradients over the host's batch)\n",
-                tr->split - 1);
-        return;
-    }
-    say(tr, "gradients: %s%s reduction%s, optimizer %s\n",
-        cv_reducer_overlapped(r) ? "bucketed, overlapped" : "blocking",
-        cv_reducer_compressed(r) ? " bfloat16" : "",
-        cv_reducer_overlapped(r) ? " during backward" : " after backward",
-        cv_reducer_sharded(r) ? "sharded over the ranks (each updates 1/P)" : "replicated");
+    if (tr->world > 1)
+        say(tr, "gradients: %s\n", cv_reducer_describe(tr->reducer));
 }
 
 cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
@@ -1052,6 +658,8 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     tr.rank = cv_comm_rank(comm);
     tr.world = cv_comm_size(comm);
     tr.t_start = cv_now();
+    for (int i = 0; i < 4; i++)
+        tr.ts.last[i] = NAN; /* no epoch finished yet */
     memset(res, 0, sizeof(*res));
     res->dev_loss = res->dev_accuracy = NAN;
     cv_status st = prepare(&tr, err);
@@ -1071,8 +679,6 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     cv_shard_free(tr.dev);
     cv_model_free(tr.model);
     cv_reducer_free(tr.reducer); /* after the model, which may compute on its arenas */
-    cv_comm_free(tr.cross);
-    cv_comm_free(tr.node);
     free(tr.pred);
     free(tr.small);
     free(tr.ts.metrics);

@@ -5,9 +5,11 @@
 #define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "util.h"
@@ -123,4 +125,27 @@ double cv_now(void)
 int cv_num_threads(void)
 {
     return omp_get_max_threads();
+}
+
+double cv_peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Resident private (anonymous) memory now, without the shared library pages
+ * that peak RSS also counts (Linux; 0 where /proc is not there). */
+double cv_anon_rss_mb(void)
+{
+    char line[128];
+    double kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %lf", &kb) == 1)
+            break;
+    fclose(f);
+    return kb / 1024.0;
 }

@@ -55,4 +55,10 @@ int cv_num_threads(void);
 /* Wall-clock seconds from a monotonic clock. */
 double cv_now(void);
 
+/* Peak resident memory of this process, and its resident private
+ * (anonymous) memory now, without shared library pages (Linux; 0 where
+ * /proc is not there), in MB. */
+double cv_peak_rss_mb(void);
+double cv_anon_rss_mb(void);
+
 #endif /* CV_UTIL_H */

@@ -32,6 +32,8 @@ struct cv_train_state {
     double epoch_loss_sum;    /* running sums of the epoch in progress, so a */
     double epoch_correct;     /* resumed run prints the same metric line */
     double epoch_count;
+    double last[4];           /* the last finished epoch's train loss, train accuracy, dev
+                                 loss, dev accuracy (NAN: none), for a resumed finished run */
     char *metrics;            /* metric history, JSON lines (owned; may be NULL) */
 };
 

@@ -149,10 +149,6 @@ struct cv_config {
         enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
         enum cv_compression compression;  /* gradients in bfloat16 (default none) */
         enum cv_tristate shared_memory;   /* one parameter arena per host (default auto) */
-        enum cv_tristate shared_batch;    /* node-shared: owners' gradients over the host's
-                                             batch (default auto) */
-        enum cv_tristate split_features;  /* shared batch: dense layers split by features
-                                             across the host's ranks (default auto) */
     } comm;
 
     struct {
@@ -202,5 +198,11 @@ const char *cv_layer_type_name(enum cv_layer_type t);
 const char *cv_activation_name(enum cv_activation a);
 const char *cv_loss_name(enum cv_loss l);
 const char *cv_optimizer_name(enum cv_optimizer o);
+
+/* The first architectural difference between a and b (input, layers,
+ * loss) described in buf ("model.layers.2.units differs"), or NULL when a
+ * model of one can load the parameters of the other. */
+const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
+                                size_t n);
 
 #endif /* CAVIAR_CONFIG_H */

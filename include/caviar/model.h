@@ -30,7 +30,7 @@ void cv_model_free(cv_model *m); /* NULL is harmless */
 /* Flush denormal floats to zero (x86 MXCSR FTZ + DAZ) on the calling thread
  * and every thread of the OpenMP pool, which OpenBLAS's OpenMP build shares.
  * Tiny values (e.g. Adam moments of units whose gradient became 0) otherwise
- * take a slow microcode path: a 1-epoch training took 1.4-2.0 s, not 1.2 s.  Results
+ * take a slow microcode path (docs/performance.md#denormals).  Results
  * differ only where a value would have been denormal.  The caviar CLI turns
  * it on; an application embedding the library decides for itself.  Returns
  * false where the platform has no such mode (nothing changed). */
@@ -45,51 +45,9 @@ float *cv_model_params(cv_model *m); /* borrowed: the parameter arena */
 float *cv_model_grads(cv_model *m);  /* borrowed: the gradient arena */
 /* Compute on the caller's parameter and gradient arenas (n_params floats
  * each; params already holding this model's parameters) from now on, e.g.
- * node-shared memory (cv_reducer_node_params).  The model's own are freed,
- * then grads is zeroed; the caller's must outlive the model's use of them. */
+ * memory shared by the ranks of a host (src/reducer_node.c).  The model's
+ * own are freed; the caller's must outlive the model's use of them. */
 void cv_model_use_arenas(cv_model *m, float *params, float *grads);
-/* The caller keeps the gradient arena zero between batches (an optimizer
- * that consumes the gradients, cv_optim_consume_grads): dense layers then
- * add their weight gradients onto it, without BLAS's clearing pass; the
- * gradients are the same.  Off by default. */
-void cv_model_accumulate_grads(cv_model *m, bool on);
-/* The first arena offset >= at where a row of a parameter tensor starts
- * (rows: its outermost dimension; a dense W (out, in) has rows of in). */
-size_t cv_model_row_start(const cv_model *m, size_t at);
-
-/* A batch shared by the ranks of one host: every layer with parameters is
- * dense (cv_model_can_share_batch).  cv_model_share_batch lays out, in
- * `buf` (cv_model_shared_batch_floats(m, ranks) floats of memory the
- * `ranks` ranks share), the inputs, every layer's outputs and the dense
- * layers' output gradients, with max_batch rows per rank, rank after rank;
- * this rank writes the rows of `rank`.  It returns this rank's input rows
- * (max_batch, inputs): a batch gathered there is not copied.  From then on
- * cv_model_train_batch leaves the parameter gradients to
- * cv_model_owned_grads, which computes those of parameters [lo, hi) over
- * every rank's rows (as many GEMM rows as the node's batch, no gradients
- * summed across ranks), once every rank's batch is written and visible.
- * Unused rows (a batch smaller than max_batch) are zeroed. */
-bool cv_model_can_share_batch(const cv_model *m);
-size_t cv_model_shared_batch_floats(cv_model *m, int ranks);
-float *cv_model_share_batch(cv_model *m, float *buf, int ranks, int rank);
-void cv_model_owned_grads(cv_model *m, size_t lo, size_t hi);
-/* Split by features, on a shared batch (after cv_model_share_batch):
- * layers [0, layers) then compute, over the host's rows, only this rank's
- * share of their output features in forward and of their input features
- * in the input gradients (1-D tensor parallelism, as Megatron-LM splits
- * its MLPs), so each rank's GEMMs are as deep as the host's batch and read
- * only its share of W; their outputs and output gradients live in the
- * shared batch.  cv_model_train_batch then calls `sync` (a barrier of the
- * host's ranks that publishes the shared window's writes) before and after
- * each split layer in forward and before each split input gradient, so
- * every rank of the host must train every batch, one with no rows too.
- * The split layers must be a prefix of at most
- * cv_model_splittable_layers(m, 1): dense layers, none with a softmax;
- * with min_width, only those with at least that many outputs per sample.
- * Errors: CV_NOMEM (the input-gradient buffers grow to the host's rows). */
-int cv_model_splittable_layers(const cv_model *m, int min_width);
-cv_status cv_model_split_features(cv_model *m, int layers, void (*sync)(void *arg), void *arg,
-                                  struct cv_error *err);
 size_t cv_model_n_state(const cv_model *m);
 float *cv_model_state(cv_model *m);  /* borrowed: the state arena */
 int cv_model_inputs(const cv_model *m);  /* features per sample */
@@ -120,7 +78,6 @@ struct cv_batch_stats {
     long long count;          /* samples */
     double t_forward;         /* seconds in forward (incl. loss) */
     double t_backward;        /* seconds in backward */
-    double t_sync;            /* seconds in the split layers' barriers (not in the two above) */
 };
 
 /* Called after backward has written the gradients of every parameter at or

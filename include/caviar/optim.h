@@ -32,24 +32,13 @@ double cv_optim_lr(const struct cv_config *cfg, int epoch);
 double cv_optim_step(cv_optim *o, float *params, float *grads, double lr, long long count);
 
 /* The same update for parameters [lo, hi) only (a sharded optimizer: each
- * rank updates its slice).  grads[i] + add[i] is the gradient of parameter
- * lo + i; add (NULL: none) is the addend a reducer left pending
- * (cv_reducer_finish_pending), summed in the update's own pass, in that
- * order, so the result is the same as with the sum made beforehand.
+ * rank updates its slice); grads[i] is the gradient of parameter lo + i.
  * With clipping the norm must be global: sum_sq(arg, partial) returns the
  * sum over ranks of the partial squared norms (NULL: one rank holds all).
  * Call it once per step on every rank (it advances the step counter). */
-double cv_optim_step_part(cv_optim *o, float *params, float *grads, float *add, size_t lo,
-                          size_t hi, double lr, long long count,
-                          double (*sum_sq)(void *arg, double partial), void *arg);
-
-/* From now on each update leaves the gradients it read (grads[0, hi - lo)
- * and add) zero, in the same pass, for a model that accumulates the next
- * batch's gradients onto them (cv_model_accumulate_grads): that spares
- * BLAS its own clearing pass.  Only where every gradient is read by exactly
- * one update: one rank, or node-shared arenas (whose reducer clears the
- * peers' copies it adds, cv_reducer_clear_peers).  Off by default. */
-void cv_optim_consume_grads(cv_optim *o, bool on);
+double cv_optim_step_part(cv_optim *o, float *params, float *grads, size_t lo, size_t hi,
+                          double lr, long long count, double (*sum_sq)(void *arg, double partial),
+                          void *arg);
 
 /* Optimizer state for checkpoints: moment arenas (NULL when unused) and the
  * bias-correction step counter. */

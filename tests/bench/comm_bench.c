@@ -1,7 +1,7 @@
 /*
- * comm_bench.c - what one step's gradient exchange costs, through caviar's
- * own reducer (each mode the trainer can pick, node-shared arenas too) and
- * through the plain MPI collectives it was chosen against.  Prints the median and the minimum of
+ * comm_bench.c - what one step's gradient exchange costs, through each of
+ * caviar's strategies (src/reducer.h) and through the plain MPI
+ * collectives they were chosen against.  Prints the median and the minimum of
  * REPS exchanges of an arena of N floats (default: the 5.8M parameters of
  * the bench's workload b).  Not a test.
  *
@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "caviar/comm.h"
+#include "comm_internal.h"
+#include "reducer.h"
 #include "util.h"
 
 #define MAX_REPS 200
@@ -36,58 +38,64 @@ static void fill(float *a, size_t n, int rank)
         a[i] = (float)((i + (size_t)rank) % 97) * 1e-3f;
 }
 
-/* One reducer mode: begin, report every 1 MiB of the arena final (as
- * backward does), finish, and for a sharded one share the slices back. */
-static void bench_reducer(const cv_comm *c, float *arena, size_t n, bool overlap, bool shard,
-                          bool bf16, const char *what, int reps)
+enum kind { ALLREDUCE, OVERLAP, SHARDED, SHARDED_BF16, NODE };
+
+/* A strategy made directly (the trainer's policy picks one); NULL where it
+ * cannot run here (node-shared arenas need every host to run > 1 ranks). */
+static cv_reducer *make(const cv_comm *c, float *arena, size_t n, int kind)
 {
-    cv_reducer *r = NULL;
-    double t[MAX_REPS];
-    if (cv_reducer_create(c, arena, n, 4u << 20, overlap, shard, bf16, &r, NULL) != CV_OK)
-        return;
-    for (int k = 0; k < reps; k++) {
-        fill(arena, n, cv_comm_rank(c));
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = MPI_Wtime();
-        cv_reducer_begin(r);
-        for (size_t off = n; off > 0; off = off > (1u << 18) ? off - (1u << 18) : 0)
-            cv_reducer_ready(r, off);
-        cv_reducer_finish(r, NULL, NULL);
-        cv_reducer_share(r, arena, NULL);
-        t[k] = MPI_Wtime() - t0;
+    cv_reducer *r = cv_calloc(1, sizeof(*r));
+    cv_comm *node = NULL, *cross = NULL;
+    bool uniform = false;
+    *r = (cv_reducer){.comm = c, .grads = arena, .n = n, .hi = n};
+    cv_status st = CV_OK;
+    if (kind == NODE) {
+        st = cv__comm_split_node(c, &node, &cross, &uniform, NULL);
+        if (st == CV_OK && (!uniform || cv_comm_size(node) < 2)) {
+            cv_comm_free(node);
+            cv_comm_free(cross);
+            free(r);
+            return NULL;
+        }
     }
-    report(what, t, reps, cv_comm_rank(c));
-    cv_reducer_free(r);
+    if (st == CV_OK)
+        st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, 4u << 20, false, NULL)
+             : kind == OVERLAP    ? cv__reducer_allreduce(r, 4u << 20, true, NULL)
+             : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
+             : kind == SHARDED_BF16 ? cv__reducer_sharded(r, true, NULL)
+                                  : cv__reducer_node(r, node, cross, NULL);
+    if (st != CV_OK) {
+        cv_reducer_free(r);
+        return NULL;
+    }
+    return r;
 }
 
-/* Node-shared arenas (the ranks of this host): the owners sum straight from
- * their peers' gradients, and sharing the parameters is a barrier. */
-static void bench_node_shared(const cv_comm *c, size_t n, int reps)
+/* One strategy: report every 1 MiB of the arena final (as backward does),
+ * finish, and share the (updated) parameters back. */
+static void bench_reducer(const cv_comm *c, float *arena, size_t n, int kind, const char *what,
+                          int reps)
 {
-    cv_comm *node = NULL, *cross = NULL;
-    cv_reducer *r = NULL;
-    bool uniform = false;
     double t[MAX_REPS];
-    if (cv_comm_split_node(c, &node, &cross, &uniform, NULL) != CV_OK || !uniform ||
-        cv_reducer_create_node_shared(node, cross, n, NULL, NULL, &r, NULL) != CV_OK) {
-        cv_comm_free(node);
-        cv_comm_free(cross);
+    cv_reducer *r = make(c, arena, n, kind);
+    if (!r)
         return;
-    }
-    float *grads = cv_reducer_node_grads(r);
+    float *grads = r->grads; /* node-shared: this rank's part of the window */
     for (int k = 0; k < reps; k++) {
         fill(grads, n, cv_comm_rank(c));
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        cv_reducer_begin(r);
+        for (size_t off = n; off > 0; off = off > (1u << 18) ? off - (1u << 18) : 0)
+            cv_reducer_ready(r, off);
         cv_reducer_finish(r, NULL, NULL);
-        cv_reducer_share(r, cv_reducer_node_params(r), NULL);
+        if (kind == NODE) /* sharing the one parameter arena is a barrier of the host */
+            MPI_Barrier(MPI_COMM_WORLD);
+        else
+            cv_reducer_share(r, arena, NULL);
         t[k] = MPI_Wtime() - t0;
     }
-    report("caviar node-shared (sum from peers' memory)", t, reps, cv_comm_rank(c));
+    report(what, t, reps, cv_comm_rank(c));
     cv_reducer_free(r);
-    cv_comm_free(node);
-    cv_comm_free(cross);
 }
 
 /* The collectives alone: MPI_Allreduce, and MPI_Reduce_scatter followed by
@@ -139,15 +147,12 @@ int main(int argc, char **argv)
     if (rank == 0)
         printf("gradient exchange of %zu floats (%.1f MB) over %d ranks, %d repetitions\n", n,
                4e-6 * (double)n, size, reps);
-    bench_reducer(c, arena, n, false, false, false, "caviar replicated (MPI_Allreduce)", reps);
-    bench_node_shared(c, n, reps);
-    bench_reducer(c, arena, n, false, true, false,
-                  "caviar sharded (pairwise reduce-scatter + allgather)", reps);
-    bench_reducer(c, arena, n, true, true, false, "caviar sharded, overlapped (MPI_Ireduce)", reps);
-    bench_reducer(c, arena, n, true, false, false, "caviar replicated, overlapped (Iallreduce)",
+    bench_reducer(c, arena, n, ALLREDUCE, "caviar allreduce (MPI_Allreduce)", reps);
+    bench_reducer(c, arena, n, OVERLAP, "caviar allreduce in 4 MiB buckets (MPI_Iallreduce)", reps);
+    bench_reducer(c, arena, n, SHARDED, "caviar sharded (pairwise reduce-scatter + allgather)",
                   reps);
-    bench_reducer(c, arena, n, false, true, true, "caviar sharded, bf16", reps);
-    bench_reducer(c, arena, n, false, false, true, "caviar replicated, bf16", reps);
+    bench_reducer(c, arena, n, SHARDED_BF16, "caviar sharded, bf16 messages", reps);
+    bench_reducer(c, arena, n, NODE, "caviar node-shared (sum from peers' memory)", reps);
     bench_mpi(arena, out, n, reps, rank, size);
     cv_comm_free(c);
     free(arena);

@@ -15,14 +15,9 @@ expect_fail "train.lr = -0.1: expected a number > 0" run_np 2 $T train.lr=-0.1
 expect_fail "type = dence: expected one of dense" run_np 2 $T model.layers.0.type=dence
 expect_fail "activation = relux: expected one of" run_np 2 $T model.layers.0.activation=relux
 expect_fail "unknown key .train.lrr." run_np 2 $T train.lrr=1
-expect_fail "comm.shared_batch = true needs a model whose layers with parameters are all dense" \
-    run_np 2 $T comm.shared_batch=true model.input=[1,28,28] \
-    "model.layers.0={type: conv2d, filters: 2, size: 3}"
-expect_fail "comm.split_features = true needs a model whose layers with parameters are all dense" \
-    run_np 2 $T comm.split_features=true model.input=[1,28,28] \
-    "model.layers.0={type: conv2d, filters: 2, size: 3}"
-expect_fail "comm.split_features = true needs a model whose first layer is dense \\(without softmax\\)" \
-    run_np 2 $T comm.split_features=true model.layers.0.activation=softmax
+expect_fail "unknown key .comm.shared_batch." run_np 2 $T comm.shared_batch=true
+expect_fail "comm.compression = bf16 needs comm.shard_optimizer = auto or true" \
+    run_np 2 $T comm.compression=bf16 comm.shard_optimizer=false
 
 "$PY" - "$TMP" <<'PY'
 import h5py, numpy as np, sys

@@ -88,19 +88,8 @@ resumed_exactly() {
     [ "$got" = "$want" ] || fail "$*, resumed: params $got != uninterrupted $want"
 }
 
-# A shared batch (comm.shared_batch, node-shared arenas; not the default
-# for this small model): resumed mid-epoch, byte-identical too
-resumed_exactly shared "gradients: each slice's owner computes them over the host's whole batch" \
-    comm.shared_batch=true
-ok "np=2 shared batch: resumed byte-identically ($want)"
-
-# Its first layer split by features too (comm.split_features; auto leaves
-# 64 units whole at 2 ranks): resumed mid-epoch, byte-identical, and equal
-# to the unsplit shared batch up to rounding (the dev accuracy)
-resumed_exactly split "layers 0-0: split by features across a host's ranks" \
-    comm.split_features=true
-acc_split=$(dev_accuracy "$TMP/split") acc_shared=$(dev_accuracy "$TMP/shared")
-"$PY" -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 0.01)" \
-    "$acc_split" "$acc_shared" ||
-    fail "split layers: dev accuracy $acc_split, shared batch unsplit $acc_shared"
-ok "np=2 split layers: resumed byte-identically ($want), dev accuracy $acc_split vs $acc_shared"
+# The replicated exchange overlapped with backward in 1 KiB buckets
+# (comm.overlap): resumed mid-epoch, byte-identical too
+resumed_exactly overlap "gradients: allreduce in buckets during backward" \
+    comm.overlap=true comm.bucket_kb=1
+ok "np=2 overlapped exchange: resumed byte-identically ($want)"

@@ -8,11 +8,9 @@
 # must be identical to a 2-rank run on one host exchanging by messages too
 # (comm.shared_memory=false: with 2 ranks every exchange sums the same two
 # numbers).  With two ranks per host, each host's ranks share their arenas
-# (and with comm.shared_batch their batch, each owner computing its slice's
-# gradients over its host's batch, with comm.split_features the first layer
-# split by features too) and the hosts allreduce the slices (the
-# hierarchical exchange): the replicas on both hosts must end identical
-# (the trainer checks) and train as well as 4 ranks on one host.
+# and the hosts allreduce the slices (the hierarchical exchange): the
+# replicas on both hosts must end identical (the trainer checks) and train
+# as well as 4 ranks on one host.
 # With 2 ranks on one host and 1 on the other, slices would differ between
 # the hosts, so the ranks keep private arenas and exchange by messages.
 # Needs root (ip netns); exits 77 (ctest: skipped) where namespaces cannot
@@ -29,44 +27,32 @@ run_two_hosts train "$cfg" run.dir="$TMP/two-hosts" train.epochs=1 comm.bucket_k
     comm.overlap=true >"$TMP/two-hosts.log" 2>&1 || { cat "$TMP/two-hosts.log"; fail "two-host run"; }
 
 grep -qx "$ip2" "$TMP/agent.log" || fail "the second host was not launched through the agent"
-# the two-host run reduced 1 KiB buckets during backward (sharded, since the
-# gradients span many buckets); the one-host run in one blocking allreduce
-grep -q "gradients: bucketed, overlapped reduction during backward, optimizer sharded" \
-    "$TMP/two-hosts.log" || fail "two hosts: the reduction was not bucketed, overlapped and sharded"
+# the two-host run reduced 1 KiB buckets during backward; the one-host run
+# in one blocking allreduce
+grep -q "gradients: allreduce in buckets during backward" \
+    "$TMP/two-hosts.log" || fail "two hosts: the reduction was not bucketed and overlapped"
 want=$(params_hash "$TMP/one-host/model.h5")
 got=$(params_hash "$TMP/two-hosts/model.h5")
 [ "$got" = "$want" ] || fail "two hosts over TCP: params $got != one host $want"
 ok "2 ranks on two network-namespace hosts over TCP give the identical model ($got)"
 
-# 2 x 2: the owners sum their peers' gradient copies (the default for this
-# small model), or compute their slices over the host's shared batch, whose
-# first layer may also be split by features across the host's ranks
-owned="gradients: each slice's owner computes them over the host's whole batch"
-split=$owned
-summed="gradients: summed in shared memory after backward by each slice's owner"
-for mode in summed owned split; do
-    args=(train.epochs=1)
-    if [ $mode = owned ]; then args+=(comm.shared_batch=true); fi
-    if [ $mode = split ]; then args+=(comm.split_features=true); fi
-    run_np 4 train "$cfg" run.dir="$TMP/one-host-4$mode" "${args[@]}" >"$TMP/one-host-4$mode.log"
-    PER_HOST=2 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts-4$mode" "${args[@]}" \
-        >"$TMP/two-hosts-4$mode.log" 2>&1 ||
-        { cat "$TMP/two-hosts-4$mode.log"; fail "2 x 2 two-host run ($mode)"; }
-    grep -q "${!mode}.*, then allreduced across hosts, .* a host's 2 ranks" \
-        "$TMP/two-hosts-4$mode.log" ||
-        { cat "$TMP/two-hosts-4$mode.log"; fail "2 x 2 ($mode): no hierarchical exchange"; }
-    grep -q "${!mode}.* a host's 4 ranks" "$TMP/one-host-4$mode.log" ||
-        fail "4 ranks on one host did not share arenas ($mode)"
-    [ $mode != split ] || grep -q "layers 0-0: split by features" "$TMP/two-hosts-4$mode.log" ||
-        fail "2 x 2 (split): no layer was split"
-    one=$(dev_accuracy "$TMP/one-host-4$mode") two=$(dev_accuracy "$TMP/two-hosts-4$mode")
-    "$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
-        fail "2 x 2 over TCP ($mode): dev accuracy $two vs $one on one host"
-    ok "2 ranks on each of two hosts ($mode): arenas shared per host, slices allreduced over TCP, replicas identical, dev accuracy $two (one host: $one)"
-done
+# 2 x 2: the owners sum their peers' gradient copies from shared memory,
+# then the hosts allreduce the slices
+args=(train.epochs=1)
+run_np 4 train "$cfg" run.dir="$TMP/one-host-4" "${args[@]}" >"$TMP/one-host-4.log"
+PER_HOST=2 run_two_hosts train "$cfg" run.dir="$TMP/two-hosts-4" "${args[@]}" \
+    >"$TMP/two-hosts-4.log" 2>&1 || { cat "$TMP/two-hosts-4.log"; fail "2 x 2 two-host run"; }
+grep -q "node-shared arenas: .* 2 gradient copies .*, then allreduces the slice across hosts" \
+    "$TMP/two-hosts-4.log" || { cat "$TMP/two-hosts-4.log"; fail "2 x 2: no hierarchical exchange"; }
+grep -q "node-shared arenas: .* 4 gradient copies" "$TMP/one-host-4.log" ||
+    fail "4 ranks on one host did not share arenas"
+one=$(dev_accuracy "$TMP/one-host-4") two=$(dev_accuracy "$TMP/two-hosts-4")
+"$PY" -c "import sys; sys.exit(abs($one - $two) > 0.01)" ||
+    fail "2 x 2 over TCP: dev accuracy $two vs $one on one host"
+ok "2 ranks on each of two hosts: arenas shared per host, slices allreduced over TCP, replicas identical, dev accuracy $two (one host: $one)"
 
 RANKS=3 run_two_hosts train "$cfg" run.dir="$TMP/uneven" train.epochs=1 >"$TMP/uneven.log" 2>&1 ||
     { cat "$TMP/uneven.log"; fail "2 + 1 ranks on two hosts"; }
-grep -q "gradients: blocking reduction after backward" "$TMP/uneven.log" ||
+grep -q "gradients: allreduce after backward" "$TMP/uneven.log" ||
     { cat "$TMP/uneven.log"; fail "2 + 1 ranks: expected private arenas"; }
 ok "2 + 1 ranks on two hosts: private arenas, exchanged by messages, replicas identical"

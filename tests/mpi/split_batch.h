@@ -10,9 +10,10 @@
 #include <math.h>
 
 #include "caviar/comm.h"
-#include "caviar/shard.h"
 #include "caviar/optim.h"
+#include "caviar/shard.h"
 #include "fixtures.h"
+#include "reducer.h"
 #include "test.h"
 #include "util.h"
 
@@ -88,17 +89,39 @@ static inline size_t wrong_sums(const float *sum, size_t lo, size_t hi, int worl
     return wrong;
 }
 
-/* Each rank's owned slice: disjoint, in rank order, covering the arena. */
+
+/* The strategies, made directly (cv_reducer_create picks one by policy). */
+enum strategy { ALLREDUCE, OVERLAP, SHARDED, SHARDED_BF16, NODE };
+
+/* A reducer of `kind` over n floats of `arena` (m: the model, may be NULL
+ * unless adopted) with buckets of `bucket` bytes when overlapped; NODE
+ * takes `node` and `cross` (the hosts' layout), which it frees. */
+static inline cv_reducer *make_reducer(const cv_comm *comm, cv_model *m, float *arena, size_t n,
+                                       int kind, size_t bucket, cv_comm *node, cv_comm *cross)
+{
+    cv_reducer *r = cv_calloc(1, sizeof(*r));
+    ASSERT_TRUE(r != NULL);
+    *r = (cv_reducer){.comm = comm, .model = m, .grads = arena, .n = n, .hi = n};
+    cv_status st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, bucket, false, NULL)
+                   : kind == OVERLAP    ? cv__reducer_allreduce(r, bucket, true, NULL)
+                   : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
+                   : kind == SHARDED_BF16 ? cv__reducer_sharded(r, true, NULL)
+                                        : cv__reducer_node(r, node, cross, NULL);
+    ASSERT_EQ(st, CV_OK);
+    return r;
+}
+
+/* Each rank's owned slice: disjoint, in rank order, covering the arena
+ * (over `comm`: the ranks that partition it). */
 static inline void check_partition(const cv_comm *comm, const cv_reducer *red, size_t n)
 {
     int world = cv_comm_size(comm);
     size_t lo, hi;
     cv_reducer_owned(red, &lo, &hi);
-    double mine[2] = {(double)lo, (double)hi}, all[2 * 8] = {0};
+    double all[2 * 8] = {0};
     ASSERT_TRUE(world <= 8);
-    ASSERT_TRUE(cv_reducer_sharded(red));
-    all[2 * cv_comm_rank(comm)] = mine[0];
-    all[2 * cv_comm_rank(comm) + 1] = mine[1];
+    all[2 * cv_comm_rank(comm)] = (double)lo;
+    all[2 * cv_comm_rank(comm) + 1] = (double)hi;
     cv_comm_sum_doubles(comm, all, 2 * world, NULL);
     ASSERT_EQ((long long)all[0], 0);
     for (int r = 1; r < world; r++)
@@ -106,46 +129,23 @@ static inline void check_partition(const cv_comm *comm, const cv_reducer *red, s
     ASSERT_EQ((long long)all[2 * world - 1], (long long)n);
 }
 
-static size_t row_start(void *model, size_t at)
-{
-    return cv_model_row_start(model, at);
-}
-
-static void node_barrier(void *reducer)
-{
-    ASSERT_EQ(cv_reducer_node_barrier(reducer, NULL), CV_OK);
-}
-
-/* How sharded_matches_replicated's node-shared side computes its gradients. */
-enum { SUMMED = -1, OWNED = 0 }; /* > 0: OWNED, with that many layers split by features */
-
 /* A sharded optimizer (Adam, L2, optionally a global-norm clip) follows a
  * replicated one on private arenas step for step: the norm, the parameters
- * and, once shared, the moments.  With `node`, the sharded side computes on
- * node-shared arenas (cv_reducer_create_node_shared over node and cross):
- * with `mode` SUMMED each owner adds its peers' gradient copies; with OWNED
- * as the trainer does for dense models, the node's batch shared and each
- * owner computing its slice's gradients over it (slices cut at rows); and
- * with mode k > 0 the first k layers are also split by features across
- * the node's ranks (the MLP without its dropout for k > 1, so that layers
- * 0-1 are dense).  Without `node`, the sharded side computes on private
- * arenas, its gradients reduced in 64-byte buckets, many in flight when
- * overlapped and some cut at an owner boundary.  At odd steps the last
- * rank has no rows (the end of an epoch), on both sides. */
-static inline void sharded_matches_replicated(const cv_comm *world, const cv_comm *node,
-                                              const cv_comm *cross, bool overlap, double clip,
-                                              int mode)
+ * and, once shared, the moments.  The sharded side is `kind` (SHARDED, or
+ * NODE over the given hosts' layout, adopted as the trainer does); the
+ * replicated side is overlapped in 64-byte buckets or blocking.  At odd
+ * steps the last rank has no rows (the end of an epoch), on both sides. */
+static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv_comm *node,
+                                              cv_comm *cross, bool overlap, double clip)
 {
     int rank = cv_comm_rank(world), p = cv_comm_size(world);
-    bool shared_batch = mode >= OWNED;
     struct cv_config c;
-    mlp_config(&c, mode <= 1);
+    mlp_config(&c, true);
     c.train.optimizer = CV_OPT_ADAM;
     c.train.l2 = 0.3;
     c.train.clip_norm = clip;
     cv_model *ms = NULL, *mr = NULL;
     cv_optim *os = NULL, *orep = NULL;
-    cv_reducer *rs = NULL, *rr = NULL;
     cv_model_create(&c, G, &ms, NULL);
     cv_model_create(&c, G, &mr, NULL);
     cv_model_init_params(ms, 4);
@@ -153,34 +153,12 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
     cv_optim_create(&c, ms, &os, NULL);
     cv_optim_create(&c, mr, &orep, NULL);
     size_t n = cv_model_n_params(ms), lo, hi;
-    if (node)
-        ASSERT_EQ(cv_reducer_create_node_shared(node, cross, n, shared_batch ? row_start : NULL,
-                                                ms, &rs, NULL), CV_OK);
-    else
-        ASSERT_EQ(cv_reducer_create(world, cv_model_grads(ms), n, 64, overlap, true, false, &rs,
-                                    NULL), CV_OK);
-    cv_reducer_create(world, cv_model_grads(mr), n, 64, overlap, false, false, &rr, NULL);
+    cv_reducer *rs = make_reducer(world, ms, cv_model_grads(ms), n, kind, 64, node, cross);
+    cv_reducer *rr = make_reducer(world, mr, cv_model_grads(mr), n, overlap ? OVERLAP : ALLREDUCE,
+                                  64, NULL, NULL);
     if (!rs || !rr || !os || !orep)
         return;
-    if (node) { /* as the trainer: gradients consumed by the update, added onto its zeros */
-        ASSERT_EQ(cv_reducer_load_params(rs, cv_model_params(ms), NULL), CV_OK);
-        cv_model_use_arenas(ms, cv_reducer_node_params(rs), cv_reducer_node_grads(rs));
-        cv_model_accumulate_grads(ms, true);
-        cv_optim_consume_grads(os, true);
-        cv_reducer_clear_peers(rs, true);
-        if (shared_batch) {
-            int ranks = cv_comm_size(node);
-            float *buf = NULL;
-            ASSERT_TRUE(cv_model_can_share_batch(ms));
-            ASSERT_EQ(cv_reducer_node_batch(rs, cv_model_shared_batch_floats(ms, ranks), &buf,
-                                            NULL), CV_OK);
-            cv_model_share_batch(ms, buf, ranks, cv_comm_rank(node));
-            cv_reducer_owners_compute(rs, true);
-            ASSERT_TRUE(cv_model_splittable_layers(ms, 1) >= mode);
-            ASSERT_EQ(cv_model_split_features(ms, mode, node_barrier, rs, NULL), CV_OK);
-        }
-    } else
-        check_partition(world, rs, n);
+    ASSERT_EQ(cv_reducer_adopt(rs, NULL), CV_OK);
     cv_reducer_owned(rs, &lo, &hi);
     struct cv_batch mine = local_part(rank, p);
     double clipped_norm = 0;
@@ -188,33 +166,24 @@ static inline void sharded_matches_replicated(const cv_comm *world, const cv_com
         struct cv_batch b = mine;
         if (step % 2 == 1 && rank == p - 1)
             b.n = 0;
-        cv_reducer_begin(rr);
         cv_model_train_batch(mr, &b, (uint64_t)step, 1.0f / G, cv_reducer_ready, rr, NULL);
-        cv_reducer_finish(rr, NULL, NULL);
+        ASSERT_EQ(cv_reducer_finish(rr, NULL, NULL), CV_OK);
         clipped_norm = cv_optim_step(orep, cv_model_params(mr), cv_model_grads(mr), 1e-2, G);
-
-        cv_reducer_begin(rs);
         cv_model_train_batch(ms, &b, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
-        float *pending = NULL; /* the trainer's path: the update adds a peer's copy */
-        ASSERT_EQ(cv_reducer_finish_pending(rs, NULL, &pending, NULL), CV_OK);
-        if (shared_batch) { /* the owner's gradients, over the node's batch */
-            ASSERT_TRUE(pending == NULL);
-            cv_model_owned_grads(ms, lo, hi);
-            ASSERT_EQ(cv_reducer_sum_across_hosts(rs, NULL), CV_OK);
-        }
-        double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs),
-                                         pending, lo, hi, 1e-2, G, sum_over_slices, rs);
+        ASSERT_EQ(cv_reducer_finish(rs, NULL, NULL), CV_OK);
+        double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs), lo,
+                                         hi, 1e-2, G, sum_over_slices, rs);
         ASSERT_EQ(cv_reducer_share(rs, cv_model_params(ms), NULL), CV_OK);
         CV_TEST_REPORT(fabs(norm - clipped_norm) <= 1e-6 * clipped_norm,
-                       "node %d step %d: sharded norm %.9g, replicated %.9g", node != NULL, step,
-                       norm, clipped_norm);
+                       "kind %d step %d: sharded norm %.9g, replicated %.9g", kind, step, norm,
+                       clipped_norm);
     }
     if (clip > 0) /* the clip was active, so the global norm mattered */
         CV_TEST_REPORT(clipped_norm > clip, "norm %g never exceeded the clip %g", clipped_norm,
                        clip);
     float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
-    CV_TEST_REPORT(dw <= 1e-5f, "node %d mode %d overlap %d clip %g: sharded vs replicated "
-                   "parameters differ by %g", node != NULL, mode, overlap, clip, dw);
+    CV_TEST_REPORT(dw <= 1e-5f, "kind %d overlap %d clip %g: sharded vs replicated parameters "
+                   "differ by %g", kind, overlap, clip, dw);
     bool same = false;
     cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
     ASSERT_TRUE(same);

@@ -7,7 +7,7 @@
  *  - a sharded optimizer (each rank updates its slice, then allgather)
  *    follows the replicated one step for step, parameters and Adam moments,
  *    with L2 and with a global-norm clip, bucketed and blocking;
- *  - the reducer's sums are exact on integer-valued arenas, whole or per
+ *  - each strategy's sums are exact on integer-valued arenas, whole or per
  *    owned slice, in float or bfloat16, for arenas too small to give every
  *    rank a slice and for slices of unequal length spanning several
  *    messages; bfloat16 sums of other values are as rounding predicts;
@@ -37,10 +37,9 @@ static void test_split_gradient(const cv_comm *comm, bool overlap)
     cv_model_init_params(part, 9);
     struct cv_batch all = {G, X, Y, NULL, ROWS}, mine = local_part(rank, world);
     cv_model_train_batch(whole, &all, 3, 1.0f / G, NULL, NULL, NULL);
-    cv_reducer *red = NULL;
     size_t n = cv_model_n_params(part);
-    cv_reducer_create(comm, cv_model_grads(part), n, 64, overlap, false, false, &red, NULL);
-    cv_reducer_begin(red);
+    cv_reducer *red = make_reducer(comm, part, cv_model_grads(part), n,
+                                   overlap ? OVERLAP : ALLREDUCE, 64, NULL, NULL);
     cv_model_train_batch(part, &mine, 3, 1.0f / G, cv_reducer_ready, red, NULL);
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
     double worst = 0, scale = 0;
@@ -62,15 +61,13 @@ static void test_replicas_identical(const cv_comm *comm)
     config(&c);
     cv_model *m = NULL;
     cv_optim *o = NULL;
-    cv_reducer *red = NULL;
     cv_model_create(&c, G, &m, NULL);
     cv_model_init_params(m, 1);
     cv_optim_create(&c, m, &o, NULL);
-    cv_reducer_create(comm, cv_model_grads(m), cv_model_n_params(m), 256, true, false, false, &red,
-                      NULL);
+    cv_reducer *red = make_reducer(comm, m, cv_model_grads(m), cv_model_n_params(m), OVERLAP, 256,
+                                   NULL, NULL);
     struct cv_batch mine = local_part(rank, world);
     for (int step = 0; step < 20; step++) {
-        cv_reducer_begin(red);
         cv_model_train_batch(m, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, red, NULL);
         cv_reducer_finish(red, NULL, NULL);
         cv_optim_step(o, cv_model_params(m), cv_model_grads(m), 1e-2, G);
@@ -84,27 +81,24 @@ static void test_replicas_identical(const cv_comm *comm)
     cv_model_free(m);
 }
 
-static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bool shard,
-                                 bool bf16)
+static void test_reduction_exact(const cv_comm *comm, size_t n, int kind)
 {
     int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
+    bool shard = kind == SHARDED || kind == SHARDED_BF16;
     float *arena = cv_calloc_big(n, sizeof(float));
-    cv_reducer *red = NULL;
     ASSERT_TRUE(arena != NULL);
-    ASSERT_EQ(cv_reducer_create(comm, arena, n, 40000, overlap, shard, bf16, &red, NULL), CV_OK);
+    cv_reducer *red = make_reducer(comm, NULL, arena, n, kind, 40000, NULL, NULL);
     if (!arena || !red)
         return;
     for (size_t i = 0; i < n; i++)
         arena[i] = contribution(rank, i);
-    cv_reducer_begin(red);
     for (size_t off = n; off > 0; off = off > 30011 ? off - 30011 : 0)
         cv_reducer_ready(red, off); /* as backward reports layers */
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
     size_t lo, hi;
     cv_reducer_owned(red, &lo, &hi);
     size_t wrong = wrong_sums(cv_reducer_owned_grads(red), lo, hi, world, 1.0f);
-    CV_TEST_REPORT(wrong == 0, "n %zu overlap %d shard %d bf16 %d: %zu of [%zu, %zu) wrong", n,
-                   overlap, shard, bf16, wrong, lo, hi);
+    CV_TEST_REPORT(wrong == 0, "n %zu kind %d: %zu of [%zu, %zu) wrong", n, kind, wrong, lo, hi);
     size_t owned = hi - lo; /* the slices cover the arena once */
     MPI_Allreduce(MPI_IN_PLACE, &owned, 1, MPI_UNSIGNED_LONG, MPI_SUM, MPI_COMM_WORLD);
     CV_TEST_REPORT(owned == (shard ? n : n * (size_t)world), "slices cover %zu of %zu", owned, n);
@@ -112,31 +106,25 @@ static void test_reduction_exact(const cv_comm *comm, size_t n, bool overlap, bo
     free(arena);
 }
 
-/* Compressed reduction of values that bfloat16 cannot hold.  Sharded: each
- * owner adds its peers' bfloat16-rounded copies in float, in the exchange's
- * order (rank me-1, me-2, ...), so the result is known exactly.  Replicated:
- * the owners' sums, rounded to bfloat16, on every rank: the same bytes
- * everywhere, each a bfloat16 value, within the rounding bound of the float
- * sum. */
+/* Compressed reduction of values that bfloat16 cannot hold: each owner
+ * adds its peers' bfloat16-rounded copies in float, in the exchange's order
+ * (rank me-1, me-2, ...), so the result is known exactly. */
 static float fraction(int r, size_t i)
 {
     return (float)((i * 7 + (size_t)r * 13) % 101) / 7.0f - 7.0f;
 }
 
-static void test_reduction_bf16(const cv_comm *comm, bool shard)
+static void test_reduction_bf16(const cv_comm *comm)
 {
     int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
     size_t n = 300007, lo, hi, wrong = 0, rounded = 0;
     float *arena = cv_calloc_big(n, sizeof(float));
-    cv_reducer *red = NULL;
     ASSERT_TRUE(arena != NULL);
-    ASSERT_EQ(cv_reducer_create(comm, arena, n, 1 << 20, false, shard, true, &red, NULL), CV_OK);
+    cv_reducer *red = make_reducer(comm, NULL, arena, n, SHARDED_BF16, 0, NULL, NULL);
     if (!arena || !red)
         return;
-    ASSERT_TRUE(cv_reducer_compressed(red));
     for (size_t i = 0; i < n; i++)
         arena[i] = fraction(rank, i);
-    cv_reducer_begin(red);
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
     cv_reducer_owned(red, &lo, &hi);
     const float *sum = cv_reducer_owned_grads(red);
@@ -147,19 +135,13 @@ static void test_reduction_bf16(const cv_comm *comm, bool shard)
         for (int s = 1; s < world; s++)
             want += cv_bf16_to_float(cv_bf16_from_float(fraction((rank - s + world) % world, i)));
         float got = sum[i - lo];
-        bool ok = shard ? got == want
-                        : fabsf(got - exact) <= (float)world * 0x1p-8f * abs_sum &&
-                              cv_bf16_to_float(cv_bf16_from_float(got)) == got;
+        bool ok = got == want && fabsf(got - exact) <= (float)world * 0x1p-8f * abs_sum;
         wrong += !ok;
         rounded += sum[i - lo] != exact;
     }
-    CV_TEST_REPORT(wrong == 0, "bf16 shard %d: %zu of [%zu, %zu) off", shard, wrong, lo, hi);
-    CV_TEST_REPORT(rounded > (hi - lo) / 4, "bf16 shard %d: only %zu of %zu sums were rounded",
-                   shard, rounded, hi - lo);
-    bool same = false;
-    cv_comm_same_bytes(comm, sum, (hi - lo) * sizeof(float), &same, NULL, NULL);
-    if (!shard) /* replicated: every rank holds the same (rounded) sums */
-        ASSERT_TRUE(same);
+    CV_TEST_REPORT(wrong == 0, "bf16: %zu of [%zu, %zu) off", wrong, lo, hi);
+    CV_TEST_REPORT(rounded > (hi - lo) / 4, "bf16: only %zu of %zu sums were rounded", rounded,
+                   hi - lo);
     cv_reducer_free(red);
     free(arena);
 }
@@ -188,17 +170,16 @@ int main(int argc, char **argv)
     test_split_gradient(comm, true);
     test_split_gradient(comm, false);
     test_replicas_identical(comm);
-    sharded_matches_replicated(comm, NULL, NULL, true, 0, SUMMED);
-    sharded_matches_replicated(comm, NULL, NULL, false, 0, SUMMED);
-    sharded_matches_replicated(comm, NULL, NULL, true, 0.05, SUMMED);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, true, 0);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, false, 0);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, true, 0.05);
     /* 20 floats: fewer than 16 per rank; 1,000,003: 2-3 slices of unequal
      * length, each longer than one message of the pairwise reduce-scatter */
     size_t sizes[] = {20, 1000003};
     for (int i = 0; i < 2; i++)
-        for (int mode = 0; mode < 8; mode++)
-            test_reduction_exact(comm, sizes[i], mode & 1, mode & 2, mode & 4);
-    test_reduction_bf16(comm, true);
-    test_reduction_bf16(comm, false);
+        for (int kind = ALLREDUCE; kind <= SHARDED_BF16; kind++)
+            test_reduction_exact(comm, sizes[i], kind);
+    test_reduction_bf16(comm);
     test_error_agreement(comm);
     int failed = cv_test_failed;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -64,8 +64,6 @@ static void test_values_and_defaults(void)
     ASSERT_TRUE(!c->comm.overlap);
     ASSERT_EQ(c->comm.compression, CV_COMPRESS_NONE);
     ASSERT_EQ(c->comm.shared_memory, CV_AUTO);
-    ASSERT_EQ(c->comm.shared_batch, CV_AUTO);
-    ASSERT_EQ(c->comm.split_features, CV_AUTO);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
     ASSERT_EQ(c->sweep.seed, 9);       /* = train.seed */
     ASSERT_TRUE(c->sweep.minimize);    /* metric ends in loss */
@@ -154,28 +152,15 @@ static void test_errors(void)
                  clashes[i][1]);
         expect_error(text, NULL, want);
     }
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                 "comm: {compression: bf16, shard_optimizer: false}\n", NULL,
+                 "cfg.yaml: comm.compression = bf16 needs comm.shard_optimizer = auto or true");
+    expect_error(base, "comm.shared_batch=true", "unknown key 'comm.shared_batch'");
+    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
+                 "comm: {overlap: true, shard_optimizer: true}\n", NULL,
+                 "cfg.yaml: comm.overlap = true needs comm.shard_optimizer = auto or false");
     expect_error(base, "comm.shared_memory=sometimes",
                  "comm.shared_memory = sometimes: expected auto, true or false");
-    expect_error(base, "comm.shared_batch=yes please",
-                 "comm.shared_batch = yes please: expected auto, true or false");
-    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {shared_memory: false, shared_batch: true}\n", NULL,
-                 "cfg.yaml: comm.shared_batch = true needs comm.shared_memory");
-    expect_error(base, "comm.split_features=half",
-                 "comm.split_features = half: expected auto, true or false");
-    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {shared_batch: false, split_features: true}\n", NULL,
-                 "cfg.yaml: comm.split_features = true needs comm.shared_batch and "
-                 "comm.shared_memory (split layers compute on the shared batch), got "
-                 "comm.shared_batch = false");
-    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {shared_memory: false, split_features: true}\n", NULL,
-                 "got comm.shared_memory = false");
-    struct cv_error e;
-    const char *on[] = {"comm.shared_batch=true", "comm.split_features=false"};
-    struct cv_config *c = parse(base, on, 2, &e);
-    ASSERT_TRUE(c != NULL && c->comm.shared_batch == CV_ON && c->comm.split_features == CV_OFF);
-    cv_config_free(c);
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");
     expect_error(base, "model.layers.1.units=4", "unknown key 'model.layers.1.units'");
     expect_error(base, "novalue", "expected key.path=value");

@@ -76,11 +76,14 @@ static void test_vertical_edge(void)
 
 static void test_output_sizes(void)
 {
-    /* floor((n + 2p - f) / s) + 1 */
-    struct { int n, f, s, pad, out; } c[] = {
+    /* floor((n + 2p - f) / s) + 1; the last is a 1x1 convolution */
+    struct size_case {
+        int n, f, s, pad, out;
+    };
+    struct size_case c[] = {
         {6, 3, 1, CV_PAD_VALID, 4}, {6, 3, 1, CV_PAD_SAME, 6}, {7, 3, 2, 0, 3},
         {7, 3, 2, 1, 4},            {28, 5, 1, 2, 28},         {28, 3, 2, CV_PAD_SAME, 14},
-        {5, 1, 1, 0, 5}, /* 1x1 convolution */
+        {5, 1, 1, 0, 5},
     };
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 2, c[i].f, c[i].s, c[i].pad);
