@@ -12,18 +12,18 @@
  * and are written to a temporary name, fsynced and renamed into place.
  */
 #define _GNU_SOURCE /* fallocate(2) */
-#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "caviar/checkpoint.h"
-#include "atomic_file.h"
 #include "caviar/comm.h"
+#include "atomic_file.h"
 #include "util.h"
 
 #ifndef CAVIAR_VERSION_STRING
@@ -77,8 +77,7 @@ static cv_status write_floats(struct h5w *w, const char *name, const int *dims, 
     return CV_OK;
 }
 
-static cv_status write_text(struct h5w *w, const char *name, const char *text,
-                            struct cv_error *err)
+static cv_status write_text(struct h5w *w, const char *name, const char *text, struct cv_error *err)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
@@ -106,8 +105,8 @@ static void attr_ll(hid_t obj, const char *name, long long v)
 }
 
 /* /train attributes of cv_train_state.last */
-static const char *const last_names[4] = {"last_train_loss", "last_train_accuracy",
-                                          "last_dev_loss", "last_dev_accuracy"};
+static const char *const last_names[4] = {"last_train_loss", "last_train_accuracy", "last_dev_loss",
+                                          "last_dev_accuracy"};
 
 static void attr_dbl(hid_t obj, const char *name, double v)
 {
@@ -232,8 +231,8 @@ static cv_status reserve(const char *path, size_t bytes, struct cv_error *err)
     return CV_OK;
 }
 
-cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
-                       const struct cv_train_state *ts, struct cv_error *err)
+cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
+                       struct cv_error *err)
 {
     char tmp[CV_PATH_MAX + 32];
     cv__tmp_name(path, tmp, sizeof(tmp));
@@ -319,8 +318,8 @@ static cv_status read_floats(struct h5r *r, const char *name, const int *dims, i
     herr_t rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     H5Dclose(ds);
     if (rc < 0)
-        return cv_fail(err, CV_CORRUPT, "%s: /%s failed its checksum or could not be read",
-                       r->path, name);
+        return cv_fail(err, CV_CORRUPT, "%s: /%s failed its checksum or could not be read", r->path,
+                       name);
     return CV_OK;
 }
 
@@ -474,8 +473,8 @@ static cv_status read_train_state(struct h5r *r, struct cv_train_state *ts, stru
 static cv_status check_params_hash(struct h5r *r, cv_model *m, struct cv_error *err)
 {
     long long want = get_attr_ll(r->file, "params_fnv1a", 0);
-    long long got =
-        (long long)cv_hash_bytes(cv_model_params(m), cv_model_n_params(m) * sizeof(float));
+    long long got = (long long)cv_hash_bytes(cv_model_params(m),
+                                             cv_model_n_params(m) * sizeof(float));
     if (want != got)
         return cv_fail(err, CV_CORRUPT, "%s: parameter checksum mismatch (stored %llx, read %llx)",
                        r->path, (unsigned long long)want, (unsigned long long)got);
@@ -504,8 +503,8 @@ cv_status cv_ckpt_load(const char *path, cv_model *m, cv_optim *o, struct cv_tra
     return st;
 }
 
-cv_status cv_ckpt_open_model(const char *path, int max_batch, struct cv_config **cfg,
-                             cv_model **m, struct cv_error *err)
+cv_status cv_ckpt_open_model(const char *path, int max_batch, struct cv_config **cfg, cv_model **m,
+                             struct cv_error *err)
 {
     *m = NULL;
     cv_status st = cv_ckpt_read_config(path, NULL, 0, cfg, err);

@@ -63,7 +63,7 @@ cv_status cv_comm_split(const cv_comm *parent, int color, int key, cv_comm **out
 }
 
 cv_status cv__comm_split_node(const cv_comm *c, cv_comm **node, cv_comm **cross, bool *uniform,
-                             struct cv_error *err)
+                              struct cv_error *err)
 {
     MPI_Comm sub;
     int rank = 0, size = 0;
@@ -144,8 +144,7 @@ cv_status cv__comm_max_ints(const cv_comm *c, int *buf, int n, struct cv_error *
     return allreduce(c, buf, (size_t)n, MPI_INT, MPI_MAX, err);
 }
 
-cv_status cv_comm_bcast(const cv_comm *c, void *buf, size_t bytes, int root,
-                        struct cv_error *err)
+cv_status cv_comm_bcast(const cv_comm *c, void *buf, size_t bytes, int root, struct cv_error *err)
 {
     for (size_t off = 0; off < bytes;) {
         int cnt = bytes - off > (1u << 30) ? (1 << 30) : (int)(bytes - off);

@@ -23,18 +23,16 @@
 
 /* ---- names ---- */
 
-const char *const cv__layer_names[] = {"dense",          "dropout",   "conv2d",
-                                          "maxpool",        "avgpool",   "global_avgpool",
-                                          "batchnorm",      "flatten",   "residual",
-                                          "activation",     NULL};
-const char *const cv__act_names[] = {"linear", "sigmoid", "tanh", "relu", "leaky_relu",
-                                        "softmax", NULL};
+const char *const cv__layer_names[] = {"dense",    "dropout",        "conv2d",    "maxpool",
+                                       "avgpool",  "global_avgpool", "batchnorm", "flatten",
+                                       "residual", "activation",     NULL};
+const char *const cv__act_names[] = {"linear",     "sigmoid", "tanh", "relu",
+                                     "leaky_relu", "softmax", NULL};
 const char *const cv__init_names[] = {"auto", "he", "xavier", NULL};
 static const char *const loss_names[] = {"softmax_cross_entropy", "binary_cross_entropy", "mse",
                                          NULL};
 static const char *const opt_names[] = {"sgd", "momentum", "rmsprop", "adam", NULL};
-static const char *const decay_names[] = {"constant", "inverse_time", "exponential", "step",
-                                          NULL};
+static const char *const decay_names[] = {"constant", "inverse_time", "exponential", "step", NULL};
 static const char *const norm_names[] = {"none", "standard", NULL};
 static const char *const resume_names[] = {"never", "auto", NULL};
 static const char *const compression_names[] = {"none", "bf16", NULL};
@@ -101,9 +99,7 @@ static const struct field ckpt_fields[] = {
     {"keep", F_INT, C(checkpoint.keep), GE, 1, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field run_fields[] = {
-    {"dir", STR(run.dir)},
-    {"resume", ENUM(run.resume, resume_names)},
-    {NULL}};
+    {"dir", STR(run.dir)}, {"resume", ENUM(run.resume, resume_names)}, {NULL}};
 static const struct field sweep_fields[] = {
     {"trials", F_INT, C(sweep.trials), GE, 1, NONE, 0, NULL, 0, NULL},
     {"ranks_per_trial", F_INT, C(sweep.ranks_per_trial), GE, 1, NONE, 0, NULL, 0, NULL},
@@ -121,10 +117,10 @@ struct section {
     const char *name;
     const struct field *fields;
 };
-static const struct section sections[] = {
-    {"data", data_fields},   {"model", model_fields}, {"train", train_fields},
-    {"comm", comm_fields},   {"checkpoint", ckpt_fields}, {"run", run_fields},
-    {"sweep", sweep_fields}, {NULL, NULL}};
+static const struct section sections[] = {{"data", data_fields},       {"model", model_fields},
+                                          {"train", train_fields},     {"comm", comm_fields},
+                                          {"checkpoint", ckpt_fields}, {"run", run_fields},
+                                          {"sweep", sweep_fields},     {NULL, NULL}};
 
 /* ---- messages ---- */
 
@@ -140,7 +136,9 @@ const char *cv__cfg_where(const struct pctx *p, const struct cv_node *n, char *b
 cv_status cv__cfg_bad(struct pctx *p, const struct cv_node *n, const char *expected)
 {
     char w[400];
-    const char *v = n->kind == CV_NODE_SCALAR ? n->text : n->kind == CV_NODE_MAP ? "{...}" : "[...]";
+    const char *v = n->kind == CV_NODE_SCALAR ? n->text
+                    : n->kind == CV_NODE_MAP  ? "{...}"
+                                              : "[...]";
     return cv_fail(p->err, CV_CONFIG, "%s: %s = %s: expected %s", cv__cfg_where(p, n, w, sizeof(w)),
                    p->path, v, expected);
 }
@@ -194,7 +192,8 @@ bool cv__cfg_to_ll(const struct cv_node *n, long long *v)
 
 static bool to_bool(const struct cv_node *n, bool *v)
 {
-    static const char *const yes[] = {"true", "yes", "on", NULL}, *const no[] = {"false", "no", "off", NULL};
+    static const char *const yes[] = {"true", "yes", "on", NULL}, *const no[] = {"false", "no",
+                                                                                 "off", NULL};
     for (int i = 0; cv__cfg_scalar(n) && yes[i]; i++) {
         if (!strcasecmp(n->text, yes[i]))
             return *v = true, true;
@@ -262,7 +261,7 @@ static cv_status set_number(struct pctx *p, const struct field *f, const struct 
 }
 
 cv_status cv__cfg_set_field(struct pctx *p, const struct field *f, const struct cv_node *n,
-                           void *base)
+                            void *base)
 {
     void *at = (char *)base + f->off;
     char exp[300];
@@ -318,7 +317,7 @@ static bool has_word(const char *list, const char *word)
 /* Convert every key of map n with `fields`; keys outside `allowed` (a
  * space-separated list, NULL = all) are unknown. */
 cv_status cv__cfg_apply(struct pctx *p, const struct cv_node *n, const struct field *fields,
-                       const char *allowed, void *base)
+                        const char *allowed, void *base)
 {
     char w[400], known[400];
     if (n->kind != CV_NODE_MAP)
@@ -425,14 +424,17 @@ static cv_status convert_root(struct pctx *p, const struct cv_node *root, struct
 {
     char w[400];
     if (root->kind != CV_NODE_MAP)
-        return cv_fail(p->err, CV_CONFIG, "%s: expected a mapping with sections data, model, "
-                       "train, ...", cv__cfg_where(p, root, w, sizeof(w)));
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: expected a mapping with sections data, model, "
+                       "train, ...",
+                       cv__cfg_where(p, root, w, sizeof(w)));
     for (int i = 0; i < root->n; i++) {
         const struct section *s = sections;
         while (s->name && strcmp(s->name, root->keys[i]))
             s++;
         if (!s->name)
-            return cv_fail(p->err, CV_CONFIG, "%s: unknown key '%s' (known sections: data, model, "
+            return cv_fail(p->err, CV_CONFIG,
+                           "%s: unknown key '%s' (known sections: data, model, "
                            "train, comm, checkpoint, run, sweep)",
                            cv__cfg_where(p, root->kids[i], w, sizeof(w)), root->keys[i]);
         size_t mark;
@@ -448,7 +450,7 @@ static cv_status convert_root(struct pctx *p, const struct cv_node *root, struct
 static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_config *c)
 {
     const struct cv_node *sweep = cv__tree_get(root, "sweep");
-    const char *missing = !c->data.train[0]      ? "data.train"
+    const char *missing = !c->data.train[0]       ? "data.train"
                           : c->model.input[0] < 1 ? "model.input"
                           : c->model.n_layers < 1 ? "model.layers"
                                                   : NULL;
@@ -461,31 +463,38 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
     size_t len = strlen(c->sweep.metric);
     c->sweep.minimize = len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss");
     if (c->comm.compression != CV_COMPRESS_NONE && c->comm.overlap)
-        return cv_fail(p->err, CV_CONFIG, "%s: comm.compression = %s needs comm.overlap = false "
-                       "(compressed gradients are reduced after backward)", p->source,
-                       compression_names[c->comm.compression]);
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: comm.compression = %s needs comm.overlap = false "
+                       "(compressed gradients are reduced after backward)",
+                       p->source, compression_names[c->comm.compression]);
     if (c->comm.overlap && c->comm.shard_optimizer == CV_ON)
-        return cv_fail(p->err, CV_CONFIG, "%s: comm.overlap = true needs comm.shard_optimizer = "
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: comm.overlap = true needs comm.shard_optimizer = "
                        "auto or false (buckets are allreduced during backward, every rank "
-                       "updating every parameter)", p->source);
+                       "updating every parameter)",
+                       p->source);
     if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_OFF)
-        return cv_fail(p->err, CV_CONFIG, "%s: comm.compression = %s needs comm.shard_optimizer "
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: comm.compression = %s needs comm.shard_optimizer "
                        "= auto or true (each slice's owner sums the compressed copies)",
                        p->source, compression_names[c->comm.compression]);
     if (c->comm.shared_memory == CV_ON) {
-        const char *clash = c->comm.overlap ? "comm.overlap = true"
+        const char *clash = c->comm.overlap                           ? "comm.overlap = true"
                             : c->comm.compression != CV_COMPRESS_NONE ? "comm.compression = bf16"
                             : c->comm.shard_optimizer == CV_OFF ? "comm.shard_optimizer = false"
                                                                 : NULL;
         if (clash)
-            return cv_fail(p->err, CV_CONFIG, "%s: comm.shared_memory = true cannot be used with "
+            return cv_fail(p->err, CV_CONFIG,
+                           "%s: comm.shared_memory = true cannot be used with "
                            "%s (node-shared arenas are summed after backward, in float, by "
-                           "each slice's owner)", p->source, clash);
+                           "each slice's owner)",
+                           p->source, clash);
     }
     if (c->sweep.min_epochs > c->sweep.max_epochs)
-        return cv_fail(p->err, CV_CONFIG, "%s: sweep.min_epochs = %d is larger than "
-                       "sweep.max_epochs = %d", p->source, c->sweep.min_epochs,
-                       c->sweep.max_epochs);
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: sweep.min_epochs = %d is larger than "
+                       "sweep.max_epochs = %d",
+                       p->source, c->sweep.min_epochs, c->sweep.max_epochs);
     return CV_OK;
 }
 
@@ -566,8 +575,8 @@ void cv_config_free(struct cv_config *cfg)
 }
 
 /* The first architectural difference between two configs, or NULL. */
-const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b,
-                                char *buf, size_t n)
+const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
+                                size_t n)
 {
     for (int i = 0; i < 3; i++)
         if (a->model.input[i] != b->model.input[i])
@@ -578,15 +587,15 @@ const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_confi
         return snprintf(buf, n, "model.loss differs"), buf;
     for (int i = 0; i < a->model.n_layers; i++) {
         const struct cv_layer_spec *x = &a->model.layers[i], *y = &b->model.layers[i];
-        const char *what = x->type != y->type             ? "type"
-                           : x->units != y->units         ? "units"
+        const char *what = x->type != y->type               ? "type"
+                           : x->units != y->units           ? "units"
                            : x->activation != y->activation ? "activation"
-                           : x->filters != y->filters     ? "filters"
-                           : x->size != y->size           ? "size"
-                           : x->stride != y->stride       ? "stride"
-                           : x->pad != y->pad             ? "pad"
+                           : x->filters != y->filters       ? "filters"
+                           : x->size != y->size             ? "size"
+                           : x->stride != y->stride         ? "stride"
+                           : x->pad != y->pad               ? "pad"
                            : x->n_children != y->n_children ? "layers"
-                                                          : NULL;
+                                                            : NULL;
         if (what)
             return snprintf(buf, n, "model.layers.%d.%s differs", i, what), buf;
     }

@@ -26,21 +26,21 @@ struct field {
     double lo;
     enum bound hib;
     double hi;
-    const char *const *names;                            /* F_ENUM */
-    size_t size;                                         /* F_STR capacity */
+    const char *const *names; /* F_ENUM */
+    size_t size;              /* F_STR capacity */
     cv_status (*special)(struct pctx *, const struct cv_node *, void *base);
 };
 
 struct pctx {
     const char *source;
     struct cv_error *err;
-    char path[160];          /* dotted key of the node being converted */
+    char path[160]; /* dotted key of the node being converted */
 };
 
-#define C(f) offsetof(struct cv_config, f)
-#define L(f) offsetof(struct cv_layer_spec, f)
-#define STR(f) F_STR, C(f), NONE, 0, NONE, 0, NULL, sizeof(((struct cv_config *)0)->f), NULL
-#define ENUM(f, names) F_ENUM, C(f), NONE, 0, NONE, 0, names, 0, NULL
+#define C(f)            offsetof(struct cv_config, f)
+#define L(f)            offsetof(struct cv_layer_spec, f)
+#define STR(f)          F_STR, C(f), NONE, 0, NONE, 0, NULL, sizeof(((struct cv_config *)0)->f), NULL
+#define ENUM(f, names)  F_ENUM, C(f), NONE, 0, NONE, 0, names, 0, NULL
 #define LENUM(f, names) F_ENUM, L(f), NONE, 0, NONE, 0, names, 0, NULL
 
 /* Layer type, activation and init names, indexed by their enums. */

@@ -154,4 +154,3 @@ cv_status cv__cfg_layers(struct pctx *p, const struct cv_node *n, void *base)
     }
     return CV_OK;
 }
-

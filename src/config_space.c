@@ -13,9 +13,8 @@
 #include "config_internal.h"
 #include "config_tree.h"
 
-static const char *const dist_names[] = {"choice", "uniform", "log_uniform",
-                                         "one_minus_log_uniform", "int_uniform", NULL};
-
+static const char *const dist_names[] = {
+    "choice", "uniform", "log_uniform", "one_minus_log_uniform", "int_uniform", NULL};
 
 static char *trim(char *tok)
 {
@@ -103,8 +102,9 @@ static cv_status parse_dim(struct pctx *p, const char *key, const struct cv_node
     snprintf(buf, sizeof(buf), "%s", n->text);
     char *open = strchr(buf, '('), *close = strrchr(buf, ')');
     if (open && !close)
-        return cv__cfg_bad(p, n, "a complete distribution: inside a {flow} mapping YAML splits values at "
-                         "commas, so quote it ('log_uniform(1e-4, 1e-1)') or use block style");
+        return cv__cfg_bad(p, n,
+                           "a complete distribution: inside a {flow} mapping YAML splits values at "
+                           "commas, so quote it ('log_uniform(1e-4, 1e-1)') or use block style");
     if (!open || !close || close < open || close[1] != '\0')
         return cv__cfg_bad(p, n, problem);
     *open = *close = '\0';
@@ -136,4 +136,3 @@ cv_status cv__cfg_space(struct pctx *p, const struct cv_node *n, void *base)
     }
     return CV_OK;
 }
-

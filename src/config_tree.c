@@ -251,8 +251,8 @@ static int emit_node(yaml_emitter_t *e, const struct cv_node *n)
 {
     yaml_event_t ev;
     if (n->kind == CV_NODE_SCALAR) {
-        yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)n->text,
-                                     (int)strlen(n->text), 1, 1,
+        yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)n->text, (int)strlen(n->text),
+                                     1, 1,
                                      n->quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
                                                : YAML_ANY_SCALAR_STYLE);
         return yaml_emitter_emit(e, &ev) ? 0 : -1;

@@ -17,12 +17,12 @@ enum cv_node_kind { CV_NODE_SCALAR, CV_NODE_MAP, CV_NODE_SEQ };
 
 struct cv_node {
     enum cv_node_kind kind;
-    int line;                 /* 1-based line in the source, 0 for overrides */
-    const char *origin;       /* the override text this node came from, or NULL */
-    bool quoted;              /* scalar was quoted in the source: always a string */
-    char *text;               /* scalar text (owned) */
-    char **keys;              /* map keys (owned), n of them */
-    struct cv_node **kids;    /* map values / sequence items (owned) */
+    int line;              /* 1-based line in the source, 0 for overrides */
+    const char *origin;    /* the override text this node came from, or NULL */
+    bool quoted;           /* scalar was quoted in the source: always a string */
+    char *text;            /* scalar text (owned) */
+    char **keys;           /* map keys (owned), n of them */
+    struct cv_node **kids; /* map values / sequence items (owned) */
     int n, cap;
 };
 

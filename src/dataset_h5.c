@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "h5_internal.h"
 #include "caviar/config.h"
 #include "caviar/dataset.h"
+#include "atomic_file.h"
+#include "h5_internal.h"
 #include "util.h"
 
 struct split {
@@ -129,8 +129,8 @@ static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct c
                            s->spec);
         info->classes = classes;
     } else if (cls != H5T_FLOAT) {
-        return cv_fail(err, CV_FORMAT,
-                       "%s: /y must be N int32 class ids or N x k float targets", s->spec);
+        return cv_fail(err, CV_FORMAT, "%s: /y must be N int32 class ids or N x k float targets",
+                       s->spec);
     }
     return CV_OK;
 }
@@ -231,8 +231,8 @@ cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, fl
     if (st != CV_OK)
         return st;
     if (row0 < 0 || n < 0 || row0 + n > in.n_rows)
-        return cv_fail(err, CV_INVAL, "%s: rows %lld..%lld outside [0, %lld)", spec, row0,
-                       row0 + n, in.n_rows);
+        return cv_fail(err, CV_INVAL, "%s: rows %lld..%lld outside [0, %lld)", spec, row0, row0 + n,
+                       in.n_rows);
     if (n == 0)
         return CV_OK;
     st = split_open(spec, &s, err);
@@ -247,7 +247,7 @@ cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, fl
 /* ---- writing ---- */
 
 herr_t cv__h5_write_dataset(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
-                             const hsize_t *d, const void *data)
+                            const hsize_t *d, const void *data)
 {
     hid_t sp = H5Screate_simple(nd, d, NULL);
     hid_t ds = H5Dcreate2(g, name, file_t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -290,11 +290,14 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
         return -1;
     hsize_t dx[2] = {(hsize_t)s->n_rows, (hsize_t)s->features};
     hsize_t dy[2] = {(hsize_t)s->n_rows, (hsize_t)s->target_dim};
-    herr_t rc = s->x_u8 ? cv__h5_write_dataset(g, "X", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, dx, s->x_u8)
-                        : cv__h5_write_dataset(g, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dx, s->x_f32);
+    herr_t rc = s->x_u8
+                    ? cv__h5_write_dataset(g, "X", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, dx, s->x_u8)
+                    : cv__h5_write_dataset(g, "X", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dx,
+                                           s->x_f32);
     if (rc >= 0)
-        rc = s->y_class ? cv__h5_write_dataset(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
-                        : cv__h5_write_dataset(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
+        rc = s->y_class
+                 ? cv__h5_write_dataset(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
+                 : cv__h5_write_dataset(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
     if (rc >= 0) {
         write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
         if (s->x_u8)

@@ -78,8 +78,8 @@ static double row_loss(const struct cv_metrics *mt, const float *p, const int32_
     return s;
 }
 
-void cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y,
-                    const float *y_vec, long long n)
+void cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y, const float *y_vec,
+                    long long n)
 {
     int k = mt->outputs;
     for (long long i = 0; i < n; i++) {
@@ -176,7 +176,8 @@ void cv_metrics_json(const struct cv_metrics *mt, FILE *f)
 
 void cv_metrics_print(const struct cv_metrics *mt, FILE *f)
 {
-    fprintf(f, "rows %lld  loss %.4f  accuracy %.4f  precision %.4f  recall %.4f  F1 %.4f (macro)\n",
+    fprintf(f,
+            "rows %lld  loss %.4f  accuracy %.4f  precision %.4f  recall %.4f  F1 %.4f (macro)\n",
             mt->count, mt->loss, mt->accuracy, mt->precision, mt->recall, mt->f1);
     fprintf(f, "confusion (rows: true class, columns: predicted)\n");
     for (int i = 0; i < mt->classes; i++) {

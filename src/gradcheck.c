@@ -15,7 +15,7 @@ struct check {
     const struct cv_batch *b;
     double eps;
     size_t max_per;
-    const float *ana;     /* analytical gradient arena copy */
+    const float *ana; /* analytical gradient arena copy */
     struct cv_gradcheck_result *res;
     double num2, ana2, diff2; /* totals over all tensors */
 };
@@ -30,7 +30,9 @@ static double batch_loss(struct check *c)
 static cv_status check_tensor(void *arg, const char *path, const int *dims, int ndims, float *w,
                               size_t count, struct cv_error *err)
 {
-    (void)dims; (void)err; (void)ndims;
+    (void)dims;
+    (void)err;
+    (void)ndims;
     struct check *c = arg;
     size_t off = (size_t)(w - cv_model_params(c->m));
     size_t stride = c->max_per && count > c->max_per ? count / c->max_per : 1;

@@ -9,6 +9,6 @@
 
 /* Create dataset `name` in group g (contiguous) and write `data`. */
 herr_t cv__h5_write_dataset(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
-                             const hsize_t *d, const void *data);
+                            const hsize_t *d, const void *data);
 
 #endif /* CV_H5_INTERNAL_H */

@@ -64,7 +64,8 @@ cv_status cv__import_write(const char *out, struct cv_split_out *all,
     s[0].n_rows = keep;
     s[1].group = "dev";
     s[1].n_rows = opts->dev;
-    size_t xoff = (size_t)keep * (size_t)all->features, yoff = (size_t)keep * (size_t)all->target_dim;
+    size_t xoff = (size_t)keep * (size_t)all->features,
+           yoff = (size_t)keep * (size_t)all->target_dim;
     if (all->x_u8)
         s[1].x_u8 = all->x_u8 + xoff;
     else

@@ -13,7 +13,7 @@
 #include "util.h"
 
 struct table {
-    float *x, *y;             /* (rows, cols - 1), (rows) */
+    float *x, *y; /* (rows, cols - 1), (rows) */
     long long rows, cap;
     int cols, label;
 };
@@ -23,8 +23,8 @@ static char *trim(char *s)
     while (*s == ' ' || *s == '\t' || *s == '"')
         s++;
     char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '"' || e[-1] == '\r' ||
-                     e[-1] == '\n'))
+    while (e > s &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '"' || e[-1] == '\r' || e[-1] == '\n'))
         *--e = '\0';
     return s;
 }
@@ -137,7 +137,8 @@ static cv_status to_classes(struct table *t, const struct cv_import_opts *o, int
     int mx = 0;
     for (long long i = 0; i < t->rows; i++) {
         if (t->y[i] < 0 || t->y[i] != floorf(t->y[i]) || t->y[i] > 1e6f)
-            return cv_fail(err, CV_FORMAT, "%s: data row %lld: label %g is not a class id "
+            return cv_fail(err, CV_FORMAT,
+                           "%s: data row %lld: label %g is not a class id "
                            "(an integer >= 0; use --regression for float targets)",
                            path, i + 1, t->y[i]);
         yc[i] = (int32_t)t->y[i];
@@ -170,9 +171,13 @@ cv_status cv_import_csv(const char *csv, const char *label, bool header, bool re
         st = regression ? cv__import_shuffle(t.x, fb, t.y, sizeof(float), t.rows, opts->seed, err)
                         : cv__import_shuffle(t.x, fb, yc, sizeof(int32_t), t.rows, opts->seed, err);
     if (st == CV_OK) {
-        struct cv_split_out all = {.group = "/", .n_rows = t.rows, .features = t.cols - 1,
-                                   .x_f32 = t.x, .y_class = regression ? NULL : yc,
-                                   .y_vec = regression ? t.y : NULL, .target_dim = 1,
+        struct cv_split_out all = {.group = "/",
+                                   .n_rows = t.rows,
+                                   .features = t.cols - 1,
+                                   .x_f32 = t.x,
+                                   .y_class = regression ? NULL : yc,
+                                   .y_vec = regression ? t.y : NULL,
+                                   .target_dim = 1,
                                    .classes = classes};
         st = cv__import_write(out, &all, opts, sum, err);
     }

@@ -12,8 +12,8 @@
 
 struct idx {
     unsigned char *data;
-    long long n;           /* items */
-    int rows, cols;        /* images only */
+    long long n;    /* items */
+    int rows, cols; /* images only */
 };
 
 static uint32_t be32(const unsigned char *b)
@@ -33,8 +33,8 @@ static cv_status read_exact(gzFile f, const char *path, void *buf, size_t n, con
         got += (size_t)r;
     }
     if (got != n)
-        return cv_fail(err, CV_FORMAT, "%s: truncated: expected %zu bytes of %s, got %zu", path,
-                       n, what, got);
+        return cv_fail(err, CV_FORMAT, "%s: truncated: expected %zu bytes of %s, got %zu", path, n,
+                       what, got);
     return CV_OK;
 }
 
@@ -66,8 +66,7 @@ static cv_status read_idx(const char *path, uint32_t magic, struct idx *out, str
 }
 
 static cv_status labels_to_classes(const struct idx *lab, const struct cv_import_opts *o,
-                                   int32_t *y, int *classes, const char *path,
-                                   struct cv_error *err)
+                                   int32_t *y, int *classes, const char *path, struct cv_error *err)
 {
     int mx = 0;
     for (long long i = 0; i < lab->n; i++) {
@@ -103,9 +102,15 @@ cv_status cv_import_idx(const char *images, const char *labels, const char *out,
         st = cv__import_shuffle(img.data, f, y, sizeof(int32_t), img.n, opts->seed, err);
     if (st == CV_OK) {
         int shape[3] = {1, img.rows, img.cols};
-        struct cv_split_out all = {.group = "/", .n_rows = img.n, .features = (int)f,
-                                   .x_u8 = img.data, .scale = 1.0f / 255.0f, .y_class = y,
-                                   .target_dim = 1, .classes = classes, .shape = shape};
+        struct cv_split_out all = {.group = "/",
+                                   .n_rows = img.n,
+                                   .features = (int)f,
+                                   .x_u8 = img.data,
+                                   .scale = 1.0f / 255.0f,
+                                   .y_class = y,
+                                   .target_dim = 1,
+                                   .classes = classes,
+                                   .shape = shape};
         st = cv__import_write(out, &all, opts, sum, err);
     }
     free(img.data);

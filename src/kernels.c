@@ -36,8 +36,8 @@ bool cv_set_flush_denormals(bool on)
 void cv_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void cv_gemm_naive(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -79,10 +79,10 @@ static inline float act1(float z, enum cv_activation act, float slope)
 /* Row loops over f columns of rows ld floats apart, with the activation
  * hoisted out, so each one vectorises. */
 #define ROWS_LOOP(n, f, ld, body)                                                                  \
-    _Pragma("omp parallel for schedule(static) if ((long)(n) * (f) >= PAR_MIN)")                  \
+    _Pragma("omp parallel for schedule(static) if ((long)(n) * (f) >= PAR_MIN)")                   \
     for (int i = 0; i < (n); i++) {                                                                \
-        _Pragma("omp simd") for (int j = 0; j < (f); j++)                                          \
-        {                                                                                          \
+        _Pragma("omp simd")                                                                        \
+        for (int j = 0; j < (f); j++) {                                                            \
             size_t k = (size_t)i * (size_t)(ld) + (size_t)j;                                       \
             body;                                                                                  \
         }                                                                                          \
@@ -109,10 +109,16 @@ void cv_bias_act_block(float *y, int ld, const float *bias, int n, int f, enum c
     size_t bs = bias ? 1 : 0; /* stride 0 reads the single zero */
     switch (act) {
     case CV_ACT_RELU:
-        ROWS_LOOP(n, f, ld, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : 0.0f; });
+        ROWS_LOOP(n, f, ld, {
+            float z = y[k] + b[j * bs];
+            y[k] = z > 0 ? z : 0.0f;
+        });
         break;
     case CV_ACT_LEAKY_RELU:
-        ROWS_LOOP(n, f, ld, { float z = y[k] + b[j * bs]; y[k] = z > 0 ? z : slope * z; });
+        ROWS_LOOP(n, f, ld, {
+            float z = y[k] + b[j * bs];
+            y[k] = z > 0 ? z : slope * z;
+        });
         break;
     case CV_ACT_LINEAR:
         if (bias)
@@ -183,8 +189,8 @@ void cv_act_backward_block(const float *y, const float *dy, float *dz, int ld, i
     }
 }
 
-void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw,
-                         enum cv_activation act, float slope)
+void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw, enum cv_activation act,
+                         float slope)
 {
 #pragma omp parallel for schedule(static) if ((long)n * c * hw >= PAR_MIN)
     for (int r = 0; r < n * c; r++) { /* row r of (n*C, hw) has channel r % C */
@@ -290,8 +296,8 @@ static inline float target_at(const int32_t *y_class, const float *y_vec, int i,
     return f == 1 ? (float)y_class[i] : (float)(y_class[i] == j);
 }
 
-static bool row_correct(const float *out, const int32_t *y_class, const float *y_vec, int i,
-                        int f, float threshold)
+static bool row_correct(const float *out, const int32_t *y_class, const float *y_vec, int i, int f,
+                        float threshold)
 {
     const float *o = out + (size_t)i * f;
     if (y_class && f > 1)

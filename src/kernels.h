@@ -40,8 +40,8 @@ void cv_act_backward_block(const float *y, const float *dy, float *dz, int ld, i
                            enum cv_activation act, float slope);
 /* Per-channel: y (n, C, hw) += bias[c], then y = act(y) in place; and
  * db (C) = sum of dz (n, C, hw) over n and hw. */
-void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw,
-                         enum cv_activation act, float slope);
+void cv_channel_bias_act(float *y, const float *bias, int n, int c, int hw, enum cv_activation act,
+                         float slope);
 void cv_channel_bias_backward(const float *dz, float *db, int n, int c, int hw);
 
 /* db (f) = sum over rows of dz (n, f). */

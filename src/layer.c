@@ -85,8 +85,7 @@ cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, i
     return l->ops->plan(l, err);
 }
 
-void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state,
-                     size_t *n_scratch)
+void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state, size_t *n_scratch)
 {
     for (int i = 0; i < l->n_params; i++)
         *n_params += l->params[i].count;

@@ -37,23 +37,23 @@ static inline size_t cv_shape_size(struct cv_shape s)
 
 /* Context of one forward/backward call. */
 struct cv_ctx {
-    bool train;              /* training mode: dropout on, batchnorm batch stats */
-    uint64_t seed;           /* train.seed */
-    uint64_t step;           /* global optimizer step (keys dropout masks) */
-    const long long *rows;   /* n global dataset row ids of the batch (keys masks), or NULL */
+    bool train;            /* training mode: dropout on, batchnorm batch stats */
+    uint64_t seed;         /* train.seed */
+    uint64_t step;         /* global optimizer step (keys dropout masks) */
+    const long long *rows; /* n global dataset row ids of the batch (keys masks), or NULL */
 };
 
 #define CV_MAX_VIEWS 6
 
 /* A named tensor inside one of the model's arenas. */
 struct cv_view {
-    const char *name;        /* "W", "b", "gamma", "running_mean", ... */
-    int dims[4];             /* shape, outermost first */
+    const char *name; /* "W", "b", "gamma", "running_mean", ... */
+    int dims[4];      /* shape, outermost first */
     int ndims;
-    size_t count;            /* product of dims */
-    bool decay;              /* L2 applies (weights; not biases, gamma, beta) */
-    float *data;             /* bound by the model */
-    float *grad;             /* bound by the model (params only) */
+    size_t count; /* product of dims */
+    bool decay;   /* L2 applies (weights; not biases, gamma, beta) */
+    float *data;  /* bound by the model */
+    float *grad;  /* bound by the model (params only) */
 };
 
 struct cv_layer;
@@ -74,22 +74,22 @@ struct cv_layer_ops {
 struct cv_layer {
     const struct cv_layer_ops *ops;
     const struct cv_layer_spec *spec;
-    int index;                       /* position among its siblings */
-    struct cv_shape in, out;         /* per-sample shapes */
-    int max_batch;                   /* largest n forward/backward will see */
-    enum cv_activation act;          /* effective activation (the model may turn a final
-                                        softmax/sigmoid into linear when fused with the loss) */
-    float slope;                     /* leaky_relu slope */
+    int index;                           /* position among its siblings */
+    struct cv_shape in, out;             /* per-sample shapes */
+    int max_batch;                       /* largest n forward/backward will see */
+    enum cv_activation act;              /* effective activation (the model may turn a final
+                                            softmax/sigmoid into linear when fused with the loss) */
+    float slope;                         /* leaky_relu slope */
     struct cv_view params[CV_MAX_VIEWS]; /* trainable tensors */
     int n_params;
-    struct cv_view state[CV_MAX_VIEWS];  /* persistent non-trainable tensors */
+    struct cv_view state[CV_MAX_VIEWS]; /* persistent non-trainable tensors */
     int n_state;
-    size_t scratch_per_sample;       /* floats of scratch per sample ... */
-    size_t scratch_fixed;            /* ... plus this many, set by plan */
-    float *scratch;                  /* bound by the model, max_batch-sized */
-    struct cv_layer *children;       /* composite layers (residual), owned */
+    size_t scratch_per_sample; /* floats of scratch per sample ... */
+    size_t scratch_fixed;      /* ... plus this many, set by plan */
+    float *scratch;            /* bound by the model, max_batch-sized */
+    struct cv_layer *children; /* composite layers (residual), owned */
     int n_children;
-    void *priv;                      /* layer-private data, freed by destroy */
+    void *priv; /* layer-private data, freed by destroy */
 };
 
 /* Find the ops for a layer type (NULL if not built in). */

@@ -30,7 +30,8 @@ static void activation_forward(struct cv_layer *l, const struct cv_ctx *ctx, con
 static void activation_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                                 const float *y, const float *dy, float *dx, int n)
 {
-    (void)ctx; (void)x;
+    (void)ctx;
+    (void)x;
     if (dx)
         cv_act_backward(y, dy, dx, n, (int)cv_shape_size(l->in), l->act, l->slope);
 }
@@ -49,8 +50,8 @@ static cv_status flatten_plan(struct cv_layer *l, struct cv_error *err)
     return CV_OK;
 }
 
-static void flatten_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
-                            float *y, int n)
+static void flatten_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
+                            int n)
 {
     (void)ctx;
     memcpy(y, x, sizeof(float) * cv_shape_size(l->in) * (size_t)n);
@@ -59,7 +60,9 @@ static void flatten_forward(struct cv_layer *l, const struct cv_ctx *ctx, const 
 static void flatten_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                              const float *y, const float *dy, float *dx, int n)
 {
-    (void)ctx; (void)x; (void)y;
+    (void)ctx;
+    (void)x;
+    (void)y;
     if (dx)
         memcpy(dx, dy, sizeof(float) * cv_shape_size(l->in) * (size_t)n);
 }

@@ -14,8 +14,8 @@
 #include "layer.h"
 
 struct conv {
-    int k, s;            /* kernel size, stride */
-    int pt, pl;          /* padding top, left (bottom/right follow from the output size) */
+    int k, s;   /* kernel size, stride */
+    int pt, pl; /* padding top, left (bottom/right follow from the output size) */
 };
 
 enum { W_, B_ };
@@ -39,7 +39,8 @@ static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
     c->s = sp->stride;
     int oh, ow, p = sp->pad >= 0 ? sp->pad : 0;
     if (c->s < 1)
-        return cv_fail(err, CV_CONFIG, "layer %d (conv2d): stride %d: expected >= 1", l->index, c->s);
+        return cv_fail(err, CV_CONFIG, "layer %d (conv2d): stride %d: expected >= 1", l->index,
+                       c->s);
     if (sp->activation == CV_ACT_SOFTMAX) /* backward treats each output row on its own */
         return cv_fail(err, CV_CONFIG,
                        "layer %d (conv2d): activation softmax: expected an element-wise one "
@@ -85,7 +86,7 @@ static void conv_destroy(struct cv_layer *l)
  * xo * s + off lies inside [0, n); the others read zero padding. */
 static void valid_range(int out, int s, int off, int n, int *lo, int *hi)
 {
-    int a = off >= 0 ? 0 : (-off + s - 1) / s;      /* first xo with xo s + off >= 0 */
+    int a = off >= 0 ? 0 : (-off + s - 1) / s;        /* first xo with xo s + off >= 0 */
     int b = n - off <= 0 ? 0 : (n - off - 1) / s + 1; /* first xo with xo s + off >= n */
     *lo = a < out ? a : out;
     *hi = b < out ? b : out;
@@ -208,13 +209,12 @@ static void conv_backward(struct cv_layer *l, const struct cv_ctx *ctx, const fl
     for (int i = 0; i < n; i++)
         for (int f = 0; f < F; f++) {
             size_t o = ((size_t)i * F + f) * ohw;
-            cv_act_backward(y + o, dy + o, dz + f * ld + (size_t)i * ohw, 1, ohw, l->act,
-                            l->slope);
+            cv_act_backward(y + o, dy + o, dz + f * ld + (size_t)i * ohw, 1, ohw, l->act, l->slope);
         }
     cv_channel_bias_backward(dz, l->params[B_].grad, 1, F, (int)ld);
     /* dW (F, CKK) = dz (F, n*OHW) . columns^T */
-    cv_gemm(false, true, F, ckk, (int)ld, 1.0f, dz, (int)ld, col, (int)ld, 0.0f,
-            l->params[W_].grad, ckk);
+    cv_gemm(false, true, F, ckk, (int)ld, 1.0f, dz, (int)ld, col, (int)ld, 0.0f, l->params[W_].grad,
+            ckk);
     if (!dx)
         return;
     /* dcolumns (CKK, n*OHW) = W^T . dz, into the columns' place */

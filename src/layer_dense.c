@@ -15,7 +15,7 @@ static cv_status dense_plan(struct cv_layer *l, struct cv_error *err)
         return cv_fail(err, CV_CONFIG, "layer %d (dense): units = %d: expected >= 1", l->index,
                        out);
     int wd[2] = {out, in}, bd[1] = {out};
-    cv__layer_add_param(l, "W", true, 2, wd); /* (out, in) */
+    cv__layer_add_param(l, "W", true, 2, wd);  /* (out, in) */
     cv__layer_add_param(l, "b", false, 1, bd); /* (out) */
     l->out = (struct cv_shape){out, 1, 1};
     l->scratch_per_sample = (size_t)out; /* dz for backward */

@@ -21,8 +21,8 @@ static cv_status dropout_plan(struct cv_layer *l, struct cv_error *err)
 }
 
 /* x, y: (n, f); mask stored in scratch as 0 or 1/keep */
-static void dropout_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
-                            float *y, int n)
+static void dropout_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
+                            int n)
 {
     size_t f = cv_shape_size(l->in);
     float keep = l->spec->keep, inv = 1.0f / keep;
@@ -47,7 +47,8 @@ static void dropout_forward(struct cv_layer *l, const struct cv_ctx *ctx, const 
 static void dropout_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
                              const float *y, const float *dy, float *dx, int n)
 {
-    (void)x; (void)y;
+    (void)x;
+    (void)y;
     size_t f = cv_shape_size(l->in), total = f * (size_t)n;
     if (!dx)
         return;

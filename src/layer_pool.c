@@ -25,9 +25,10 @@ static cv_status pool_plan(struct cv_layer *l, struct cv_error *err)
         return cv_fail(err, CV_CONFIG, "layer %d (%s): stride %d: expected >= 1", l->index,
                        cv_layer_type_name(l->ops->type), s);
     if (k < 1 || k > l->in.h || k > l->in.w)
-        return cv_fail(err, CV_SHAPE, "layer %d (%s): a %dx%d window does not fit the input "
-                       "(%d, %d, %d)", l->index, cv_layer_type_name(l->ops->type), k, k, l->in.c,
-                       l->in.h, l->in.w);
+        return cv_fail(err, CV_SHAPE,
+                       "layer %d (%s): a %dx%d window does not fit the input "
+                       "(%d, %d, %d)",
+                       l->index, cv_layer_type_name(l->ops->type), k, k, l->in.c, l->in.h, l->in.w);
     l->out = (struct cv_shape){l->in.c, (l->in.h - k) / s + 1, (l->in.w - k) / s + 1};
     if (is_max(l))
         l->scratch_per_sample = cv_shape_size(l->out); /* argmax, as an exact float index */
@@ -111,12 +112,15 @@ static void pool_backward(struct cv_layer *l, const struct cv_ctx *ctx, const fl
     }
 }
 
-const struct cv_layer_ops cv__maxpool_ops = {
-    .type = CV_LAYER_MAXPOOL, .plan = pool_plan, .forward = pool_forward,
-    .backward = pool_backward};
-const struct cv_layer_ops cv__avgpool_ops = {
-    .type = CV_LAYER_AVGPOOL, .plan = pool_plan, .forward = pool_forward,
-    .backward = pool_backward};
-const struct cv_layer_ops cv__global_avgpool_ops = {
-    .type = CV_LAYER_GLOBAL_AVGPOOL, .plan = pool_plan, .forward = pool_forward,
-    .backward = pool_backward};
+const struct cv_layer_ops cv__maxpool_ops = {.type = CV_LAYER_MAXPOOL,
+                                             .plan = pool_plan,
+                                             .forward = pool_forward,
+                                             .backward = pool_backward};
+const struct cv_layer_ops cv__avgpool_ops = {.type = CV_LAYER_AVGPOOL,
+                                             .plan = pool_plan,
+                                             .forward = pool_forward,
+                                             .backward = pool_backward};
+const struct cv_layer_ops cv__global_avgpool_ops = {.type = CV_LAYER_GLOBAL_AVGPOOL,
+                                                    .plan = pool_plan,
+                                                    .forward = pool_forward,
+                                                    .backward = pool_backward};

@@ -13,10 +13,10 @@
 #include "layer.h"
 
 struct residual {
-    struct cv_layer_spec proj;  /* spec of the projection child, if any */
+    struct cv_layer_spec proj; /* spec of the projection child, if any */
     bool has_proj;
-    int n_branch;               /* children that form the branch */
-    size_t widest;              /* floats per sample of the widest tensor in the block */
+    int n_branch;  /* children that form the branch */
+    size_t widest; /* floats per sample of the widest tensor in the block */
 };
 
 static bool same_shape(struct cv_shape a, struct cv_shape b)
@@ -61,8 +61,12 @@ static cv_status plan_shortcut(struct cv_layer *l, struct residual *r, struct cv
                        "layer %d (residual): the branch maps (%d, %d, %d) to (%d, %d, %d), which "
                        "no 1x1 strided projection of the input can match",
                        l->index, l->in.c, l->in.h, l->in.w, l->out.c, l->out.h, l->out.w);
-    r->proj = (struct cv_layer_spec){.type = CV_LAYER_CONV2D, .filters = l->out.c, .size = 1,
-                                     .stride = stride, .pad = 0, .activation = CV_ACT_LINEAR,
+    r->proj = (struct cv_layer_spec){.type = CV_LAYER_CONV2D,
+                                     .filters = l->out.c,
+                                     .size = 1,
+                                     .stride = stride,
+                                     .pad = 0,
+                                     .activation = CV_ACT_LINEAR,
                                      .keep = 1.0f};
     r->has_proj = true;
     int k = l->n_children;
@@ -113,8 +117,8 @@ static float *grad_buf(const struct cv_layer *l, int which)
 }
 
 /* x: (n, in) -> y: (n, out) = g(branch(x) + shortcut(x)) */
-static void residual_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
-                             float *y, int n)
+static void residual_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
+                             int n)
 {
     const struct residual *r = l->priv;
     const float *in = x;

@@ -17,22 +17,22 @@
 #include "layer.h"
 
 struct cv_model {
-    const struct cv_config *cfg;        /* borrowed; outlives the model */
+    const struct cv_config *cfg; /* borrowed; outlives the model */
     struct cv_layer layers[CV_MAX_LAYERS];
     size_t param_offset[CV_MAX_LAYERS]; /* first arena element of each layer */
     int n_layers;
     int inputs, outputs, max_batch;
     size_t n_params, n_state;
     float *params, *grads, *state, *scratch; /* arenas */
-    bool borrowed;                      /* params and grads belong to the caller */
-    float *acts[CV_MAX_LAYERS];         /* (max_batch, out_i) outputs of layer i */
+    bool borrowed;                           /* params and grads belong to the caller */
+    float *acts[CV_MAX_LAYERS];              /* (max_batch, out_i) outputs of layer i */
     float *act_mem;
-    float *dbuf[2];                     /* (max_batch, widest) gradient ping-pong */
-    float *norm_mean, *norm_std;        /* (inputs) */
+    float *dbuf[2];              /* (max_batch, widest) gradient ping-pong */
+    float *norm_mean, *norm_std; /* (inputs) */
     bool has_norm;
-    enum cv_activation final_act;       /* applied by predict after fused logits */
+    enum cv_activation final_act; /* applied by predict after fused logits */
     float final_slope;
-    bool fused;                         /* final activation folded into the loss */
+    bool fused; /* final activation folded into the loss */
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -41,7 +41,8 @@ static cv_status plan_layers(cv_model *m, struct cv_error *err)
     struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2]};
     m->inputs = (int)cv_shape_size(s);
     for (int i = 0; i < cfg->model.n_layers; i++) {
-        cv_status st = cv__layer_plan(&m->layers[i], &cfg->model.layers[i], i, s, m->max_batch, err);
+        cv_status st = cv__layer_plan(&m->layers[i], &cfg->model.layers[i], i, s, m->max_batch,
+                                      err);
         m->n_layers = i + 1; /* so free() destroys what was planned */
         if (st != CV_OK)
             return st;
@@ -69,9 +70,10 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
                        "logits), got %s",
                        cv_loss_name(loss), cv_activation_name(want), cv_activation_name(last->act));
     if (loss == CV_LOSS_SOFTMAX_CE && m->outputs < 2)
-        return cv_fail(err, CV_CONFIG,
-                       "model.loss = softmax_cross_entropy needs >= 2 outputs, the last layer has %d",
-                       m->outputs);
+        return cv_fail(
+            err, CV_CONFIG,
+            "model.loss = softmax_cross_entropy needs >= 2 outputs, the last layer has %d",
+            m->outputs);
     m->final_act = want;
     m->fused = true;
     last->act = CV_ACT_LINEAR; /* the network emits logits */
@@ -229,14 +231,14 @@ const float *cv_model_norm_std(const cv_model *m)
     return m->has_norm ? m->norm_std : NULL;
 }
 
-cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std,
-                            struct cv_error *err)
+cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err)
 {
     for (int j = 0; j < m->inputs; j++)
         if (!isfinite(mean[j]) || !isfinite(std[j]) || !(std[j] > 0))
-            return cv_fail(err, CV_NONFINITE,
-                           "normalisation: feature %d has mean %g, std %g: expected finite, std > 0",
-                           j, mean[j], std[j]);
+            return cv_fail(
+                err, CV_NONFINITE,
+                "normalisation: feature %d has mean %g, std %g: expected finite, std > 0", j,
+                mean[j], std[j]);
     memcpy(m->norm_mean, mean, sizeof(float) * (size_t)m->inputs);
     memcpy(m->norm_std, std, sizeof(float) * (size_t)m->inputs);
     m->has_norm = true;
@@ -254,8 +256,7 @@ static void forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n
 }
 
 /* Loss sum over the batch; d = scale * dLoss/d(network output). */
-static double loss(cv_model *m, const struct cv_batch *b, float scale, float *d,
-                   long long *correct)
+static double loss(cv_model *m, const struct cv_batch *b, float scale, float *d, long long *correct)
 {
     const float *z = m->acts[m->n_layers - 1];
     int f = m->outputs;

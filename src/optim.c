@@ -15,10 +15,10 @@
 struct cv_optim {
     enum cv_optimizer kind;
     double beta1, beta2, eps, l2, clip;
-    size_t n;                 /* parameters */
-    float *m1, *m2;           /* moments (NULL when the rule has none) */
-    unsigned char *decay;     /* (n) 1 where L2 applies */
-    long long t;              /* steps taken (Adam bias correction) */
+    size_t n;             /* parameters */
+    float *m1, *m2;       /* moments (NULL when the rule has none) */
+    unsigned char *decay; /* (n) 1 where L2 applies */
+    long long t;          /* steps taken (Adam bias correction) */
 };
 
 cv_status cv_optim_create(const struct cv_config *cfg, cv_model *m, cv_optim **out,

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
 #include "caviar/evaluate.h"
 #include "caviar/predictions.h"
+#include "atomic_file.h"
 #include "util.h"
 
-static cv_status write_csv(const char *tmp, const float *probs, const int *pred, long long n,
-                           int k, struct cv_error *err)
+static cv_status write_csv(const char *tmp, const float *probs, const int *pred, long long n, int k,
+                           struct cv_error *err)
 {
     FILE *f = fopen(tmp, "w");
     if (!f)

@@ -15,7 +15,8 @@ cv_status cv__predictions_write_h5(const char *tmp, const float *probs, const in
     if (f < 0)
         return cv_fail(err, CV_IO, "%s: cannot create", tmp);
     hsize_t d2[2] = {(hsize_t)n, (hsize_t)k}, d1[1] = {(hsize_t)n};
-    herr_t rc = cv__h5_write_dataset(f, "probabilities", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, probs);
+    herr_t rc = cv__h5_write_dataset(f, "probabilities", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2,
+                                     probs);
     if (rc >= 0)
         rc = cv__h5_write_dataset(f, "predicted", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, pred);
     if (H5Fclose(f) < 0)

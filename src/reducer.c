@@ -62,8 +62,11 @@ cv_status cv_reducer_create(const struct cv_config *cfg, const cv_comm *comm, cv
     *out = NULL;
     if (!r)
         return cv_comm_agree(comm, cv_fail(err, CV_NOMEM, "reducer: out of memory"), err);
-    *r = (cv_reducer){.comm = comm, .model = m, .grads = cv_model_grads(m),
-                      .n = cv_model_n_params(m), .hi = cv_model_n_params(m)};
+    *r = (cv_reducer){.comm = comm,
+                      .model = m,
+                      .grads = cv_model_grads(m),
+                      .n = cv_model_n_params(m),
+                      .hi = cv_model_n_params(m)};
     bool many = cv_comm_size(comm) > 1, overlap = many && cfg->comm.overlap;
     bool bf16 = cfg->comm.compression == CV_COMPRESS_BF16, fallback = true;
     cv_status st = CV_OK;

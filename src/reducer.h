@@ -82,14 +82,14 @@ struct cv_reducer_ops {
 
 struct cv_reducer {
     const struct cv_reducer_ops *ops;
-    const cv_comm *comm;          /* the replica group */
-    const cv_comm *slices;        /* ranks whose slices partition the arena, or NULL */
+    const cv_comm *comm;   /* the replica group */
+    const cv_comm *slices; /* ranks whose slices partition the arena, or NULL */
     cv_model *model;
-    float *grads;                 /* (n) the gradient arena this rank's backward writes */
-    size_t n;                     /* parameters */
-    size_t lo, hi;                /* the owned slice */
-    char what[256];               /* cv_reducer_describe */
-    void *impl;                   /* the strategy's own state */
+    float *grads;   /* (n) the gradient arena this rank's backward writes */
+    size_t n;       /* parameters */
+    size_t lo, hi;  /* the owned slice */
+    char what[256]; /* cv_reducer_describe */
+    void *impl;     /* the strategy's own state */
 };
 
 /* Each strategy fills in *r (ops, slices, lo, hi, what, impl) for the

@@ -16,11 +16,11 @@
 #include "util.h"
 
 struct allreduce {
-    size_t bucket;            /* floats per bucket */
-    int n_buckets, started;   /* buckets count from the arena's end */
-    size_t *lo;               /* (n_buckets) bucket k starts here, ends at lo[k - 1] (or n) */
-    MPI_Request *req;         /* (n_buckets) */
-    int rc;                   /* the first MPI error of the step */
+    size_t bucket;          /* floats per bucket */
+    int n_buckets, started; /* buckets count from the arena's end */
+    size_t *lo;             /* (n_buckets) bucket k starts here, ends at lo[k - 1] (or n) */
+    MPI_Request *req;       /* (n_buckets) */
+    int rc;                 /* the first MPI error of the step */
 };
 
 static size_t bucket_end(const cv_reducer *r, const struct allreduce *a, int k)
@@ -117,10 +117,10 @@ cv_status cv__reducer_allreduce(cv_reducer *r, size_t bucket_bytes, bool overlap
     /* one bucket has nothing to overlap with */
     if (st == CV_OK && overlap && a->n_buckets > 1)
         r->ops = &overlapped_ops;
-    snprintf(r->what, sizeof(r->what), "%s", r->comm->size == 1 ? "one rank: nothing to exchange"
-                                             : r->ops == &overlapped_ops
-                                                 ? "allreduce in buckets during backward, "
-                                                   "optimizer replicated"
-                                                 : "allreduce after backward, optimizer replicated");
+    snprintf(r->what, sizeof(r->what), "%s",
+             r->comm->size == 1          ? "one rank: nothing to exchange"
+             : r->ops == &overlapped_ops ? "allreduce in buckets during backward, "
+                                           "optimizer replicated"
+                                         : "allreduce after backward, optimizer replicated");
     return cv_comm_agree(r->comm, st, err);
 }

@@ -18,12 +18,12 @@
 #include "util.h"
 
 struct node {
-    cv_comm *node, *cross;    /* this host's ranks; the same slice's owners on every host */
-    MPI_Win win;              /* params (on node rank 0) and every rank's grads */
+    cv_comm *node, *cross; /* this host's ranks; the same slice's owners on every host */
+    MPI_Win win;           /* params (on node rank 0) and every rank's grads */
     bool locked;
-    float *params;            /* (n) the host's parameter arena */
-    float **grads;            /* (node size) each node rank's gradient arena */
-    int *counts, *displs;     /* (node size) each node rank's slice, for the moments */
+    float *params;        /* (n) the host's parameter arena */
+    float **grads;        /* (node size) each node rank's gradient arena */
+    int *counts, *displs; /* (node size) each node rank's slice, for the moments */
 };
 
 /* Writes to the window before this are seen by every node rank after it
@@ -151,8 +151,10 @@ static cv_status plan(cv_reducer *r, struct node *s, struct cv_error *err)
     if (!s->grads || !s->counts || !s->displs)
         return cv_fail(err, CV_NOMEM, "reducer: out of memory");
     if (r->n == 0 || r->n > (size_t)INT32_MAX)
-        return cv_fail(err, CV_INVAL, "node-shared arenas: %zu parameters: expected 1 to %d "
-                       "(or comm.shared_memory = false)", r->n, INT32_MAX);
+        return cv_fail(err, CV_INVAL,
+                       "node-shared arenas: %zu parameters: expected 1 to %d "
+                       "(or comm.shared_memory = false)",
+                       r->n, INT32_MAX);
     for (int q = 0; q < p; q++) {
         size_t a = cv__slice_start(r->n, q, p), b = cv__slice_start(r->n, q + 1, p);
         s->displs[q] = (int)a;
@@ -181,7 +183,8 @@ cv_status cv__reducer_node(cv_reducer *r, cv_comm *node, cv_comm *cross, struct 
     st = cv_comm_agree(r->comm, st == CV_OK ? plan(r, s, err) : st, err);
     if (st == CV_OK)
         st = cv_comm_agree(r->comm, alloc_window(r, s, err), err);
-    snprintf(r->what, sizeof(r->what), "node-shared arenas: each slice's owner sums the host's "
+    snprintf(r->what, sizeof(r->what),
+             "node-shared arenas: each slice's owner sums the host's "
              "%d gradient copies from shared memory%s, optimizer sharded over the host's ranks",
              ranks, hosts > 1 ? ", then allreduces the slice across hosts" : "");
     return st;

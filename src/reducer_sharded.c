@@ -22,10 +22,10 @@
 
 struct sharded {
     bool bf16;
-    int *counts, *displs;     /* (size) each rank's slice */
-    size_t widest;            /* the longest slice */
-    float *scratch;           /* (CHUNK) a float message */
-    uint16_t *packed;         /* (2 CHUNK) bf16: the outgoing and the incoming message */
+    int *counts, *displs; /* (size) each rank's slice */
+    size_t widest;        /* the longest slice */
+    float *scratch;       /* (CHUNK) a float message */
+    uint16_t *packed;     /* (2 CHUNK) bf16: the outgoing and the incoming message */
 };
 
 static size_t chunk_len(size_t total, size_t c)
@@ -36,8 +36,8 @@ static size_t chunk_len(size_t total, size_t c)
 
 /* One message each way: `out` (out_len floats) to `to`, in_len from `from`
  * added onto acc. */
-static int exchange(cv_reducer *r, const float *out, long out_len, int to, float *acc,
-                    long in_len, int from, int tag)
+static int exchange(cv_reducer *r, const float *out, long out_len, int to, float *acc, long in_len,
+                    int from, int tag)
 {
     struct sharded *s = r->impl;
     MPI_Comm comm = r->comm->comm;
@@ -112,8 +112,10 @@ static cv_status plan(cv_reducer *r, struct sharded *s, struct cv_error *err)
 {
     int p = r->comm->size;
     if (r->n > (size_t)INT32_MAX) /* MPI's displacements are ints */
-        return cv_fail(err, CV_INVAL, "comm.shard_optimizer / compression: %zu parameters: at "
-                       "most %d can be sharded; set comm.shard_optimizer = false", r->n, INT32_MAX);
+        return cv_fail(err, CV_INVAL,
+                       "comm.shard_optimizer / compression: %zu parameters: at "
+                       "most %d can be sharded; set comm.shard_optimizer = false",
+                       r->n, INT32_MAX);
     s->counts = cv_calloc((size_t)p, sizeof(int));
     s->displs = cv_calloc((size_t)p, sizeof(int));
     s->scratch = cv_calloc(CHUNK, sizeof(float));
@@ -142,7 +144,8 @@ cv_status cv__reducer_sharded(cv_reducer *r, bool bf16, struct cv_error *err)
         s->bf16 = bf16;
         st = plan(r, s, err);
     }
-    snprintf(r->what, sizeof(r->what), "pairwise reduce-scatter%s after backward, optimizer "
+    snprintf(r->what, sizeof(r->what),
+             "pairwise reduce-scatter%s after backward, optimizer "
              "sharded over the %d ranks (each updates 1/%d), updated slices allgathered",
              bf16 ? " of bfloat16 gradients" : "", r->comm->size, r->comm->size);
     return cv_comm_agree(r->comm, st, err);

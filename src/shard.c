@@ -12,19 +12,19 @@
 
 struct cv_shard {
     struct cv_dataset_info info;
-    long long n, first;     /* local rows, global id of the first */
+    long long n, first; /* local rows, global id of the first */
     int max_batch;
-    float *x;               /* (n, features) */
-    int32_t *y;             /* (n) class ids, or NULL */
-    float *yv;              /* (n, target_dim), or NULL */
-    long long *perm;        /* (n) local order of this epoch */
-    float *bx;              /* (max_batch, features) batch buffers */
-    float *own_bx;          /* bx unless the caller's (cv_shard_gather_into) */
+    float *x;        /* (n, features) */
+    int32_t *y;      /* (n) class ids, or NULL */
+    float *yv;       /* (n, target_dim), or NULL */
+    long long *perm; /* (n) local order of this epoch */
+    float *bx;       /* (max_batch, features) batch buffers */
+    float *own_bx;   /* bx unless the caller's (cv_shard_gather_into) */
     int32_t *by;
     float *byv;
-    long long *brows;       /* (max_batch) global row ids of the batch */
-    long long *bidx;        /* (max_batch) local indices for slices */
-    float *aug;             /* (threads, features) augmentation scratch */
+    long long *brows; /* (max_batch) global row ids of the batch */
+    long long *bidx;  /* (max_batch) local indices for slices */
+    float *aug;       /* (threads, features) augmentation scratch */
 };
 
 long long cv_sched_rows(long long n, int rank, int world)
@@ -47,7 +47,8 @@ long long cv_sched_steps(long long n, int global_batch, int world)
 {
     long long steps = 0;
     for (int r = 0; r < world; r++) {
-        long long nr = cv_sched_rows(n, r, world), br = cv_sched_local_batch(global_batch, r, world);
+        long long nr = cv_sched_rows(n, r, world),
+                  br = cv_sched_local_batch(global_batch, r, world);
         long long s = br > 0 ? (nr + br - 1) / br : 0;
         steps = s > steps ? s : steps;
     }
@@ -56,7 +57,8 @@ long long cv_sched_steps(long long n, int global_batch, int world)
 
 int cv_sched_count(long long n, int global_batch, int rank, int world, long long step)
 {
-    long long nr = cv_sched_rows(n, rank, world), br = cv_sched_local_batch(global_batch, rank, world);
+    long long nr = cv_sched_rows(n, rank, world),
+              br = cv_sched_local_batch(global_batch, rank, world);
     long long left = nr - step * br;
     return (int)(left < 0 ? 0 : left > br ? br : left);
 }
@@ -86,7 +88,8 @@ static cv_status alloc_shard(cv_shard *s, struct cv_error *err)
         s->yv = cv_calloc(n * t, sizeof(float));
         s->byv = cv_calloc(mb * t, sizeof(float));
     }
-    if (!s->x || !s->perm || !s->bx || !s->brows || !s->bidx || !s->aug || (!s->y && !s->yv) || (!s->by && !s->byv))
+    if (!s->x || !s->perm || !s->bx || !s->brows || !s->bidx || !s->aug || (!s->y && !s->yv) ||
+        (!s->by && !s->byv))
         return cv_fail(err, CV_NOMEM, "out of memory for a shard of %lld x %d floats", s->n,
                        s->info.features);
     return CV_OK;

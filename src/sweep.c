@@ -34,7 +34,7 @@ enum { TAG_REQUEST = 7101, TAG_REPLY = 7102 };
 enum reply_kind { REPLY_RUN, REPLY_DONE, REPLY_STOP };
 
 struct request {
-    int has_report;                /* the outcome of the group's previous job */
+    int has_report; /* the outcome of the group's previous job */
     struct cv_job job;
     struct cv_job_outcome out;
 };
@@ -44,22 +44,22 @@ struct reply {
     struct cv_job job;
 };
 
-struct coord {                     /* on world rank 0 only */
+struct coord { /* on world rank 0 only */
     const struct cv_sweep_plan *plan;
     const struct cv_sweep_opts *opts;
     const cv_comm *world;
     cv_queue *q;
     char results[CV_PATH_MAX + 32];
     int groups, k;
-    int *parked;                   /* groups waiting for a job (cv_queue_next said WAIT) */
+    int *parked; /* groups waiting for a job (cv_queue_next said WAIT) */
     int n_parked;
-    int finished;                  /* groups told done or stop */
+    int finished; /* groups told done or stop */
     bool stopping;
-    struct reply own;              /* group 0's answer, once there is one */
+    struct reply own; /* group 0's answer, once there is one */
     bool own_answered;
-    int greeted;                   /* other groups whose first request was handled */
+    int greeted; /* other groups whose first request was handled */
     struct cv_sweep_summary *sum;
-    struct cv_error io_err;        /* first failure to write results.jsonl */
+    struct cv_error io_err; /* first failure to write results.jsonl */
     double t0;
 };
 
@@ -138,8 +138,8 @@ static void coord_record(struct coord *c, int group, const struct request *req)
     if (c->plan->strategy == CV_STRATEGY_ASHA)
         printf(", rung %d", req->job.rung);
     printf("] %s after %d epoch(s): %s %.4f, %.1f s (group %d, %.0f s into the %s)%s%s\n",
-           cv_job_status_name(o->status), o->epochs_done, c->opts->metric, value, o->seconds,
-           group, cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",
+           cv_job_status_name(o->status), o->epochs_done, c->opts->metric, value, o->seconds, group,
+           cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",
            o->message[0] ? ": " : "", o->message);
     fflush(stdout);
 }
@@ -209,7 +209,8 @@ static cv_status coord_serve(struct coord *c, bool *served, struct cv_error *err
     for (;;) {
         struct request req;
         int from;
-        if ((st = cv_comm_try_recv(c->world, &req, sizeof(req), TAG_REQUEST, &from, err)) != CV_OK ||
+        if ((st = cv_comm_try_recv(c->world, &req, sizeof(req), TAG_REQUEST, &from, err)) !=
+                CV_OK ||
             from < 0)
             break;
         *served = true;
@@ -224,7 +225,7 @@ static cv_status coord_serve(struct coord *c, bool *served, struct cv_error *err
     return st;
 }
 
-static struct {                    /* the poll hook's state: one coordinator per process */
+static struct { /* the poll hook's state: one coordinator per process */
     cv_status st;
     struct cv_error err;
 } poller;
@@ -277,21 +278,26 @@ static bool all_finished(const struct coord *c)
 
 /* ---- set-up: checks before anything trains, the results file ---- */
 
-static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep_opts *o,
-                            int world, struct cv_error *err)
+static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep_opts *o, int world,
+                            struct cv_error *err)
 {
     const char *src = p->base->source;
     if (o->ranks_per_trial < 1 || world % o->ranks_per_trial != 0)
-        return cv_fail(err, CV_CONFIG, "%s: sweep.ranks_per_trial = %d does not divide the %d "
-                       "ranks of the job", src, o->ranks_per_trial, world);
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.ranks_per_trial = %d does not divide the %d "
+                       "ranks of the job",
+                       src, o->ranks_per_trial, world);
     int groups = world / o->ranks_per_trial;
     if (groups > p->n_trials)
-        return cv_fail(err, CV_CONFIG, "%s: %d groups of %d rank(s) for only %d %ss: use fewer "
-                       "ranks, a larger ranks_per_trial or more %ss", src, groups,
-                       o->ranks_per_trial, p->n_trials, p->member, p->member);
+        return cv_fail(err, CV_CONFIG,
+                       "%s: %d groups of %d rank(s) for only %d %ss: use fewer "
+                       "ranks, a larger ranks_per_trial or more %ss",
+                       src, groups, o->ranks_per_trial, p->n_trials, p->member, p->member);
     if (!cv_metric_known(o->metric))
-        return cv_fail(err, CV_CONFIG, "%s: sweep.metric '%s' is not one of dev.accuracy, dev.loss, "
-                       "train.accuracy, train.loss", src, o->metric);
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.metric '%s' is not one of dev.accuracy, dev.loss, "
+                       "train.accuracy, train.loss",
+                       src, o->metric);
     if (!strncmp(o->metric, "dev.", 4) && !p->base->data.dev[0])
         return cv_fail(err, CV_CONFIG, "%s: sweep.metric '%s' needs data.dev", src, o->metric);
     return CV_OK;
@@ -309,8 +315,10 @@ cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
     snprintf(path, sizeof(path), "%s/config.yaml", p->dir);
     snprintf(results, sizeof(results), "%s/results.jsonl", p->dir);
     if (!keep_results && access(results, F_OK) == 0)
-        return cv_fail(err, CV_CONFIG, "%s exists: resume that run with --resume, or choose another "
-                       "run.dir", results);
+        return cv_fail(err, CV_CONFIG,
+                       "%s exists: resume that run with --resume, or choose another "
+                       "run.dir",
+                       results);
     if (access(path, F_OK) != 0)
         return cv__write_text_atomic(path, p->base->text, err);
     size_t len = strlen(p->base->text);
@@ -322,7 +330,8 @@ cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
         fclose(f);
     free(old);
     if (!same)
-        return cv_fail(err, CV_CONFIG, "%s belongs to a different config (%s differs from this "
+        return cv_fail(err, CV_CONFIG,
+                       "%s belongs to a different config (%s differs from this "
                        "one): use the same config and overrides, or choose another run.dir",
                        p->dir, path);
     return CV_OK;
@@ -474,8 +483,10 @@ cv_status cv_sweep_run(const struct cv_sweep_plan *plan, const cv_comm *world,
     if (st == CV_OK && wrank == 0 && c.io_err.code != CV_OK)
         st = cv_fail(err, c.io_err.code, "%s", c.io_err.msg);
     if (st == CV_OK && stopped)
-        st = cv_fail(err, CV_INTERRUPTED, "stopped on request: running %ss checkpointed; "
-                     "continue with --resume", plan->member);
+        st = cv_fail(err, CV_INTERRUPTED,
+                     "stopped on request: running %ss checkpointed; "
+                     "continue with --resume",
+                     plan->member);
     /* Every rank meets here whatever its status (idly: groups finish at
      * different times), then they agree.  After an MPI error nothing
      * collective can be trusted: return it, the caller aborts the job. */

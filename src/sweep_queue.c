@@ -23,8 +23,8 @@ enum trial_state { T_PENDING, T_RUNNING, T_PAUSED, T_DONE, T_FAILED };
 
 struct trial {
     enum trial_state state;
-    int rung;                      /* highest rung finished, -1 none */
-    bool promoted[MAX_RUNGS];      /* promoted out of rung k */
+    int rung;                 /* highest rung finished, -1 none */
+    bool promoted[MAX_RUNGS]; /* promoted out of rung k */
     double metric[MAX_RUNGS];
 };
 
@@ -35,7 +35,7 @@ struct cv_queue {
     long long budget, spent;
     int running, eta;
     struct trial *t;
-    int *order;                    /* scratch for ranking a rung */
+    int *order; /* scratch for ranking a rung */
 };
 
 cv_status cv_queue_create(int n_trials, enum cv_strategy strategy, int eta, int min_epochs,
@@ -199,7 +199,7 @@ static void record(cv_queue *q, const struct cv_job *job, enum cv_job_status st,
         t->rung = job->rung;
         t->metric[job->rung] = isnan(metric) ? (q->minimize ? INFINITY : -INFINITY) : metric;
         t->state = job->rung == q->n_rungs - 1 || q->strategy != CV_STRATEGY_ASHA ? T_DONE
-                                                                                 : T_PAUSED;
+                                                                                  : T_PAUSED;
         break;
     }
 }

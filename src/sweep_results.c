@@ -193,8 +193,7 @@ static cv_status parse_line(const char *path, int lineno, const char *line, stru
     return why ? cv_fail(err, CV_CORRUPT, "%s: expected %s", source, why) : CV_OK;
 }
 
-cv_status cv_results_read(const char *path, struct cv_result **rows, int *n,
-                          struct cv_error *err)
+cv_status cv_results_read(const char *path, struct cv_result **rows, int *n, struct cv_error *err)
 {
     *rows = NULL;
     *n = 0;

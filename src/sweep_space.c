@@ -196,8 +196,10 @@ cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan
     *out = NULL;
     const int nd = cfg->sweep.n_space;
     if (nd == 0)
-        return cv_fail(err, CV_CONFIG, "%s: sweep.space is empty: give at least one key and "
-                       "its distribution, e.g. train.lr: log_uniform(1e-4, 1e-1)", cfg->source);
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.space is empty: give at least one key and "
+                       "its distribution, e.g. train.lr: log_uniform(1e-4, 1e-1)",
+                       cfg->source);
     int n = cfg->sweep.trials;
     cv_status st = CV_OK;
     if (cfg->sweep.strategy == CV_STRATEGY_GRID && (st = count_grid(cfg, &n, err)) != CV_OK)
@@ -288,16 +290,16 @@ static const char *param_of(const struct cv_result *r, const char *key)
 /* Map a value into the space where the dimension is uniform, and back. */
 static double to_flat(const struct cv_sweep_dim *d, double v)
 {
-    return d->dist == CV_DIST_LOG_UNIFORM           ? log(v)
+    return d->dist == CV_DIST_LOG_UNIFORM             ? log(v)
            : d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? -log(1 - v)
-                                                    : v;
+                                                      : v;
 }
 
 static double from_flat(const struct cv_sweep_dim *d, double t)
 {
-    return d->dist == CV_DIST_LOG_UNIFORM           ? exp(t)
+    return d->dist == CV_DIST_LOG_UNIFORM             ? exp(t)
            : d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? 1 - exp(-t)
-                                                    : t;
+                                                      : t;
 }
 
 static void refine_choice(struct cv_sweep_dim *d, const struct cv_result *rows, int top)
@@ -385,13 +387,13 @@ static cv_status with_space(const struct cv_config *cfg, const char *space, stru
     return st;
 }
 
-cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *rows, int n,
-                          int top, struct cv_config **out, struct cv_error *err)
+cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *rows, int n, int top,
+                          struct cv_config **out, struct cv_error *err)
 {
     *out = NULL;
     int finished = 0;
-    while (finished < n && (rows[finished].status == CV_JOB_DONE ||
-                            rows[finished].status == CV_JOB_PAUSED))
+    while (finished < n &&
+           (rows[finished].status == CV_JOB_DONE || rows[finished].status == CV_JOB_PAUSED))
         finished++;
     if (top < 1 || finished < top)
         return cv_fail(err, CV_USAGE, "--top %d: the results have %d finished trial(s)", top,
@@ -402,9 +404,10 @@ cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *r
     for (int j = 0; j < nd; j++) {
         for (int i = 0; i < top; i++)
             if (!param_of(&rows[i], dims[j].key))
-                return cv_fail(err, CV_CONFIG, "trial %d of the results has no value for "
-                               "sweep.space key '%s': are they from this sweep?", rows[i].trial,
-                               dims[j].key);
+                return cv_fail(err, CV_CONFIG,
+                               "trial %d of the results has no value for "
+                               "sweep.space key '%s': are they from this sweep?",
+                               rows[i].trial, dims[j].key);
         if (dims[j].dist == CV_DIST_CHOICE)
             refine_choice(&dims[j], rows, top);
         else

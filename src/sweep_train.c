@@ -21,9 +21,11 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     cv_status st = cv_sweep_trial_config(plan, job->trial, &cfg, err);
     if (st != CV_OK)
         return st;
-    struct cv_train_opts opts = {
-        .stop = stop, .quiet = true, .stop_at_epoch = job->epochs, .on_step = poll,
-        .on_step_arg = poll_arg};
+    struct cv_train_opts opts = {.stop = stop,
+                                 .quiet = true,
+                                 .stop_at_epoch = job->epochs,
+                                 .on_step = poll,
+                                 .on_step_arg = poll_arg};
     struct cv_train_result res;
     st = cv_train_run(cfg, group, &opts, &res, err);
     out->epochs_done = res.epochs_done;

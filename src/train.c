@@ -36,22 +36,23 @@ struct trainer {
     int rank, world, local_batch;
     cv_model *model;
     cv_optim *optim;
-    cv_reducer *reducer;          /* the gradient exchange (src/reducer.h) */
+    cv_reducer *reducer; /* the gradient exchange (src/reducer.h) */
     cv_shard *train, *dev;
-    float *pred;                  /* (local_batch, outputs) evaluation output */
-    double *small;                /* (2 + n_state) the per-step tiny allreduce */
-    struct cv_error norm_err;     /* a failed global-norm sum inside the optimizer */
+    float *pred;              /* (local_batch, outputs) evaluation output */
+    double *small;            /* (2 + n_state) the per-step tiny allreduce */
+    struct cv_error norm_err; /* a failed global-norm sum inside the optimizer */
     struct cv_train_state ts;
-    struct cv_batch_stats epoch;  /* this rank's running sums of the epoch */
+    struct cv_batch_stats epoch; /* this rank's running sums of the epoch */
     struct timers t;
-    double t_start, train_time;   /* seconds in training steps this call */
-    long long samples;            /* global samples trained this call */
+    double t_start, train_time; /* seconds in training steps this call */
+    long long samples;          /* global samples trained this call */
     char run_dir[CV_PATH_MAX];
 };
 
 /* ---- small helpers ---- */
 
-static void say(const struct trainer *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct trainer *tr, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void say(const struct trainer *tr, const char *fmt, ...)
 {
     if (tr->rank != 0 || tr->opts->quiet)
@@ -82,8 +83,8 @@ static cv_status check_targets(const struct trainer *tr, const struct cv_dataset
     int in = cv_model_inputs(tr->model), out = cv_model_outputs(tr->model);
     enum cv_loss loss = tr->cfg->model.loss;
     if (d->features != in)
-        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d",
-                       spec, d->features, in);
+        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d", spec,
+                       d->features, in);
     if (loss == CV_LOSS_SOFTMAX_CE && d->classes != out)
         return cv_fail(err, CV_SHAPE,
                        "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
@@ -100,8 +101,8 @@ static cv_status check_targets(const struct trainer *tr, const struct cv_dataset
 static cv_status open_data(struct trainer *tr, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
-    cv_status st = cv_shard_open(cfg->data.train, tr->rank, tr->world, tr->local_batch,
-                                 &tr->train, err);
+    cv_status st = cv_shard_open(cfg->data.train, tr->rank, tr->world, tr->local_batch, &tr->train,
+                                 err);
     if (st == CV_OK)
         st = check_targets(tr, cv_shard_info(tr->train), cfg->data.train, err);
     if (st == CV_OK && cfg->data.dev[0])
@@ -227,8 +228,7 @@ static cv_status log_epoch(struct trainer *tr, const char *event, const struct e
              event, tr->ts.epoch + 1, tr->ts.step, jnum(a, 32, e->train_loss),
              jnum(b, 32, e->train_acc), jnum(c, 32, e->dev_loss), jnum(d, 32, e->dev_acc), e->lr,
              e->sps, el, tr->world, cv_num_threads(), e->t.data, e->t.forward, e->t.backward,
-             e->t.comm, e->t.optim, e->rss, e->rss_anon,
-             cv_model_n_params(tr->model));
+             e->t.comm, e->t.optim, e->rss, e->rss_anon, cv_model_n_params(tr->model));
     cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
         st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
@@ -248,8 +248,8 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
         st = cv_comm_max_doubles(tr->comm, rss, 2, err);
     if (st == CV_OK)
         st = cv_comm_sum_doubles(tr->comm, t, 5, err);
-    e.t = (struct timers){t[0] / tr->world, t[1] / tr->world, t[2] / tr->world,
-                          t[3] / tr->world, t[4] / tr->world};
+    e.t = (struct timers){t[0] / tr->world, t[1] / tr->world, t[2] / tr->world, t[3] / tr->world,
+                          t[4] / tr->world};
     if (st == CV_OK && tr->dev)
         st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, err);
     if (st != CV_OK)
@@ -260,16 +260,18 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     e.sps = tr->train_time > 0 ? (double)tr->samples / tr->train_time : 0;
     e.rss = rss[0];
     e.rss_anon = rss[1];
-    say(tr, "epoch %lld/%d  step %lld  train loss %.4f acc %.4f | dev loss %.4f acc %.4f | "
-            "%.0f samples/s | %.1f s\n",
-        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, e.train_acc,
-        e.dev_loss, e.dev_acc, e.sps, cv_now() - tr->t_start);
+    say(tr,
+        "epoch %lld/%d  step %lld  train loss %.4f acc %.4f | dev loss %.4f acc %.4f | "
+        "%.0f samples/s | %.1f s\n",
+        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, e.train_acc, e.dev_loss,
+        e.dev_acc, e.sps, cv_now() - tr->t_start);
     tr->ts.last[0] = e.train_loss;
     tr->ts.last[1] = e.train_acc;
     tr->ts.last[2] = e.dev_loss;
     tr->ts.last[3] = e.dev_acc;
-    *res = (struct cv_train_result){e.train_loss, e.train_acc, e.dev_loss, e.dev_acc,
-                                    (int)tr->ts.epoch + 1, tr->ts.step, 0, e.sps, 0};
+    *res = (struct cv_train_result){
+        e.train_loss, e.train_acc, e.dev_loss, e.dev_acc, (int)tr->ts.epoch + 1,
+        tr->ts.step,  0,           e.sps,      0};
     return log_epoch(tr, event, &e, err);
 }
 
@@ -544,8 +546,7 @@ static void result_from_state(const struct trainer *tr, struct cv_train_result *
     res->steps = tr->ts.step;
 }
 
-static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res,
-                            struct cv_error *err)
+static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
     int last = cfg->train.epochs;
@@ -565,7 +566,8 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res,
         if (limit)
             return CV_OK;
         reset_epoch(tr);
-        bool due = cfg->checkpoint.every_epochs > 0 && tr->ts.epoch % cfg->checkpoint.every_epochs == 0;
+        bool due = cfg->checkpoint.every_epochs > 0 &&
+                   tr->ts.epoch % cfg->checkpoint.every_epochs == 0;
         if (due || tr->ts.epoch == last)
             if ((st = save_checkpoint(tr, err)) != CV_OK)
                 return st;

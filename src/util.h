@@ -26,11 +26,11 @@ void *cv_calloc_big(size_t n, size_t size);
 
 /* Keys that separate independent random streams. */
 enum cv_rng_purpose {
-    CV_RNG_INIT = 1,     /* parameter initialisation */
-    CV_RNG_SHUFFLE = 2,  /* per-epoch shard shuffle */
-    CV_RNG_DROPOUT = 3,  /* dropout masks */
-    CV_RNG_AUGMENT = 4,  /* data augmentation */
-    CV_RNG_SWEEP = 5     /* hyperparameter sampling */
+    CV_RNG_INIT = 1,    /* parameter initialisation */
+    CV_RNG_SHUFFLE = 2, /* per-epoch shard shuffle */
+    CV_RNG_DROPOUT = 3, /* dropout masks */
+    CV_RNG_AUGMENT = 4, /* data augmentation */
+    CV_RNG_SWEEP = 5    /* hyperparameter sampling */
 };
 
 struct cv_rng {

@@ -8,10 +8,14 @@ CV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$CV_ROOT/jobs/lib/setup.sh"
 
 # slurm + munge: tests/slurm starts a real single-node SLURM for the job scripts;
-# iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts
+# iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts;
+# clang-format: tests/check_format.sh
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
-    iproute2
+    iproute2 clang-format
 export OMP_NUM_THREADS=1
+
+echo "== format (.clang-format)"
+bash "$CV_ROOT/tests/check_format.sh"
 
 echo "== build (Release, -Werror) and all tests"
 cv_build "$CV_ROOT/build" -DCV_WERROR=ON

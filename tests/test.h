@@ -29,8 +29,8 @@ static int cv_test_passed, cv_test_failed;
     CV_TEST_REPORT((long long)(a) == (long long)(b), "%s == %s: %lld vs %lld", #a, #b,             \
                    (long long)(a), (long long)(b))
 #define ASSERT_NEAR(a, b, tol)                                                                     \
-    CV_TEST_REPORT(fabs((double)(a) - (double)(b)) <= (tol), "%s ~ %s: %.9g vs %.9g (tol %g)",    \
-                   #a, #b, (double)(a), (double)(b), (double)(tol))
+    CV_TEST_REPORT(fabs((double)(a) - (double)(b)) <= (tol), "%s ~ %s: %.9g vs %.9g (tol %g)", #a, \
+                   #b, (double)(a), (double)(b), (double)(tol))
 #define ASSERT_STR_CONTAINS(s, sub)                                                                \
     CV_TEST_REPORT(strstr((s), (sub)) != NULL, "\"%s\" does not contain \"%s\"", (s), (sub))
 

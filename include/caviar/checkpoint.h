@@ -22,26 +22,26 @@
 
 /* Where training stands; stored in every checkpoint. */
 struct cv_train_state {
-    long long epoch;          /* 0-based epoch in progress */
-    long long epoch_step;     /* steps of that epoch already done */
-    long long step;           /* optimizer steps done in total */
-    int world_size;           /* ranks that wrote it */
-    long long data_rows;      /* rows of the training split */
-    int data_features;        /* features of the training split */
+    long long epoch;             /* 0-based epoch in progress */
+    long long epoch_step;        /* steps of that epoch already done */
+    long long step;              /* optimizer steps done in total */
+    int world_size;              /* ranks that wrote it */
+    long long data_rows;         /* rows of the training split */
+    int data_features;           /* features of the training split */
     char data_path[CV_PATH_MAX]; /* training split spec */
-    double epoch_loss_sum;    /* running sums of the epoch in progress, so a */
-    double epoch_correct;     /* resumed run prints the same metric line */
+    double epoch_loss_sum;       /* running sums of the epoch in progress, so a */
+    double epoch_correct;        /* resumed run prints the same metric line */
     double epoch_count;
-    double last[4];           /* the last finished epoch's train loss, train accuracy, dev
-                                 loss, dev accuracy (NAN: none), for a resumed finished run */
-    char *metrics;            /* metric history, JSON lines (owned; may be NULL) */
+    double last[4]; /* the last finished epoch's train loss, train accuracy, dev
+                       loss, dev accuracy (NAN: none), for a resumed finished run */
+    char *metrics;  /* metric history, JSON lines (owned; may be NULL) */
 };
 
 /* Write model (+ optimizer and training state when o and ts are given) to
  * `path` atomically.  Errors: CV_IO / CV_HDF5 naming the file; on failure
  * the previous file at `path` is untouched and no temporary is left. */
-cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o,
-                       const struct cv_train_state *ts, struct cv_error *err);
+cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
+                       struct cv_error *err);
 
 /* Read the stored config text of a model/checkpoint and parse it (with
  * optional overrides).  Errors: CV_IO, CV_FORMAT, CV_VERSION (newer format),
@@ -58,8 +58,8 @@ cv_status cv_ckpt_load(const char *path, cv_model *m, cv_optim *o, struct cv_tra
 
 /* Open a model file: config + model + weights (for eval/predict).  *cfg and
  * *m are owned by the caller (free m first). */
-cv_status cv_ckpt_open_model(const char *path, int max_batch, struct cv_config **cfg,
-                             cv_model **m, struct cv_error *err);
+cv_status cv_ckpt_open_model(const char *path, int max_batch, struct cv_config **cfg, cv_model **m,
+                             struct cv_error *err);
 
 /* Verify every checksum of a file without loading it into a model. */
 cv_status cv_ckpt_verify(const char *path, struct cv_error *err);
@@ -68,7 +68,7 @@ cv_status cv_ckpt_verify(const char *path, struct cv_error *err);
 struct cv_ckpt_info {
     int format_version;
     char caviar_version[32];
-    char kind[16];            /* "model" or "checkpoint" */
+    char kind[16]; /* "model" or "checkpoint" */
     long long n_params;
     unsigned long long params_hash; /* FNV-1a of the parameter arena as stored */
     long long optimizer_t;

@@ -30,8 +30,7 @@ int cv_comm_size(const cv_comm *c);
 /* Collective: in-place sums / max. */
 cv_status cv_comm_sum_doubles(const cv_comm *c, double *buf, int n, struct cv_error *err);
 cv_status cv_comm_max_doubles(const cv_comm *c, double *buf, int n, struct cv_error *err);
-cv_status cv_comm_bcast(const cv_comm *c, void *buf, size_t bytes, int root,
-                        struct cv_error *err);
+cv_status cv_comm_bcast(const cv_comm *c, void *buf, size_t bytes, int root, struct cv_error *err);
 /* Collective: concatenate every rank's n floats on root in rank order
  * (recv: the sum of all n, on root only). */
 cv_status cv_comm_gather_floats(const cv_comm *c, const float *send, size_t n, float *recv,

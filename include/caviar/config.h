@@ -17,12 +17,12 @@
 
 #include "caviar/status.h"
 
-#define CV_PATH_MAX     1024
-#define CV_MAX_LAYERS   64
-#define CV_MAX_SWEEP    32
-#define CV_MAX_CHOICES  32
-#define CV_KEY_MAX      128
-#define CV_CHOICE_MAX   256
+#define CV_PATH_MAX    1024
+#define CV_MAX_LAYERS  64
+#define CV_MAX_SWEEP   32
+#define CV_MAX_CHOICES 32
+#define CV_KEY_MAX     128
+#define CV_CHOICE_MAX  256
 
 enum cv_layer_type {
     CV_LAYER_DENSE,
@@ -97,82 +97,82 @@ struct cv_layer_spec {
 };
 
 struct cv_sweep_dim {
-    char key[CV_KEY_MAX];                  /* config key path, e.g. "train.lr", "model.layers.0.units" */
-    enum cv_dist dist;                     /* distribution to sample from */
-    double lo, hi;                         /* bounds for uniform / log / int distributions */
+    char key[CV_KEY_MAX]; /* config key path, e.g. "train.lr", "model.layers.0.units" */
+    enum cv_dist dist;    /* distribution to sample from */
+    double lo, hi;        /* bounds for uniform / log / int distributions */
     char choices[CV_MAX_CHOICES][CV_CHOICE_MAX]; /* choice(...): values as YAML text */
-    int n_choices;                         /* number of choices */
-    int line;                              /* config line, for messages */
+    int n_choices;                               /* number of choices */
+    int line;                                    /* config line, for messages */
 };
 
 struct cv_config {
-    char source[CV_PATH_MAX];       /* file the config came from (for messages) */
-    char *text;                     /* effective config as YAML (owned) */
+    char source[CV_PATH_MAX]; /* file the config came from (for messages) */
+    char *text;               /* effective config as YAML (owned) */
 
     struct {
-        char train[CV_PATH_MAX];    /* "file.h5" or "file.h5#group" */
-        char dev[CV_PATH_MAX];      /* optional, "" if none */
-        char test[CV_PATH_MAX];     /* optional, "" if none */
-        enum cv_normalize normalize;/* none | standard (default standard) */
-        bool augment_flip;          /* random horizontal mirror of image inputs */
-        int augment_shift;          /* random shift by up to k pixels (0 = off) */
+        char train[CV_PATH_MAX];     /* "file.h5" or "file.h5#group" */
+        char dev[CV_PATH_MAX];       /* optional, "" if none */
+        char test[CV_PATH_MAX];      /* optional, "" if none */
+        enum cv_normalize normalize; /* none | standard (default standard) */
+        bool augment_flip;           /* random horizontal mirror of image inputs */
+        int augment_shift;           /* random shift by up to k pixels (0 = off) */
     } data;
 
     struct {
-        int input[3];               /* per-sample shape (C, H, W); [784] -> {784, 1, 1} */
-        int input_rank;             /* how many dims the config gave (1 or 3) */
+        int input[3];   /* per-sample shape (C, H, W); [784] -> {784, 1, 1} */
+        int input_rank; /* how many dims the config gave (1 or 3) */
         struct cv_layer_spec layers[CV_MAX_LAYERS];
         int n_layers;
-        enum cv_loss loss;          /* default softmax_cross_entropy */
+        enum cv_loss loss; /* default softmax_cross_entropy */
     } model;
 
     struct {
-        enum cv_optimizer optimizer;/* default adam */
-        double lr;                  /* > 0 (default 1e-3) */
-        double beta1;               /* momentum / Adam first moment (default 0.9) */
-        double beta2;               /* RMSprop / Adam second moment (default 0.999) */
-        double eps;                 /* default 1e-8 */
-        int batch;                  /* global mini-batch size (default 128) */
-        int epochs;                 /* default 10 */
-        double l2;                  /* lambda; lambda/m * W added to dW (default 0) */
-        enum cv_decay decay;        /* decay.kind (default constant) */
-        double decay_rate;          /* decay.rate */
-        int decay_every;            /* decay.every: epochs per step for kind step (default 1) */
-        double clip_norm;           /* global gradient-norm clip, 0 = off */
-        uint64_t seed;              /* default 1 */
-        long long max_steps;        /* stop after this many optimizer steps, 0 = no limit */
+        enum cv_optimizer optimizer; /* default adam */
+        double lr;                   /* > 0 (default 1e-3) */
+        double beta1;                /* momentum / Adam first moment (default 0.9) */
+        double beta2;                /* RMSprop / Adam second moment (default 0.999) */
+        double eps;                  /* default 1e-8 */
+        int batch;                   /* global mini-batch size (default 128) */
+        int epochs;                  /* default 10 */
+        double l2;                   /* lambda; lambda/m * W added to dW (default 0) */
+        enum cv_decay decay;         /* decay.kind (default constant) */
+        double decay_rate;           /* decay.rate */
+        int decay_every;             /* decay.every: epochs per step for kind step (default 1) */
+        double clip_norm;            /* global gradient-norm clip, 0 = off */
+        uint64_t seed;               /* default 1 */
+        long long max_steps;         /* stop after this many optimizer steps, 0 = no limit */
     } train;
 
     struct {
-        int bucket_kb;              /* allreduce bucket size in KiB (default 4096) */
-        bool overlap;               /* reduce buckets during backward (default false) */
+        int bucket_kb;                    /* allreduce bucket size in KiB (default 4096) */
+        bool overlap;                     /* reduce buckets during backward (default false) */
         enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
         enum cv_compression compression;  /* gradients in bfloat16 (default none) */
         enum cv_tristate shared_memory;   /* one parameter arena per host (default auto) */
     } comm;
 
     struct {
-        int every_steps;            /* 0 = off */
-        int every_epochs;           /* default 1 */
-        int keep;                   /* newest checkpoints kept (default 3) */
+        int every_steps;  /* 0 = off */
+        int every_epochs; /* default 1 */
+        int keep;         /* newest checkpoints kept (default 3) */
     } checkpoint;
 
     struct {
-        char dir[CV_PATH_MAX];      /* run directory (default "runs/default") */
-        enum cv_resume resume;      /* never | auto (default never) */
+        char dir[CV_PATH_MAX]; /* run directory (default "runs/default") */
+        enum cv_resume resume; /* never | auto (default never) */
     } run;
 
     struct {
-        int trials;                 /* number of trials (random/asha); grid: all points */
-        int ranks_per_trial;        /* default 1 */
-        enum cv_strategy strategy;  /* default random */
-        char metric[64];            /* default "dev.accuracy" */
-        bool minimize;              /* true for loss-like metrics (derived from name) */
-        uint64_t seed;              /* sampling seed (default = train.seed) */
-        int eta;                    /* asha reduction factor (default 3) */
-        int min_epochs;             /* asha minimum resource (default 1) */
-        int max_epochs;             /* asha maximum resource (default train.epochs) */
-        int budget_epochs;          /* total epochs handed out, 0 = no cap (default 0) */
+        int trials;                /* number of trials (random/asha); grid: all points */
+        int ranks_per_trial;       /* default 1 */
+        enum cv_strategy strategy; /* default random */
+        char metric[64];           /* default "dev.accuracy" */
+        bool minimize;             /* true for loss-like metrics (derived from name) */
+        uint64_t seed;             /* sampling seed (default = train.seed) */
+        int eta;                   /* asha reduction factor (default 3) */
+        int min_epochs;            /* asha minimum resource (default 1) */
+        int max_epochs;            /* asha maximum resource (default train.epochs) */
+        int budget_epochs;         /* total epochs handed out, 0 = no cap (default 0) */
         struct cv_sweep_dim space[CV_MAX_SWEEP];
         int n_space;
     } sweep;

@@ -21,13 +21,13 @@
 #include "caviar/status.h"
 
 struct cv_dataset_info {
-    long long n_rows;     /* N */
-    int features;         /* columns of /X */
-    int classes;          /* > 0: /y holds int32 class ids in [0, classes); 0: float targets */
-    int target_dim;       /* columns of /y (1 for class ids) */
-    bool x_uint8;         /* /X stored as uint8 (scaled on read) */
-    float scale;          /* uint8 scale (1 for float32) */
-    int shape[3];         /* per-sample (C, H, W) if stored, else {features, 1, 1} */
+    long long n_rows; /* N */
+    int features;     /* columns of /X */
+    int classes;      /* > 0: /y holds int32 class ids in [0, classes); 0: float targets */
+    int target_dim;   /* columns of /y (1 for class ids) */
+    bool x_uint8;     /* /X stored as uint8 (scaled on read) */
+    float scale;      /* uint8 scale (1 for float32) */
+    int shape[3];     /* per-sample (C, H, W) if stored, else {features, 1, 1} */
 };
 
 /* Read the metadata of split `spec` ("file.h5" or "file.h5#group").
@@ -47,18 +47,18 @@ cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, fl
 /* One split to write. Exactly one of x_u8 / x_f32 is set; exactly one of
  * y_class / y_vec. */
 struct cv_split_out {
-    const char *group;             /* "/" for the root, or e.g. "dev" */
+    const char *group; /* "/" for the root, or e.g. "dev" */
     long long n_rows;
     int features;
-    const uint8_t *x_u8;           /* n_rows x features, with scale */
+    const uint8_t *x_u8; /* n_rows x features, with scale */
     float scale;
-    const float *x_f32;            /* n_rows x features */
-    const int32_t *y_class;        /* n_rows class ids */
-    const float *y_vec;            /* n_rows x target_dim */
+    const float *x_f32;     /* n_rows x features */
+    const int32_t *y_class; /* n_rows class ids */
+    const float *y_vec;     /* n_rows x target_dim */
     int target_dim;
-    int classes;                   /* 0 for float targets */
-    const int *shape;              /* optional per-sample (C, H, W), NULL if none */
-    const char *const *class_names;/* optional, `classes` entries, NULL if none */
+    int classes;                    /* 0 for float targets */
+    const int *shape;               /* optional per-sample (C, H, W), NULL if none */
+    const char *const *class_names; /* optional, `classes` entries, NULL if none */
 };
 
 /* Write splits into `path` atomically: a temporary file in the same

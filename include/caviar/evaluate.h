@@ -25,12 +25,12 @@ void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs);
 int cv_predicted_class(const float *p, int k);
 
 struct cv_metrics {
-    enum cv_loss loss_kind;     /* how the loss is computed from probabilities */
-    int classes;                /* confusion is classes x classes (>= 2) */
-    int outputs;                /* columns of probs */
-    long long count;            /* rows seen */
-    double loss_sum;            /* sum of per-row losses */
-    long long *confusion;       /* (classes, classes): [true][predicted] (owned) */
+    enum cv_loss loss_kind; /* how the loss is computed from probabilities */
+    int classes;            /* confusion is classes x classes (>= 2) */
+    int outputs;            /* columns of probs */
+    long long count;        /* rows seen */
+    double loss_sum;        /* sum of per-row losses */
+    long long *confusion;   /* (classes, classes): [true][predicted] (owned) */
     double loss, accuracy, precision, recall, f1; /* after finish; macro averages */
 };
 
@@ -39,8 +39,8 @@ cv_status cv_metrics_init(struct cv_metrics *mt, enum cv_loss kind, int classes,
 void cv_metrics_deinit(struct cv_metrics *mt);
 /* Add n rows of probabilities (n, outputs) with class ids y, or float
  * targets y_vec (n, outputs) for which only the loss is computed. */
-void cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y,
-                    const float *y_vec, long long n);
+void cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y, const float *y_vec,
+                    long long n);
 /* Collective: sum counts over ranks, then compute the figures. */
 cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct cv_error *err);
 /* One JSON object (no newline). */

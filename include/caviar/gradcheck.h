@@ -20,9 +20,9 @@
 #define CV_GRADCHECK_THRESHOLD 1e-3
 
 struct cv_gradcheck_tensor {
-    char path[96];        /* e.g. layers/00_dense/W */
-    size_t checked;       /* entries compared */
-    double rel_error;     /* over the compared entries */
+    char path[96];    /* e.g. layers/00_dense/W */
+    size_t checked;   /* entries compared */
+    double rel_error; /* over the compared entries */
 };
 
 #define CV_GRADCHECK_MAX_TENSORS 64
@@ -30,7 +30,7 @@ struct cv_gradcheck_tensor {
 struct cv_gradcheck_result {
     struct cv_gradcheck_tensor tensor[CV_GRADCHECK_MAX_TENSORS];
     int n_tensors;
-    double rel_error;     /* over all compared entries */
+    double rel_error; /* over all compared entries */
     size_t checked;
 };
 

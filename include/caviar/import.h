@@ -13,11 +13,11 @@
 #include "caviar/status.h"
 
 struct cv_import_opts {
-    bool shuffle;             /* permute rows (Fisher-Yates, keyed by seed) */
+    bool shuffle; /* permute rows (Fisher-Yates, keyed by seed) */
     uint64_t seed;
-    long long dev;            /* rows held out into group "dev" (0 = none) */
-    int classes;              /* 0 = max label + 1 */
-    const char *class_names;  /* comma-separated, or NULL */
+    long long dev;           /* rows held out into group "dev" (0 = none) */
+    int classes;             /* 0 = max label + 1 */
+    const char *class_names; /* comma-separated, or NULL */
 };
 
 struct cv_import_summary {

@@ -49,7 +49,7 @@ float *cv_model_grads(cv_model *m);  /* borrowed: the gradient arena */
  * own are freed; the caller's must outlive the model's use of them. */
 void cv_model_use_arenas(cv_model *m, float *params, float *grads);
 size_t cv_model_n_state(const cv_model *m);
-float *cv_model_state(cv_model *m);  /* borrowed: the state arena */
+float *cv_model_state(cv_model *m);      /* borrowed: the state arena */
 int cv_model_inputs(const cv_model *m);  /* features per sample */
 int cv_model_outputs(const cv_model *m); /* outputs per sample */
 int cv_model_max_batch(const cv_model *m);
@@ -59,25 +59,24 @@ const struct cv_config *cv_model_config(const cv_model *m); /* borrowed */
  * pipeline before forward.  NULL if the model has none. */
 const float *cv_model_norm_mean(const cv_model *m);
 const float *cv_model_norm_std(const cv_model *m);
-cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std,
-                            struct cv_error *err);
+cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err);
 
 /* A batch: n samples of (already normalised) inputs and targets. */
 struct cv_batch {
-    int n;                    /* samples in this batch (may be 0) */
-    const float *x;           /* (n, inputs) */
-    const int32_t *y_class;   /* (n) class ids, or NULL */
-    const float *y_vec;       /* (n, outputs) targets, or NULL */
-    const long long *rows;    /* (n) global row ids (dropout keys), or NULL */
+    int n;                  /* samples in this batch (may be 0) */
+    const float *x;         /* (n, inputs) */
+    const int32_t *y_class; /* (n) class ids, or NULL */
+    const float *y_vec;     /* (n, outputs) targets, or NULL */
+    const long long *rows;  /* (n) global row ids (dropout keys), or NULL */
 };
 
 /* Sums over the samples of a batch. */
 struct cv_batch_stats {
-    double loss_sum;          /* sum of per-sample losses (without L2) */
-    long long correct;        /* argmax hits (classification) */
-    long long count;          /* samples */
-    double t_forward;         /* seconds in forward (incl. loss) */
-    double t_backward;        /* seconds in backward */
+    double loss_sum;   /* sum of per-sample losses (without L2) */
+    long long correct; /* argmax hits (classification) */
+    long long count;   /* samples */
+    double t_forward;  /* seconds in forward (incl. loss) */
+    double t_backward; /* seconds in backward */
 };
 
 /* Called after backward has written the gradients of every parameter at or

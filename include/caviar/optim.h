@@ -36,9 +36,8 @@ double cv_optim_step(cv_optim *o, float *params, float *grads, double lr, long l
  * With clipping the norm must be global: sum_sq(arg, partial) returns the
  * sum over ranks of the partial squared norms (NULL: one rank holds all).
  * Call it once per step on every rank (it advances the step counter). */
-double cv_optim_step_part(cv_optim *o, float *params, float *grads, size_t lo, size_t hi,
-                          double lr, long long count, double (*sum_sq)(void *arg, double partial),
-                          void *arg);
+double cv_optim_step_part(cv_optim *o, float *params, float *grads, size_t lo, size_t hi, double lr,
+                          long long count, double (*sum_sq)(void *arg, double partial), void *arg);
 
 /* Optimizer state for checkpoints: moment arenas (NULL when unused) and the
  * bias-correction step counter. */

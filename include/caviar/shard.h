@@ -31,7 +31,7 @@ cv_status cv_shard_open(const char *spec, int rank, int world, int max_batch, cv
 void cv_shard_free(cv_shard *s);
 
 const struct cv_dataset_info *cv_shard_info(const cv_shard *s);
-long long cv_shard_rows(const cv_shard *s);     /* n_r */
+long long cv_shard_rows(const cv_shard *s);      /* n_r */
 long long cv_shard_first_row(const cv_shard *s); /* global id of local row 0 */
 
 /* All local labels in storage order: class ids (NULL for float targets)

@@ -28,14 +28,14 @@
 /* ---- plan ---- */
 
 struct cv_sweep_plan {
-    const struct cv_config *base;  /* borrowed; its text is every trial's starting point */
-    char dir[CV_PATH_MAX];         /* RUN_DIR/sweep or RUN_DIR/ensemble */
-    const char *member;            /* trial directory prefix: "trial" or "member" */
-    enum cv_strategy strategy;     /* asha runs trials in rungs, others to the end */
+    const struct cv_config *base; /* borrowed; its text is every trial's starting point */
+    char dir[CV_PATH_MAX];        /* RUN_DIR/sweep or RUN_DIR/ensemble */
+    const char *member;           /* trial directory prefix: "trial" or "member" */
+    enum cv_strategy strategy;    /* asha runs trials in rungs, others to the end */
     int n_trials;
-    char ***over;                  /* over[i][j]: "key=value" of trial i (owned) */
+    char ***over; /* over[i][j]: "key=value" of trial i (owned) */
     int *n_over;
-    int *n_params;                 /* the first n_params[i] overrides are its hyperparameters */
+    int *n_params; /* the first n_params[i] overrides are its hyperparameters */
 };
 
 /* Sample/enumerate the trials of cfg->sweep (random: sweep.trials seeded
@@ -68,8 +68,8 @@ enum cv_job_status { CV_JOB_DONE, CV_JOB_PAUSED, CV_JOB_FAILED, CV_JOB_INTERRUPT
 
 struct cv_job {
     int trial;
-    int rung;                      /* asha rung; 0 for grid/random */
-    int epochs;                    /* train up to this epoch; 0 = the trial config's */
+    int rung;   /* asha rung; 0 for grid/random */
+    int epochs; /* train up to this epoch; 0 = the trial config's */
 };
 
 enum cv_queue_answer { CV_QUEUE_RUN, CV_QUEUE_WAIT, CV_QUEUE_DONE };
@@ -98,17 +98,17 @@ int cv_queue_running(const cv_queue *q);
 /* ---- results ---- */
 
 struct cv_result {
-    int trial, rung, epochs;       /* epochs: epochs trained when the line was written */
+    int trial, rung, epochs; /* epochs: epochs trained when the line was written */
     enum cv_job_status status;
-    double value;                  /* the sweep metric (NAN if failed) */
+    double value; /* the sweep metric (NAN if failed) */
     double train_loss, train_accuracy, dev_loss, dev_accuracy, seconds;
-    char message[256];             /* failure reason */
+    char message[256]; /* failure reason */
     int n_params;
     struct {
         char key[CV_KEY_MAX];
-        char value[1024];          /* YAML text, as given to the override */
+        char value[1024]; /* YAML text, as given to the override */
     } params[CV_MAX_SWEEP + 2];
-    char model[CV_PATH_MAX];       /* the trial's model.h5 */
+    char model[CV_PATH_MAX]; /* the trial's model.h5 */
 };
 
 const char *cv_job_status_name(enum cv_job_status s);
@@ -117,8 +117,7 @@ cv_status cv_result_append(const char *path, const struct cv_result *r, const ch
                            struct cv_error *err);
 /* Read every line of path; *rows malloc'd.  A torn last line (killed
  * mid-write) is skipped; any other bad line is CV_CORRUPT naming path:line. */
-cv_status cv_results_read(const char *path, struct cv_result **rows, int *n,
-                          struct cv_error *err);
+cv_status cv_results_read(const char *path, struct cv_result **rows, int *n, struct cv_error *err);
 /* The best line of each trial (its last, highest rung), sorted best first
  * by value (failed last); returns the count. */
 int cv_results_best_per_trial(struct cv_result *rows, int n, bool minimize);
@@ -140,8 +139,8 @@ struct cv_job_outcome {
  * Returning an error other than for the job (e.g. CV_MPI) ends the sweep. */
 typedef cv_status (*cv_job_runner)(void *arg, const cv_comm *group,
                                    const struct cv_sweep_plan *plan, const struct cv_job *job,
-                                   void (*poll)(void *), void *poll_arg,
-                                   struct cv_job_outcome *out, struct cv_error *err);
+                                   void (*poll)(void *), void *poll_arg, struct cv_job_outcome *out,
+                                   struct cv_error *err);
 
 /* The runner that trains: arg is the stop flag (volatile sig_atomic_t *). */
 cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sweep_plan *plan,
@@ -150,18 +149,18 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
 
 struct cv_sweep_opts {
     int ranks_per_trial;
-    const char *metric;            /* "dev.accuracy", "dev.loss", "train.accuracy", "train.loss" */
+    const char *metric; /* "dev.accuracy", "dev.loss", "train.accuracy", "train.loss" */
     bool minimize;
     int eta, min_epochs, max_epochs;
-    long long budget;              /* total epochs, 0 = no cap */
-    bool resume;                   /* continue results.jsonl of an interrupted sweep */
-    volatile sig_atomic_t *stop;   /* set by a signal: finish with checkpoints, exit 75 */
-    bool quiet;                    /* no per-job lines */
+    long long budget;            /* total epochs, 0 = no cap */
+    bool resume;                 /* continue results.jsonl of an interrupted sweep */
+    volatile sig_atomic_t *stop; /* set by a signal: finish with checkpoints, exit 75 */
+    bool quiet;                  /* no per-job lines */
 };
 
 struct cv_sweep_summary {
     int jobs, done, failed, interrupted;
-    long long epochs;              /* epochs trained by this run */
+    long long epochs; /* epochs trained by this run */
     double seconds;
 };
 
@@ -187,8 +186,8 @@ cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_resu
  * their values padded by half of it (at least 5% of the old range, log and
  * 1 - beta keys in log space), clamped to the old bounds; choice keys to the
  * values that occur. */
-cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *rows, int n,
-                          int top, struct cv_config **out, struct cv_error *err);
+cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *rows, int n, int top,
+                          struct cv_config **out, struct cv_error *err);
 
 /* The metric value of an outcome by name; NAN for an unknown name. */
 double cv_outcome_metric(const struct cv_job_outcome *o, const char *metric);

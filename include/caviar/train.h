@@ -20,15 +20,15 @@
 #include "caviar/status.h"
 
 struct cv_train_opts {
-    const char *resume_dir;          /* resume from the newest valid checkpoint here, or NULL */
-    volatile sig_atomic_t *stop;     /* set by a signal handler: checkpoint and stop */
-    bool quiet;                      /* no per-epoch lines on stdout (sweeps) */
-    const char *tag;                 /* prefix of printed lines, e.g. "trial 3" */
-    int stop_at_epoch;               /* > 0: return after this many epochs (ASHA rungs) */
-    long long preempt_at_step;       /* > 0: behave as if signalled once this global step is
-                                        done (deterministic preemption for tests) */
-    void (*on_step)(void *arg);      /* called after every step on this rank, or NULL: the
-                                        sweep coordinator serves requests here */
+    const char *resume_dir;      /* resume from the newest valid checkpoint here, or NULL */
+    volatile sig_atomic_t *stop; /* set by a signal handler: checkpoint and stop */
+    bool quiet;                  /* no per-epoch lines on stdout (sweeps) */
+    const char *tag;             /* prefix of printed lines, e.g. "trial 3" */
+    int stop_at_epoch;           /* > 0: return after this many epochs (ASHA rungs) */
+    long long preempt_at_step;   /* > 0: behave as if signalled once this global step is
+                                    done (deterministic preemption for tests) */
+    void (*on_step)(void *arg);  /* called after every step on this rank, or NULL: the
+                                    sweep coordinator serves requests here */
     void *on_step_arg;
 };
 
@@ -37,9 +37,9 @@ struct cv_train_result {
     double dev_loss, dev_accuracy;     /* last epoch, NAN without a dev split */
     int epochs_done;
     long long steps;
-    double seconds;                    /* wall time of this call */
-    double samples_per_s;              /* training throughput of this call */
-    unsigned long long params_hash;    /* FNV-1a of the final parameter arena */
+    double seconds;                 /* wall time of this call */
+    double samples_per_s;           /* training throughput of this call */
+    unsigned long long params_hash; /* FNV-1a of the final parameter arena */
 };
 
 /* Train per cfg.  Returns CV_OK when the configured epochs are done (or

@@ -16,7 +16,7 @@
 #include "atomic_file.h"
 #include "commands.h"
 
-#define EVAL_BATCH 256
+#define EVAL_BATCH  256
 #define MAX_MEMBERS 64
 
 /* ---- train ---- */
@@ -43,8 +43,8 @@ static cv_status sweep_rows(const struct cv_config *cfg, const char *path, int t
         return st;
     n = cv_results_best_per_trial(*rows, n, cfg->sweep.minimize);
     int finished = 0;
-    while (finished < n && ((*rows)[finished].status == CV_JOB_DONE ||
-                            (*rows)[finished].status == CV_JOB_PAUSED))
+    while (finished < n &&
+           ((*rows)[finished].status == CV_JOB_DONE || (*rows)[finished].status == CV_JOB_PAUSED))
         finished++;
     if (finished < top)
         return cv_fail(err, CV_USAGE, "--top %d: %s has only %d finished trial(s)", top, path,
@@ -112,10 +112,10 @@ static int ensemble_train(int argc, char **argv)
     if (st == CV_OK)
         st = cv_sweep_plan_members(cfg, members, rows, &plan, &err);
     st = cv_comm_agree(world, st, &err);
-    struct cv_sweep_opts o = {
-        .ranks_per_trial = cfg->sweep.ranks_per_trial,
-        .metric = cfg->data.dev[0] ? "dev.accuracy" : "train.accuracy", .resume = resume,
-        .stop = cv_cli_stop_signals()};
+    struct cv_sweep_opts o = {.ranks_per_trial = cfg->sweep.ranks_per_trial,
+                              .metric = cfg->data.dev[0] ? "dev.accuracy" : "train.accuracy",
+                              .resume = resume,
+                              .stop = cv_cli_stop_signals()};
     struct cv_sweep_summary sum;
     if (st == CV_OK && cv_comm_rank(world) == 0)
         printf("ensemble: %d member(s), %d group(s) of %d rank(s); members in %s\n", members,
@@ -150,7 +150,7 @@ struct ensemble_eval {
     bool majority;
     cv_shard *shard;
     float *xbuf, *probs, *combined;
-    struct cv_metrics mt;          /* of the combination */
+    struct cv_metrics mt; /* of the combination */
 };
 
 static void eval_usage(FILE *f)
@@ -169,9 +169,10 @@ static cv_status check_member(const struct ensemble_eval *e, int i, struct cv_er
     if (cv_model_inputs(b->model) != cv_model_inputs(a->model) ||
         cv_model_outputs(b->model) != cv_model_outputs(a->model) ||
         b->cfg->model.loss != a->cfg->model.loss)
-        return cv_fail(err, CV_SHAPE, "ensemble members differ: %s has %d inputs, %d outputs, "
-                       "loss %s; %s has %d inputs, %d outputs, loss %s", a->path,
-                       cv_model_inputs(a->model), cv_model_outputs(a->model),
+        return cv_fail(err, CV_SHAPE,
+                       "ensemble members differ: %s has %d inputs, %d outputs, "
+                       "loss %s; %s has %d inputs, %d outputs, loss %s",
+                       a->path, cv_model_inputs(a->model), cv_model_outputs(a->model),
                        cv_loss_name(a->cfg->model.loss), b->path, cv_model_inputs(b->model),
                        cv_model_outputs(b->model), cv_loss_name(b->cfg->model.loss));
     return CV_OK;
@@ -193,8 +194,8 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
     const struct cv_dataset_info *d = cv_shard_info(e->shard);
     int inputs = cv_model_inputs(e->m[0].model), outputs = cv_model_outputs(e->m[0].model);
     if (d->features != inputs)
-        return cv_fail(err, CV_SHAPE, "%s has %d features per row, but the members expect %d",
-                       data, d->features, inputs);
+        return cv_fail(err, CV_SHAPE, "%s has %d features per row, but the members expect %d", data,
+                       d->features, inputs);
     if (d->classes > outputs && outputs > 1)
         return cv_fail(err, CV_SHAPE, "%s has %d classes, but the members have %d outputs", data,
                        d->classes, outputs);
@@ -284,10 +285,11 @@ static void eval_free(struct ensemble_eval *e)
 
 static int ensemble_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'}, {"vote", required_argument, NULL, 'v'},
-        {"json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"vote", required_argument, NULL, 'v'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     struct ensemble_eval e = {0};
     const char *data = NULL;
     bool json = false;
@@ -335,9 +337,10 @@ static int ensemble_eval(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: caviar ensemble train CONFIG.yaml --members K | --from-sweep RESULTS --top K\n"
-               "       caviar ensemble eval MODEL.h5... --data DATA.h5 [--vote mean|majority] "
-               "[--json]\n");
+    fprintf(f,
+            "usage: caviar ensemble train CONFIG.yaml --members K | --from-sweep RESULTS --top K\n"
+            "       caviar ensemble eval MODEL.h5... --data DATA.h5 [--vote mean|majority] "
+            "[--json]\n");
 }
 
 int cv_cmd_ensemble(int argc, char **argv)

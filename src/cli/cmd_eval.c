@@ -23,7 +23,7 @@ struct scored {
     struct cv_config *cfg;
     cv_model *model;
     cv_shard *shard;
-    float *xbuf, *probs;       /* (EVAL_BATCH, inputs), (local rows, outputs) */
+    float *xbuf, *probs; /* (EVAL_BATCH, inputs), (local rows, outputs) */
 };
 
 static void scored_free(struct scored *s)
@@ -124,9 +124,8 @@ static void predict_usage(FILE *f)
 
 int cv_cmd_predict(int argc, char **argv)
 {
-    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {0}};
     const char *out = NULL;
     int c;
     optind = 1;
@@ -151,8 +150,8 @@ int cv_cmd_predict(int argc, char **argv)
     if (s.comm)
         st = cv_comm_agree(s.comm, st, &err);
     if (st == CV_OK)
-        st = cv_comm_gather_floats(s.comm, s.probs, (size_t)cv_shard_rows(s.shard) * (size_t)k,
-                                   all, 0, &err);
+        st = cv_comm_gather_floats(s.comm, s.probs, (size_t)cv_shard_rows(s.shard) * (size_t)k, all,
+                                   0, &err);
     if (st == CV_OK && rank == 0)
         st = cv_predictions_write(out, all, n, k, &err);
     if (s.comm)

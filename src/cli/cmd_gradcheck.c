@@ -17,12 +17,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: caviar gradcheck CONFIG.yaml [key.path=value ...] [--samples N] [--eps E]\n"
-               "                        [--per-tensor K]\n\n"
-               "Compare backprop gradients with centred differences on the first N rows of\n"
-               "data.train (default 8), checking up to K entries per tensor (default 40, 0 = all).\n"
-               "Pass: relative error ||num - ana|| / (||num|| + ||ana||) < %g with eps %g (float32).\n",
-            CV_GRADCHECK_THRESHOLD, CV_GRADCHECK_EPS);
+    fprintf(
+        f,
+        "usage: caviar gradcheck CONFIG.yaml [key.path=value ...] [--samples N] [--eps E]\n"
+        "                        [--per-tensor K]\n\n"
+        "Compare backprop gradients with centred differences on the first N rows of\n"
+        "data.train (default 8), checking up to K entries per tensor (default 40, 0 = all).\n"
+        "Pass: relative error ||num - ana|| / (||num|| + ||ana||) < %g with eps %g (float32).\n",
+        CV_GRADCHECK_THRESHOLD, CV_GRADCHECK_EPS);
 }
 
 struct rows {

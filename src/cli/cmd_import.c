@@ -13,14 +13,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: caviar import idx --images F --labels F [--shuffle] [--seed S] [--dev N]\n"
-            "                         [--classes K] [--class-names a,b,...] -o OUT.h5\n"
-            "       caviar import csv FILE --label-column NAME|INDEX [--header] [--regression]\n"
-            "                         [--shuffle] [--seed S] [--dev N] -o OUT.h5\n\n"
-            "Write a caviar HDF5 dataset (docs/dataset-format.md): /X, /y, attribute classes.\n"
-            "IDX files may be gzip-compressed or raw; pixels are stored as uint8 with scale\n"
-            "1/255.  --dev N holds out the last N rows (after --shuffle) in group 'dev'.\n");
+    fprintf(f, "usage: caviar import idx --images F --labels F [--shuffle] [--seed S] [--dev N]\n"
+               "                         [--classes K] [--class-names a,b,...] -o OUT.h5\n"
+               "       caviar import csv FILE --label-column NAME|INDEX [--header] [--regression]\n"
+               "                         [--shuffle] [--seed S] [--dev N] -o OUT.h5\n\n"
+               "Write a caviar HDF5 dataset (docs/dataset-format.md): /X, /y, attribute classes.\n"
+               "IDX files may be gzip-compressed or raw; pixels are stored as uint8 with scale\n"
+               "1/255.  --dev N holds out the last N rows (after --shuffle) in group 'dev'.\n");
 }
 
 struct args {
@@ -31,32 +30,60 @@ struct args {
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    static const struct option opts[] = {
-        {"images", required_argument, NULL, 'i'}, {"labels", required_argument, NULL, 'l'},
-        {"shuffle", no_argument, NULL, 'S'},      {"seed", required_argument, NULL, 's'},
-        {"dev", required_argument, NULL, 'd'},    {"classes", required_argument, NULL, 'k'},
-        {"class-names", required_argument, NULL, 'n'},
-        {"label-column", required_argument, NULL, 'c'},
-        {"header", no_argument, NULL, 'H'},       {"regression", no_argument, NULL, 'r'},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option opts[] = {{"images", required_argument, NULL, 'i'},
+                                         {"labels", required_argument, NULL, 'l'},
+                                         {"shuffle", no_argument, NULL, 'S'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"dev", required_argument, NULL, 'd'},
+                                         {"classes", required_argument, NULL, 'k'},
+                                         {"class-names", required_argument, NULL, 'n'},
+                                         {"label-column", required_argument, NULL, 'c'},
+                                         {"header", no_argument, NULL, 'H'},
+                                         {"regression", no_argument, NULL, 'r'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
-        case 'i': a->images = optarg; break;
-        case 'l': a->labels = optarg; break;
-        case 'S': a->o.shuffle = true; break;
-        case 's': a->o.seed = strtoull(optarg, NULL, 10); break;
-        case 'd': a->o.dev = atoll(optarg); break;
-        case 'k': a->o.classes = atoi(optarg); break;
-        case 'n': a->o.class_names = optarg; break;
-        case 'c': a->label_col = optarg; break;
-        case 'H': a->header = true; break;
-        case 'r': a->regression = true; break;
-        case 'o': a->out = optarg; break;
-        case 'h': return 1;
-        default: return -1;
+        case 'i':
+            a->images = optarg;
+            break;
+        case 'l':
+            a->labels = optarg;
+            break;
+        case 'S':
+            a->o.shuffle = true;
+            break;
+        case 's':
+            a->o.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'd':
+            a->o.dev = atoll(optarg);
+            break;
+        case 'k':
+            a->o.classes = atoi(optarg);
+            break;
+        case 'n':
+            a->o.class_names = optarg;
+            break;
+        case 'c':
+            a->label_col = optarg;
+            break;
+        case 'H':
+            a->header = true;
+            break;
+        case 'r':
+            a->regression = true;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 'h':
+            return 1;
+        default:
+            return -1;
         }
     }
     return 0;
@@ -71,8 +98,7 @@ static int run(const char *kind, struct args *a)
     if (!strcmp(kind, "idx"))
         st = cv_import_idx(a->images, a->labels, a->out, &a->o, &s, &err);
     else
-        st = cv_import_csv(a->csv, a->label_col, a->header, a->regression, a->out, &a->o, &s,
-                           &err);
+        st = cv_import_csv(a->csv, a->label_col, a->header, a->regression, a->out, &a->o, &s, &err);
     if (st != CV_OK)
         return cv_cli_fail("import", &err);
     printf("imported %lld rows (+ %lld dev rows) x %d features, %d classes -> %s\n", s.rows,

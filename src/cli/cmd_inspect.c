@@ -50,12 +50,12 @@ static void print_human(const char *path, const struct cv_ckpt_info *in, const s
         printf("world size      %d rank(s)\n", in->ts.world_size);
         printf("optimizer       %s, t = %lld\n", c ? cv_optimizer_name(c->train.optimizer) : "?",
                in->optimizer_t);
-        printf("data            %s (%lld rows x %d features)\n", in->ts.data_path,
-               in->ts.data_rows, in->ts.data_features);
+        printf("data            %s (%lld rows x %d features)\n", in->ts.data_path, in->ts.data_rows,
+               in->ts.data_features);
         printf("last metrics    %s\n", last_line(in->ts.metrics, last, sizeof(last)));
     }
-    printf("checksums       %s%s%s\n", verr->code == CV_OK ? "verify" : "FAIL: ",
-           verr->code == CV_OK ? "" : verr->msg, "");
+    printf("checksums       %s%s%s\n",
+           verr->code == CV_OK ? "verify" : "FAIL: ", verr->code == CV_OK ? "" : verr->msg, "");
     if (c && c->text)
         printf("config:\n%s", c->text);
 }

@@ -15,9 +15,9 @@
 #include "commands.h"
 
 struct sweep_args {
-    const char *refine;            /* --refine RESULTS */
-    int top;                       /* --top K */
-    int trial;                     /* --trial I, -1 if not given */
+    const char *refine; /* --refine RESULTS */
+    int top;            /* --top K */
+    int trial;          /* --trial I, -1 if not given */
     bool collect, resume;
 };
 
@@ -41,11 +41,13 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct sweep_args *a)
 {
-    static const struct option opts[] = {
-        {"refine", required_argument, NULL, 'f'}, {"top", required_argument, NULL, 't'},
-        {"trial", required_argument, NULL, 'i'},  {"collect", no_argument, NULL, 'c'},
-        {"resume", no_argument, NULL, 'r'},       {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option opts[] = {{"refine", required_argument, NULL, 'f'},
+                                         {"top", required_argument, NULL, 't'},
+                                         {"trial", required_argument, NULL, 'i'},
+                                         {"collect", no_argument, NULL, 'c'},
+                                         {"resume", no_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     *a = (struct sweep_args){.top = 3, .trial = -1};
     int c;
     char *end;
@@ -155,24 +157,29 @@ static cv_status refine(const struct sweep_args *a, struct cv_config **cfg, stru
 static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
                            const cv_comm *world, bool resume, struct cv_error *err)
 {
-    struct cv_sweep_opts o = {
-        .ranks_per_trial = cfg->sweep.ranks_per_trial, .metric = cfg->sweep.metric,
-        .minimize = cfg->sweep.minimize, .eta = cfg->sweep.eta,
-        .min_epochs = cfg->sweep.min_epochs, .max_epochs = cfg->sweep.max_epochs,
-        .budget = cfg->sweep.budget_epochs, .resume = resume, .stop = cv_cli_stop_signals()};
+    struct cv_sweep_opts o = {.ranks_per_trial = cfg->sweep.ranks_per_trial,
+                              .metric = cfg->sweep.metric,
+                              .minimize = cfg->sweep.minimize,
+                              .eta = cfg->sweep.eta,
+                              .min_epochs = cfg->sweep.min_epochs,
+                              .max_epochs = cfg->sweep.max_epochs,
+                              .budget = cfg->sweep.budget_epochs,
+                              .resume = resume,
+                              .stop = cv_cli_stop_signals()};
     struct cv_sweep_summary sum;
     if (cv_comm_rank(world) == 0)
         printf("sweep: %d trial(s), strategy %s, %d group(s) of %d rank(s); results in %s\n",
-               plan->n_trials, cfg->sweep.strategy == CV_STRATEGY_GRID     ? "grid"
-                               : cfg->sweep.strategy == CV_STRATEGY_ASHA ? "asha"
-                                                                          : "random",
+               plan->n_trials,
+               cfg->sweep.strategy == CV_STRATEGY_GRID   ? "grid"
+               : cfg->sweep.strategy == CV_STRATEGY_ASHA ? "asha"
+                                                         : "random",
                cv_comm_size(world) / cfg->sweep.ranks_per_trial, cfg->sweep.ranks_per_trial,
                plan->dir);
     cv_status st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, err);
     if (cv_comm_rank(world) == 0 && (st == CV_OK || st == CV_INTERRUPTED)) {
         printf("sweep: %d job(s) in %.1f s: %d finished, %d failed, %d interrupted; %lld "
-               "epoch(s) in all\n", sum.jobs, sum.seconds, sum.done, sum.failed, sum.interrupted,
-               sum.epochs);
+               "epoch(s) in all\n",
+               sum.jobs, sum.seconds, sum.done, sum.failed, sum.interrupted, sum.epochs);
         struct cv_error rerr;
         cv_error_clear(&rerr);
         if (report(cfg, plan->dir, &rerr) != CV_OK && st == CV_OK)
@@ -189,7 +196,8 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
         return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
                        plan->n_trials - 1);
     if (plan->strategy == CV_STRATEGY_ASHA)
-        return cv_fail(err, CV_USAGE, "--trial needs sweep.strategy random or grid: asha decides "
+        return cv_fail(err, CV_USAGE,
+                       "--trial needs sweep.strategy random or grid: asha decides "
                        "promotions from results as they come");
     cv_status st = cv_comm_rank(world) == 0 ? cv_sweep_prepare_dir(plan, true, err) : CV_OK;
     if ((st = cv_comm_agree(world, st, err)) != CV_OK)
@@ -214,8 +222,10 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
         printf("trial %d: %s after %d epoch(s), %s %.4f; result in %s\n", trial,
                cv_job_status_name(r.status), r.epochs, cfg->sweep.metric, r.value, path);
     if (st == CV_OK && out.status == CV_JOB_INTERRUPTED)
-        st = cv_fail(err, CV_INTERRUPTED, "trial %d stopped on request with a checkpoint: run "
-                     "the same command again to resume it", trial);
+        st = cv_fail(err, CV_INTERRUPTED,
+                     "trial %d stopped on request with a checkpoint: run "
+                     "the same command again to resume it",
+                     trial);
     return st;
 }
 
@@ -223,8 +233,7 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
 static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
                          struct cv_error *err)
 {
-    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64], dir[CV_PATH_MAX],
-        path[CV_PATH_MAX + 32];
+    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64], dir[CV_PATH_MAX], path[CV_PATH_MAX + 32];
     snprintf(results, sizeof(results), "%s/results.jsonl", plan->dir);
     cv__tmp_name(results, tmp, sizeof(tmp));
     unlink(tmp);
@@ -247,8 +256,10 @@ static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan
         free(rows);
     }
     if (st == CV_OK && found == 0)
-        st = cv_fail(err, CV_IO, "no trial results under %s: run the trials with --trial I "
-                     "first", plan->dir);
+        st = cv_fail(err, CV_IO,
+                     "no trial results under %s: run the trials with --trial I "
+                     "first",
+                     plan->dir);
     if (st == CV_OK)
         st = cv__commit_file(tmp, results, err);
     else
@@ -258,8 +269,7 @@ static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan
     if (st == CV_OK)
         st = report(cfg, plan->dir, err);
     if (st == CV_OK && missing > 0)
-        st = cv_fail(err, CV_IO, "%d of %d trial(s) have no result yet", missing,
-                     plan->n_trials);
+        st = cv_fail(err, CV_IO, "%d of %d trial(s) have no result yet", missing, plan->n_trials);
     return st;
 }
 

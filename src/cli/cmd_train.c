@@ -16,24 +16,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: caviar train CONFIG.yaml [key.path=value ...] [--resume RUN_DIR]\n\n"
-               "Train the model described by CONFIG (docs/config.md) on every rank of the job,\n"
-               "data parallel.  Overrides replace config keys, e.g. train.lr=3e-3 run.dir=runs/a.\n\n"
-               "  --resume DIR  continue from the newest valid checkpoint in DIR/checkpoints\n"
-               "  --stop-after-steps N  act as if preempted after global step N: checkpoint,\n"
-               "                exit 75 (for testing resume)\n"
-               "  --help        this text\n\n"
-               "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5.\n"
-               "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
+    fprintf(f,
+            "usage: caviar train CONFIG.yaml [key.path=value ...] [--resume RUN_DIR]\n\n"
+            "Train the model described by CONFIG (docs/config.md) on every rank of the job,\n"
+            "data parallel.  Overrides replace config keys, e.g. train.lr=3e-3 run.dir=runs/a.\n\n"
+            "  --resume DIR  continue from the newest valid checkpoint in DIR/checkpoints\n"
+            "  --stop-after-steps N  act as if preempted after global step N: checkpoint,\n"
+            "                exit 75 (for testing resume)\n"
+            "  --help        this text\n\n"
+            "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5.\n"
+            "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
 }
 
 int cv_cmd_train(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"resume", required_argument, NULL, 'r'},
-        {"stop-after-steps", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
+                                         {"stop-after-steps", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     const char *resume = NULL;
     long long preempt = 0;
     int c;
@@ -58,16 +58,17 @@ int cv_cmd_train(int argc, char **argv)
     if (cv_comm_create_world(&comm, &err) != CV_OK)
         return cv_cli_fail("train", &err);
     struct cv_config *cfg = NULL;
-    int rc = cv_cli_load_config(comm, "train", argv[optind], argv + optind + 1,
-                                argc - optind - 1, &cfg);
+    int rc = cv_cli_load_config(comm, "train", argv[optind], argv + optind + 1, argc - optind - 1,
+                                &cfg);
     if (rc == CV_EXIT_OK) {
         struct cv_train_opts topts = {
             .resume_dir = resume, .stop = cv_cli_stop_signals(), .preempt_at_step = preempt};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)
-            printf("done: %d epoch(s), %lld steps, dev accuracy %.4f, %.1f s; model in %s/model.h5\n",
-                   res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
+            printf(
+                "done: %d epoch(s), %lld steps, dev accuracy %.4f, %.1f s; model in %s/model.h5\n",
+                res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
         else if (st == CV_OK && cv_comm_rank(comm) == 0)
             printf("done: model in %s/model.h5\n", cfg->run.dir);
         rc = cv_cli_finish(comm, "train", st, &err);

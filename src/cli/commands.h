@@ -13,10 +13,10 @@
 
 /* Exit codes (documented in README.md and docs/cli.md). */
 enum cv_exit {
-    CV_EXIT_OK = 0,      /* success */
-    CV_EXIT_ERROR = 1,   /* bad input, I/O, numerical failure ... (message printed) */
-    CV_EXIT_USAGE = 2,   /* bad command line */
-    CV_EXIT_RESUME = 75  /* checkpointed on a signal or a write failure: resume me (EX_TEMPFAIL) */
+    CV_EXIT_OK = 0,     /* success */
+    CV_EXIT_ERROR = 1,  /* bad input, I/O, numerical failure ... (message printed) */
+    CV_EXIT_USAGE = 2,  /* bad command line */
+    CV_EXIT_RESUME = 75 /* checkpointed on a signal or a write failure: resume me (EX_TEMPFAIL) */
 };
 
 int cv_cmd_import(int argc, char **argv);
@@ -29,7 +29,7 @@ int cv_cmd_sweep(int argc, char **argv);
 int cv_cmd_ensemble(int argc, char **argv);
 
 /* Shared helpers (cli_common.c). */
-int cv_cli_rank(void);                       /* rank in MPI_COMM_WORLD */
+int cv_cli_rank(void); /* rank in MPI_COMM_WORLD */
 /* Print "caviar <cmd>: error: <msg>" to stderr and return the exit code
  * that fits `status` (CV_EXIT_RESUME for CV_INTERRUPTED, else 1). */
 struct cv_error;

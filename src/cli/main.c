@@ -24,7 +24,8 @@ static const struct command commands[] = {
     {"predict", cv_cmd_predict, "write a model's predictions to .h5 or .csv"},
     {"gradcheck", cv_cmd_gradcheck, "compare backprop gradients with centred differences"},
     {"inspect", cv_cmd_inspect, "show what a model or checkpoint holds and verify it"},
-    {"sweep", cv_cmd_sweep, "train many trials of a hyperparameter sweep at once (grid/random/asha)"},
+    {"sweep", cv_cmd_sweep,
+     "train many trials of a hyperparameter sweep at once (grid/random/asha)"},
     {"ensemble", cv_cmd_ensemble, "train ensemble members in parallel; evaluate an ensemble"},
 };
 

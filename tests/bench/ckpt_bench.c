@@ -53,8 +53,9 @@ static void bench(const char *dir, const char *name, const int *units, int n)
     qsort(w, 5, sizeof(double), cmp);
     qsort(r, 5, sizeof(double), cmp);
     double mb = 3.0 * (double)cv_model_n_params(m) * 4 / 1e6; /* params + 2 Adam moments */
-    printf("%-10s %10zu params  %8.1f MB  write %.3f s (%.0f MB/s, fsync incl.)  read+verify %.3f s\n",
-           name, cv_model_n_params(m), mb, w[2], mb / w[2], r[2]);
+    printf(
+        "%-10s %10zu params  %8.1f MB  write %.3f s (%.0f MB/s, fsync incl.)  read+verify %.3f s\n",
+        name, cv_model_n_params(m), mb, w[2], mb / w[2], r[2]);
     remove(path);
     cv_optim_free(o);
     cv_model_free(m);
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : ".";
     const int mlp[3] = {256, 128, 10};
-    const int big[4] = {4096, 4096, 4096, 10}; /* 784*4096 + 2*4096^2 + 40960 = 36.8M */
+    const int big[4] = {4096, 4096, 4096, 10};   /* 784*4096 + 2*4096^2 + 40960 = 36.8M */
     const int big50[4] = {5000, 5000, 1000, 10}; /* 3.9M + 25M + 5M ~ 34M */
     (void)big50;
     const int huge[4] = {6000, 6000, 1000, 10}; /* 4.7M + 36M + 6M + 10k = 46.7M */

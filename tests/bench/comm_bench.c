@@ -59,11 +59,11 @@ static cv_reducer *make(const cv_comm *c, float *arena, size_t n, int kind)
         }
     }
     if (st == CV_OK)
-        st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, 4u << 20, false, NULL)
-             : kind == OVERLAP    ? cv__reducer_allreduce(r, 4u << 20, true, NULL)
-             : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
+        st = kind == ALLREDUCE      ? cv__reducer_allreduce(r, 4u << 20, false, NULL)
+             : kind == OVERLAP      ? cv__reducer_allreduce(r, 4u << 20, true, NULL)
+             : kind == SHARDED      ? cv__reducer_sharded(r, false, NULL)
              : kind == SHARDED_BF16 ? cv__reducer_sharded(r, true, NULL)
-                                  : cv__reducer_node(r, node, cross, NULL);
+                                    : cv__reducer_node(r, node, cross, NULL);
     if (st != CV_OK) {
         cv_reducer_free(r);
         return NULL;

@@ -27,8 +27,8 @@ int main(void)
     double best = 0;
     for (int r = 0; r < 5; r++) {
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                    c, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
         double g = 2.0 * n * n * (double)n / (now() - t0) / 1e9;
         best = g > best ? g : best;
     }

@@ -17,9 +17,9 @@
 #include "test.h"
 #include "util.h"
 
-#define G 13 /* global batch: uneven over 2, 3 and 4 ranks */
+#define G  13 /* global batch: uneven over 2, 3 and 4 ranks */
 #define IN 9
-#define K 4
+#define K  4
 
 static float X[G * IN];
 static int32_t Y[G];
@@ -89,7 +89,6 @@ static inline size_t wrong_sums(const float *sum, size_t lo, size_t hi, int worl
     return wrong;
 }
 
-
 /* The strategies, made directly (cv_reducer_create picks one by policy). */
 enum strategy { ALLREDUCE, OVERLAP, SHARDED, SHARDED_BF16, NODE };
 
@@ -102,11 +101,11 @@ static inline cv_reducer *make_reducer(const cv_comm *comm, cv_model *m, float *
     cv_reducer *r = cv_calloc(1, sizeof(*r));
     ASSERT_TRUE(r != NULL);
     *r = (cv_reducer){.comm = comm, .model = m, .grads = arena, .n = n, .hi = n};
-    cv_status st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, bucket, false, NULL)
-                   : kind == OVERLAP    ? cv__reducer_allreduce(r, bucket, true, NULL)
-                   : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
+    cv_status st = kind == ALLREDUCE      ? cv__reducer_allreduce(r, bucket, false, NULL)
+                   : kind == OVERLAP      ? cv__reducer_allreduce(r, bucket, true, NULL)
+                   : kind == SHARDED      ? cv__reducer_sharded(r, false, NULL)
                    : kind == SHARDED_BF16 ? cv__reducer_sharded(r, true, NULL)
-                                        : cv__reducer_node(r, node, cross, NULL);
+                                          : cv__reducer_node(r, node, cross, NULL);
     ASSERT_EQ(st, CV_OK);
     return r;
 }
@@ -182,8 +181,10 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
         CV_TEST_REPORT(clipped_norm > clip, "norm %g never exceeded the clip %g", clipped_norm,
                        clip);
     float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
-    CV_TEST_REPORT(dw <= 1e-5f, "kind %d overlap %d clip %g: sharded vs replicated parameters "
-                   "differ by %g", kind, overlap, clip, dw);
+    CV_TEST_REPORT(dw <= 1e-5f,
+                   "kind %d overlap %d clip %g: sharded vs replicated parameters "
+                   "differ by %g",
+                   kind, overlap, clip, dw);
     bool same = false;
     cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
     ASSERT_TRUE(same);

@@ -17,10 +17,10 @@
 #include <mpi.h>
 #include <stdlib.h>
 
-#include "bf16.h"
 #include "caviar/comm.h"
 #include "caviar/optim.h"
 #include "caviar/shard.h"
+#include "bf16.h"
 #include "split_batch.h"
 #include "test.h"
 #include "util.h"
@@ -47,8 +47,9 @@ static void test_split_gradient(const cv_comm *comm, bool overlap)
         worst = fmax(worst, fabs(cv_model_grads(part)[i] - cv_model_grads(whole)[i]));
         scale = fmax(scale, fabs(cv_model_grads(whole)[i]));
     }
-    CV_TEST_REPORT(worst <= 1e-5 * scale, "overlap %d: split vs whole gradient differ by %g (max %g)",
-                   overlap, worst, scale);
+    CV_TEST_REPORT(worst <= 1e-5 * scale,
+                   "overlap %d: split vs whole gradient differ by %g (max %g)", overlap, worst,
+                   scale);
     cv_reducer_free(red);
     cv_model_free(whole);
     cv_model_free(part);

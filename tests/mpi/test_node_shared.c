@@ -51,7 +51,7 @@ static void test_exact_sums(const cv_comm *world, int per, size_t n)
     cv_reducer *r = make_reducer(world, NULL, NULL, n, NODE, 0, node, cross);
     if (!r)
         return;
-    float *g = r->grads; /* this rank's gradients, in the shared window */
+    float *g = r->grads;                 /* this rank's gradients, in the shared window */
     for (int rep = 1; rep <= 2; rep++) { /* the second sum starts from fresh gradients */
         for (size_t i = 0; i < n; i++)
             g[i] = contribution(rank, i) * (float)rep;
@@ -63,8 +63,8 @@ static void test_exact_sums(const cv_comm *world, int per, size_t n)
                        rep, wrong, lo, hi);
         size_t owned = hi - lo;
         MPI_Allreduce(MPI_IN_PLACE, &owned, 1, MPI_UNSIGNED_LONG, MPI_SUM, MPI_COMM_WORLD);
-        CV_TEST_REPORT(owned == n * (size_t)hosts, "hosts of %d: slices cover %zu of %zu x %d",
-                       per, owned, n, hosts);
+        CV_TEST_REPORT(owned == n * (size_t)hosts, "hosts of %d: slices cover %zu of %zu x %d", per,
+                       owned, n, hosts);
         cv_comm_barrier(world, NULL); /* every owner has read before g is rewritten */
     }
     cv_reducer_free(r);

@@ -98,8 +98,12 @@ static void run_case(const cv_comm *world, const char *base, const char *strateg
     cv_error_clear(&err);
     ASSERT_EQ(cv_sweep_plan_sample(cfg, &plan, &err), CV_OK);
     memset(runs_here, 0, sizeof(runs_here));
-    struct cv_sweep_opts o = {.ranks_per_trial = k, .metric = "dev.accuracy", .eta = 2,
-                              .min_epochs = 1, .max_epochs = 4, .quiet = true};
+    struct cv_sweep_opts o = {.ranks_per_trial = k,
+                              .metric = "dev.accuracy",
+                              .eta = 2,
+                              .min_epochs = 1,
+                              .max_epochs = 4,
+                              .quiet = true};
     struct cv_sweep_summary sum;
     ASSERT_EQ(cv_sweep_run(plan, world, &o, fake_run, NULL, &sum, &err), CV_OK);
     /* jobs per (trial, rung) summed over the world = k per job */

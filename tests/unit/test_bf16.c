@@ -63,8 +63,8 @@ static void test_error_bound(void)
         double e = fabs(r - x) / x;
         worst = e > worst ? e : worst;
     }
-    CV_TEST_REPORT(worst <= 0x1p-8 && worst > 0x1p-9, "worst relative error %g (2^-8 = %g)",
-                   worst, 0x1p-8);
+    CV_TEST_REPORT(worst <= 0x1p-8 && worst > 0x1p-9, "worst relative error %g (2^-8 = %g)", worst,
+                   0x1p-8);
 }
 
 int main(void)

@@ -81,9 +81,10 @@ static void test_values_and_defaults(void)
 
 static void test_overrides_and_round_trip(void)
 {
-    const char *ov[] = {"train.lr=0.5", "model.layers.0.units=512", "run.dir=runs/x",
-                        "model.layers.1={type: dropout, keep: 0.5}", "data.dev=",
-                        "comm.shard_optimizer=no", "comm.overlap=on", "comm.shared_memory=off"};
+    const char *ov[] = {"train.lr=0.5",    "model.layers.0.units=512",
+                        "run.dir=runs/x",  "model.layers.1={type: dropout, keep: 0.5}",
+                        "data.dev=",       "comm.shard_optimizer=no",
+                        "comm.overlap=on", "comm.shared_memory=off"};
     struct cv_error e;
     struct cv_config *c = parse(base, ov, 8, &e);
     ASSERT_TRUE(c != NULL);
@@ -136,10 +137,11 @@ static void test_errors(void)
     expect_error(base, "comm.shard_optimizer=maybe",
                  "comm.shard_optimizer = maybe: expected auto, true or false");
     expect_error(base, "comm.overlap=1", "comm.overlap = 1: expected true or false");
-    expect_error(base, "comm.compression=fp8", "comm.compression = fp8: expected one of none, bf16");
+    expect_error(base, "comm.compression=fp8",
+                 "comm.compression = fp8: expected one of none, bf16");
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {overlap: true, compression: bf16}\n", NULL,
-                 "cfg.yaml: comm.compression = bf16 needs comm.overlap = false");
+                 "comm: {overlap: true, compression: bf16}\n",
+                 NULL, "cfg.yaml: comm.compression = bf16 needs comm.overlap = false");
     const char *shm = "data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
                       "comm: {shared_memory: true, ";
     const char *clashes[][2] = {{"overlap: true}\n", "comm.overlap = true"},
@@ -153,12 +155,13 @@ static void test_errors(void)
         expect_error(text, NULL, want);
     }
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {compression: bf16, shard_optimizer: false}\n", NULL,
+                 "comm: {compression: bf16, shard_optimizer: false}\n",
+                 NULL,
                  "cfg.yaml: comm.compression = bf16 needs comm.shard_optimizer = auto or true");
     expect_error(base, "comm.shared_batch=true", "unknown key 'comm.shared_batch'");
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {overlap: true, shard_optimizer: true}\n", NULL,
-                 "cfg.yaml: comm.overlap = true needs comm.shard_optimizer = auto or false");
+                 "comm: {overlap: true, shard_optimizer: true}\n",
+                 NULL, "cfg.yaml: comm.overlap = true needs comm.shard_optimizer = auto or false");
     expect_error(base, "comm.shared_memory=sometimes",
                  "comm.shared_memory = sometimes: expected auto, true or false");
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");

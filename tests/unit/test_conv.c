@@ -45,8 +45,12 @@ static void drop(struct one *o)
 
 static struct cv_layer_spec spec(enum cv_layer_type t, int filters, int size, int stride, int pad)
 {
-    struct cv_layer_spec s = {.type = t, .filters = filters, .size = size, .stride = stride,
-                              .pad = pad, .activation = CV_ACT_LINEAR};
+    struct cv_layer_spec s = {.type = t,
+                              .filters = filters,
+                              .size = size,
+                              .stride = stride,
+                              .pad = pad,
+                              .activation = CV_ACT_LINEAR};
     return s;
 }
 
@@ -81,9 +85,8 @@ static void test_output_sizes(void)
         int n, f, s, pad, out;
     };
     struct size_case c[] = {
-        {6, 3, 1, CV_PAD_VALID, 4}, {6, 3, 1, CV_PAD_SAME, 6}, {7, 3, 2, 0, 3},
-        {7, 3, 2, 1, 4},            {28, 5, 1, 2, 28},         {28, 3, 2, CV_PAD_SAME, 14},
-        {5, 1, 1, 0, 5},
+        {6, 3, 1, CV_PAD_VALID, 4}, {6, 3, 1, CV_PAD_SAME, 6},   {7, 3, 2, 0, 3}, {7, 3, 2, 1, 4},
+        {28, 5, 1, 2, 28},          {28, 3, 2, CV_PAD_SAME, 14}, {5, 1, 1, 0, 5},
     };
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 2, c[i].f, c[i].s, c[i].pad);
@@ -101,7 +104,8 @@ static void test_pooling_by_hand(void)
     const float x[16] = {1, 3, 2, 1, 2, 9, 1, 1, 1, 3, 2, 3, 5, 6, 1, 2};
     struct cv_ctx ctx = {0};
     float y[4];
-    struct cv_layer_spec mp = spec(CV_LAYER_MAXPOOL, 0, 2, 2, 0), ap = spec(CV_LAYER_AVGPOOL, 0, 2, 2, 0);
+    struct cv_layer_spec mp = spec(CV_LAYER_MAXPOOL, 0, 2, 2, 0),
+                         ap = spec(CV_LAYER_AVGPOOL, 0, 2, 2, 0);
     struct one o;
     make(&o, &mp, (struct cv_shape){1, 4, 4}, 1, NULL);
     o.l.ops->forward(&o.l, &ctx, x, y, 1);

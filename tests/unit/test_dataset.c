@@ -198,8 +198,13 @@ static void test_bad_files(void)
     ASSERT_EQ(cv_dataset_probe(p("junk.h5"), &in, &e), CV_FORMAT);
     int32_t yb[2] = {0, 7};
     float xb[2] = {1, 2};
-    struct cv_split_out sp = {.group = "/", .n_rows = 2, .features = 1, .x_f32 = xb,
-                              .y_class = yb, .target_dim = 1, .classes = 5};
+    struct cv_split_out sp = {.group = "/",
+                              .n_rows = 2,
+                              .features = 1,
+                              .x_f32 = xb,
+                              .y_class = yb,
+                              .target_dim = 1,
+                              .classes = 5};
     ASSERT_EQ(cv_dataset_write(p("lab7.h5"), &sp, 1, &e), CV_OK);
     float x[2];
     int32_t y[2];

@@ -12,7 +12,7 @@
 #include "test.h"
 #include "util.h"
 
-#define N 6
+#define N  6
 #define IN 5
 
 static float x[N * IN], yv[N * 3];

@@ -143,7 +143,7 @@ static void test_slices_match_whole(void)
             }
             free(dm);
             norm2 = cv_optim_step_part(parts, w2, g2, 0, cut, 0.05, 8, add_other, NULL);
-            other_half = norm2 * norm2 - other_half; /* the first slice's, for the second */
+            other_half = norm2 * norm2 - other_half;      /* the first slice's, for the second */
             cv_optim_set_t(parts, cv_optim_t(parts) - 1); /* one step, two slices */
             cv_optim_step_part(parts, w2, g2 + cut, cut, n, 0.05, 8, add_other, NULL);
         }

@@ -149,8 +149,7 @@ static void test_plan_errors(void)
     expect_plan_error("sweep:\n  space:\n    train.lrr: log_uniform(1e-3, 1)\n", "lrr");
     expect_plan_error("sweep:\n  strategy: grid\n  space:\n    train.lr: uniform(0.1, 1)\n",
                       "grid needs choice");
-    expect_plan_error("sweep:\n  space:\n    model.layers.0.units: int_uniform(-3, -1)\n",
-                      "units");
+    expect_plan_error("sweep:\n  space:\n    model.layers.0.units: int_uniform(-3, -1)\n", "units");
 }
 
 /* A choice can be a YAML flow value: whole layer lists (number of layers). */
@@ -183,11 +182,11 @@ struct sim {
     cv_queue *q;
     int groups;
     struct cv_job job[8];
-    double ends[8];                /* simulated time the group's job ends, < 0 idle */
-    int runs[64][8];               /* jobs per (trial, rung) */
+    double ends[8];  /* simulated time the group's job ends, < 0 idle */
+    int runs[64][8]; /* jobs per (trial, rung) */
     double metric_of[64];
-    double result[64][8];          /* reported metric per (trial, rung), NAN if none */
-    int eta, misplaced;            /* promotions of trials outside their rung's top 1/eta */
+    double result[64][8]; /* reported metric per (trial, rung), NAN if none */
+    int eta, misplaced;   /* promotions of trials outside their rung's top 1/eta */
 };
 
 /* ASHA's rule, checked independently: a promotion to rung r takes a trial
@@ -296,8 +295,8 @@ static void test_queue_asha(void)
         ASSERT_EQ(s.misplaced, 0);
         ASSERT_TRUE(at[1] >= n / 3 && at[1] < n / 2); /* about the top third */
         ASSERT_TRUE(at[2] >= 1 && at[2] < at[1]);
-        ASSERT_EQ(s.runs[13][2], 1);                  /* the best reaches the top */
-        ASSERT_EQ(s.runs[0][1], 0);                   /* the worst is never promoted */
+        ASSERT_EQ(s.runs[13][2], 1); /* the best reaches the top */
+        ASSERT_EQ(s.runs[0][1], 0);  /* the worst is never promoted */
         /* epochs: 27 x 1 + promotions x (3-1) + (9-3) */
         ASSERT_EQ(cv_queue_epochs_spent(s.q), at[0] * 1 + at[1] * 2 + at[2] * 6);
         cv_queue_free(s.q);
@@ -342,8 +341,13 @@ static void test_results_roundtrip(void)
     int fd = mkstemp(path);
     close(fd);
     unlink(path);
-    struct cv_result r = {.trial = 3, .rung = 1, .epochs = 3, .status = CV_JOB_DONE,
-                          .value = 0.875, .dev_loss = NAN, .n_params = 2};
+    struct cv_result r = {.trial = 3,
+                          .rung = 1,
+                          .epochs = 3,
+                          .status = CV_JOB_DONE,
+                          .value = 0.875,
+                          .dev_loss = NAN,
+                          .n_params = 2};
     snprintf(r.params[0].key, sizeof(r.params[0].key), "train.lr");
     snprintf(r.params[0].value, sizeof(r.params[0].value), "0.00123");
     snprintf(r.params[1].key, sizeof(r.params[1].key), "train.optimizer");
@@ -390,11 +394,10 @@ static void test_results_roundtrip(void)
 static void test_refine(void)
 {
     struct cv_error err;
-    struct cv_config *c = config_with(
-        "sweep:\n  space:\n    train.lr: log_uniform(1e-5, 1)\n"
-        "    train.optimizer: choice(sgd, momentum, adam)\n"
-        "    model.layers.0.units: int_uniform(8, 512)\n",
-        &err);
+    struct cv_config *c = config_with("sweep:\n  space:\n    train.lr: log_uniform(1e-5, 1)\n"
+                                      "    train.optimizer: choice(sgd, momentum, adam)\n"
+                                      "    model.layers.0.units: int_uniform(8, 512)\n",
+                                      &err);
     struct cv_result rows[3] = {0};
     const char *lr[3] = {"0.001", "0.004", "0.5"}, *opt[3] = {"adam", "momentum", "sgd"};
     const char *units[3] = {"64", "100", "8"};
