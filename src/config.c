@@ -473,10 +473,10 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
                        "auto or false (buckets are allreduced during backward, every rank "
                        "updating every parameter)",
                        p->source);
-    if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_OFF)
+    if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_ON)
         return cv_fail(p->err, CV_CONFIG,
-                       "%s: comm.compression = %s needs comm.shard_optimizer "
-                       "= auto or true (each slice's owner sums the compressed copies)",
+                       "%s: comm.compression = %s needs comm.shard_optimizer = auto or false "
+                       "(every rank unpacks the rounded sums and updates every parameter)",
                        p->source, compression_names[c->comm.compression]);
     if (c->comm.shared_memory == CV_ON) {
         const char *clash = c->comm.overlap                           ? "comm.overlap = true"

@@ -52,9 +52,10 @@ static cv_status try_node(cv_reducer *r, bool *fallback, struct cv_error *err)
 }
 
 /* One rank has nothing to exchange (the allreduce strategy is then a
- * no-op); overlap is the replicated allreduce's; node-shared arenas are
- * the default wherever every host runs the same number (> 1) of ranks;
- * between private arenas, sharding and bfloat16 messages go together. */
+ * no-op); overlap and bfloat16 compression are replicated exchanges of
+ * their own; node-shared arenas are the default wherever every host runs
+ * the same number (> 1) of ranks; else the sharded optimizer when it pays
+ * (shard), else one allreduce. */
 cv_status cv_reducer_create(const struct cv_config *cfg, const cv_comm *comm, cv_model *m,
                             cv_reducer **out, struct cv_error *err)
 {

@@ -9,8 +9,10 @@
  *   allreduce - replicated: every rank owns the whole arena (MPI_Allreduce
  *               after backward, or bucketed MPI_Iallreduce during it).
  *   sharded   - ZeRO stage 1 between private arenas: a pairwise
- *               reduce-scatter (float or bfloat16 messages), each rank
- *               updates its slice, MPI_Allgatherv shares the slices.
+ *               reduce-scatter, each rank updates its slice, MPI_Allgatherv
+ *               shares the slices; or, with bfloat16 compression, the same
+ *               reduce-scatter in bfloat16 and an allgather of the rounded
+ *               sums (replicated: every rank owns the whole arena).
  *   node      - one parameter arena per host and every rank's gradients in
  *               an MPI-3 shared window: each slice's owner sums its peers'
  *               gradients from their memory, then across hosts.
@@ -96,6 +98,7 @@ struct cv_reducer {
  * fields create set (comm, model, grads, n).  Collective. */
 cv_status cv__reducer_allreduce(cv_reducer *r, size_t bucket_bytes, bool overlap,
                                 struct cv_error *err);
+/* bf16: the compressed allreduce (optimizer replicated), else ZeRO-1. */
 cv_status cv__reducer_sharded(cv_reducer *r, bool bf16, struct cv_error *err);
 /* node: the ranks of r->comm on this host (every host the same number);
  * cross: the ranks of r->comm with the same node rank, one per host.  The

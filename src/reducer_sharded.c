@@ -1,12 +1,17 @@
 /*
- * reducer_sharded.c - ZeRO stage 1 between private arenas: rank q owns the
- * slice [start(q), start(q + 1)) of the arena.  After backward a pairwise
- * reduce-scatter leaves each owner the sum of its slice; it updates only
- * that slice, and share() allgathers the updated slices.  The same bytes
- * cross as in a ring allreduce, and the optimizer's pass is split P ways.
- * With comm.compression = bf16 the reduce-scatter's messages are bfloat16
- * (src/bf16.h), added to the owner's float slice in float; parameters are
- * always shared as floats, so replicas stay identical.
+ * reducer_sharded.c - the exchanges built on a pairwise reduce-scatter
+ * between private arenas, in which rank q sums the slice
+ * [start(q), start(q + 1)) of the arena:
+ *   sharded    - ZeRO stage 1: each owner updates only its slice, and
+ *                share() allgathers the updated slices.  The same bytes
+ *                cross as in a ring allreduce, and the optimizer's pass is
+ *                split P ways.
+ *   compressed - comm.compression = bf16: the reduce-scatter's messages are
+ *                bfloat16 (src/bf16.h), added to the owner's float slice in
+ *                float; the owners round their sums to bfloat16 and
+ *                allgather them, so half the bytes cross both ways and
+ *                every rank unpacks the same values: replicas stay
+ *                identical, each updating every parameter.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +27,12 @@
 
 struct sharded {
     bool bf16;
+    size_t lo, hi;        /* the slice this rank sums */
     int *counts, *displs; /* (size) each rank's slice */
     size_t widest;        /* the longest slice */
     float *scratch;       /* (CHUNK) a float message */
-    uint16_t *packed;     /* (2 CHUNK) bf16: the outgoing and the incoming message */
+    uint16_t *packed;     /* bf16: (2 CHUNK + n) the outgoing and the incoming message,
+                             then the allgathered sums */
 };
 
 static size_t chunk_len(size_t total, size_t c)
@@ -62,11 +69,11 @@ static int exchange(cv_reducer *r, const float *out, long out_len, int to, float
  * P - 1 rounds each owner holds its slice's sum, having sent and received
  * (P - 1)/P of the arena, as a ring would.  Why not MPI_Reduce_scatter:
  * Open MPI 4.1's was about 4x slower (docs/performance.md). */
-static cv_status finish(cv_reducer *r, struct cv_error *err)
+static cv_status reduce_scatter(cv_reducer *r, struct cv_error *err)
 {
     struct sharded *s = r->impl;
     int p = r->comm->size, me = r->comm->rank;
-    float *mine = r->grads + r->lo;
+    float *mine = r->grads + s->lo;
     for (int k = 1; k < p; k++) {
         int to = (me + k) % p, from = (me - k + p) % p;
         const float *out = r->grads + s->displs[to];
@@ -74,11 +81,29 @@ static cv_status finish(cv_reducer *r, struct cv_error *err)
          * that sends and receives pair up whatever the slice lengths */
         for (size_t c = 0; c * CHUNK < s->widest; c++) {
             int rc = exchange(r, out + c * CHUNK, (long)chunk_len((size_t)s->counts[to], c), to,
-                              mine + c * CHUNK, (long)chunk_len(r->hi - r->lo, c), from, k);
+                              mine + c * CHUNK, (long)chunk_len(s->hi - s->lo, c), from, k);
             if (rc != MPI_SUCCESS)
                 return cv__mpi_fail(err, rc, "MPI_Sendrecv (gradient reduce-scatter)");
         }
     }
+    return CV_OK;
+}
+
+/* Compressed: the owners' sums rounded to bfloat16, allgathered as such,
+ * and unpacked by every rank (the owner too) into its whole arena. */
+static cv_status finish_compressed(cv_reducer *r, struct cv_error *err)
+{
+    struct sharded *s = r->impl;
+    cv_status st = reduce_scatter(r, err);
+    if (st != CV_OK)
+        return st;
+    uint16_t *all = s->packed + 2 * CHUNK;
+    cv_bf16_pack(r->grads + s->lo, all + s->lo, s->hi - s->lo);
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, s->counts, s->displs,
+                            MPI_UINT16_T, r->comm->comm);
+    if (rc != MPI_SUCCESS)
+        return cv__mpi_fail(err, rc, "MPI_Allgatherv (bfloat16 gradients)");
+    cv_bf16_unpack(all, r->grads, r->n);
     return CV_OK;
 }
 
@@ -103,8 +128,13 @@ static void free_impl(cv_reducer *r)
 }
 
 static const struct cv_reducer_ops sharded_ops = {
-    .finish = finish,
+    .finish = reduce_scatter,
     .share = share,
+    .free_impl = free_impl,
+};
+
+static const struct cv_reducer_ops compressed_ops = {
+    .finish = finish_compressed,
     .free_impl = free_impl,
 };
 
@@ -114,12 +144,13 @@ static cv_status plan(cv_reducer *r, struct sharded *s, struct cv_error *err)
     if (r->n > (size_t)INT32_MAX) /* MPI's displacements are ints */
         return cv_fail(err, CV_INVAL,
                        "comm.shard_optimizer / compression: %zu parameters: at "
-                       "most %d can be sharded; set comm.shard_optimizer = false",
+                       "most %d can be sliced; set comm.shard_optimizer and "
+                       "comm.compression off",
                        r->n, INT32_MAX);
     s->counts = cv_calloc((size_t)p, sizeof(int));
     s->displs = cv_calloc((size_t)p, sizeof(int));
     s->scratch = cv_calloc(CHUNK, sizeof(float));
-    s->packed = s->bf16 ? cv_calloc(2 * CHUNK, sizeof(uint16_t)) : NULL;
+    s->packed = s->bf16 ? cv_calloc_big(2 * CHUNK + r->n, sizeof(uint16_t)) : NULL;
     if (!s->counts || !s->displs || !s->scratch || (s->bf16 && !s->packed))
         return cv_fail(err, CV_NOMEM, "reducer: out of memory");
     for (int q = 0; q < p; q++) {
@@ -128,8 +159,8 @@ static cv_status plan(cv_reducer *r, struct sharded *s, struct cv_error *err)
         s->counts[q] = (int)(b - a);
         s->widest = b - a > s->widest ? b - a : s->widest;
     }
-    r->lo = (size_t)s->displs[r->comm->rank];
-    r->hi = r->lo + (size_t)s->counts[r->comm->rank];
+    s->lo = (size_t)s->displs[r->comm->rank];
+    s->hi = s->lo + (size_t)s->counts[r->comm->rank];
     return CV_OK;
 }
 
@@ -138,15 +169,25 @@ cv_status cv__reducer_sharded(cv_reducer *r, bool bf16, struct cv_error *err)
     struct sharded *s = cv_calloc(1, sizeof(*s));
     cv_status st = s ? CV_OK : cv_fail(err, CV_NOMEM, "reducer: out of memory");
     r->impl = s;
-    r->ops = &sharded_ops;
-    r->slices = r->comm;
+    r->ops = bf16 ? &compressed_ops : &sharded_ops;
+    r->slices = bf16 ? NULL : r->comm;
     if (st == CV_OK) {
         s->bf16 = bf16;
         st = plan(r, s, err);
     }
-    snprintf(r->what, sizeof(r->what),
-             "pairwise reduce-scatter%s after backward, optimizer "
-             "sharded over the %d ranks (each updates 1/%d), updated slices allgathered",
-             bf16 ? " of bfloat16 gradients" : "", r->comm->size, r->comm->size);
+    if (st == CV_OK && !bf16) { /* the owned slice; compressed, every rank owns it all */
+        r->lo = s->lo;
+        r->hi = s->hi;
+    }
+    if (bf16)
+        snprintf(r->what, sizeof(r->what),
+                 "allreduce of bfloat16 gradients (pairwise "
+                 "reduce-scatter, allgather of the rounded sums) after backward, optimizer "
+                 "replicated");
+    else
+        snprintf(r->what, sizeof(r->what),
+                 "pairwise reduce-scatter after backward, optimizer "
+                 "sharded over the %d ranks (each updates 1/%d), updated slices allgathered",
+                 r->comm->size, r->comm->size);
     return cv_comm_agree(r->comm, st, err);
 }

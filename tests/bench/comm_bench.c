@@ -38,7 +38,7 @@ static void fill(float *a, size_t n, int rank)
         a[i] = (float)((i + (size_t)rank) % 97) * 1e-3f;
 }
 
-enum kind { ALLREDUCE, OVERLAP, SHARDED, SHARDED_BF16, NODE };
+enum kind { ALLREDUCE, OVERLAP, SHARDED, COMPRESSED, NODE };
 
 /* A strategy made directly (the trainer's policy picks one); NULL where it
  * cannot run here (node-shared arenas need every host to run > 1 ranks). */
@@ -59,11 +59,11 @@ static cv_reducer *make(const cv_comm *c, float *arena, size_t n, int kind)
         }
     }
     if (st == CV_OK)
-        st = kind == ALLREDUCE      ? cv__reducer_allreduce(r, 4u << 20, false, NULL)
-             : kind == OVERLAP      ? cv__reducer_allreduce(r, 4u << 20, true, NULL)
-             : kind == SHARDED      ? cv__reducer_sharded(r, false, NULL)
-             : kind == SHARDED_BF16 ? cv__reducer_sharded(r, true, NULL)
-                                    : cv__reducer_node(r, node, cross, NULL);
+        st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, 4u << 20, false, NULL)
+             : kind == OVERLAP    ? cv__reducer_allreduce(r, 4u << 20, true, NULL)
+             : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
+             : kind == COMPRESSED ? cv__reducer_sharded(r, true, NULL)
+                                  : cv__reducer_node(r, node, cross, NULL);
     if (st != CV_OK) {
         cv_reducer_free(r);
         return NULL;
@@ -131,7 +131,8 @@ static void bench_mpi(float *arena, float *out, size_t n, int reps, int rank, in
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    int provided; /* serialized: the overlapped exchange's progress thread */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 5820426;
     int reps = argc > 2 ? atoi(argv[2]) : 30;
     reps = reps < 1 ? 1 : reps > MAX_REPS ? MAX_REPS : reps;
@@ -151,7 +152,8 @@ int main(int argc, char **argv)
     bench_reducer(c, arena, n, OVERLAP, "caviar allreduce in 4 MiB buckets (MPI_Iallreduce)", reps);
     bench_reducer(c, arena, n, SHARDED, "caviar sharded (pairwise reduce-scatter + allgather)",
                   reps);
-    bench_reducer(c, arena, n, SHARDED_BF16, "caviar sharded, bf16 messages", reps);
+    bench_reducer(c, arena, n, COMPRESSED, "caviar allreduce in bf16 (reduce-scatter + allgather)",
+                  reps);
     bench_reducer(c, arena, n, NODE, "caviar node-shared (sum from peers' memory)", reps);
     bench_mpi(arena, out, n, reps, rank, size);
     cv_comm_free(c);

@@ -7,13 +7,18 @@
 # e.g. CONFIG = tests/bench/configs/wide-mlp.yaml (workload b of run.py),
 # with comm.overlap=true or comm.compression=bf16; run it from the
 # repository root (the config's data path is relative).  Both ranks share
-# this machine's cores.
+# this machine's cores.  LINK="RATE [RTT]" (e.g. LINK="1gbit 50us") shapes
+# the link with tc (tests/e2e/lib.sh: two_hosts_link); by default it is a
+# plain veth.  tests/bench/cluster_bench.sh measures every mode and link.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,11p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,14p "$0"; exit 2; }
 caviar=$1 cfg=$(realpath "$2")
 shift 2
+# shellcheck source-path=SCRIPTDIR source=../e2e/lib.sh
 source "$(dirname "$0")/../e2e/lib.sh" "$caviar" "$(dirname "$0")/../.."
-two_hosts_setup
+# shellcheck disable=SC2086  # LINK is "RATE RTT": two arguments, or none
+two_hosts_setup ${LINK:-}
+[ -z "${LINK:-}" ] || echo "link: $link_qdisc"
 run_two_hosts train "$cfg" run.dir="$TMP/run" "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log"; exit 1; }
 grep "^gradients:" "$TMP/log" || true
 "$PY" - "$TMP/run/metrics.jsonl" <<'PY'

@@ -102,14 +102,16 @@ params_hash() {
     "$CAVIAR" inspect --json "$1" >"$TMP/inspect.json" && json_get "$TMP/inspect.json" params_fnv1a
 }
 
-# two_hosts_setup: two network namespaces joined by a veth pair act as two
-# hosts ($ip1, $ip2); Open MPI's rsh launcher reaches the second through
-# $TMP/agent.sh, which enters its namespace (with its own host name) where a
-# cluster would use ssh.  Exits 77 (ctest: skipped) where no namespace can
+# two_hosts_setup [RATE [RTT]]: two network namespaces joined by a veth pair
+# act as two hosts ($ip1, $ip2); Open MPI's rsh launcher reaches the second
+# through $TMP/agent.sh, which enters its namespace (with its own host name)
+# where a cluster would use ssh.  The link is a plain veth unless RATE is
+# given (two_hosts_link).  Exits 77 (ctest: skipped) where no namespace can
 # be made.  Needs root.
 two_hosts_setup() {
     local id=$$
     ns1=cvh1-$id ns2=cvh2-$id
+    veth1=cva$id veth2=cvb$id
     ip1=10.77.0.1 ip2=10.77.0.2   # inside the namespaces made here, nowhere else
     trap 'ip netns del "$ns1" 2>/dev/null || true; ip netns del "$ns2" 2>/dev/null || true
           rm -rf "$TMP"' EXIT
@@ -118,16 +120,16 @@ two_hosts_setup() {
         exit 77
     fi
     ip netns add "$ns2"
-    ip link add "cva$id" type veth peer name "cvb$id"
-    ip link set "cva$id" netns "$ns1"
-    ip link set "cvb$id" netns "$ns2"
-    ip -n "$ns1" addr add $ip1/24 dev "cva$id"
-    ip -n "$ns2" addr add $ip2/24 dev "cvb$id"
+    ip link add "$veth1" type veth peer name "$veth2"
+    ip link set "$veth1" netns "$ns1"
+    ip link set "$veth2" netns "$ns2"
+    ip -n "$ns1" addr add $ip1/24 dev "$veth1"
+    ip -n "$ns2" addr add $ip2/24 dev "$veth2"
     for ns in "$ns1" "$ns2"; do
         ip -n "$ns" link set lo up
     done
-    ip -n "$ns1" link set "cva$id" up
-    ip -n "$ns2" link set "cvb$id" up
+    ip -n "$ns1" link set "$veth1" up
+    ip -n "$ns2" link set "$veth2" up
     cat >"$TMP/agent.sh" <<AGENT
 #!/bin/sh
 host=\$1
@@ -142,6 +144,46 @@ exec ip netns exec "\$ns" unshare --uts sh -c "hostname \$ns; \$*"
 AGENT
     chmod +x "$TMP/agent.sh"
     printf '%s slots=2\n%s slots=2\n' $ip1 $ip2 >"$TMP/hosts"
+    [ $# -eq 0 ] || two_hosts_link "$@"
+}
+
+# two_hosts_link RATE [RTT] | unshaped: shape both ends of two_hosts_setup's
+# link (again whenever called) like a wire of RATE (tc units: 1gbit,
+# 500mbit) with a round trip of RTT (tc time: 50us, default none); sets
+# $link_qdisc to what does it.  netem (half the RTT and RATE on each end)
+# models a link exactly: each packet waits its serialization time behind the
+# previous one, then the propagation delay.  Kernels without netem
+# (CONFIG_NET_SCH_NETEM unset, no modules: some VMs) get tbf, rate only (no
+# delay: $link_qdisc says so), with a queue of 100 ms (packets wait, not
+# drop) and a bucket of 80 kB or 64 us of RATE if more: it must hold one of
+# veth's 64 KiB GSO packets, else tbf cuts each into MTU frames in software
+# and, on busy cores, loses tokens to late timer wake-ups (with 8 kB, 2
+# ranks allreduced 4 MB in 45 ms at 1gbit, 74 at 10gbit); the price is that
+# 80 kB after an idle spell go unpaced (0.64 ms early at 1gbit).  With 80 kB:
+# 33 ms at 1gbit (33.5 ideal with headers), 4.0 at 10gbit (3.4).
+two_hosts_link() {
+    local rate=$1 rtt=${2:-0us} half burst ns dev
+    link_qdisc=none
+    for ns in "$ns1" "$ns2"; do
+        dev=$veth1
+        [ "$ns" = "$ns1" ] || dev=$veth2
+        tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null || true
+        [ "$rate" != unshaped ] || continue
+        half=$(awk -v t="$rtt" 'BEGIN { n = t + 0; u = substr(t, length(n "") + 1)
+            print n / 2 (u == "" ? "us" : u) }')
+        if tc -n "$ns" qdisc add dev "$dev" root netem delay "$half" rate "$rate" limit 100000 \
+            2>/dev/null; then
+            link_qdisc="netem delay $half rate $rate"
+            continue
+        fi
+        burst=$(awk -v r="$rate" 'BEGIN { n = r + 0; u = tolower(substr(r, length(n "") + 1))
+            m = u == "gbit" ? 1e9 : u == "mbit" ? 1e6 : u == "kbit" ? 1e3 : u == "bit" ? 1 : 0
+            if (m == 0) exit 1
+            b = int(n * m * 64e-6 / 8); print (b > 80000 ? b : 80000) }') ||
+            fail "two_hosts_link: rate $rate: want <number>gbit, mbit, kbit or bit"
+        tc -n "$ns" qdisc add dev "$dev" root tbf rate "$rate" burst "$burst" latency 100ms
+        link_qdisc="tbf rate $rate burst $burst (no netem here: no delay, RTT $rtt not emulated)"
+    done
 }
 
 # run_two_hosts ARGS...: `caviar ARGS` as $PER_HOST ranks (default 1) on each

@@ -16,8 +16,8 @@ expect_fail "type = dence: expected one of dense" run_np 2 $T model.layers.0.typ
 expect_fail "activation = relux: expected one of" run_np 2 $T model.layers.0.activation=relux
 expect_fail "unknown key .train.lrr." run_np 2 $T train.lrr=1
 expect_fail "unknown key .comm.shared_batch." run_np 2 $T comm.shared_batch=true
-expect_fail "comm.compression = bf16 needs comm.shard_optimizer = auto or true" \
-    run_np 2 $T comm.compression=bf16 comm.shard_optimizer=false
+expect_fail "comm.compression = bf16 needs comm.shard_optimizer = auto or false" \
+    run_np 2 $T comm.compression=bf16 comm.shard_optimizer=true
 
 "$PY" - "$TMP" <<'PY'
 import h5py, numpy as np, sys

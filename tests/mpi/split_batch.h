@@ -90,7 +90,7 @@ static inline size_t wrong_sums(const float *sum, size_t lo, size_t hi, int worl
 }
 
 /* The strategies, made directly (cv_reducer_create picks one by policy). */
-enum strategy { ALLREDUCE, OVERLAP, SHARDED, SHARDED_BF16, NODE };
+enum strategy { ALLREDUCE, OVERLAP, SHARDED, COMPRESSED, NODE };
 
 /* A reducer of `kind` over n floats of `arena` (m: the model, may be NULL
  * unless adopted) with buckets of `bucket` bytes when overlapped; NODE
@@ -101,11 +101,11 @@ static inline cv_reducer *make_reducer(const cv_comm *comm, cv_model *m, float *
     cv_reducer *r = cv_calloc(1, sizeof(*r));
     ASSERT_TRUE(r != NULL);
     *r = (cv_reducer){.comm = comm, .model = m, .grads = arena, .n = n, .hi = n};
-    cv_status st = kind == ALLREDUCE      ? cv__reducer_allreduce(r, bucket, false, NULL)
-                   : kind == OVERLAP      ? cv__reducer_allreduce(r, bucket, true, NULL)
-                   : kind == SHARDED      ? cv__reducer_sharded(r, false, NULL)
-                   : kind == SHARDED_BF16 ? cv__reducer_sharded(r, true, NULL)
-                                          : cv__reducer_node(r, node, cross, NULL);
+    cv_status st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, bucket, false, NULL)
+                   : kind == OVERLAP    ? cv__reducer_allreduce(r, bucket, true, NULL)
+                   : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
+                   : kind == COMPRESSED ? cv__reducer_sharded(r, true, NULL)
+                                        : cv__reducer_node(r, node, cross, NULL);
     ASSERT_EQ(st, CV_OK);
     return r;
 }

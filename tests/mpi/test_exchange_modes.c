@@ -91,7 +91,7 @@ static const struct mode MODES[] = {
       "comm.bucket_kb=1"},
      FLOAT},
     {"sharded (ZeRO-1)", {"comm.shared_memory=false", "comm.shard_optimizer=true"}, FLOAT},
-    {"sharded, bfloat16 messages", {"comm.compression=bf16", "comm.shared_memory=false"}, BF16},
+    {"bfloat16 allreduce", {"comm.compression=bf16", "comm.shared_memory=false"}, BF16},
     {"default (node-shared arenas on one host)", {NULL}, FLOAT},
     {NULL, {NULL}, 0, 0},
 };
@@ -449,7 +449,8 @@ static float *start_params(size_t *n)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    int provided; /* serialized: the overlapped exchange's progress thread */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     double t_start = now();
     cv_comm *world = NULL, *alone = NULL;
     struct cv_error err;

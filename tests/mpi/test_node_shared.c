@@ -108,7 +108,8 @@ static void test_one_parameter_arena(const cv_comm *world, int per)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    int provided; /* serialized: the overlapped exchange's progress thread */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     make_data();
     cv_comm *world = NULL;
     cv_comm_create_world(&world, NULL);

@@ -188,7 +188,8 @@ static void test_errors(const cv_comm *world, const char *base)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    int provided; /* serialized: the overlapped exchange's progress thread */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     cv_comm *world = NULL;
     struct cv_error err;
     cv_error_clear(&err);

@@ -155,9 +155,9 @@ static void test_errors(void)
         expect_error(text, NULL, want);
     }
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {compression: bf16, shard_optimizer: false}\n",
+                 "comm: {compression: bf16, shard_optimizer: true}\n",
                  NULL,
-                 "cfg.yaml: comm.compression = bf16 needs comm.shard_optimizer = auto or true");
+                 "cfg.yaml: comm.compression = bf16 needs comm.shard_optimizer = auto or false");
     expect_error(base, "comm.shared_batch=true", "unknown key 'comm.shared_batch'");
     expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
                  "comm: {overlap: true, shard_optimizer: true}\n",
