@@ -87,8 +87,6 @@ static const struct field train_fields[] = {
     {"max_steps", F_I64, C(train.max_steps), GE, 0, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field comm_fields[] = {
-    {"bucket_kb", F_INT, C(comm.bucket_kb), GE, 1, NONE, 0, NULL, 0, NULL},
-    {"overlap", F_BOOL, C(comm.overlap), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"compression", ENUM(comm.compression, compression_names)},
     {"shared_memory", F_TRI, C(comm.shared_memory), NONE, 0, NONE, 0, NULL, 0, NULL},
@@ -406,8 +404,6 @@ static void defaults(struct cv_config *c)
     c->train.epochs = 10;
     c->train.decay_every = 1;
     c->train.seed = 1;
-    c->comm.bucket_kb = 4096;
-    c->comm.overlap = false; /* why: docs/performance.md#overlap */
     c->comm.shard_optimizer = CV_AUTO;
     c->comm.shared_memory = CV_AUTO;
     c->checkpoint.every_epochs = 1;
@@ -462,32 +458,20 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
         c->sweep.seed = c->train.seed;
     size_t len = strlen(c->sweep.metric);
     c->sweep.minimize = len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss");
-    if (c->comm.compression != CV_COMPRESS_NONE && c->comm.overlap)
-        return cv_fail(p->err, CV_CONFIG,
-                       "%s: comm.compression = %s needs comm.overlap = false "
-                       "(compressed gradients are reduced after backward)",
-                       p->source, compression_names[c->comm.compression]);
-    if (c->comm.overlap && c->comm.shard_optimizer == CV_ON)
-        return cv_fail(p->err, CV_CONFIG,
-                       "%s: comm.overlap = true needs comm.shard_optimizer = "
-                       "auto or false (buckets are allreduced during backward, every rank "
-                       "updating every parameter)",
-                       p->source);
     if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_ON)
         return cv_fail(p->err, CV_CONFIG,
                        "%s: comm.compression = %s needs comm.shard_optimizer = auto or false "
                        "(every rank unpacks the rounded sums and updates every parameter)",
                        p->source, compression_names[c->comm.compression]);
     if (c->comm.shared_memory == CV_ON) {
-        const char *clash = c->comm.overlap                           ? "comm.overlap = true"
-                            : c->comm.compression != CV_COMPRESS_NONE ? "comm.compression = bf16"
-                            : c->comm.shard_optimizer == CV_OFF ? "comm.shard_optimizer = false"
-                                                                : NULL;
+        const char *clash = c->comm.compression != CV_COMPRESS_NONE ? "comm.compression = bf16"
+                            : c->comm.shard_optimizer == CV_OFF     ? "comm.shard_optimizer = false"
+                                                                    : NULL;
         if (clash)
             return cv_fail(p->err, CV_CONFIG,
                            "%s: comm.shared_memory = true cannot be used with "
-                           "%s (node-shared arenas are summed after backward, in float, by "
-                           "each slice's owner)",
+                           "%s (node-shared arenas are summed in float by each slice's owner, "
+                           "who updates it)",
                            p->source, clash);
     }
     if (c->sweep.min_epochs > c->sweep.max_epochs)

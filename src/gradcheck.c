@@ -23,7 +23,7 @@ struct check {
 static double batch_loss(struct check *c)
 {
     struct cv_batch_stats st = {0};
-    cv_model_train_batch(c->m, c->b, 0, 1.0f, NULL, NULL, &st);
+    cv_model_train_batch(c->m, c->b, 0, 1.0f, &st);
     return st.loss_sum / (double)c->b->n;
 }
 
@@ -77,7 +77,7 @@ cv_status cv_gradcheck(cv_model *m, const struct cv_batch *b, double eps, size_t
     if (!ana)
         return cv_fail(err, CV_NOMEM, "out of memory");
     /* J = mean loss, so the gradient scale is 1/n */
-    cv_model_train_batch(m, b, 0, 1.0f / (float)b->n, NULL, NULL, NULL);
+    cv_model_train_batch(m, b, 0, 1.0f / (float)b->n, NULL);
     memcpy(ana, cv_model_grads(m), n * sizeof(float));
     struct check c = {m, b, eps, max_per_tensor, ana, res, 0, 0, 0};
     cv_status st = cv_model_each_param(m, check_tensor, &c, err);

@@ -2,10 +2,9 @@
  * model.c - a sequential network of layers over three contiguous arenas
  * (parameters, gradients, state) plus activations and scratch sized for
  * max_batch at build time.  Forward keeps every layer's output for backward;
- * backward ping-pongs between two input-gradient buffers and reports, layer
- * by layer, which tail of the gradient arena is final (a caller may start
- * exchanging it).  The loss is fused with the final activation when they
- * match.  Nothing here knows of ranks or MPI.
+ * backward ping-pongs between two input-gradient buffers.  The loss is
+ * fused with the final activation when they match.  Nothing here knows of
+ * ranks or MPI.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +18,6 @@
 struct cv_model {
     const struct cv_config *cfg; /* borrowed; outlives the model */
     struct cv_layer layers[CV_MAX_LAYERS];
-    size_t param_offset[CV_MAX_LAYERS]; /* first arena element of each layer */
     int n_layers;
     int inputs, outputs, max_batch;
     size_t n_params, n_state;
@@ -84,7 +82,6 @@ static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
 {
     size_t np = 0, ns = 0, nscr = 0, nact = 0, widest = (size_t)m->inputs;
     for (int i = 0; i < m->n_layers; i++) {
-        m->param_offset[i] = np;
         cv__layer_sizes(&m->layers[i], &np, &ns, &nscr);
         size_t f = cv_shape_size(m->layers[i].out);
         nact += f;
@@ -271,10 +268,8 @@ static double loss(cv_model *m, const struct cv_batch *b, float scale, float *d,
     return 0;
 }
 
-/* Layers last to first; after layer i, `ready` learns that the gradients
- * from its first parameter to the arena's end are final. */
-static void backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n,
-                     cv_grad_ready_fn ready, void *ready_arg)
+/* Layers last to first. */
+static void backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n)
 {
     int cur = 0; /* dbuf[cur] holds dLoss/d(output of layer i) */
     for (int i = m->n_layers - 1; i >= 0; i--) {
@@ -282,20 +277,16 @@ static void backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int 
         float *dx = i > 0 ? m->dbuf[cur ^ 1] : NULL;
         l->ops->backward(l, ctx, i > 0 ? m->acts[i - 1] : x, m->acts[i], m->dbuf[cur], dx, n);
         cur ^= 1;
-        if (ready)
-            ready(ready_arg, m->param_offset[i]);
     }
 }
 
 void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, float grad_scale,
-                          cv_grad_ready_fn ready, void *ready_arg, struct cv_batch_stats *stats)
+                          struct cv_batch_stats *stats)
 {
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
     struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows};
     if (b->n == 0) { /* a rank whose shard ran out still joins the exchange */
         memset(m->grads, 0, sizeof(float) * m->n_params);
-        if (ready)
-            ready(ready_arg, 0);
         return;
     }
     double t0 = cv_now();
@@ -303,7 +294,7 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
     long long correct = 0;
     double l = loss(m, b, grad_scale, m->dbuf[0], &correct);
     double t1 = cv_now();
-    backward(m, &ctx, b->x, b->n, ready, ready_arg);
+    backward(m, &ctx, b->x, b->n);
     if (stats) {
         stats->loss_sum += l;
         stats->correct += correct;

@@ -25,14 +25,17 @@ void cv__accumulate(float *acc, const float *in, long n)
         acc[i] += in[i];
 }
 
-/* The sharded optimizer under comm.shard_optimizer = auto: where the
- * update's pass over the arena costs more than the extra collective, i.e.
- * when the gradients span more than one bucket. */
+/* Gradients above this many bytes are sharded under shard_optimizer =
+ * auto: there the update's pass over the arena costs more than the extra
+ * collective (docs/performance.md#sharded-optimizer). */
+#define SHARD_ABOVE_BYTES ((size_t)4 << 20)
+
+/* The sharded optimizer under comm.shard_optimizer (auto: large arenas). */
 static bool shard(const struct cv_config *cfg, size_t n)
 {
     if (cfg->comm.shard_optimizer != CV_AUTO)
         return cfg->comm.shard_optimizer == CV_ON;
-    return n * sizeof(float) > (size_t)cfg->comm.bucket_kb * 1024 && n <= (size_t)INT32_MAX;
+    return n * sizeof(float) > SHARD_ABOVE_BYTES && n <= (size_t)INT32_MAX;
 }
 
 /* Node-shared arenas where every host runs the same number (> 1) of the
@@ -52,32 +55,33 @@ static cv_status try_node(cv_reducer *r, bool *fallback, struct cv_error *err)
 }
 
 /* One rank has nothing to exchange (the allreduce strategy is then a
- * no-op); overlap and bfloat16 compression are replicated exchanges of
- * their own; node-shared arenas are the default wherever every host runs
- * the same number (> 1) of ranks; else the sharded optimizer when it pays
- * (shard), else one allreduce. */
+ * no-op); bfloat16 compression is a replicated exchange of its own;
+ * node-shared arenas are the default wherever every host runs the same
+ * number (> 1) of ranks; else the sharded optimizer when it pays (shard),
+ * else one allreduce. */
 cv_status cv_reducer_create(const struct cv_config *cfg, const cv_comm *comm, cv_model *m,
                             cv_reducer **out, struct cv_error *err)
 {
     cv_reducer *r = cv_calloc(1, sizeof(*r));
     *out = NULL;
-    if (!r)
-        return cv_comm_agree(comm, cv_fail(err, CV_NOMEM, "reducer: out of memory"), err);
+    cv_status st = cv_comm_agree(comm, r ? CV_OK : cv_fail(err, CV_NOMEM, "reducer: out of memory"),
+                                 err);
+    if (st != CV_OK) {
+        free(r);
+        return st;
+    }
     *r = (cv_reducer){.comm = comm,
                       .model = m,
                       .grads = cv_model_grads(m),
                       .n = cv_model_n_params(m),
                       .hi = cv_model_n_params(m)};
-    bool many = cv_comm_size(comm) > 1, overlap = many && cfg->comm.overlap;
-    bool bf16 = cfg->comm.compression == CV_COMPRESS_BF16, fallback = true;
-    cv_status st = CV_OK;
-    if (many && !overlap && !bf16 && cfg->comm.shared_memory != CV_OFF &&
-        cfg->comm.shard_optimizer != CV_OFF)
+    bool many = cv_comm_size(comm) > 1, fallback = true;
+    bool bf16 = cfg->comm.compression == CV_COMPRESS_BF16;
+    if (many && !bf16 && cfg->comm.shared_memory != CV_OFF && cfg->comm.shard_optimizer != CV_OFF)
         st = try_node(r, &fallback, err);
     if (st == CV_OK && fallback)
-        st = many && !overlap && (bf16 || shard(cfg, r->n))
-                 ? cv__reducer_sharded(r, bf16, err)
-                 : cv__reducer_allreduce(r, (size_t)cfg->comm.bucket_kb * 1024, overlap, err);
+        st = many && (bf16 || shard(cfg, r->n)) ? cv__reducer_sharded(r, bf16, err)
+                                                : cv__reducer_allreduce(r, err);
     if (st != CV_OK) {
         cv_reducer_free(r);
         return st;
@@ -98,13 +102,6 @@ void cv_reducer_free(cv_reducer *r)
 cv_status cv_reducer_adopt(cv_reducer *r, struct cv_error *err)
 {
     return r->ops->adopt ? r->ops->adopt(r, err) : CV_OK;
-}
-
-void cv_reducer_ready(void *reducer, size_t offset)
-{
-    cv_reducer *r = reducer;
-    if (r->ops->ready)
-        r->ops->ready(r, offset);
 }
 
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err)

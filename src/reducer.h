@@ -6,8 +6,8 @@
  *
  * One file per strategy (src/reducer_*.c); cv_reducer_create picks one from
  * the config and the host layout (the exchange policy, src/reducer.c):
- *   allreduce - replicated: every rank owns the whole arena (MPI_Allreduce
- *               after backward, or bucketed MPI_Iallreduce during it).
+ *   allreduce - replicated: every rank owns the whole arena, one
+ *               MPI_Allreduce after backward.
  *   sharded   - ZeRO stage 1 between private arenas: a pairwise
  *               reduce-scatter, each rank updates its slice, MPI_Allgatherv
  *               shares the slices; or, with bfloat16 compression, the same
@@ -46,10 +46,8 @@ void cv_reducer_free(cv_reducer *r);
  * host's shared arenas.  Nothing to do for the others. */
 cv_status cv_reducer_adopt(cv_reducer *r, struct cv_error *err);
 
-/* Per step, collective: ready() from backward (the model's
- * cv_grad_ready_fn, arg = the reducer), then finish.  *wait_s (may be
- * NULL) grows by the seconds finish spent: the exposed exchange. */
-void cv_reducer_ready(void *reducer, size_t offset);
+/* Per step, collective, after backward: this rank's owned slice summed.
+ * *wait_s (may be NULL) grows by the seconds it took: the exposed exchange. */
 cv_status cv_reducer_finish(cv_reducer *r, double *wait_s, struct cv_error *err);
 
 /* The slice [lo, hi) of the arena whose summed gradients this rank holds
@@ -72,8 +70,6 @@ const char *cv_reducer_describe(const cv_reducer *r);
 /* ---- for the strategies (src/reducer_*.c) ---- */
 
 struct cv_reducer_ops {
-    /* optional: backward made arena [offset, n) final */
-    void (*ready)(cv_reducer *r, size_t offset);
     cv_status (*finish)(cv_reducer *r, struct cv_error *err);
     /* optional: nothing to share when every rank owns the whole arena */
     cv_status (*share)(cv_reducer *r, float *arena, struct cv_error *err);
@@ -96,8 +92,7 @@ struct cv_reducer {
 
 /* Each strategy fills in *r (ops, slices, lo, hi, what, impl) for the
  * fields create set (comm, model, grads, n).  Collective. */
-cv_status cv__reducer_allreduce(cv_reducer *r, size_t bucket_bytes, bool overlap,
-                                struct cv_error *err);
+cv_status cv__reducer_allreduce(cv_reducer *r, struct cv_error *err);
 /* bf16: the compressed allreduce (optimizer replicated), else ZeRO-1. */
 cv_status cv__reducer_sharded(cv_reducer *r, bool bf16, struct cv_error *err);
 /* node: the ranks of r->comm on this host (every host the same number);

@@ -457,8 +457,7 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
                          cfg->data.augment_flip, cfg->data.augment_shift);
     long long global = cv_sched_global_count(n_rows, cfg->train.batch, tr->world, s);
     tr->t.data += cv_now() - t0;
-    cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global,
-                         cv_reducer_ready, tr->reducer, &bs);
+    cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global, &bs);
     cv_status st = cv_reducer_finish(tr->reducer, &wait, err);
     bool preempt = tr->opts->preempt_at_step > 0 && tr->ts.step + 1 >= tr->opts->preempt_at_step;
     bool asked = (tr->opts->stop && *tr->opts->stop) || preempt;

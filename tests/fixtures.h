@@ -36,8 +36,6 @@ static inline void fixture_mlp(struct cv_config *c, int inputs, const int *units
     c->train.batch = 8;
     c->train.epochs = 1;
     c->train.seed = 7;
-    c->comm.bucket_kb = 4096;
-    c->comm.overlap = true;
 }
 
 /* Insert a dropout layer with keep probability `keep` before layer `at`. */

@@ -144,9 +144,7 @@ struct cv_config {
     } train;
 
     struct {
-        int bucket_kb;                    /* allreduce bucket size in KiB (default 4096) */
-        bool overlap;                     /* reduce buckets during backward (default false) */
-        enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above a bucket */
+        enum cv_tristate shard_optimizer; /* each rank updates 1/P; auto: above 4 MiB */
         enum cv_compression compression;  /* gradients in bfloat16 (default none) */
         enum cv_tristate shared_memory;   /* one parameter arena per host (default auto) */
     } comm;

@@ -79,18 +79,13 @@ struct cv_batch_stats {
     double t_backward; /* seconds in backward */
 };
 
-/* Called after backward has written the gradients of every parameter at or
- * after arena offset `offset` (layers finish last-to-first), so a caller can
- * start reducing that tail of the gradient arena early. */
-typedef void (*cv_grad_ready_fn)(void *arg, size_t offset);
-
 /* Forward + loss + backward for one local batch.  Gradients are the sum of
  * per-sample gradients times `grad_scale` (1 / global batch count), so an
  * allreduce-sum over ranks yields the mean over the global batch.  L2 is
  * not included here (the optimizer adds it).  `step` keys dropout masks.
  * A batch of n == 0 writes zero gradients. */
 void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, float grad_scale,
-                          cv_grad_ready_fn ready, void *ready_arg, struct cv_batch_stats *stats);
+                          struct cv_batch_stats *stats);
 
 /* Inference forward: probabilities / outputs (n, outputs) into `out`;
  * adds loss and accuracy to stats if targets are given and stats != NULL. */

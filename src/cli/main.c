@@ -78,8 +78,8 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    int provided; /* serialized: comm.overlap's progress thread (src/reducer_allreduce.c) */
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     cv_set_abort_hook(abort_job);
     cv_set_flush_denormals(true);

@@ -38,7 +38,7 @@ static void fill(float *a, size_t n, int rank)
         a[i] = (float)((i + (size_t)rank) % 97) * 1e-3f;
 }
 
-enum kind { ALLREDUCE, OVERLAP, SHARDED, COMPRESSED, NODE };
+enum kind { ALLREDUCE, SHARDED, COMPRESSED, NODE };
 
 /* A strategy made directly (the trainer's policy picks one); NULL where it
  * cannot run here (node-shared arenas need every host to run > 1 ranks). */
@@ -59,8 +59,7 @@ static cv_reducer *make(const cv_comm *c, float *arena, size_t n, int kind)
         }
     }
     if (st == CV_OK)
-        st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, 4u << 20, false, NULL)
-             : kind == OVERLAP    ? cv__reducer_allreduce(r, 4u << 20, true, NULL)
+        st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, NULL)
              : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
              : kind == COMPRESSED ? cv__reducer_sharded(r, true, NULL)
                                   : cv__reducer_node(r, node, cross, NULL);
@@ -71,8 +70,7 @@ static cv_reducer *make(const cv_comm *c, float *arena, size_t n, int kind)
     return r;
 }
 
-/* One strategy: report every 1 MiB of the arena final (as backward does),
- * finish, and share the (updated) parameters back. */
+/* One strategy: finish, and share the (updated) parameters back. */
 static void bench_reducer(const cv_comm *c, float *arena, size_t n, int kind, const char *what,
                           int reps)
 {
@@ -85,8 +83,6 @@ static void bench_reducer(const cv_comm *c, float *arena, size_t n, int kind, co
         fill(grads, n, cv_comm_rank(c));
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        for (size_t off = n; off > 0; off = off > (1u << 18) ? off - (1u << 18) : 0)
-            cv_reducer_ready(r, off);
         cv_reducer_finish(r, NULL, NULL);
         if (kind == NODE) /* sharing the one parameter arena is a barrier of the host */
             MPI_Barrier(MPI_COMM_WORLD);
@@ -131,8 +127,7 @@ static void bench_mpi(float *arena, float *out, size_t n, int reps, int rank, in
 
 int main(int argc, char **argv)
 {
-    int provided; /* serialized: the overlapped exchange's progress thread */
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Init(&argc, &argv);
     size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 5820426;
     int reps = argc > 2 ? atoi(argv[2]) : 30;
     reps = reps < 1 ? 1 : reps > MAX_REPS ? MAX_REPS : reps;
@@ -149,7 +144,6 @@ int main(int argc, char **argv)
         printf("gradient exchange of %zu floats (%.1f MB) over %d ranks, %d repetitions\n", n,
                4e-6 * (double)n, size, reps);
     bench_reducer(c, arena, n, ALLREDUCE, "caviar allreduce (MPI_Allreduce)", reps);
-    bench_reducer(c, arena, n, OVERLAP, "caviar allreduce in 4 MiB buckets (MPI_Iallreduce)", reps);
     bench_reducer(c, arena, n, SHARDED, "caviar sharded (pairwise reduce-scatter + allgather)",
                   reps);
     bench_reducer(c, arena, n, COMPRESSED, "caviar allreduce in bf16 (reduce-scatter + allgather)",

@@ -39,18 +39,15 @@ WORKLOADS = {  # name: (hidden layers, or conv filters per block for "c", global
 # shared memory (comm.shared_memory); "2x1 private" gives each rank its own
 # arenas, exchanged by MPI messages, and "2x1 replicated" also turns the
 # sharded optimizer off (comm.shard_optimizer);
-# "2x1 overlapped" reduces buckets during backward (comm.overlap, the
-# replicated exchange), only where the gradients span several buckets, and
-# "2x1 bf16" exchanges gradients as bfloat16 (comm.compression, sharded):
+# "2x1 bf16" exchanges gradients as bfloat16 (comm.compression):
 # workload b, whose exchange is the largest.
 CAVIAR_CONFIGS = [(1, 1, 1, ()), (1, 2, 1, ()), (2, 1, 1, ())]
 SCALING_CONFIGS = [(2, 1, 1, ("comm.shard_optimizer=false",)),
                    (2, 1, 1, ("comm.shared_memory=false",)), (2, 1, 2, ()),
                    (2, 1, 2, ("comm.shard_optimizer=false",)), (4, 1, 1, ())]
-EXCHANGE_CONFIGS = {"b": [(2, 1, 1, ("comm.overlap=true",)),
-                          (2, 1, 1, ("comm.compression=bf16",)),
+EXCHANGE_CONFIGS = {"b": [(2, 1, 1, ("comm.compression=bf16",)),
                           (2, 1, 2, ("comm.compression=bf16",))]}
-OVERRIDE_LABELS = {"comm.shard_optimizer=false": "replicated", "comm.overlap=true": "overlapped",
+OVERRIDE_LABELS = {"comm.shard_optimizer=false": "replicated",
                    "comm.shared_memory=false": "private",
                    "comm.compression=bf16": "bf16"}
 # (label, threads, DDP processes, batch multiple): the weak DDP row is the

@@ -5,7 +5,7 @@
 # crosses a network stack instead of shared memory.  Needs root.
 #   bash tests/bench/two_hosts.sh build/caviar CONFIG [key=value ...]
 # e.g. CONFIG = tests/bench/configs/wide-mlp.yaml (workload b of run.py),
-# with comm.overlap=true or comm.compression=bf16; run it from the
+# with comm.compression=bf16 or comm.shard_optimizer=true; run it from the
 # repository root (the config's data path is relative).  Both ranks share
 # this machine's cores.  LINK="RATE [RTT]" (e.g. LINK="1gbit 50us") shapes
 # the link with tc (tests/e2e/lib.sh: two_hosts_link); by default it is a

@@ -22,15 +22,14 @@ cfg=$(tiny_config)
 two_hosts_setup
 
 run_np 2 train "$cfg" run.dir="$TMP/one-host" train.epochs=1 comm.shared_memory=false \
-    >/dev/null
-run_two_hosts train "$cfg" run.dir="$TMP/two-hosts" train.epochs=1 comm.bucket_kb=1 \
-    comm.overlap=true >"$TMP/two-hosts.log" 2>&1 || { cat "$TMP/two-hosts.log"; fail "two-host run"; }
+    comm.shard_optimizer=true >/dev/null
+run_two_hosts train "$cfg" run.dir="$TMP/two-hosts" train.epochs=1 comm.shard_optimizer=true \
+    >"$TMP/two-hosts.log" 2>&1 || { cat "$TMP/two-hosts.log"; fail "two-host run"; }
 
 grep -qx "$ip2" "$TMP/agent.log" || fail "the second host was not launched through the agent"
-# the two-host run reduced 1 KiB buckets during backward; the one-host run
-# in one blocking allreduce
-grep -q "gradients: allreduce in buckets during backward" \
-    "$TMP/two-hosts.log" || fail "two hosts: the reduction was not bucketed and overlapped"
+# the two-host run exchanged the sharded optimizer's slices over TCP
+grep -q "gradients: pairwise reduce-scatter after backward, optimizer sharded" \
+    "$TMP/two-hosts.log" || fail "two hosts: the exchange was not the sharded one"
 want=$(params_hash "$TMP/one-host/model.h5")
 got=$(params_hash "$TMP/two-hosts/model.h5")
 [ "$got" = "$want" ] || fail "two hosts over TCP: params $got != one host $want"

@@ -90,19 +90,18 @@ static inline size_t wrong_sums(const float *sum, size_t lo, size_t hi, int worl
 }
 
 /* The strategies, made directly (cv_reducer_create picks one by policy). */
-enum strategy { ALLREDUCE, OVERLAP, SHARDED, COMPRESSED, NODE };
+enum strategy { ALLREDUCE, SHARDED, COMPRESSED, NODE };
 
 /* A reducer of `kind` over n floats of `arena` (m: the model, may be NULL
- * unless adopted) with buckets of `bucket` bytes when overlapped; NODE
+ * unless adopted); NODE
  * takes `node` and `cross` (the hosts' layout), which it frees. */
 static inline cv_reducer *make_reducer(const cv_comm *comm, cv_model *m, float *arena, size_t n,
-                                       int kind, size_t bucket, cv_comm *node, cv_comm *cross)
+                                       int kind, cv_comm *node, cv_comm *cross)
 {
     cv_reducer *r = cv_calloc(1, sizeof(*r));
     ASSERT_TRUE(r != NULL);
     *r = (cv_reducer){.comm = comm, .model = m, .grads = arena, .n = n, .hi = n};
-    cv_status st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, bucket, false, NULL)
-                   : kind == OVERLAP    ? cv__reducer_allreduce(r, bucket, true, NULL)
+    cv_status st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, NULL)
                    : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
                    : kind == COMPRESSED ? cv__reducer_sharded(r, true, NULL)
                                         : cv__reducer_node(r, node, cross, NULL);
@@ -132,10 +131,10 @@ static inline void check_partition(const cv_comm *comm, const cv_reducer *red, s
  * replicated one on private arenas step for step: the norm, the parameters
  * and, once shared, the moments.  The sharded side is `kind` (SHARDED, or
  * NODE over the given hosts' layout, adopted as the trainer does); the
- * replicated side is overlapped in 64-byte buckets or blocking.  At odd
+ * replicated side is one allreduce.  At odd
  * steps the last rank has no rows (the end of an epoch), on both sides. */
 static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv_comm *node,
-                                              cv_comm *cross, bool overlap, double clip)
+                                              cv_comm *cross, double clip)
 {
     int rank = cv_comm_rank(world), p = cv_comm_size(world);
     struct cv_config c;
@@ -152,9 +151,8 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
     cv_optim_create(&c, ms, &os, NULL);
     cv_optim_create(&c, mr, &orep, NULL);
     size_t n = cv_model_n_params(ms), lo, hi;
-    cv_reducer *rs = make_reducer(world, ms, cv_model_grads(ms), n, kind, 64, node, cross);
-    cv_reducer *rr = make_reducer(world, mr, cv_model_grads(mr), n, overlap ? OVERLAP : ALLREDUCE,
-                                  64, NULL, NULL);
+    cv_reducer *rs = make_reducer(world, ms, cv_model_grads(ms), n, kind, node, cross);
+    cv_reducer *rr = make_reducer(world, mr, cv_model_grads(mr), n, ALLREDUCE, NULL, NULL);
     if (!rs || !rr || !os || !orep)
         return;
     ASSERT_EQ(cv_reducer_adopt(rs, NULL), CV_OK);
@@ -165,10 +163,10 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
         struct cv_batch b = mine;
         if (step % 2 == 1 && rank == p - 1)
             b.n = 0;
-        cv_model_train_batch(mr, &b, (uint64_t)step, 1.0f / G, cv_reducer_ready, rr, NULL);
+        cv_model_train_batch(mr, &b, (uint64_t)step, 1.0f / G, NULL);
         ASSERT_EQ(cv_reducer_finish(rr, NULL, NULL), CV_OK);
         clipped_norm = cv_optim_step(orep, cv_model_params(mr), cv_model_grads(mr), 1e-2, G);
-        cv_model_train_batch(ms, &b, (uint64_t)step, 1.0f / G, cv_reducer_ready, rs, NULL);
+        cv_model_train_batch(ms, &b, (uint64_t)step, 1.0f / G, NULL);
         ASSERT_EQ(cv_reducer_finish(rs, NULL, NULL), CV_OK);
         double norm = cv_optim_step_part(os, cv_model_params(ms), cv_reducer_owned_grads(rs), lo,
                                          hi, 1e-2, G, sum_over_slices, rs);
@@ -182,9 +180,9 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
                        clip);
     float dw = max_rel_diff(cv_model_params(ms), cv_model_params(mr), n);
     CV_TEST_REPORT(dw <= 1e-5f,
-                   "kind %d overlap %d clip %g: sharded vs replicated parameters "
+                   "kind %d clip %g: sharded vs replicated parameters "
                    "differ by %g",
-                   kind, overlap, clip, dw);
+                   kind, clip, dw);
     bool same = false;
     cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
     ASSERT_TRUE(same);

@@ -2,11 +2,10 @@
  * test_data_parallel.c - run with 2 and 3 ranks.  Checks that
  *  - the allreduced gradient of a global batch split over ranks equals the
  *    gradient of the whole batch computed on one rank (a second code path),
- *    with overlap on (tiny buckets, many in flight) and off;
  *  - replicas stay bit-identical through optimizer steps;
  *  - a sharded optimizer (each rank updates its slice, then allgather)
  *    follows the replicated one step for step, parameters and Adam moments,
- *    with L2 and with a global-norm clip, bucketed and blocking;
+ *    with L2 and with a global-norm clip;
  *  - each strategy's sums are exact on integer-valued arenas, whole or per
  *    owned slice, in float or bfloat16, for arenas too small to give every
  *    rank a slice and for slices of unequal length spanning several
@@ -25,7 +24,7 @@
 #include "test.h"
 #include "util.h"
 
-static void test_split_gradient(const cv_comm *comm, bool overlap)
+static void test_split_gradient(const cv_comm *comm)
 {
     int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
     struct cv_config c;
@@ -36,19 +35,17 @@ static void test_split_gradient(const cv_comm *comm, bool overlap)
     cv_model_init_params(whole, 9);
     cv_model_init_params(part, 9);
     struct cv_batch all = {G, X, Y, NULL, ROWS}, mine = local_part(rank, world);
-    cv_model_train_batch(whole, &all, 3, 1.0f / G, NULL, NULL, NULL);
+    cv_model_train_batch(whole, &all, 3, 1.0f / G, NULL);
     size_t n = cv_model_n_params(part);
-    cv_reducer *red = make_reducer(comm, part, cv_model_grads(part), n,
-                                   overlap ? OVERLAP : ALLREDUCE, 64, NULL, NULL);
-    cv_model_train_batch(part, &mine, 3, 1.0f / G, cv_reducer_ready, red, NULL);
+    cv_reducer *red = make_reducer(comm, part, cv_model_grads(part), n, ALLREDUCE, NULL, NULL);
+    cv_model_train_batch(part, &mine, 3, 1.0f / G, NULL);
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < n; i++) {
         worst = fmax(worst, fabs(cv_model_grads(part)[i] - cv_model_grads(whole)[i]));
         scale = fmax(scale, fabs(cv_model_grads(whole)[i]));
     }
-    CV_TEST_REPORT(worst <= 1e-5 * scale,
-                   "overlap %d: split vs whole gradient differ by %g (max %g)", overlap, worst,
+    CV_TEST_REPORT(worst <= 1e-5 * scale, "split vs whole gradient differ by %g (max %g)", worst,
                    scale);
     cv_reducer_free(red);
     cv_model_free(whole);
@@ -65,11 +62,11 @@ static void test_replicas_identical(const cv_comm *comm)
     cv_model_create(&c, G, &m, NULL);
     cv_model_init_params(m, 1);
     cv_optim_create(&c, m, &o, NULL);
-    cv_reducer *red = make_reducer(comm, m, cv_model_grads(m), cv_model_n_params(m), OVERLAP, 256,
+    cv_reducer *red = make_reducer(comm, m, cv_model_grads(m), cv_model_n_params(m), ALLREDUCE,
                                    NULL, NULL);
     struct cv_batch mine = local_part(rank, world);
     for (int step = 0; step < 20; step++) {
-        cv_model_train_batch(m, &mine, (uint64_t)step, 1.0f / G, cv_reducer_ready, red, NULL);
+        cv_model_train_batch(m, &mine, (uint64_t)step, 1.0f / G, NULL);
         cv_reducer_finish(red, NULL, NULL);
         cv_optim_step(o, cv_model_params(m), cv_model_grads(m), 1e-2, G);
     }
@@ -88,13 +85,11 @@ static void test_reduction_exact(const cv_comm *comm, size_t n, int kind)
     bool shard = kind == SHARDED;
     float *arena = cv_calloc_big(n, sizeof(float));
     ASSERT_TRUE(arena != NULL);
-    cv_reducer *red = make_reducer(comm, NULL, arena, n, kind, 40000, NULL, NULL);
+    cv_reducer *red = make_reducer(comm, NULL, arena, n, kind, NULL, NULL);
     if (!arena || !red)
         return;
     for (size_t i = 0; i < n; i++)
         arena[i] = contribution(rank, i);
-    for (size_t off = n; off > 0; off = off > 30011 ? off - 30011 : 0)
-        cv_reducer_ready(red, off); /* as backward reports layers */
     ASSERT_EQ(cv_reducer_finish(red, NULL, NULL), CV_OK);
     size_t lo, hi;
     cv_reducer_owned(red, &lo, &hi);
@@ -124,7 +119,7 @@ static void test_reduction_bf16(const cv_comm *comm)
     size_t n = 300007, lo, hi, wrong = 0, rounded = 0;
     float *arena = cv_calloc_big(n, sizeof(float));
     ASSERT_TRUE(arena != NULL);
-    cv_reducer *red = make_reducer(comm, NULL, arena, n, COMPRESSED, 0, NULL, NULL);
+    cv_reducer *red = make_reducer(comm, NULL, arena, n, COMPRESSED, NULL, NULL);
     if (!arena || !red)
         return;
     for (size_t i = 0; i < n; i++)
@@ -172,17 +167,14 @@ static void test_error_agreement(const cv_comm *comm)
 
 int main(int argc, char **argv)
 {
-    int provided; /* serialized: the overlapped exchange's progress thread */
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Init(&argc, &argv);
     make_data();
     cv_comm *comm = NULL;
     cv_comm_create_world(&comm, NULL);
-    test_split_gradient(comm, true);
-    test_split_gradient(comm, false);
+    test_split_gradient(comm);
     test_replicas_identical(comm);
-    sharded_matches_replicated(comm, SHARDED, NULL, NULL, true, 0);
-    sharded_matches_replicated(comm, SHARDED, NULL, NULL, false, 0);
-    sharded_matches_replicated(comm, SHARDED, NULL, NULL, true, 0.05);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, 0);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, 0.05);
     /* 20 floats: fewer than 16 per rank; 1,000,003: 2-3 slices of unequal
      * length, each longer than one message of the pairwise reduce-scatter */
     size_t sizes[] = {20, 1000003};

@@ -48,7 +48,7 @@ static void test_exact_sums(const cv_comm *world, int per, size_t n)
     if (!make_hosts(world, per, &node, &cross))
         return;
     int hosts = cv_comm_size(cross);
-    cv_reducer *r = make_reducer(world, NULL, NULL, n, NODE, 0, node, cross);
+    cv_reducer *r = make_reducer(world, NULL, NULL, n, NODE, node, cross);
     if (!r)
         return;
     float *g = r->grads;                 /* this rank's gradients, in the shared window */
@@ -87,7 +87,7 @@ static void test_one_parameter_arena(const cv_comm *world, int per)
     size_t n = cv_model_n_params(m), lo, hi, wrong = 0;
     for (size_t i = 0; i < n; i++)
         cv_model_params(m)[i] = (float)i;
-    cv_reducer *r = make_reducer(world, m, cv_model_grads(m), n, NODE, 0, node, cross);
+    cv_reducer *r = make_reducer(world, m, cv_model_grads(m), n, NODE, node, cross);
     ASSERT_EQ(cv_reducer_adopt(r, NULL), CV_OK);
     float *params = cv_model_params(m); /* the host's arena now */
     for (size_t i = 0; i < n; i++)
@@ -108,8 +108,7 @@ static void test_one_parameter_arena(const cv_comm *world, int per)
 
 int main(int argc, char **argv)
 {
-    int provided; /* serialized: the overlapped exchange's progress thread */
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Init(&argc, &argv);
     make_data();
     cv_comm *world = NULL;
     cv_comm_create_world(&world, NULL);
@@ -121,7 +120,7 @@ int main(int argc, char **argv)
         for (int clip = 0; clip < 2; clip++) {
             cv_comm *node, *cross;
             if (make_hosts(world, per[k], &node, &cross))
-                sharded_matches_replicated(world, NODE, node, cross, false, clip ? 0.05 : 0);
+                sharded_matches_replicated(world, NODE, node, cross, clip ? 0.05 : 0);
         }
     }
     int failed = cv_test_failed;

@@ -188,8 +188,7 @@ static void test_errors(const cv_comm *world, const char *base)
 
 int main(int argc, char **argv)
 {
-    int provided; /* serialized: the overlapped exchange's progress thread */
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Init(&argc, &argv);
     cv_comm *world = NULL;
     struct cv_error err;
     cv_error_clear(&err);

@@ -61,7 +61,6 @@ static void test_values_and_defaults(void)
     ASSERT_EQ(c->checkpoint.keep, 3);
     ASSERT_EQ(c->model.loss, CV_LOSS_SOFTMAX_CE);
     ASSERT_EQ(c->comm.shard_optimizer, CV_AUTO);
-    ASSERT_TRUE(!c->comm.overlap);
     ASSERT_EQ(c->comm.compression, CV_COMPRESS_NONE);
     ASSERT_EQ(c->comm.shared_memory, CV_AUTO);
     ASSERT_EQ(c->sweep.max_epochs, 4); /* = train.epochs */
@@ -81,12 +80,15 @@ static void test_values_and_defaults(void)
 
 static void test_overrides_and_round_trip(void)
 {
-    const char *ov[] = {"train.lr=0.5",    "model.layers.0.units=512",
-                        "run.dir=runs/x",  "model.layers.1={type: dropout, keep: 0.5}",
-                        "data.dev=",       "comm.shard_optimizer=no",
-                        "comm.overlap=on", "comm.shared_memory=off"};
+    const char *ov[] = {"train.lr=0.5",
+                        "model.layers.0.units=512",
+                        "run.dir=runs/x",
+                        "model.layers.1={type: dropout, keep: 0.5}",
+                        "data.dev=",
+                        "comm.shard_optimizer=no",
+                        "comm.shared_memory=off"};
     struct cv_error e;
-    struct cv_config *c = parse(base, ov, 8, &e);
+    struct cv_config *c = parse(base, ov, 7, &e);
     ASSERT_TRUE(c != NULL);
     if (!c)
         return;
@@ -96,7 +98,6 @@ static void test_overrides_and_round_trip(void)
     ASSERT_NEAR(c->model.layers[1].keep, 0.5, 0);
     ASSERT_EQ(c->data.dev[0], '\0');
     ASSERT_EQ(c->comm.shard_optimizer, CV_OFF);
-    ASSERT_TRUE(c->comm.overlap);
     ASSERT_EQ(c->comm.shared_memory, CV_OFF);
     struct cv_config *back = parse(c->text, NULL, 0, &e); /* the stored config, parsed again */
     ASSERT_TRUE(back != NULL);
@@ -107,7 +108,6 @@ static void test_overrides_and_round_trip(void)
         ASSERT_EQ(back->train.decay_every, 2);
         ASSERT_EQ(back->sweep.n_space, 5);
         ASSERT_EQ(back->comm.shard_optimizer, CV_OFF);
-        ASSERT_TRUE(back->comm.overlap);
         ASSERT_EQ(back->comm.shared_memory, CV_OFF);
         ASSERT_TRUE(!strcmp(back->text, c->text));
     }
@@ -136,18 +136,14 @@ static void test_errors(void)
     expect_error(base, "model.layers.0.activation=relux", "activation = relux");
     expect_error(base, "comm.shard_optimizer=maybe",
                  "comm.shard_optimizer = maybe: expected auto, true or false");
-    expect_error(base, "comm.overlap=1", "comm.overlap = 1: expected true or false");
+    expect_error(base, "comm.overlap=true", "unknown key 'comm.overlap'");
     expect_error(base, "comm.compression=fp8",
                  "comm.compression = fp8: expected one of none, bf16");
-    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {overlap: true, compression: bf16}\n",
-                 NULL, "cfg.yaml: comm.compression = bf16 needs comm.overlap = false");
     const char *shm = "data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
                       "comm: {shared_memory: true, ";
-    const char *clashes[][2] = {{"overlap: true}\n", "comm.overlap = true"},
-                                {"compression: bf16}\n", "comm.compression = bf16"},
+    const char *clashes[][2] = {{"compression: bf16}\n", "comm.compression = bf16"},
                                 {"shard_optimizer: off}\n", "comm.shard_optimizer = false"}};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         char text[256], want[128];
         snprintf(text, sizeof(text), "%s%s", shm, clashes[i][0]);
         snprintf(want, sizeof(want), "cfg.yaml: comm.shared_memory = true cannot be used with %s",
@@ -159,9 +155,6 @@ static void test_errors(void)
                  NULL,
                  "cfg.yaml: comm.compression = bf16 needs comm.shard_optimizer = auto or false");
     expect_error(base, "comm.shared_batch=true", "unknown key 'comm.shared_batch'");
-    expect_error("data: {train: x}\nmodel: {input: [4], layers: [{type: dense, units: 2}]}\n"
-                 "comm: {overlap: true, shard_optimizer: true}\n",
-                 NULL, "cfg.yaml: comm.overlap = true needs comm.shard_optimizer = auto or false");
     expect_error(base, "comm.shared_memory=sometimes",
                  "comm.shared_memory = sometimes: expected auto, true or false");
     expect_error(base, "model.layers.9.units=1", "'9' is not an index of a list of 3");

@@ -185,7 +185,7 @@ static void test_dropout_statistics(void)
     float t[2] = {0, 0};
     struct cv_batch bt = {1, ones, NULL, t, &row};
     struct cv_batch_stats st = {0};
-    cv_model_train_batch(m, &bt, 1, 1.0f, NULL, NULL, &st);
+    cv_model_train_batch(m, &bt, 1, 1.0f, &st);
     double z = sqrt(2 * st.loss_sum); /* loss = 0.5 * out0^2 */
     ASSERT_NEAR(z, 1000.0, 4 * sqrt(1000 * 0.8 * 0.2) / 0.8);
     cv_model_free(m);
