@@ -11,7 +11,7 @@
 #ifndef CV_CLI_COMMANDS_H
 #define CV_CLI_COMMANDS_H
 
-/* Exit codes (documented in README.md and docs/cli.md). */
+/* Exit codes (documented in README.md, "Using it"). */
 enum cv_exit {
     CV_EXIT_OK = 0,     /* success */
     CV_EXIT_ERROR = 1,  /* bad input, I/O, numerical failure ... (message printed) */
