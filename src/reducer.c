@@ -18,6 +18,26 @@ size_t cv__slice_start(size_t n, int q, int p)
     return s < n ? s : n;
 }
 
+cv_status cv__plan_slices(size_t n, int p, int **counts, int **displs, size_t *widest,
+                          const char *what, struct cv_error *err)
+{
+    if (n > (size_t)INT32_MAX) /* MPI's counts and displacements are ints */
+        return cv_fail(err, CV_INVAL, "%s: %zu parameters: at most %d can be sliced over ranks",
+                       what, n, INT32_MAX);
+    *counts = cv_calloc((size_t)p, sizeof(int));
+    *displs = cv_calloc((size_t)p, sizeof(int));
+    if (!*counts || !*displs)
+        return cv_fail(err, CV_NOMEM, "reducer: out of memory");
+    *widest = 0;
+    for (int q = 0; q < p; q++) {
+        size_t a = cv__slice_start(n, q, p), b = cv__slice_start(n, q + 1, p);
+        (*displs)[q] = (int)a;
+        (*counts)[q] = (int)(b - a);
+        *widest = b - a > *widest ? b - a : *widest;
+    }
+    return CV_OK;
+}
+
 void cv__accumulate(float *acc, const float *in, long n)
 {
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
@@ -94,7 +114,7 @@ void cv_reducer_free(cv_reducer *r)
 {
     if (!r)
         return;
-    if (r->ops)
+    if (r->ops && r->ops->free_impl)
         r->ops->free_impl(r);
     free(r);
 }

@@ -75,6 +75,7 @@ struct cv_reducer_ops {
     cv_status (*share)(cv_reducer *r, float *arena, struct cv_error *err);
     /* optional */
     cv_status (*adopt)(cv_reducer *r, struct cv_error *err);
+    /* optional: the strategy's own state */
     void (*free_impl)(cv_reducer *r);
 };
 
@@ -103,6 +104,12 @@ cv_status cv__reducer_node(cv_reducer *r, cv_comm *node, cv_comm *cross, struct 
 /* Rank q's slice [start(q), start(q + 1)) of n floats split over p ranks,
  * cut at multiples of 16 floats so that no cache line has two owners. */
 size_t cv__slice_start(size_t n, int q, int p);
+
+/* (*counts)[q], (*displs)[q]: rank q's slice of n floats over p ranks
+ * (allocated here, freed by the caller, also on failure), *widest the
+ * longest.  CV_INVAL, naming `what`, beyond 2^31 - 1 floats (MPI counts). */
+cv_status cv__plan_slices(size_t n, int p, int **counts, int **displs, size_t *widest,
+                          const char *what, struct cv_error *err);
 
 /* acc += in, n floats; the OpenMP threads share the work when it is large. */
 void cv__accumulate(float *acc, const float *in, long n);

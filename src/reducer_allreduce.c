@@ -16,14 +16,8 @@ static cv_status finish(cv_reducer *r, struct cv_error *err)
     return cv__comm_sum_floats(r->comm, r->grads, r->n, err);
 }
 
-static void free_impl(cv_reducer *r)
-{
-    (void)r; /* no state of its own */
-}
-
 static const struct cv_reducer_ops allreduce_ops = {
     .finish = finish,
-    .free_impl = free_impl,
 };
 
 cv_status cv__reducer_allreduce(cv_reducer *r, struct cv_error *err)

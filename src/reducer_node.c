@@ -144,22 +144,16 @@ static cv_status alloc_window(cv_reducer *r, struct node *s, struct cv_error *er
 
 static cv_status plan(cv_reducer *r, struct node *s, struct cv_error *err)
 {
-    int p = s->node->size;
-    s->grads = cv_calloc((size_t)p, sizeof(float *));
-    s->counts = cv_calloc((size_t)p, sizeof(int));
-    s->displs = cv_calloc((size_t)p, sizeof(int));
-    if (!s->grads || !s->counts || !s->displs)
+    size_t widest;
+    if (r->n == 0)
+        return cv_fail(err, CV_INVAL, "node-shared arenas: a model without parameters");
+    cv_status st = cv__plan_slices(r->n, s->node->size, &s->counts, &s->displs, &widest,
+                                   "node-shared arenas (comm.shared_memory)", err);
+    if (st != CV_OK)
+        return st;
+    s->grads = cv_calloc((size_t)s->node->size, sizeof(float *));
+    if (!s->grads)
         return cv_fail(err, CV_NOMEM, "reducer: out of memory");
-    if (r->n == 0 || r->n > (size_t)INT32_MAX)
-        return cv_fail(err, CV_INVAL,
-                       "node-shared arenas: %zu parameters: expected 1 to %d "
-                       "(or comm.shared_memory = false)",
-                       r->n, INT32_MAX);
-    for (int q = 0; q < p; q++) {
-        size_t a = cv__slice_start(r->n, q, p), b = cv__slice_start(r->n, q + 1, p);
-        s->displs[q] = (int)a;
-        s->counts[q] = (int)(b - a);
-    }
     r->lo = (size_t)s->displs[s->node->rank];
     r->hi = r->lo + (size_t)s->counts[s->node->rank];
     return CV_OK;

@@ -30,7 +30,7 @@ struct sharded {
     size_t lo, hi;        /* the slice this rank sums */
     int *counts, *displs; /* (size) each rank's slice */
     size_t widest;        /* the longest slice */
-    float *scratch;       /* (CHUNK) a float message */
+    float *scratch;       /* (CHUNK) float: an incoming message */
     uint16_t *packed;     /* bf16: (2 CHUNK + n) the outgoing and the incoming message,
                              then the allgathered sums */
 };
@@ -140,25 +140,16 @@ static const struct cv_reducer_ops compressed_ops = {
 
 static cv_status plan(cv_reducer *r, struct sharded *s, struct cv_error *err)
 {
-    int p = r->comm->size;
-    if (r->n > (size_t)INT32_MAX) /* MPI's displacements are ints */
-        return cv_fail(err, CV_INVAL,
-                       "comm.shard_optimizer / compression: %zu parameters: at "
-                       "most %d can be sliced; set comm.shard_optimizer and "
-                       "comm.compression off",
-                       r->n, INT32_MAX);
-    s->counts = cv_calloc((size_t)p, sizeof(int));
-    s->displs = cv_calloc((size_t)p, sizeof(int));
-    s->scratch = cv_calloc(CHUNK, sizeof(float));
-    s->packed = s->bf16 ? cv_calloc_big(2 * CHUNK + r->n, sizeof(uint16_t)) : NULL;
-    if (!s->counts || !s->displs || !s->scratch || (s->bf16 && !s->packed))
-        return cv_fail(err, CV_NOMEM, "reducer: out of memory");
-    for (int q = 0; q < p; q++) {
-        size_t a = cv__slice_start(r->n, q, p), b = cv__slice_start(r->n, q + 1, p);
-        s->displs[q] = (int)a;
-        s->counts[q] = (int)(b - a);
-        s->widest = b - a > s->widest ? b - a : s->widest;
-    }
+    cv_status st = cv__plan_slices(r->n, r->comm->size, &s->counts, &s->displs, &s->widest,
+                                   "comm.shard_optimizer / comm.compression", err);
+    if (st != CV_OK)
+        return st;
+    if (s->bf16)
+        s->packed = cv_calloc_big(2 * CHUNK + r->n, sizeof(uint16_t));
+    else
+        s->scratch = cv_calloc(CHUNK, sizeof(float));
+    if (!s->packed && !s->scratch)
+        return cv_fail(err, CV_NOMEM, "reducer: out of memory for the exchange's messages");
     s->lo = (size_t)s->displs[r->comm->rank];
     s->hi = s->lo + (size_t)s->counts[r->comm->rank];
     return CV_OK;
