@@ -79,15 +79,20 @@ static int ensemble_train(int argc, char **argv)
         {"top", required_argument, NULL, 't'},     {"resume", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},          {0}};
     int members = 0, c;
+    long long v;
     const char *from = NULL;
     bool resume = false;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h')
             return train_usage(stdout), CV_EXIT_OK;
-        if (c == 'm' || c == 't')
-            members = atoi(optarg);
-        else if (c == 'f')
+        if (c == 'm' || c == 't') {
+            /* ensemble eval takes at most MAX_MEMBERS models */
+            if (!cv_cli_int_arg("ensemble", c == 'm' ? "members" : "top", optarg, 1, MAX_MEMBERS,
+                                &v))
+                return CV_EXIT_USAGE;
+            members = (int)v;
+        } else if (c == 'f')
             from = optarg;
         else if (c == 'r')
             resume = true;

@@ -4,6 +4,7 @@
  * (--trial I) and the merge of the trials' results (--collect).
  */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ static int parse_args(int argc, char **argv, struct sweep_args *a)
                                          {0}};
     *a = (struct sweep_args){.top = 3, .trial = -1};
     int c;
-    char *end;
+    long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -60,14 +61,14 @@ static int parse_args(int argc, char **argv, struct sweep_args *a)
             a->refine = optarg;
             break;
         case 't':
-            a->top = (int)strtol(optarg, &end, 10);
-            if (*end || a->top < 1)
-                goto bad;
+            if (!cv_cli_int_arg("sweep", "top", optarg, 1, INT_MAX, &v))
+                return CV_EXIT_USAGE;
+            a->top = (int)v;
             break;
         case 'i':
-            a->trial = (int)strtol(optarg, &end, 10);
-            if (*end || a->trial < 0)
-                goto bad;
+            if (!cv_cli_int_arg("sweep", "trial", optarg, 0, INT_MAX - 1, &v))
+                return CV_EXIT_USAGE;
+            a->trial = (int)v;
             break;
         case 'c':
             a->collect = true;
