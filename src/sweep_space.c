@@ -158,9 +158,10 @@ static bool grid_dim(const struct cv_sweep_dim *d)
     return d->dist == CV_DIST_CHOICE || d->dist == CV_DIST_INT_UNIFORM;
 }
 
-static int dim_points(const struct cv_sweep_dim *d)
+/* int_uniform bounds are within +-2^53 (config_space.c): exact here */
+static long long dim_points(const struct cv_sweep_dim *d)
 {
-    return d->dist == CV_DIST_CHOICE ? d->n_choices : (int)(d->hi - d->lo) + 1;
+    return d->dist == CV_DIST_CHOICE ? d->n_choices : (long long)(d->hi - d->lo) + 1;
 }
 
 static void grid_value(const struct cv_sweep_dim *d, int k, char *buf, size_t size)
@@ -181,10 +182,11 @@ static cv_status count_grid(const struct cv_config *cfg, int *n, struct cv_error
                            "%s:%d: sweep.space.%s: a grid needs choice(...) or int_uniform(a, b) "
                            "for every key (use strategy random or asha for continuous ranges)",
                            cfg->source, d->line, d->key);
-        total *= dim_points(d);
-        if (total > MAX_GRID)
+        long long points = dim_points(d);
+        if (points > MAX_GRID / total)
             return cv_fail(err, CV_CONFIG, "%s: the grid has more than %d points", cfg->source,
                            MAX_GRID);
+        total *= points;
     }
     *n = (int)total;
     return CV_OK;
