@@ -11,6 +11,36 @@
 #include "caviar/evaluate.h"
 #include "util.h"
 
+cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d, int inputs,
+                              int outputs, enum cv_loss loss, struct cv_error *err)
+{
+    bool ok_vec = d->classes == 0 && d->target_dim == outputs;
+    bool ok_cls = d->classes > 0 && (d->classes == outputs || (loss != CV_LOSS_SOFTMAX_CE &&
+                                                               outputs == 1 && d->classes <= 2));
+    if (d->n_rows < 1)
+        return cv_fail(err, CV_FORMAT, "%s: no rows (a split needs at least one)", spec);
+    if (d->features != inputs)
+        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d", spec,
+                       d->features, inputs);
+    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != outputs)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
+                       "needs one output per class)",
+                       spec, d->classes, outputs);
+    if (!ok_vec && !ok_cls)
+        return cv_fail(err, CV_SHAPE, "%s: targets (%d classes, %d columns) do not fit %d outputs",
+                       spec, d->classes, d->target_dim, outputs);
+    return CV_OK;
+}
+
+cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,
+                              struct cv_error *err)
+{
+    struct cv_dataset_info d;
+    cv_status st = cv_dataset_probe(spec, &d, err);
+    return st == CV_OK ? cv_eval_check_split(spec, &d, inputs, outputs, loss, err) : st;
+}
+
 void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs)
 {
     int mb = cv_model_max_batch(m), f = cv_model_inputs(m), k = cv_model_outputs(m);

@@ -15,6 +15,20 @@
 #include "caviar/shard.h"
 #include "caviar/status.h"
 
+/* Whether split `spec` (described by d) can be scored by a model of
+ * `inputs` features and `outputs` outputs trained with `loss`: at least one
+ * row; the same features; class ids with one output per class (or, except
+ * for softmax_cross_entropy, one output for <= 2 classes), or float targets
+ * of `outputs` columns.  Anything else would read past the model's outputs
+ * or score the wrong label space.  Errors: CV_FORMAT (no rows), CV_SHAPE
+ * (naming spec and both counts).  Local: no collectives. */
+cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d, int inputs,
+                              int outputs, enum cv_loss loss, struct cv_error *err);
+/* The same for a split not opened yet: probe it first (its file errors as
+ * cv_dataset_probe's).  Local: agree the status before a collective. */
+cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,
+                              struct cv_error *err);
+
 /* probs (rows of the shard, outputs) = the model's predictions for every
  * local row in storage order; inputs are normalised on the fly with the
  * model's statistics (the shard stays raw).  xbuf: (max_batch, inputs). */

@@ -198,12 +198,9 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
         return st;
     const struct cv_dataset_info *d = cv_shard_info(e->shard);
     int inputs = cv_model_inputs(e->m[0].model), outputs = cv_model_outputs(e->m[0].model);
-    if (d->features != inputs)
-        return cv_fail(err, CV_SHAPE, "%s has %d features per row, but the members expect %d", data,
-                       d->features, inputs);
-    if (d->classes > outputs && outputs > 1)
-        return cv_fail(err, CV_SHAPE, "%s has %d classes, but the members have %d outputs", data,
-                       d->classes, outputs);
+    st = cv_eval_check_split(data, d, inputs, outputs, e->m[0].cfg->model.loss, err);
+    if (st != CV_OK)
+        return st;
     size_t rows = (size_t)cv_shard_rows(e->shard), cells = (rows ? rows : 1) * (size_t)outputs;
     e->xbuf = calloc((size_t)EVAL_BATCH * (size_t)inputs, sizeof(float));
     e->probs = calloc(cells, sizeof(float));

@@ -36,18 +36,6 @@ static void scored_free(struct scored *s)
     cv_comm_free(s->comm);
 }
 
-static cv_status check_data(cv_model *m, const char *model, const char *data,
-                            const struct cv_dataset_info *d, struct cv_error *err)
-{
-    if (d->features != cv_model_inputs(m))
-        return cv_fail(err, CV_SHAPE, "%s has %d features per row, but %s expects %d", data,
-                       d->features, model, cv_model_inputs(m));
-    if (d->classes > 0 && d->classes > cv_model_outputs(m) && cv_model_outputs(m) > 1)
-        return cv_fail(err, CV_SHAPE, "%s has %d classes, but %s has %d outputs", data, d->classes,
-                       model, cv_model_outputs(m));
-    return CV_OK;
-}
-
 /* Collective: open the model and this rank's rows, predict them. */
 static cv_status score(struct scored *s, const char *model, const char *data, struct cv_error *err)
 {
@@ -59,7 +47,8 @@ static cv_status score(struct scored *s, const char *model, const char *data, st
     if (st == CV_OK)
         st = cv_shard_open(data, rank, world, EVAL_BATCH, &s->shard, err);
     if (st == CV_OK)
-        st = check_data(s->model, model, data, cv_shard_info(s->shard), err);
+        st = cv_eval_check_split(data, cv_shard_info(s->shard), cv_model_inputs(s->model),
+                                 cv_model_outputs(s->model), s->cfg->model.loss, err);
     if (st == CV_OK) {
         size_t rows = (size_t)cv_shard_rows(s->shard);
         s->xbuf = calloc((size_t)EVAL_BATCH * (size_t)cv_model_inputs(s->model), sizeof(float));
