@@ -34,17 +34,9 @@ with open(f"{d}/wide.csv", "w") as f:  # 5,000 cells a row: rows were cut at 4,0
 with open(f"{d}/nul.csv", "wb") as f:
     f.write(b"1,0,2\n3,1,4\n5,0,7\x009\n")
 PY
-cat >"$TMP/h.yaml" <<YAML
-data: {train: $TMP/c10.h5}
-model:
-  input: [16]
-  layers:
-    - {type: dense, units: 8, activation: relu}
-    - {type: dense, units: 10, activation: softmax}
-  loss: softmax_cross_entropy
-train: {batch: 32, epochs: 1, seed: 3}
-run: {dir: $TMP/run}
-YAML
+# tiny_config's MLP on the synthetic split: 16 features, 10 classes
+cfg=$(tiny_config)
+O="data.train=$TMP/c10.h5 data.dev= model.input=[16] run.dir=$TMP/run"
 
 # hostile NAME PATTERN CMD...: CMD (started in the background; `settle`
 # waits) exits non-zero but not by a timeout or signal, its output matches
@@ -85,34 +77,34 @@ nothing() {
     done
 }
 
-T="train $TMP/h.yaml"
+T="train $cfg $O"
 R=$TMP/r
 
 # ---- sizes computed from input ----
 hostile input "model.input = \\[2048, 2048, 1024\\]: expected C x H x W of at most 2147483647" \
     run_np 2 $T "model.input=[2048,2048,1024]" run.dir=$R
-hostile batch "model.input: \\(1, 32768, 32768\\) per sample x batch 16 is more than 2147483647" \
+hostile batch "model.input: \\(1, 32768, 32768\\) per sample x batch 64 is more than 2147483647" \
     run_np 2 $T "model.input=[1,32768,32768]" run.dir=$R
-hostile units "layer 1 \\(dense\\) output: \\(2000000000, 1, 1\\) per sample x batch 32" \
-    "$CAVIAR" $T model.layers.1.units=2000000000 run.dir=$R
+hostile units "layer 2 \\(dense\\) output: \\(2000000000, 1, 1\\) per sample x batch 128" \
+    "$CAVIAR" $T model.layers.2.units=2000000000 run.dir=$R
 hostile wide "wide.h5: /X is 4 x 4294967312: expected 1 to 2147483647 columns" \
     run_np 2 $T data.train=$TMP/wide.h5 run.dir=$R
 hostile shape "shape39.h5: attribute 'shape': expected 3 integers" \
     "$CAVIAR" $T data.train=$TMP/shape39.h5 run.dir=$R
 hostile intu "train.epochs = int_uniform\\(-1e30, 1e30\\): expected int_uniform bounds within" \
-    "$CAVIAR" sweep "$TMP/h.yaml" "sweep.space={train.epochs: 'int_uniform(-1e30, 1e30)'}" run.dir=$R
+    "$CAVIAR" sweep "$cfg" $O "sweep.space={train.epochs: 'int_uniform(-1e30, 1e30)'}" run.dir=$R
 settle "sizes past int"
 nothing "$R/model.h5" "$R/sweep/results.jsonl"
 ok "sizes past int refused"
 
 # ---- numeric arguments ----
 hostile members "--members 4294967297: expected an integer in \\[1, 64\\]" \
-    run_np 2 ensemble train "$TMP/h.yaml" --members 4294967297 run.dir=$R
+    run_np 2 ensemble train "$cfg" $O --members 4294967297 run.dir=$R
 hostile members2 "--members 2x: expected an integer" \
-    "$CAVIAR" ensemble train "$TMP/h.yaml" --members 2x run.dir=$R
+    "$CAVIAR" ensemble train "$cfg" $O --members 2x run.dir=$R
 hostile trial "--trial 99999999999: expected an integer in \\[0, 2147483646\\]" \
-    "$CAVIAR" sweep "$TMP/h.yaml" --trial 99999999999
-hostile eps "--eps nan: expected a number in \\(0, 1\\]" "$CAVIAR" gradcheck "$TMP/h.yaml" --eps nan
+    "$CAVIAR" sweep "$cfg" $O --trial 99999999999
+hostile eps "--eps nan: expected a number in \\(0, 1\\]" "$CAVIAR" gradcheck "$cfg" $O --eps nan
 hostile seed "--seed -1: expected an integer in \\[0, 18446744073709551615\\]" \
     "$CAVIAR" import csv "$TMP/wide.csv" --label-column 0 --seed -1 -o "$TMP/s.h5"
 hostile dev "--dev 1e3: expected an integer" \
