@@ -303,8 +303,10 @@ static cv_status read_floats(struct h5r *r, const char *name, const int *dims, i
         return cv_fail(err, CV_SHAPE, "%s: no dataset /%s (the model architecture differs?)",
                        r->path, name);
     hid_t space = H5Dget_space(ds);
-    hsize_t d[8];
-    int nd = H5Sget_simple_extent_dims(space, d, NULL);
+    hsize_t d[8] = {0};
+    int nd = H5Sget_simple_extent_ndims(space); /* up to 32: only then read into d */
+    if (nd >= 1 && nd <= 8)
+        H5Sget_simple_extent_dims(space, d, NULL);
     H5Sclose(space);
     bool same = nd == ndims;
     for (int i = 0; same && i < nd; i++)

@@ -84,10 +84,11 @@ static cv_status find_label(const char *spec, char **names, int n, const char *p
                             struct cv_error *err)
 {
     char *end;
+    errno = 0;
     long v = strtol(spec, &end, 10);
     if (*spec && !*end) {
-        if (v < 0 || v >= n)
-            return cv_fail(err, CV_USAGE, "--label-column %ld: %s has %d columns", v, path, n);
+        if (v < 0 || v >= n || errno == ERANGE)
+            return cv_fail(err, CV_USAGE, "--label-column %s: %s has %d columns", spec, path, n);
         *label = (int)v;
         return CV_OK;
     }

@@ -125,6 +125,14 @@ hostile eval0 "empty.h5: no rows" "$CAVIAR" eval "$M" "$TMP/empty.h5"
 hostile train0 "empty.h5: no rows" run_np 2 $T data.train=$TMP/empty.h5 run.dir=$R
 hostile dev0 "empty.h5: no rows" "$CAVIAR" $T data.dev=$TMP/empty.h5 run.dir=$R
 settle "wrong results"
+"$PY" - "$M" "$TMP/m20.h5" <<'PY'
+import h5py, numpy as np, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:  # 20 dimensions: read into 8 slots, the stack overran
+    del f["layers/00_dense/W"]
+    f["layers/00_dense/W"] = np.zeros((1,) * 20, dtype=np.float32)
+PY
+hostile dims20 "m20.h5: /layers/00_dense/W has shape" "$CAVIAR" eval "$TMP/m20.h5" "$TMP/c10.h5"
 hostile test "missing.h5: cannot open dataset" run_np 2 $T data.test=$TMP/missing.h5 run.dir=$R
 hostile test3 "c3.h5: 3 classes" "$CAVIAR" $T data.test=$TMP/c3.h5 run.dir=$R
 hostile nul "nul.csv:3:3: a NUL byte inside the field" \

@@ -10,6 +10,7 @@
 
 #include "caviar/config.h"
 #include "caviar/model.h"
+#include "caviar/sweep.h"
 #include "test.h"
 
 static const char *base =
@@ -307,6 +308,44 @@ static void test_model_sizes(void)
                        "[4]", 4, "layer 0 (dense) output: (1000000000, 1, 1) per sample x batch 4");
 }
 
+/* Refining a space from a results file reads its values back: a value the
+ * range cannot hold (text, or log of a negative) is an error naming the
+ * trial, key and value, not strtod's silent 0. */
+static void test_refine_values(void)
+{
+    static const char *const bad[] = {"fast", "-0.5", "1e-3x", ""};
+    struct cv_error e;
+    struct cv_config *c = parse(base, NULL, 0, &e);
+    struct cv_result *rows = calloc(2, sizeof(*rows));
+    ASSERT_TRUE(c != NULL && rows != NULL);
+    if (!c || !rows)
+        return;
+    for (int i = 0; i < 2; i++) {
+        static const char *const keys[] = {"train.lr", "train.beta1", "model.layers.0.units",
+                                           "train.batch", "train.l2"};
+        static const char *const vals[] = {"0.01", "0.99", "256", "64", "0.001"};
+        rows[i].trial = i;
+        rows[i].status = CV_JOB_DONE;
+        rows[i].n_params = 5;
+        for (int k = 0; k < 5; k++) {
+            snprintf(rows[i].params[k].key, sizeof(rows[i].params[k].key), "%s", keys[k]);
+            snprintf(rows[i].params[k].value, sizeof(rows[i].params[k].value), "%s", vals[k]);
+        }
+    }
+    for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+        struct cv_config *fine = NULL;
+        char want[96];
+        snprintf(rows[1].params[0].value, sizeof(rows[1].params[0].value), "%s", bad[b]);
+        snprintf(want, sizeof(want), "trial 1 of the results has train.lr = '%s'", bad[b]);
+        cv_error_clear(&e);
+        ASSERT_EQ(cv_sweep_refine(c, rows, 2, 2, &fine, &e), CV_CONFIG);
+        CV_TEST_REPORT(strstr(e.msg, want) != NULL, "message \"%s\" lacks \"%s\"", e.msg, want);
+        cv_config_free(fine);
+    }
+    free(rows);
+    cv_config_free(c);
+}
+
 int main(void)
 {
     test_values_and_defaults();
@@ -316,5 +355,6 @@ int main(void)
     test_file_errors();
     test_size_limits();
     test_model_sizes();
+    test_refine_values();
     TEST_MAIN_END();
 }

@@ -154,6 +154,15 @@ static void test_bad_idx(void)
     ASSERT_EQ(import("img.gz", "lab49", false, 0, 0, &e), CV_FORMAT);
     ASSERT_STR_CONTAINS(e.msg, "50 images but");
     ASSERT_EQ(import("missing", "lab", false, 0, 0, &e), CV_IO);
+    /* 65536 x 65536 pixels an image is 2^32 features: wrapped to 0 in int */
+    unsigned char h[16];
+    put32(h, 0x803), put32(h + 4, 1), put32(h + 8, 65536), put32(h + 12, 65536);
+    FILE *f = fopen(p("huge-img"), "wb");
+    fwrite(h, 1, sizeof(h), f);
+    fclose(f);
+    cv_error_clear(&e);
+    ASSERT_EQ(import("huge-img", "lab", false, 0, 0, &e), CV_FORMAT);
+    ASSERT_STR_CONTAINS(e.msg, "huge-img: bad image size 65536 x 65536");
     ASSERT_EQ(import("img.gz", "lab", false, 0, N, &e), CV_USAGE); /* dev must leave rows */
 }
 
