@@ -149,6 +149,8 @@ static void compute_figures(struct cv_metrics *mt)
     mt->f1 = f_sum / c;
 }
 
+#define SUM_PIECE ((size_t)1 << 30)
+
 cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct cv_error *err)
 {
     size_t cc = (size_t)mt->classes * (size_t)mt->classes;
@@ -163,8 +165,11 @@ cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct c
         v[i] = (double)mt->confusion[i];
     v[cc] = mt->loss_sum;
     v[cc + 1] = (double)mt->count;
-    if (comm)
-        st = cv_comm_sum_doubles(comm, v, (int)(cc + 2), err);
+    /* classes^2 + 2 passes INT_MAX from 46,341 classes: sum in int-sized pieces */
+    for (size_t off = 0; comm && st == CV_OK && off < cc + 2; off += SUM_PIECE) {
+        size_t k = cc + 2 - off < SUM_PIECE ? cc + 2 - off : SUM_PIECE;
+        st = cv_comm_sum_doubles(comm, v + off, (int)k, err);
+    }
     for (size_t i = 0; i < cc; i++)
         mt->confusion[i] = (long long)v[i];
     mt->loss_sum = v[cc];
