@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,8 +152,10 @@ static const char *from_tree(const struct cv_node *t, struct cv_result *r)
         return "status done, paused, failed or interrupted";
     r->status = (enum cv_job_status)k;
     double trial = num(t, "trial"), rung = num(t, "rung"), epochs = num(t, "epochs");
-    if (!(trial >= 0) || !(rung >= 0) || !(epochs >= 0))
-        return "non-negative \"trial\", \"rung\" and \"epochs\"";
+    /* converted to int below: out of range would be undefined, not wrapped */
+    if (!(trial >= 0 && trial <= INT_MAX) || !(rung >= 0 && rung <= INT_MAX) ||
+        !(epochs >= 0 && epochs <= INT_MAX))
+        return "\"trial\", \"rung\" and \"epochs\" in [0, 2147483647]";
     r->trial = (int)trial;
     r->rung = (int)rung;
     r->epochs = (int)epochs;

@@ -344,6 +344,23 @@ static void test_refine_values(void)
     }
     free(rows);
     cv_config_free(c);
+    /* a results line whose trial is past int is refused, not converted */
+    char path[] = "/tmp/caviar-results-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    ASSERT_TRUE(f != NULL);
+    if (!f)
+        return;
+    fprintf(f, "{\"status\":\"done\",\"trial\":1e300,\"rung\":0,\"epochs\":1}\n"
+               "{\"status\":\"done\",\"trial\":0,\"rung\":0,\"epochs\":1}\n");
+    fclose(f);
+    int n = 0;
+    rows = NULL;
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_results_read(path, &rows, &n, &e), CV_CORRUPT);
+    ASSERT_STR_CONTAINS(e.msg, "\"trial\", \"rung\" and \"epochs\" in [0, 2147483647]");
+    free(rows);
+    unlink(path);
 }
 
 int main(void)
