@@ -111,8 +111,9 @@ static void conv_destroy(struct cv_layer *l)
  * xo * s + off lies inside [0, n); the others read zero padding. */
 static void valid_range(int out, int s, int off, int n, int *lo, int *hi)
 {
-    int a = off >= 0 ? 0 : (-off + s - 1) / s;        /* first xo with xo s + off >= 0 */
-    int b = n - off <= 0 ? 0 : (n - off - 1) / s + 1; /* first xo with xo s + off >= n */
+    /* in 64 bits: -off + s passes INT_MAX for a stride near it */
+    int a = off >= 0 ? 0 : (int)((-(long long)off + s - 1) / s); /* first xo: xo s + off >= 0 */
+    int b = n - off <= 0 ? 0 : (n - off - 1) / s + 1;            /* first xo with xo s + off >= n */
     *lo = a < out ? a : out;
     *hi = b < out ? b : out;
     if (*hi < *lo)

@@ -144,6 +144,14 @@ nothing "$TMP/p.csv" "$R/model.h5" "$TMP/nul.h5"
     fail "wide CSV: $(cat "$TMP/out.txt")"
 grep -q "imported 3 rows (+ 0 dev rows) x 4999 features" "$TMP/out.txt" ||
     fail "wide CSV: $(cat "$TMP/out.txt")"
+# a stride near INT_MAX with same padding: one output position, no int overflow
+# in the plan or in im2col (UBSan in the ASan build)
+"$CAVIAR" $T "model.input=[1,4,4]" run.dir=$R \
+    "model.layers=[{type: conv2d, filters: 2, size: 9, stride: 2147483647, pad: same},
+                   {type: dense, units: 10, activation: softmax}]" >"$TMP/out.txt" 2>&1 ||
+    fail "conv2d with stride 2147483647: $(cat "$TMP/out.txt")"
+grep -q "^done: " "$TMP/out.txt" || fail "conv2d with stride 2147483647: $(cat "$TMP/out.txt")"
+rm -rf "$R"
 # fewer rows than ranks is not an error: the rank without rows joins every
 # exchange with an empty batch (docs/dataset-format.md), and eval counts the
 # one row once
