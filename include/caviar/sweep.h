@@ -170,11 +170,15 @@ cv_status cv_sweep_run(const struct cv_sweep_plan *plan, const cv_comm *world,
                        const struct cv_sweep_opts *opts, cv_job_runner run, void *run_arg,
                        struct cv_sweep_summary *sum, struct cv_error *err);
 
-/* Make RUN_DIR/<kind> and check its config.yaml is this config's (writing
- * it the first time); unless keep_results, an existing results.jsonl is an
- * error (a finished or interrupted run: resume it or use another run.dir). */
-cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
-                               struct cv_error *err);
+/* One rank: make RUN_DIR/<kind> and its trial directories (a symlink at
+ * one is refused), take RUN_DIR/<kind>'s lock (exclusive, or shared for
+ * --trial job array tasks, which share it; *lock_fd, for cv__dir_unlock in
+ * run_dir.h; CV_IO naming the owner if another job holds it), and check
+ * its config.yaml is this config's (writing it the first time); unless
+ * keep_results, an existing results.jsonl is an error (a finished or
+ * interrupted run: resume it or use another run.dir). */
+cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results, bool shared,
+                               int *lock_fd, struct cv_error *err);
 /* The results line of a job's outcome. */
 void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
                      const struct cv_job_outcome *o, const char *metric, struct cv_result *r);

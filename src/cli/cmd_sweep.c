@@ -13,6 +13,7 @@
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "commands.h"
+#include "run_dir.h"
 
 struct sweep_args {
     const char *refine; /* --refine RESULTS */
@@ -188,36 +189,39 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
     return st;
 }
 
-/* One trial with every rank of the job (a job array task). */
-static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
-                         const cv_comm *world, int trial, struct cv_error *err)
+/* An empty temporary file next to path, created exclusively, for
+ * cv_result_append and then cv__commit_file. */
+static cv_status new_tmp(const char *path, char *tmp, size_t size, struct cv_error *err)
 {
-    if (trial >= plan->n_trials)
-        return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
-                       plan->n_trials - 1);
-    if (plan->strategy == CV_STRATEGY_ASHA)
-        return cv_fail(err, CV_USAGE,
-                       "--trial needs sweep.strategy random or grid: asha decides "
-                       "promotions from results as they come");
-    cv_status st = cv_comm_rank(world) == 0 ? cv_sweep_prepare_dir(plan, true, err) : CV_OK;
-    if ((st = cv_comm_agree(world, st, err)) != CV_OK)
-        return st;
+    int fd;
+    cv_status st = cv__tmp_open(path, tmp, size, &fd, err);
+    if (st == CV_OK)
+        close(fd);
+    return st;
+}
+
+/* Train trial `trial` with every rank, and write its result.jsonl. */
+static cv_status train_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                           const cv_comm *world, int trial, struct cv_error *err)
+{
     struct cv_job job = {trial, 0, 0};
     struct cv_job_outcome out;
-    st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL, &out,
-                            err);
+    cv_status st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL,
+                                      &out, err);
     if (st != CV_OK || cv_comm_rank(world) != 0)
         return st;
     struct cv_result r;
     cv_sweep_result(plan, &job, &out, cfg->sweep.metric, &r);
-    char dir[CV_PATH_MAX], path[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64];
+    char dir[CV_PATH_MAX], path[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 128];
     cv_sweep_trial_dir(plan, trial, dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/result.jsonl", dir);
-    cv__tmp_name(path, tmp, sizeof(tmp));
-    unlink(tmp);
-    st = cv_result_append(tmp, &r, cfg->sweep.metric, err);
+    st = new_tmp(path, tmp, sizeof(tmp), err);
+    if (st == CV_OK)
+        st = cv_result_append(tmp, &r, cfg->sweep.metric, err);
     if (st == CV_OK)
         st = cv__commit_file(tmp, path, err);
+    else if (tmp[0])
+        unlink(tmp);
     if (st == CV_OK)
         printf("trial %d: %s after %d epoch(s), %s %.4f; result in %s\n", trial,
                cv_job_status_name(r.status), r.epochs, cfg->sweep.metric, r.value, path);
@@ -229,16 +233,37 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
     return st;
 }
 
+/* One trial with every rank of the job (a job array task). */
+static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                         const cv_comm *world, int trial, struct cv_error *err)
+{
+    if (trial >= plan->n_trials)
+        return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
+                       plan->n_trials - 1);
+    if (plan->strategy == CV_STRATEGY_ASHA)
+        return cv_fail(err, CV_USAGE,
+                       "--trial needs sweep.strategy random or grid: asha decides "
+                       "promotions from results as they come");
+    int lock = -1; /* shared with the other tasks of the array, not with a whole sweep */
+    cv_status st = cv_comm_rank(world) == 0 ? cv_sweep_prepare_dir(plan, true, true, &lock, err)
+                                            : CV_OK;
+    if ((st = cv_comm_agree(world, st, err)) == CV_OK)
+        st = train_one(cfg, plan, world, trial, err);
+    cv__dir_unlock(lock);
+    return st;
+}
+
 /* Merge the trials' result.jsonl files (rank 0). */
 static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
                          struct cv_error *err)
 {
-    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64], dir[CV_PATH_MAX], path[CV_PATH_MAX + 32];
+    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 128] = "", dir[CV_PATH_MAX],
+                                                      path[CV_PATH_MAX + 32];
     snprintf(results, sizeof(results), "%s/results.jsonl", plan->dir);
-    cv__tmp_name(results, tmp, sizeof(tmp));
-    unlink(tmp);
-    int found = 0, missing = 0;
-    cv_status st = CV_OK;
+    int found = 0, missing = 0, lock = -1;
+    cv_status st = cv_sweep_prepare_dir(plan, true, false, &lock, err);
+    if (st == CV_OK)
+        st = new_tmp(results, tmp, sizeof(tmp), err);
     for (int i = 0; i < plan->n_trials && st == CV_OK; i++) {
         cv_sweep_trial_dir(plan, i, dir, sizeof(dir));
         snprintf(path, sizeof(path), "%s/result.jsonl", dir);
@@ -262,7 +287,7 @@ static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan
                      plan->dir);
     if (st == CV_OK)
         st = cv__commit_file(tmp, results, err);
-    else
+    else if (tmp[0])
         unlink(tmp);
     if (st == CV_OK)
         printf("collected %d of %d trial(s) into %s\n", found, plan->n_trials, results);
@@ -270,6 +295,7 @@ static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan
         st = report(cfg, plan->dir, err);
     if (st == CV_OK && missing > 0)
         st = cv_fail(err, CV_IO, "%d of %d trial(s) have no result yet", missing, plan->n_trials);
+    cv__dir_unlock(lock);
     return st;
 }
 
