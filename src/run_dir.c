@@ -55,7 +55,7 @@ static void read_owner(int fd, char *buf, size_t size)
     buf[n > 0 ? n : 0] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
     if (!buf[0])
-        snprintf(buf, size, "owner not recorded yet");
+        snprintf(buf, size, "owner not recorded: --trial tasks, or a job just starting");
 }
 
 /* Filesystems without locks (some parallel filesystems mounted without
@@ -108,10 +108,15 @@ cv_status cv__dir_lock(const char *dir, bool shared, const char *what, int *fd,
     return cv_fail(err, CV_IO, "%s: cannot lock: %s", path, strerror(e));
 }
 
+/* The last holder clears the owner line, so that a later refusal by
+ * shared holders (which record nothing) does not name a finished job. */
 void cv__dir_unlock(int fd)
 {
-    if (fd >= 0)
-        close(fd); /* the kernel drops the lock with the last descriptor */
+    if (fd < 0)
+        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        (void)!ftruncate(fd, 0);
+    close(fd); /* the kernel drops the lock with the last descriptor */
 }
 
 /* ---- making the directory ---- */
@@ -172,7 +177,7 @@ static void other_run(const char *dir, const char *ck, char *buf, size_t size)
  * (its old checkpoints would otherwise be resumed or outlive the pruning). */
 static cv_status claim(const char *dir, const char *ck, enum cv_run_mode mode, struct cv_error *err)
 {
-    char found[128], path[CV_PATH_MAX + 32];
+    char found[128];
     other_run(dir, ck, found, sizeof(found));
     if (!found[0] || mode == CV_RUN_CONTINUE)
         return CV_OK;
@@ -181,11 +186,7 @@ static cv_status claim(const char *dir, const char *ck, enum cv_run_mode mode, s
                        "run.dir = %s holds another run (%s): continue it with --resume %s or "
                        "run.resume=auto, choose another run.dir, or replace it with --overwrite",
                        dir, found + 2, dir);
-    cv__run_dir_prune(dir, 0);
-    cv__run_dir_path(dir, "model.h5", path, sizeof(path));
-    unlink(path);
-    cv__run_dir_path(dir, "metrics.jsonl", path, sizeof(path));
-    unlink(path);
+    cv__run_dir_clear(dir);
     return CV_OK;
 }
 
@@ -250,6 +251,16 @@ void cv__run_dir_prune(const char *dir, int keep)
         unlink(path);
     }
     free_names(names, n);
+}
+
+void cv__run_dir_clear(const char *dir)
+{
+    char path[CV_PATH_MAX + 32];
+    cv__run_dir_prune(dir, 0);
+    cv__run_dir_path(dir, "model.h5", path, sizeof(path));
+    unlink(path);
+    cv__run_dir_path(dir, "metrics.jsonl", path, sizeof(path));
+    unlink(path);
 }
 
 cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,

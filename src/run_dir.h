@@ -49,6 +49,9 @@ cv_status cv__run_dir_make(const char *dir, enum cv_run_mode mode, int *lock_fd,
 void cv__run_dir_path(const char *dir, const char *name, char *out, size_t n);
 void cv__run_dir_ckpt_path(const char *dir, long long step, char *out, size_t n);
 
+/* Remove a run's model.h5, metrics.jsonl and checkpoints (--overwrite). */
+void cv__run_dir_clear(const char *dir);
+
 /* Remove all but the newest `keep` checkpoints. */
 void cv__run_dir_prune(const char *dir, int keep);
 

@@ -341,24 +341,45 @@ static cv_status check_config(const struct cv_sweep_plan *p, const char *path, s
     return CV_OK;
 }
 
+/* --overwrite, under the lock: an earlier sweep's files and its trials'
+ * runs go (unlink removes a planted symlink itself, never its target). */
+static void clear_dir(const struct cv_sweep_plan *p)
+{
+    static const char *const files[] = {"results.jsonl", "config.yaml", "best.yaml", "members.txt",
+                                        NULL};
+    char path[CV_PATH_MAX + 32], dir[CV_PATH_MAX];
+    for (int i = 0; files[i]; i++) {
+        snprintf(path, sizeof(path), "%s/%s", p->dir, files[i]);
+        unlink(path);
+    }
+    for (int i = 0; i < p->n_trials; i++) {
+        cv_sweep_trial_dir(p, i, dir, sizeof(dir));
+        cv__run_dir_clear(dir);
+        snprintf(path, sizeof(path), "%s/result.jsonl", dir);
+        unlink(path);
+    }
+}
+
 /* RUN_DIR/<kind>/config.yaml records what the results belong to: a resume
  * with another config would mix trials of two different sweeps. */
-cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results, bool shared,
+cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, enum cv_sweep_dir_use use,
                                int *lock_fd, struct cv_error *err)
 {
     char path[CV_PATH_MAX + 32], results[CV_PATH_MAX + 32];
     *lock_fd = -1;
     cv_status st = make_dirs(p, err);
     if (st == CV_OK)
-        st = cv__dir_lock(p->dir, shared,
+        st = cv__dir_lock(p->dir, use == CV_SWEEP_DIR_SHARED,
                           !strcmp(p->member, "trial") ? "caviar sweep" : "caviar ensemble train",
                           lock_fd, err);
+    if (st == CV_OK && use == CV_SWEEP_DIR_OVERWRITE)
+        clear_dir(p);
     snprintf(path, sizeof(path), "%s/config.yaml", p->dir);
     snprintf(results, sizeof(results), "%s/results.jsonl", p->dir);
-    if (st == CV_OK && !keep_results && access(results, F_OK) == 0)
+    if (st == CV_OK && use == CV_SWEEP_DIR_NEW && access(results, F_OK) == 0)
         st = cv_fail(err, CV_CONFIG,
-                     "%s exists: resume that run with --resume, or choose another "
-                     "run.dir",
+                     "%s exists: resume that run with --resume, replace it with "
+                     "--overwrite, or choose another run.dir",
                      results);
     if (st == CV_OK)
         st = check_config(p, path, err);
@@ -412,7 +433,11 @@ static cv_status coord_init(struct coord *c, const struct cv_sweep_plan *p,
                                    o->minimize, o->budget, &c->q, err);
     snprintf(c->results, sizeof(c->results), "%s/results.jsonl", p->dir);
     if (st == CV_OK)
-        st = cv_sweep_prepare_dir(p, o->resume, false, &c->lock_fd, err);
+        st = cv_sweep_prepare_dir(p,
+                                  o->resume      ? CV_SWEEP_DIR_CONTINUE
+                                  : o->overwrite ? CV_SWEEP_DIR_OVERWRITE
+                                                 : CV_SWEEP_DIR_NEW,
+                                  &c->lock_fd, err);
     if (st == CV_OK && o->resume)
         st = replay(c, err);
     return st;

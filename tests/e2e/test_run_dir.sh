@@ -12,7 +12,8 @@
 #  - a fresh train into an old run's directory is refused and the old files
 #    are intact; --overwrite replaces the old run;
 #  - kill -9 of rank 0: the directory is not left locked, the run resumes;
-#  - a sweep directory held by another job is refused; --trial tasks share it.
+#  - a sweep directory held by another job is refused; --trial tasks share
+#    it; a fresh sweep refuses an earlier one's results, --overwrite replaces them.
 source "$(dirname "$0")/lib.sh"
 fm_data
 cfg=$(tiny_config)
@@ -165,3 +166,23 @@ expect_fail "$S/sweep is in use by another caviar job" flock -s "$S/sweep/.cavia
     timeout -k 10 "$STEP_TIMEOUT" mpirun -np 1 --bind-to none "$CAVIAR" sweep "$TMP/s.yaml" \
     run.dir="$S" --collect
 ok "sweep directory: --trial tasks share it, --collect waits for them to end"
+
+# ---- 6. a fresh sweep into an earlier sweep's directory; --overwrite
+# (checkpoints every 100 steps, then every 120: a trial that kept or resumed
+# the old run would still hold ckpt-000000000400.h5)
+W=$TMP/sw2
+run_np 2 sweep "$TMP/s.yaml" run.dir="$W" data.dev= sweep.metric=train.accuracy >/dev/null ||
+    fail "first sweep"
+cp "$W/sweep/results.jsonl" "$TMP/results.before"
+expect_fail "results.jsonl exists: .*--overwrite" run_np 2 sweep "$TMP/s.yaml" run.dir="$W" \
+    data.dev= sweep.metric=train.accuracy
+cmp -s "$W/sweep/results.jsonl" "$TMP/results.before" || fail "a refused sweep changed results.jsonl"
+expect_fail "usage" run_np 1 sweep "$TMP/s.yaml" run.dir="$W" --overwrite --resume
+run_np 2 sweep "$TMP/s.yaml" run.dir="$W" data.dev= sweep.metric=train.accuracy \
+    checkpoint.every_steps=120 --overwrite >/dev/null || fail "sweep --overwrite"
+[ "$(wc -l <"$W/sweep/results.jsonl")" -eq 2 ] || fail "--overwrite: the old results were kept"
+for t in 0000 0001; do
+    [ "$(ls "$W/sweep/trial-$t/checkpoints")" = "$(printf 'ckpt-000000000240.h5\nckpt-000000000360.h5\nckpt-000000000430.h5')" ] ||
+        fail "--overwrite: trial $t kept or resumed the old run: $(ls "$W/sweep/trial-$t/checkpoints")"
+done
+ok "a fresh sweep refuses an earlier sweep's directory; --overwrite replaces it"
