@@ -363,12 +363,11 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
 cv_status cv_dataset_write(const char *path, const struct cv_split_out *splits, int n_splits,
                            struct cv_error *err)
 {
-    char tmp[CV_PATH_MAX + 32];
-    cv__tmp_name(path, tmp, sizeof(tmp));
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return cv_fail(err, CV_IO, "%s: cannot create (directory missing or not writable?)", tmp);
+    char tmp[CV_PATH_MAX + 128];
+    hid_t f;
+    cv_status st = cv__h5_create_tmp(path, tmp, sizeof(tmp), H5P_DEFAULT, &f, err);
+    if (st != CV_OK)
+        return st;
     herr_t rc = 0;
     for (int i = 0; i < n_splits && rc >= 0; i++)
         rc = write_split(f, &splits[i]);

@@ -48,6 +48,7 @@ struct trainer {
     double t_start, train_time; /* seconds in training steps this call */
     long long samples;          /* global samples trained this call */
     char run_dir[CV_PATH_MAX];
+    int lock_fd; /* rank 0: the run directory's lock, or -1 */
 };
 
 /* ---- small helpers ---- */
@@ -69,12 +70,17 @@ static void say(const struct trainer *tr, const char *fmt, ...)
 
 /* ---- set-up ---- */
 
+/* Rank 0 owns the run directory (its lock) until cv_train_run returns. */
 static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
+    bool resume = tr->opts->resume_dir || tr->cfg->run.resume == CV_RESUME_AUTO;
+    enum cv_run_mode mode = resume                ? CV_RUN_CONTINUE
+                            : tr->opts->overwrite ? CV_RUN_OVERWRITE
+                                                  : CV_RUN_FRESH;
     snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", tr->cfg->run.dir);
     if (tr->rank == 0)
-        st = cv__run_dir_make(tr->run_dir, err);
+        st = cv__run_dir_make(tr->run_dir, mode, &tr->lock_fd, err);
     return cv_comm_agree(tr->comm, st, err);
 }
 
@@ -647,7 +653,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
                        struct cv_error *err)
 {
     static const struct cv_train_opts none;
-    struct trainer tr = {.cfg = cfg, .comm = comm, .opts = opts ? opts : &none};
+    struct trainer tr = {.cfg = cfg, .comm = comm, .opts = opts ? opts : &none, .lock_fd = -1};
     tr.rank = cv_comm_rank(comm);
     tr.world = cv_comm_size(comm);
     tr.t_start = cv_now();
@@ -675,5 +681,6 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     free(tr.pred);
     free(tr.small);
     free(tr.ts.metrics);
+    cv__dir_unlock(tr.lock_fd);
     return st;
 }
