@@ -7,7 +7,10 @@
  * backward in buckets), and every rank applies the same optimizer step, so
  * replicas stay bit-identical (checked at start and end).  Rank 0 prints one
  * line per epoch, appends JSON lines to RUN_DIR/metrics.jsonl, writes
- * RUN_DIR/model.h5 after every epoch and checkpoints to RUN_DIR/checkpoints/.
+ * RUN_DIR/model.h5 after every epoch (with train.monitor: the best epoch's
+ * model, and RUN_DIR/last.h5 the last's) and checkpoints to
+ * RUN_DIR/checkpoints/.  Early stopping ends the run (CV_OK) on every rank
+ * after the same epoch.
  */
 #ifndef CAVIAR_TRAIN_H
 #define CAVIAR_TRAIN_H
@@ -40,6 +43,9 @@ struct cv_train_result {
     double seconds;                 /* wall time of this call */
     double samples_per_s;           /* training throughput of this call */
     unsigned long long params_hash; /* FNV-1a of the final parameter arena */
+    long long best_epoch;           /* train.monitor: 1-based best epoch (0: none) */
+    double best_value;              /* its monitored value (NAN: none) */
+    long long stopped_epoch;        /* early stopping fired after this epoch (0: not) */
 };
 
 /* Train per cfg.  Returns CV_OK when the configured epochs are done (or
