@@ -524,6 +524,20 @@ static cv_status convert_root(struct pctx *p, const struct cv_node *root, struct
     return CV_OK;
 }
 
+/* Every layer with parameters (dense, conv2d, batchnorm, residual) frozen. */
+static bool all_frozen(const struct cv_config *c)
+{
+    int with_params = 0, frozen = 0;
+    for (int i = 0; i < c->model.n_layers; i++) {
+        const struct cv_layer_spec *l = &c->model.layers[i];
+        enum cv_layer_type t = l->type;
+        if (t == CV_LAYER_DENSE || t == CV_LAYER_CONV2D || t == CV_LAYER_BATCHNORM ||
+            t == CV_LAYER_RESIDUAL)
+            with_params++, frozen += l->frozen;
+    }
+    return with_params > 0 && frozen == with_params;
+}
+
 /* The training recipe's keys that only make sense together (docs/config.md). */
 static cv_status require_recipe(struct pctx *p, const struct cv_node *root, struct cv_config *c)
 {
@@ -555,6 +569,11 @@ static cv_status require_recipe(struct pctx *p, const struct cv_node *root, stru
     if ((c->model.balanced || c->model.n_class_weights) && !softmax)
         return cv_fail(p->err, CV_CONFIG,
                        "%s: model.class_weights needs model.loss = softmax_cross_entropy", src);
+    if (all_frozen(c))
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: every layer with parameters has trainable: false; nothing would "
+                       "train",
+                       src);
     return CV_OK;
 }
 

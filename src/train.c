@@ -24,6 +24,7 @@
 #include "recipe.h"
 #include "reducer.h"
 #include "run_dir.h"
+#include "transfer.h"
 #include "util.h"
 
 struct timers {
@@ -43,6 +44,7 @@ struct trainer {
     double *small;                 /* (2 + n_state) the per-step tiny allreduce */
     double *f1;                    /* (3 + 3 outputs) dev loss/hits/count, per-class tp, fp, fn */
     struct cv_recipe_step decided; /* the last epoch's recipe decisions */
+    bool loaded[CV_MAX_LAYERS];    /* layers model.init_from loaded */
     struct cv_error norm_err;      /* a failed global-norm sum inside the optimizer */
     struct cv_train_state ts;
     struct cv_batch_stats epoch; /* this rank's running sums of the epoch */
@@ -690,6 +692,54 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
 
 /* ---- set-up and the public entry ---- */
 
+static void print_line(void *arg, const char *line)
+{
+    say(arg, "%s\n", line);
+}
+
+/* model.class_weights = balanced: N / (K n_c) from the training labels of
+ * every rank (a class without rows keeps weight 1). */
+static cv_status balance_classes(struct trainer *tr, struct cv_error *err)
+{
+    int k = cv_model_outputs(tr->model);
+    const int32_t *y = cv_shard_labels(tr->train);
+    double *n = cv_calloc((size_t)k + 1, sizeof(double));
+    float *w = cv_calloc((size_t)k, sizeof(float));
+    cv_status st = !n || !w ? cv_fail(err, CV_NOMEM, "out of memory") : CV_OK;
+    for (long long i = 0; st == CV_OK && y && i < cv_shard_rows(tr->train); i++)
+        n[y[i] >= 0 && y[i] < k ? y[i] : k] += 1;
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st == CV_OK)
+        st = cv_comm_sum_doubles(tr->comm, n, k + 1, err);
+    double total = 0;
+    for (int j = 0; st == CV_OK && j <= k; j++)
+        total += n[j];
+    for (int j = 0; st == CV_OK && j < k; j++)
+        w[j] = n[j] > 0 ? (float)(total / (k * n[j])) : 1.0f;
+    if (st == CV_OK)
+        st = cv_model_set_class_weights(tr->model, w, err);
+    free(n);
+    free(w);
+    return st;
+}
+
+/* Frozen layers and the lr factor of loaded ones, for the optimizer. */
+static cv_status lr_factors(struct trainer *tr, bool resumed, struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    cv_status st = CV_OK;
+    if (resumed && cfg->model.init_from[0] && cfg->train.lr_loaded != 1.0)
+        st = cv__transfer_load(tr->model, cfg->model.init_from, false, tr->loaded, NULL, NULL,
+                               err);
+    float *scale = cv_calloc(cv_model_n_params(tr->model), sizeof(float));
+    if (st == CV_OK && !scale)
+        st = cv_fail(err, CV_NOMEM, "out of memory");
+    if (st == CV_OK && cv__transfer_lr_scale(tr->model, tr->loaded, scale))
+        st = cv_optim_set_lr_scale(tr->optim, scale, err);
+    free(scale);
+    return st;
+}
+
 static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
@@ -698,17 +748,17 @@ static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
     if (st != CV_OK)
         return st;
     cv_model_init_params(tr->model, tr->cfg->train.seed);
+    if (tr->cfg->model.init_from[0])
+        st = cv__transfer_load(tr->model, tr->cfg->model.init_from, true, tr->loaded, print_line,
+                               tr, err);
+    if (st != CV_OK)
+        return st;
     bool same = false;
     st = cv_comm_same_bytes(tr->comm, cv_model_params(tr->model),
                             cv_model_n_params(tr->model) * sizeof(float), &same, NULL, err);
     if (st == CV_OK && !same)
         st = cv_fail(err, CV_MPI, "replicas start from different parameters (checksums differ)");
     return st;
-}
-
-static void print_line(void *arg, const char *line)
-{
-    say(arg, "%s\n", line);
 }
 
 static cv_status check_warmup(const struct trainer *tr, struct cv_error *err)
@@ -742,8 +792,12 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
     bool auto_resume = tr->cfg->run.resume == CV_RESUME_AUTO, found = false;
     if (dir || auto_resume)
         st = resume(tr, dir ? dir : tr->run_dir, dir != NULL, &found, err);
+    if (st == CV_OK && tr->cfg->model.balanced)
+        st = balance_classes(tr, err);
     if (st == CV_OK && !found)
         st = cv_comm_agree(tr->comm, fresh_start(tr, err), err);
+    if (st == CV_OK)
+        st = cv_comm_agree(tr->comm, lr_factors(tr, found, err), err);
     if (st == CV_OK)
         st = cv_reducer_adopt(tr->reducer, err);
     if (st != CV_OK)
