@@ -19,8 +19,9 @@ static double cosine(const struct cv_config *cfg, int e, int horizon)
 {
     double a0 = cfg->train.lr, lo = cfg->train.decay_floor;
     long long t = e, len = horizon > 0 ? horizon : 1;
+    int mult = cfg->train.decay_restart_mult > 1 ? cfg->train.decay_restart_mult : 1;
     if (cfg->train.decay_restart > 0)
-        for (len = cfg->train.decay_restart; t >= len; len *= cfg->train.decay_restart_mult)
+        for (len = cfg->train.decay_restart; t >= len; len *= mult)
             t -= len;
     return lo + (a0 - lo) * (1.0 + cos(PI * (double)t / (double)len)) / 2.0;
 }

@@ -30,7 +30,7 @@ struct cv_model {
     bool has_norm;
     enum cv_activation final_act; /* applied by predict after fused logits */
     float final_slope;
-    bool fused; /* final activation folded into the loss */
+    bool fused;     /* final activation folded into the loss */
     float *class_w; /* (outputs) softmax CE class weights, NULL = none */
 };
 

@@ -729,8 +729,7 @@ static cv_status lr_factors(struct trainer *tr, bool resumed, struct cv_error *e
     const struct cv_config *cfg = tr->cfg;
     cv_status st = CV_OK;
     if (resumed && cfg->model.init_from[0] && cfg->train.lr_loaded != 1.0)
-        st = cv__transfer_load(tr->model, cfg->model.init_from, false, tr->loaded, NULL, NULL,
-                               err);
+        st = cv__transfer_load(tr->model, cfg->model.init_from, false, tr->loaded, NULL, NULL, err);
     float *scale = cv_calloc(cv_model_n_params(tr->model), sizeof(float));
     if (st == CV_OK && !scale)
         st = cv_fail(err, CV_NOMEM, "out of memory");

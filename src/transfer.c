@@ -55,8 +55,8 @@ static const struct view *find(const struct views *src, const struct view *want)
 }
 
 /* Every layer whose arrays all match: copied, loaded[i] set. */
-static int copy_matching(const struct views *src, const struct views *dst, int n_layers,
-                         bool copy, bool *loaded)
+static int copy_matching(const struct views *src, const struct views *dst, int n_layers, bool copy,
+                         bool *loaded)
 {
     bool *miss = cv_calloc((size_t)n_layers, sizeof(bool)), *has = loaded;
     int n = 0;
@@ -116,8 +116,9 @@ cv_status cv__transfer_load(cv_model *m, const char *path, bool copy, bool *load
         st = list_all(src, &a[0], err);
     if (st == CV_OK)
         st = list_all(m, &a[1], err);
-    int n = st == CV_OK ? copy_matching(&a[0], &a[1], cv_model_config(m)->model.n_layers, copy, loaded)
-                        : 0;
+    int n = st == CV_OK
+                ? copy_matching(&a[0], &a[1], cv_model_config(m)->model.n_layers, copy, loaded)
+                : 0;
     if (st == CV_OK && n < 0)
         st = cv_fail(err, CV_NOMEM, "out of memory");
     else if (st == CV_OK && n == 0)
@@ -155,9 +156,7 @@ static cv_status scale_view(void *arg, const char *path, const int *dims, int nd
     if (spec->n_children && child[0] >= '0' && child[0] <= '9' && atoi(child) < spec->n_children)
         frozen |= spec->children[atoi(child)].frozen;
     (void)dims, (void)ndims, (void)err;
-    float f = frozen                                    ? 0.0f
-              : s->loaded && s->loaded[l] ? (float)c->train.lr_loaded
-                                                        : 1.0f;
+    float f = frozen ? 0.0f : s->loaded && s->loaded[l] ? (float)c->train.lr_loaded : 1.0f;
     size_t off = (size_t)(data - cv_model_params((cv_model *)s->m));
     for (size_t i = 0; i < count; i++)
         s->scale[off + i] = f;
