@@ -153,6 +153,8 @@ static cv_status write_optimizer(struct h5w *w, cv_optim *o, struct cv_error *er
 }
 
 /* /train attributes recipe_* of cv_recipe_state */
+static const char *const best_names[4] = {"recipe_best_train_loss", "recipe_best_train_accuracy",
+                                          "recipe_best_dev_loss", "recipe_best_dev_accuracy"};
 static void write_recipe(hid_t g, const struct cv_recipe_state *r)
 {
     attr_dbl(g, "recipe_lr", r->lr);
@@ -160,6 +162,8 @@ static void write_recipe(hid_t g, const struct cv_recipe_state *r)
     attr_ll(g, "recipe_plateau_bad", r->plateau_bad);
     attr_dbl(g, "recipe_best", r->best);
     attr_ll(g, "recipe_best_epoch", r->best_epoch);
+    for (int i = 0; i < 4; i++)
+        attr_dbl(g, best_names[i], r->best_last[i]);
     attr_dbl(g, "recipe_es_best", r->es_best);
     attr_ll(g, "recipe_es_bad", r->es_bad);
     attr_ll(g, "recipe_stopped", r->stopped);
@@ -485,6 +489,8 @@ static void read_recipe(hid_t g, struct cv_recipe_state *r)
     r->plateau_bad = get_attr_ll(g, "recipe_plateau_bad", 0);
     r->best = get_attr_dbl(g, "recipe_best", NAN);
     r->best_epoch = get_attr_ll(g, "recipe_best_epoch", 0);
+    for (int i = 0; i < 4; i++)
+        r->best_last[i] = get_attr_dbl(g, best_names[i], NAN);
     r->es_best = get_attr_dbl(g, "recipe_es_best", NAN);
     r->es_bad = get_attr_ll(g, "recipe_es_bad", 0);
     r->stopped = get_attr_ll(g, "recipe_stopped", 0);

@@ -16,7 +16,8 @@
 
 void cv__recipe_init(struct cv_recipe_state *s)
 {
-    *s = (struct cv_recipe_state){.plateau_best = NAN, .best = NAN, .es_best = NAN};
+    *s = (struct cv_recipe_state){
+        .plateau_best = NAN, .best = NAN, .es_best = NAN, .best_last = {NAN, NAN, NAN, NAN}};
 }
 
 double cv__recipe_value(const struct cv_config *cfg, const struct cv_epoch_metrics *m)
@@ -48,9 +49,11 @@ static bool beats(bool minimize, double v, double ref, double delta)
     return minimize ? v < ref - delta : v > ref + delta;
 }
 
-void cv__recipe_update(const struct cv_config *cfg, struct cv_recipe_state *s, double v,
-                       long long epoch, struct cv_recipe_step *out)
+void cv__recipe_update(const struct cv_config *cfg, struct cv_recipe_state *s,
+                       const struct cv_epoch_metrics *m, long long epoch,
+                       struct cv_recipe_step *out)
 {
+    double v = cv__recipe_value(cfg, m);
     bool min = cfg->train.monitor_min;
     *out = (struct cv_recipe_step){0};
     if (cfg->train.monitor == CV_MON_NONE)
@@ -59,6 +62,10 @@ void cv__recipe_update(const struct cv_config *cfg, struct cv_recipe_state *s, d
     if (out->improved) {
         s->best = v;
         s->best_epoch = epoch;
+        s->best_last[0] = m->train_loss;
+        s->best_last[1] = m->train_acc;
+        s->best_last[2] = m->dev_loss;
+        s->best_last[3] = m->dev_acc;
     }
     if (cfg->train.decay == CV_DECAY_PLATEAU) {
         bool better = beats(min, v, s->plateau_best, 0);

@@ -31,9 +31,10 @@ struct cv_recipe_step {
     bool stop;     /* early stopping: no further epoch */
 };
 
-/* Fold the monitored value v of 1-based `epoch` into s. */
-void cv__recipe_update(const struct cv_config *cfg, struct cv_recipe_state *s, double v,
-                       long long epoch, struct cv_recipe_step *out);
+/* Fold the figures m of 1-based `epoch` (train.monitor's among them) into s. */
+void cv__recipe_update(const struct cv_config *cfg, struct cv_recipe_state *s,
+                       const struct cv_epoch_metrics *m, long long epoch,
+                       struct cv_recipe_step *out);
 
 /* The learning rate of 0-based `epoch` before warmup: the schedule's, or
  * the plateau's current rate. */

@@ -297,7 +297,7 @@ static cv_status decide(struct trainer *tr, const struct cv_epoch_metrics *em, s
         struct cv_recipe_step d;
     } msg = {tr->ts.recipe, {0}};
     if (tr->rank == 0)
-        cv__recipe_update(tr->cfg, &msg.s, cv__recipe_value(tr->cfg, em), tr->ts.epoch + 1, &msg.d);
+        cv__recipe_update(tr->cfg, &msg.s, em, tr->ts.epoch + 1, &msg.d);
     cv_status st = cv_comm_bcast(tr->comm, &msg, sizeof(msg), 0, err);
     if (st != CV_OK)
         return st;
@@ -640,6 +640,8 @@ static void result_recipe(const struct trainer *tr, struct cv_train_result *res)
     res->best_epoch = tr->ts.recipe.best_epoch;
     res->best_value = tr->ts.recipe.best;
     res->stopped_epoch = tr->ts.recipe.stopped;
+    for (int i = 0; i < 4; i++)
+        res->best_last[i] = tr->ts.recipe.best_last[i];
 }
 
 static void say_stopped(const struct trainer *tr)

@@ -29,6 +29,7 @@ struct cv_recipe_state {
     long long plateau_bad; /* epochs since it improved */
     double best;           /* best monitored value (NAN: none yet) */
     long long best_epoch;  /* 1-based epoch of it, 0 = none */
+    double best_last[4];   /* that epoch's train loss/accuracy, dev loss/accuracy */
     double es_best;        /* early stopping's reference (improved by > min_delta) */
     long long es_bad;      /* epochs since it improved */
     long long stopped;     /* 1-based epoch at which early stopping fired, 0 = not */

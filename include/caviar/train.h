@@ -46,6 +46,7 @@ struct cv_train_result {
     long long best_epoch;           /* train.monitor: 1-based best epoch (0: none) */
     double best_value;              /* its monitored value (NAN: none) */
     long long stopped_epoch;        /* early stopping fired after this epoch (0: not) */
+    double best_last[4];            /* the best epoch's train loss/accuracy, dev loss/accuracy */
 };
 
 /* Train per cfg.  Returns CV_OK when the configured epochs are done (or

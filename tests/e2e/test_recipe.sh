@@ -80,6 +80,35 @@ grep -q "early stopping after epoch" "$TMP/again.txt" || fail "resume after earl
 [ "$(params_hash "$TMP/es1/model.h5")" = "$h" ] || fail "resume after early stop changed model.h5"
 ok "a run resumed after early stopping trains nothing"
 
+# Early stopping inside an ASHA sweep: a trial that stops early is done (not
+# promoted), its result is its best epoch's, and the sweep still finishes.
+cp "$TMP/overfit.yaml" "$TMP/sweep.yaml"
+cat >>"$TMP/sweep.yaml" <<YAML
+sweep:
+  trials: 4
+  strategy: asha
+  eta: 2
+  min_epochs: 3
+  max_epochs: 24
+  space:
+    train.lr: log_uniform(3e-4, 3e-3)
+YAML
+run_np 2 sweep "$TMP/sweep.yaml" run.dir="$TMP/sw" train.epochs=24 sweep.metric=dev.loss \
+    >"$TMP/sw.txt" 2>&1 || { cat "$TMP/sw.txt"; fail "ASHA sweep with early stopping"; }
+"$PY" - "$TMP/sw/sweep/results.jsonl" <<'PY' || fail "ASHA sweep: no trial stopped early as done"
+import json, sys, h5py
+rows = [json.loads(l) for l in open(sys.argv[1])]
+done = [r for r in rows if r["status"] == "done"]
+early = [r for r in done if r["epochs"] < 24]
+assert early, rows
+for r in early:  # the result is the kept (best) model's figures
+    best = h5py.File(r["model"], "r")["/"].attrs["best_epoch"]
+    m = [json.loads(l) for l in open(r["model"].replace("model.h5", "metrics.jsonl"))]
+    assert abs(m[best - 1]["dev_loss"] - r["value"]) < 1e-6, (r, m[best - 1])
+PY
+[ -s "$TMP/sw/sweep/best.yaml" ] || fail "ASHA sweep: no best.yaml"
+ok "ASHA sweep: trials stop early as done with their best epoch's figures"
+
 strip_timing() {
     "$PY" -c '
 import json, sys

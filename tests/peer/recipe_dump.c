@@ -109,6 +109,14 @@ static void schedules(void)
     print_doubles("warmup_cosine", lr, 32, ",\n");
 }
 
+/* Every figure of the epoch = v: the monitored one is among them. */
+static void update(const struct cv_config *c, struct cv_recipe_state *s, double v, long long epoch,
+                   struct cv_recipe_step *d)
+{
+    struct cv_epoch_metrics m = {v, v, v, v, v};
+    cv__recipe_update(c, s, &m, epoch, d);
+}
+
 static void plateau(void)
 {
     const double v[14] = {1.0, 0.9, 0.95, 0.9,  0.91, 0.89, 0.89,
@@ -127,7 +135,7 @@ static void plateau(void)
     struct cv_recipe_step d;
     cv__recipe_init(&s);
     for (int e = 0; e < 14; e++) {
-        cv__recipe_update(&c, &s, v[e], e + 1, &d);
+        update(&c, &s, v[e], e + 1, &d);
         lr[e] = cv__recipe_lr(&c, &s, e + 1); /* the rate of the next epoch */
     }
     print_doubles("plateau_values", v, 14, ",\n");

@@ -15,6 +15,14 @@
 #include "recipe.h"
 #include "test.h"
 
+/* Every figure of the epoch = v: the monitored one is among them. */
+static void update(const struct cv_config *c, struct cv_recipe_state *s, double v, long long epoch,
+                   struct cv_recipe_step *d)
+{
+    struct cv_epoch_metrics m = {v, v, v, v, v};
+    cv__recipe_update(c, s, &m, epoch, d);
+}
+
 static void early_stopping(void)
 {
     struct cv_config c;
@@ -30,7 +38,7 @@ static void early_stopping(void)
     const bool best[6] = {true, true, true, false, false, true};
     const bool stop[6] = {false, false, false, false, true, true};
     for (int e = 0; e < 6; e++) {
-        cv__recipe_update(&c, &s, v[e], e + 1, &d);
+        update(&c, &s, v[e], e + 1, &d);
         ASSERT_EQ(d.improved, best[e]);
         ASSERT_EQ(d.stop, stop[e]);
     }
@@ -42,15 +50,15 @@ static void early_stopping(void)
     c.train.monitor_min = true;
     c.train.min_delta = 0;
     cv__recipe_init(&s);
-    cv__recipe_update(&c, &s, 0.5, 1, &d);
-    cv__recipe_update(&c, &s, 0.4, 2, &d);
+    update(&c, &s, 0.5, 1, &d);
+    update(&c, &s, 0.4, 2, &d);
     ASSERT_TRUE(d.improved && !d.stop);
-    cv__recipe_update(&c, &s, 0.45, 3, &d);
+    update(&c, &s, 0.45, 3, &d);
     ASSERT_TRUE(!d.improved && s.best_epoch == 2);
     /* no monitor: nothing decided */
     c.train.monitor = CV_MON_NONE;
     cv__recipe_init(&s);
-    cv__recipe_update(&c, &s, 0.1, 1, &d);
+    update(&c, &s, 0.1, 1, &d);
     ASSERT_TRUE(!d.improved && !d.stop && s.best_epoch == 0);
 }
 
