@@ -23,7 +23,7 @@ train, test, work = sys.argv[1:4]
 def subset(src, lo, hi, n):
     y = src["y"][...]
     keep = np.flatnonzero((y >= lo) & (y <= hi))[:n]
-    return src["X"][keep], y[keep], dict(src.attrs)
+    return src["X"][...][keep], y[keep], dict(src.attrs)
 def write(path, groups):
     with h5py.File(path, "w") as f:
         for name, (x, y, attrs) in groups.items():
