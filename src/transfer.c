@@ -88,6 +88,12 @@ static cv_status list_all(cv_model *m, struct views *vs, struct cv_error *err)
     return st == CV_OK ? cv_model_each_state(m, list_view, vs, err) : st;
 }
 
+static bool has_params(enum cv_layer_type t)
+{
+    return t == CV_LAYER_DENSE || t == CV_LAYER_CONV2D || t == CV_LAYER_BATCHNORM ||
+           t == CV_LAYER_RESIDUAL;
+}
+
 static void summarise(const cv_model *m, const bool *loaded, const char *path,
                       void (*note)(void *, const char *), void *arg)
 {
@@ -95,9 +101,10 @@ static void summarise(const cv_model *m, const bool *loaded, const char *path,
     char line[CV_PATH_MAX + 96];
     for (int l = 0; note && l < c->model.n_layers; l++) {
         const struct cv_layer_spec *s = &c->model.layers[l];
-        snprintf(line, sizeof(line), "  init_from: layer %2d %-10s %s%s", l,
-                 cv_layer_type_name(s->type), loaded[l] ? "loaded from " : "new",
-                 loaded[l] ? path : "");
+        const char *what = loaded[l] ? "loaded from " : has_params(s->type) ? "new" : "-";
+        snprintf(line, sizeof(line), "  init_from: layer %2d %-10s %s%s%s", l,
+                 cv_layer_type_name(s->type), what, loaded[l] ? path : "",
+                 s->frozen ? " (frozen)" : "");
         note(arg, line);
     }
 }

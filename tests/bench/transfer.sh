@@ -14,12 +14,13 @@ CAVIAR=$(realpath "$1")
 TRAIN=$(realpath "$2")
 TEST=$(realpath "$3")
 WORK=${WORK:-$(mktemp -d /tmp/caviar-transfer.XXXXXX)}
+ROWS=${ROWS:-1000}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=/usr/bin/python3
 
-"$PY" - "$TRAIN" "$TEST" "$WORK" <<'PY'
+"$PY" - "$TRAIN" "$TEST" "$WORK" "$ROWS" <<'PY'
 import sys, h5py, numpy as np
-train, test, work = sys.argv[1:4]
+train, test, work, rows = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def subset(src, lo, hi, n):
     y = src["y"][...]
     keep = np.flatnonzero((y >= lo) & (y <= hi))[:n]
@@ -37,7 +38,7 @@ with h5py.File(train) as t:
     for part in (a, a_dev):
         part[2]["classes"] = 5
     write(work + "/a.h5", {"": a, "dev": a_dev})
-    write(work + "/b.h5", {"": subset(t, 5, 9, 1000), "dev": subset(t["dev"], 5, 9, None)})
+    write(work + "/b.h5", {"": subset(t, 5, 9, rows), "dev": subset(t["dev"], 5, 9, None)})
 with h5py.File(test) as t:
     write(work + "/b-test.h5", {"": subset(t, 5, 9, None)})
 PY
@@ -78,6 +79,6 @@ src=$("$CAVIAR" eval "$WORK/src/model.h5" "$WORK/a.h5#dev" --json |
     "$PY" -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["accuracy"])')
 s=$(acc scratch) f=$(acc frozen) t=$(acc finetune)
 echo "source model (classes 0-4, dev accuracy): $src"
-echo "classes 5-9 from 1,000 rows, test accuracy: scratch $s | frozen convs + new head $f | fine-tuned (0.1 lr on loaded) $t"
+echo "classes 5-9 from $ROWS rows, test accuracy: scratch $s | frozen convs + new head $f | fine-tuned (0.1 lr on loaded) $t"
 "$PY" -c 'import sys; s, f, t = map(float, sys.argv[1:]); sys.exit(0 if f > s and t > s else 1)' \
     "$s" "$f" "$t" || { echo "FAIL: transfer did not beat scratch"; exit 1; }
