@@ -156,6 +156,31 @@ PY
 grep -q '"lr":' "$TMP/ra1/metrics.jsonl" || fail "no lr in metrics.jsonl"
 ok "the learning rate of every epoch is logged"
 
+# Transfer learning: from the early-stopped MLP, layer 0 (same shape) is
+# loaded and frozen, layers 1 and 2 (another width) are new; after training
+# layer 0 still holds the source's weights bit for bit, layer 1 has moved.
+# With train.lr_loaded=0 a loaded layer that stays trainable is frozen too.
+tl=(model.init_from="$TMP/es1/model.h5" model.layers.1.units=256 train.epochs=2
+    "train.early_stopping={patience: 5}")
+run_np 2 train "$TMP/overfit.yaml" run.dir="$TMP/tl" "${tl[@]}" model.layers.0.trainable=false \
+    >"$TMP/tl.txt" 2>&1 || { cat "$TMP/tl.txt"; fail "init_from run failed"; }
+grep -Eq "init_from: layer  0 dense +loaded from .* \(frozen\)" "$TMP/tl.txt" &&
+    grep -Eq "init_from: layer  1 dense +new" "$TMP/tl.txt" &&
+    grep -Eq "init_from: layer  2 dense +new" "$TMP/tl.txt" || { cat "$TMP/tl.txt"; fail "init_from summary"; }
+run_np 1 train "$TMP/overfit.yaml" run.dir="$TMP/tl0" "${tl[@]}" train.lr_loaded=0 >/dev/null 2>&1 ||
+    fail "init_from with lr_loaded=0 failed"
+"$PY" - "$TMP/es1/model.h5" "$TMP/tl/last.h5" "$TMP/tl0/last.h5" <<'PY' || fail "frozen/loaded weights"
+import sys, h5py, numpy as np
+src, a, b = (h5py.File(p, "r") for p in sys.argv[1:4])
+for f in (a, b):
+    for k in ("layers/00_dense/W", "layers/00_dense/b"):
+        assert np.array_equal(src[k][...], f[k][...]), (f.filename, k)
+    assert f["layers/01_dense/W"].shape == (256, 512)
+src_norm = src["normalization/mean"][...]
+assert np.array_equal(src_norm, a["normalization/mean"][...])  # the source's input normalisation
+PY
+ok "init_from: matching layer loaded (frozen: unchanged), new widths fresh, lr_loaded=0 freezes"
+
 # Bad input: one message naming the key, non-zero exit on every rank, before training.
 for np in 1 2; do
     expect_fail "train.monitor = dev.f1 .*data.dev is not set" run_np $np train "$TMP/overfit.yaml" \
