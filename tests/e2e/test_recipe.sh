@@ -109,6 +109,21 @@ PY
 [ -s "$TMP/sw/sweep/best.yaml" ] || fail "ASHA sweep: no best.yaml"
 ok "ASHA sweep: trials stop early as done with their best epoch's figures"
 
+# Early stopping in an ensemble: each member stops on its own, keeps its
+# best epoch, and the ensemble evaluates the kept models.
+run_np 2 ensemble train "$TMP/overfit.yaml" run.dir="$TMP/ens" --members 2 >"$TMP/ens.txt" 2>&1 ||
+    { cat "$TMP/ens.txt"; fail "ensemble with early stopping"; }
+"$PY" - "$TMP/ens/ensemble/members.txt" <<'PY' || fail "ensemble members did not stop early"
+import json, sys, h5py
+for path in open(sys.argv[1]).read().split():
+    rows = [json.loads(l) for l in open(path.replace("model.h5", "metrics.jsonl"))]
+    best = int(h5py.File(path, "r")["/"].attrs["best_epoch"])
+    assert len(rows) < 60 and len(rows) - best <= 3, (path, len(rows), best)
+PY
+run_np 2 ensemble eval $(cat "$TMP/ens/ensemble/members.txt") --data "$TMP/small.h5#dev" \
+    >/dev/null || fail "ensemble eval of early-stopped members"
+ok "ensemble: members stop early and keep their best epoch"
+
 strip_timing() {
     "$PY" -c '
 import json, sys
