@@ -153,6 +153,23 @@ static cv_status write_optimizer(struct h5w *w, cv_optim *o, struct cv_error *er
     return st;
 }
 
+/* /train attributes recipe_* of cv_recipe_state */
+static const char *const best_names[4] = {"recipe_best_train_loss", "recipe_best_train_accuracy",
+                                          "recipe_best_dev_loss", "recipe_best_dev_accuracy"};
+static void write_recipe(hid_t g, const struct cv_recipe_state *r)
+{
+    attr_dbl(g, "recipe_lr", r->lr);
+    attr_dbl(g, "recipe_plateau_best", r->plateau_best);
+    attr_ll(g, "recipe_plateau_bad", r->plateau_bad);
+    attr_dbl(g, "recipe_best", r->best);
+    attr_ll(g, "recipe_best_epoch", r->best_epoch);
+    for (int i = 0; i < 4; i++)
+        attr_dbl(g, best_names[i], r->best_last[i]);
+    attr_dbl(g, "recipe_es_best", r->es_best);
+    attr_ll(g, "recipe_es_bad", r->es_bad);
+    attr_ll(g, "recipe_stopped", r->stopped);
+}
+
 static cv_status write_train_state(struct h5w *w, const struct cv_train_state *ts,
                                    struct cv_error *err)
 {
@@ -171,6 +188,7 @@ static cv_status write_train_state(struct h5w *w, const struct cv_train_state *t
     attr_dbl(g, "epoch_count", ts->epoch_count);
     for (int i = 0; i < 4; i++)
         attr_dbl(g, last_names[i], ts->last[i]);
+    write_recipe(g, &ts->recipe);
     H5Gclose(g);
     return write_text(w, "metrics", ts->metrics, err);
 }
@@ -233,8 +251,8 @@ static cv_status reserve(const char *path, size_t bytes, struct cv_error *err)
     return CV_OK;
 }
 
-cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
-                       struct cv_error *err)
+static cv_status save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
+                      const struct cv_ckpt_best *best, struct cv_error *err)
 {
     char tmp[CV_PATH_MAX + 128];
     h5_quiet();
@@ -253,12 +271,29 @@ cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct 
     }
     struct h5w w = {f, path};
     st = write_body(&w, m, o, ts, err);
+    if (st == CV_OK && best) {
+        attr_ll(f, "best_epoch", best->epoch);
+        attr_str(f, "best_metric", best->metric);
+        attr_dbl(f, "best_value", best->value);
+    }
     if (H5Fclose(f) < 0 && st == CV_OK)
         st = cv_fail(err, CV_IO, "%s: closing failed (disk full?)", tmp);
     if (st == CV_OK)
         return cv__commit_file(tmp, path, err);
     unlink(tmp);
     return st;
+}
+
+cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
+                       struct cv_error *err)
+{
+    return save(path, m, o, ts, NULL, err);
+}
+
+cv_status cv_ckpt_save_best(const char *path, cv_model *m, const struct cv_ckpt_best *best,
+                            struct cv_error *err)
+{
+    return save(path, m, NULL, NULL, best, err);
 }
 
 /* ---- reading ---- */
@@ -451,6 +486,20 @@ static cv_status read_optimizer(struct h5r *r, cv_optim *o, struct cv_error *err
     return st;
 }
 
+static void read_recipe(hid_t g, struct cv_recipe_state *r)
+{
+    r->lr = get_attr_dbl(g, "recipe_lr", 0);
+    r->plateau_best = get_attr_dbl(g, "recipe_plateau_best", NAN);
+    r->plateau_bad = get_attr_ll(g, "recipe_plateau_bad", 0);
+    r->best = get_attr_dbl(g, "recipe_best", NAN);
+    r->best_epoch = get_attr_ll(g, "recipe_best_epoch", 0);
+    for (int i = 0; i < 4; i++)
+        r->best_last[i] = get_attr_dbl(g, best_names[i], NAN);
+    r->es_best = get_attr_dbl(g, "recipe_es_best", NAN);
+    r->es_bad = get_attr_ll(g, "recipe_es_bad", 0);
+    r->stopped = get_attr_ll(g, "recipe_stopped", 0);
+}
+
 static cv_status read_train_state(struct h5r *r, struct cv_train_state *ts, struct cv_error *err)
 {
     memset(ts, 0, sizeof(*ts));
@@ -470,6 +519,7 @@ static cv_status read_train_state(struct h5r *r, struct cv_train_state *ts, stru
     ts->epoch_count = get_attr_dbl(g, "epoch_count", 0);
     for (int i = 0; i < 4; i++)
         ts->last[i] = get_attr_dbl(g, last_names[i], NAN);
+    read_recipe(g, &ts->recipe);
     H5Gclose(g);
     return read_text(r, "metrics", &ts->metrics, err);
 }

@@ -32,8 +32,12 @@ const char *const cv__act_names[] = {"linear",     "sigmoid", "tanh", "relu",
 const char *const cv__init_names[] = {"auto", "he", "xavier", NULL};
 static const char *const loss_names[] = {"softmax_cross_entropy", "binary_cross_entropy", "mse",
                                          NULL};
-static const char *const opt_names[] = {"sgd", "momentum", "rmsprop", "adam", NULL};
-static const char *const decay_names[] = {"constant", "inverse_time", "exponential", "step", NULL};
+static const char *const opt_names[] = {"sgd",      "momentum", "rmsprop", "adam",
+                                        "nesterov", "adamw",    NULL};
+static const char *const decay_names[] = {"constant", "inverse_time", "exponential", "step",
+                                          "cosine",   "inverse_sqrt", "plateau",     NULL};
+static const char *const monitor_names[] = {
+    "none", "train.loss", "train.accuracy", "dev.loss", "dev.accuracy", "dev.f1", NULL};
 static const char *const norm_names[] = {"none", "standard", NULL};
 static const char *const resume_names[] = {"never", "auto", NULL};
 static const char *const compression_names[] = {"none", "bf16", NULL};
@@ -52,7 +56,11 @@ const char *cv_loss_name(enum cv_loss l)
 }
 const char *cv_optimizer_name(enum cv_optimizer o)
 {
-    return (unsigned)o <= CV_OPT_ADAM ? opt_names[o] : "?";
+    return (unsigned)o <= CV_OPT_ADAMW ? opt_names[o] : "?";
+}
+const char *cv_monitor_name(enum cv_monitor m)
+{
+    return (unsigned)m <= CV_MON_DEV_F1 ? monitor_names[m] : "?";
 }
 
 /* ---- field tables ---- */
@@ -60,6 +68,9 @@ const char *cv_optimizer_name(enum cv_optimizer o)
 static cv_status sp_input(struct pctx *, const struct cv_node *, void *);
 static cv_status sp_decay(struct pctx *, const struct cv_node *, void *);
 static cv_status sp_augment(struct pctx *, const struct cv_node *, void *);
+static cv_status sp_warmup(struct pctx *, const struct cv_node *, void *);
+static cv_status sp_early(struct pctx *, const struct cv_node *, void *);
+static cv_status sp_class_weights(struct pctx *, const struct cv_node *, void *);
 
 static const struct field data_fields[] = {
     {"train", STR(data.train)},
@@ -72,6 +83,9 @@ static const struct field model_fields[] = {
     {"input", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_input},
     {"layers", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, cv__cfg_layers},
     {"loss", ENUM(model.loss, loss_names)},
+    {"label_smoothing", F_DBL, C(model.label_smoothing), GE, 0, LT, 1, NULL, 0, NULL},
+    {"class_weights", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_class_weights},
+    {"init_from", STR(model.init_from)},
     {NULL}};
 static const struct field train_fields[] = {
     {"optimizer", ENUM(train.optimizer, opt_names)},
@@ -82,7 +96,13 @@ static const struct field train_fields[] = {
     {"batch", F_INT, C(train.batch), GE, 1, NONE, 0, NULL, 0, NULL},
     {"epochs", F_INT, C(train.epochs), GE, 1, NONE, 0, NULL, 0, NULL},
     {"l2", F_DBL, C(train.l2), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"weight_decay", F_DBL, C(train.weight_decay), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"decay_all", F_BOOL, C(train.decay_all), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {"lr_loaded", F_DBL, C(train.lr_loaded), GE, 0, NONE, 0, NULL, 0, NULL},
     {"decay", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_decay},
+    {"warmup", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_warmup},
+    {"monitor", ENUM(train.monitor, monitor_names)},
+    {"early_stopping", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_early},
     {"clip_norm", F_DBL, C(train.clip_norm), GE, 0, NONE, 0, NULL, 0, NULL},
     {"seed", F_U64, C(train.seed), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"max_steps", F_I64, C(train.max_steps), GE, 0, NONE, 0, NULL, 0, NULL},
@@ -381,13 +401,70 @@ static cv_status sp_decay(struct pctx *p, const struct cv_node *n, void *base)
         {"kind", ENUM(train.decay, decay_names)},
         {"rate", F_DBL, C(train.decay_rate), GE, 0, NONE, 0, NULL, 0, NULL},
         {"every", F_INT, C(train.decay_every), GE, 1, NONE, 0, NULL, 0, NULL},
+        {"floor", F_DBL, C(train.decay_floor), GE, 0, NONE, 0, NULL, 0, NULL},
+        {"restart", F_INT, C(train.decay_restart), GE, 0, NONE, 0, NULL, 0, NULL},
+        {"restart_mult", F_INT, C(train.decay_restart_mult), GE, 1, NONE, 0, NULL, 0, NULL},
+        {"patience", F_INT, C(train.decay_patience), GE, 0, NONE, 0, NULL, 0, NULL},
         {NULL}};
     struct cv_config *c = base;
     cv_status st = cv__cfg_apply(p, n, f, NULL, base);
-    bool mult = c->train.decay == CV_DECAY_EXPONENTIAL || c->train.decay == CV_DECAY_STEP;
-    if (st == CV_OK && mult && !(c->train.decay_rate > 0 && c->train.decay_rate <= 1))
+    enum cv_decay k = c->train.decay;
+    bool mult = k == CV_DECAY_EXPONENTIAL || k == CV_DECAY_STEP;
+    double r = c->train.decay_rate;
+    if (st == CV_OK && mult && !(r > 0 && r <= 1))
         return cv__cfg_bad(p, n, "decay.rate in (0, 1] for exponential and step decay");
+    if (st == CV_OK && k == CV_DECAY_PLATEAU && !(r > 0 && r < 1))
+        return cv__cfg_bad(p, n, "decay.rate (the factor) in (0, 1) for plateau decay");
+    if (st == CV_OK && k == CV_DECAY_INVERSE_SQRT && !(r > 0))
+        return cv__cfg_bad(p, n, "decay.rate (k) > 0 for inverse_sqrt decay");
     return st;
+}
+
+static cv_status sp_warmup(struct pctx *p, const struct cv_node *n, void *base)
+{
+    static const struct field f[] = {
+        {"epochs", F_INT, C(train.warmup_epochs), GE, 0, NONE, 0, NULL, 0, NULL},
+        {"steps", F_I64, C(train.warmup_steps), GE, 0, NONE, 0, NULL, 0, NULL},
+        {NULL}};
+    struct cv_config *c = base;
+    cv_status st = cv__cfg_apply(p, n, f, NULL, base);
+    if (st == CV_OK && c->train.warmup_epochs > 0 && c->train.warmup_steps > 0)
+        return cv__cfg_bad(p, n, "warmup.epochs or warmup.steps, not both");
+    return st;
+}
+
+static cv_status sp_early(struct pctx *p, const struct cv_node *n, void *base)
+{
+    static const struct field f[] = {
+        {"patience", F_INT, C(train.patience), GE, 1, NONE, 0, NULL, 0, NULL},
+        {"min_delta", F_DBL, C(train.min_delta), GE, 0, NONE, 0, NULL, 0, NULL},
+        {NULL}};
+    struct cv_config *c = base;
+    cv_status st = cv__cfg_apply(p, n, f, NULL, base);
+    if (st == CV_OK && c->train.patience < 1)
+        return cv__cfg_bad(p, n, "a mapping with patience (epochs >= 1) and optional min_delta");
+    return st;
+}
+
+/* model.class_weights: a list of numbers > 0, or `balanced` */
+static cv_status sp_class_weights(struct pctx *p, const struct cv_node *n, void *base)
+{
+    struct cv_config *c = base;
+    const char *want = "balanced or a list of 2 to 1024 numbers > 0 (one per class)";
+    c->model.balanced = false;
+    c->model.n_class_weights = 0;
+    if (cv__cfg_scalar(n) && !strcmp(n->text, "balanced"))
+        return c->model.balanced = true, CV_OK;
+    if (n->kind != CV_NODE_SEQ || n->n < 2 || n->n > CV_MAX_CLASSES)
+        return cv__cfg_bad(p, n, want);
+    for (int i = 0; i < n->n; i++) {
+        double v = 0;
+        if (!to_double(n->kids[i], &v) || !(v > 0))
+            return cv__cfg_bad(p, n, want);
+        c->model.class_weights[i] = (float)v;
+    }
+    c->model.n_class_weights = n->n;
+    return CV_OK;
 }
 
 static cv_status sp_augment(struct pctx *p, const struct cv_node *n, void *base)
@@ -414,6 +491,10 @@ static void defaults(struct cv_config *c)
     c->train.batch = 128;
     c->train.epochs = 10;
     c->train.decay_every = 1;
+    c->train.weight_decay = 0.01; /* PyTorch's AdamW default */
+    c->train.lr_loaded = 1.0;
+    c->train.decay_restart_mult = 1;
+    c->train.decay_patience = 10; /* PyTorch's ReduceLROnPlateau default */
     c->train.seed = 1;
     c->comm.shard_optimizer = CV_AUTO;
     c->comm.shared_memory = CV_AUTO;
@@ -451,6 +532,59 @@ static cv_status convert_root(struct pctx *p, const struct cv_node *root, struct
         if (st != CV_OK)
             return st;
     }
+    return CV_OK;
+}
+
+/* Every layer with parameters (dense, conv2d, batchnorm, residual) frozen. */
+static bool all_frozen(const struct cv_config *c)
+{
+    int with_params = 0, frozen = 0;
+    for (int i = 0; i < c->model.n_layers; i++) {
+        const struct cv_layer_spec *l = &c->model.layers[i];
+        enum cv_layer_type t = l->type;
+        if (t == CV_LAYER_DENSE || t == CV_LAYER_CONV2D || t == CV_LAYER_BATCHNORM ||
+            t == CV_LAYER_RESIDUAL)
+            with_params++, frozen += l->frozen;
+    }
+    return with_params > 0 && frozen == with_params;
+}
+
+/* The training recipe's keys that only make sense together (docs/config.md). */
+static cv_status require_recipe(struct pctx *p, const struct cv_node *root, struct cv_config *c)
+{
+    const struct cv_node *train = cv__tree_get(root, "train");
+    const char *src = p->source;
+    bool es = c->train.patience > 0, plateau = c->train.decay == CV_DECAY_PLATEAU;
+    if ((es || plateau) && c->train.monitor == CV_MON_NONE)
+        c->train.monitor = c->data.dev[0] ? CV_MON_DEV_LOSS : CV_MON_TRAIN_LOSS; /* as Keras */
+    c->train.monitor_min = c->train.monitor == CV_MON_TRAIN_LOSS ||
+                           c->train.monitor == CV_MON_DEV_LOSS;
+    bool softmax = c->model.loss == CV_LOSS_SOFTMAX_CE;
+    if (c->train.monitor >= CV_MON_DEV_LOSS && !c->data.dev[0])
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: train.monitor = %s is computed on the dev split, but data.dev is not "
+                       "set",
+                       src, monitor_names[c->train.monitor]);
+    if (cv__tree_get(train, "weight_decay") && c->train.optimizer != CV_OPT_ADAMW)
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: train.weight_decay (decoupled) is for train.optimizer = adamw; with "
+                       "%s use train.l2",
+                       src, opt_names[c->train.optimizer]);
+    if (c->train.warmup_epochs >= c->train.epochs)
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: train.warmup.epochs = %d is not shorter than train.epochs = %d", src,
+                       c->train.warmup_epochs, c->train.epochs);
+    if (c->model.label_smoothing > 0 && !softmax)
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: model.label_smoothing needs model.loss = softmax_cross_entropy", src);
+    if ((c->model.balanced || c->model.n_class_weights) && !softmax)
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: model.class_weights needs model.loss = softmax_cross_entropy", src);
+    if (all_frozen(c))
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: every layer with parameters has trainable: false; nothing would "
+                       "train",
+                       src);
     return CV_OK;
 }
 
@@ -511,6 +645,8 @@ cv_status cv_config_parse(const char *text, const char *source, const char *cons
         st = convert_root(&p, root, c);
     if (st == CV_OK)
         st = require(&p, root, c);
+    if (st == CV_OK)
+        st = require_recipe(&p, root, c);
     if (st == CV_OK)
         st = cv__tree_emit(root, &c->text, err);
     cv__tree_free(root);

@@ -13,6 +13,7 @@
 #include "util.h"
 
 static cv_status sp_pad(struct pctx *p, const struct cv_node *n, void *base);
+static cv_status sp_trainable(struct pctx *p, const struct cv_node *n, void *base);
 
 /* Layer keys; `allowed` below says which apply to which type. */
 static const struct field layer_fields[] = {
@@ -29,19 +30,20 @@ static const struct field layer_fields[] = {
     {"momentum", F_FLT, L(bn_momentum), GE, 0, LT, 1, NULL, 0, NULL},
     {"eps", F_FLT, L(bn_eps), GT, 0, NONE, 0, NULL, 0, NULL},
     {"layers", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, cv__cfg_layers},
+    {"trainable", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_trainable},
     {NULL}};
 
 /* Allowed keys per layer type, as a space-separated list (messages use it). */
 static const char *const layer_keys[CV_LAYER_TYPE_COUNT] = {
-    [CV_LAYER_DENSE] = "type units activation slope init",
+    [CV_LAYER_DENSE] = "type units activation slope init trainable",
     [CV_LAYER_DROPOUT] = "type keep",
-    [CV_LAYER_CONV2D] = "type filters size stride pad activation slope init",
+    [CV_LAYER_CONV2D] = "type filters size stride pad activation slope init trainable",
     [CV_LAYER_MAXPOOL] = "type size stride",
     [CV_LAYER_AVGPOOL] = "type size stride",
     [CV_LAYER_GLOBAL_AVGPOOL] = "type",
-    [CV_LAYER_BATCHNORM] = "type momentum eps activation slope",
+    [CV_LAYER_BATCHNORM] = "type momentum eps activation slope trainable",
     [CV_LAYER_FLATTEN] = "type",
-    [CV_LAYER_RESIDUAL] = "type layers activation slope",
+    [CV_LAYER_RESIDUAL] = "type layers activation slope trainable",
     [CV_LAYER_ACTIVATION] = "type activation slope",
 };
 
@@ -58,6 +60,17 @@ static cv_status sp_pad(struct pctx *p, const struct cv_node *n, void *base)
     else
         return cv__cfg_bad(p, n, "same, valid or an integer >= 0");
     return CV_OK;
+}
+
+/* trainable: false freezes the layer (stored inverted: a zeroed spec trains) */
+static cv_status sp_trainable(struct pctx *p, const struct cv_node *n, void *base)
+{
+    static const struct field f = {"trainable", F_BOOL, 0, NONE, 0, NONE, 0, NULL, 0, NULL};
+    struct cv_layer_spec *l = base;
+    bool on = true;
+    cv_status st = cv__cfg_set_field(p, &f, n, &on);
+    l->frozen = !on;
+    return st;
 }
 
 static void layer_defaults(struct cv_layer_spec *l, int line)

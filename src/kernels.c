@@ -266,23 +266,26 @@ static int argmax(const float *v, int f)
 }
 
 double cv_loss_softmax_ce(const float *logits, const int32_t *y, int n, int f, float scale,
-                          float *d, long long *correct)
+                          const struct cv_ce_opts *o, float *d, long long *correct)
 {
-    double total = 0;
+    double total = 0, e = o ? o->smoothing : 0, off = e / f, on = 1.0 - e + off;
+    const float *cw = o ? o->weights : NULL;
     long long hits = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, hits) if ((long)n * f >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * f;
         float *di = d + (size_t)i * f;
         float mx = z[argmax(z, f)];
-        double s = 0;
-        for (int j = 0; j < f; j++)
+        double s = 0, qz = 0, w = cw ? cw[y[i]] : 1.0;
+        for (int j = 0; j < f; j++) {
             s += exp((double)(z[j] - mx));
-        double lse = log(s) + mx; /* log-sum-exp: loss = lse - z_y */
-        total += lse - z[y[i]];
+            qz += (j == y[i] ? on : off) * z[j];
+        }
+        double lse = log(s) + mx; /* log-sum-exp: loss = lse - sum_j q_j z_j */
+        total += w * (lse - qz);
         hits += argmax(z, f) == y[i];
         for (int j = 0; j < f; j++)
-            di[j] = scale * (float)(exp((double)z[j] - lse) - (j == y[i]));
+            di[j] = scale * (float)(w * (exp((double)z[j] - lse) - (j == y[i] ? on : off)));
     }
     if (correct)
         *correct += hits;

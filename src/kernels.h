@@ -57,8 +57,16 @@ void cv_softmax_rows(const float *x, float *p, int n, int f);
  * per-sample losses and writes d (n, f) = scale * dLoss/dz for the network
  * output z (logits for the fused losses).  `correct` counts argmax hits
  * (for bce/mse with class ids: argmax too; multi-label: all bits right). */
+/* Softmax cross-entropy options (NULL: plain).  Label smoothing e: the
+ * targets are q = (1 - e) onehot(y) + e / f.  Class weights w (f values,
+ * NULL = all 1) scale each sample's loss and gradient by w[y] (Keras'
+ * class_weight: a weighted sum, divided by the count, not by the weights). */
+struct cv_ce_opts {
+    float smoothing;
+    const float *weights;
+};
 double cv_loss_softmax_ce(const float *logits, const int32_t *y, int n, int f, float scale,
-                          float *d, long long *correct);
+                          const struct cv_ce_opts *o, float *d, long long *correct);
 double cv_loss_bce_logits(const float *logits, const int32_t *y_class, const float *y_vec, int n,
                           int f, float scale, float *d, long long *correct);
 double cv_loss_mse(const float *out, const int32_t *y_class, const float *y_vec, int n, int f,

@@ -30,7 +30,8 @@ struct cv_model {
     bool has_norm;
     enum cv_activation final_act; /* applied by predict after fused logits */
     float final_slope;
-    bool fused; /* final activation folded into the loss */
+    bool fused;     /* final activation folded into the loss */
+    float *class_w; /* (outputs) softmax CE class weights, NULL = none */
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -51,6 +52,27 @@ static cv_status plan_layers(cv_model *m, struct cv_error *err)
     if (m->n_layers == 0)
         return cv_fail(err, CV_CONFIG, "model.layers: expected at least one layer");
     m->outputs = (int)cv_shape_size(s);
+    return CV_OK;
+}
+
+/* model.class_weights: one per output (balanced ones come from the trainer,
+ * which counts the labels: 1 until then). */
+static cv_status plan_class_weights(cv_model *m, struct cv_error *err)
+{
+    const struct cv_config *c = m->cfg;
+    int k = c->model.n_class_weights;
+    if (!k && !c->model.balanced)
+        return CV_OK;
+    if (k && k != m->outputs)
+        return cv_fail(err, CV_CONFIG,
+                       "model.class_weights has %d entries, but the last layer has %d outputs "
+                       "(one weight per class)",
+                       k, m->outputs);
+    m->class_w = cv_calloc((size_t)m->outputs, sizeof(float));
+    if (!m->class_w)
+        return cv_fail(err, CV_NOMEM, "model: out of memory");
+    for (int j = 0; j < m->outputs; j++)
+        m->class_w[j] = k ? c->model.class_weights[j] : 1.0f;
     return CV_OK;
 }
 
@@ -77,7 +99,7 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
     m->final_act = want;
     m->fused = true;
     last->act = CV_ACT_LINEAR; /* the network emits logits */
-    return CV_OK;
+    return plan_class_weights(m, err);
 }
 
 static cv_status alloc_arenas(cv_model *m, struct cv_error *err)
@@ -173,7 +195,16 @@ void cv_model_free(cv_model *m)
     free(m->dbuf[1]);
     free(m->norm_mean);
     free(m->norm_std);
+    free(m->class_w);
     free(m);
+}
+
+cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_error *err)
+{
+    if (!m->class_w)
+        return cv_fail(err, CV_INVAL, "model: no class weights configured (model.class_weights)");
+    memcpy(m->class_w, w, sizeof(float) * (size_t)m->outputs);
+    return CV_OK;
 }
 
 void cv_model_init_params(cv_model *m, uint64_t seed)
@@ -254,14 +285,18 @@ static void forward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n
     }
 }
 
-/* Loss sum over the batch; d = scale * dLoss/d(network output). */
-static double loss(cv_model *m, const struct cv_batch *b, float scale, float *d, long long *correct)
+/* Loss sum over the batch; d = scale * dLoss/d(network output).  The
+ * training objective (`train`) has the label smoothing and class weights;
+ * evaluation reports the plain cross-entropy, comparable across recipes. */
+static double loss(cv_model *m, const struct cv_batch *b, bool train, float scale, float *d,
+                   long long *correct)
 {
     const float *z = m->acts[m->n_layers - 1];
     int f = m->outputs;
+    struct cv_ce_opts ce = {(float)m->cfg->model.label_smoothing, m->class_w};
     switch (m->cfg->model.loss) {
     case CV_LOSS_SOFTMAX_CE:
-        return cv_loss_softmax_ce(z, b->y_class, b->n, f, scale, d, correct);
+        return cv_loss_softmax_ce(z, b->y_class, b->n, f, scale, train ? &ce : NULL, d, correct);
     case CV_LOSS_BCE:
         return cv_loss_bce_logits(z, b->y_class, b->y_vec, b->n, f, scale, d, correct);
     case CV_LOSS_MSE:
@@ -294,7 +329,7 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
     double t0 = cv_now();
     forward(m, &ctx, b->x, b->n);
     long long correct = 0;
-    double l = loss(m, b, grad_scale, m->dbuf[0], &correct);
+    double l = loss(m, b, true, grad_scale, m->dbuf[0], &correct);
     double t1 = cv_now();
     backward(m, &ctx, b->x, b->n);
     if (stats) {
@@ -316,7 +351,7 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
     forward(m, &ctx, b->x, b->n);
     if (stats && (b->y_class || b->y_vec)) {
         long long correct = 0;
-        stats->loss_sum += loss(m, b, 0.0f, m->dbuf[0], &correct);
+        stats->loss_sum += loss(m, b, false, 0.0f, m->dbuf[0], &correct);
         stats->correct += correct;
         stats->count += b->n;
     }

@@ -124,8 +124,8 @@ void cv__dir_unlock(int fd)
 /* Temporaries of caviar's own writes, left by a crash: never valid. */
 static int tmp_filter(const struct dirent *d)
 {
-    static const char *const own[] = {"ckpt-", "model.h5" CV_TMP_MARK, "metrics.jsonl" CV_TMP_MARK,
-                                      NULL};
+    static const char *const own[] = {"ckpt-", "model.h5" CV_TMP_MARK, "last.h5" CV_TMP_MARK,
+                                      "metrics.jsonl" CV_TMP_MARK, NULL};
     if (!strstr(d->d_name, CV_TMP_MARK))
         return 0;
     for (int i = 0; own[i]; i++)
@@ -167,7 +167,8 @@ static void other_run(const char *dir, const char *ck, char *buf, size_t size)
     struct dirent **names;
     int n = list_checkpoints(ck, &names);
     free_names(names, n);
-    snprintf(buf, size, "%s%s", exists(dir, "model.h5") ? ", model.h5" : "",
+    snprintf(buf, size, "%s%s%s", exists(dir, "model.h5") ? ", model.h5" : "",
+             exists(dir, "last.h5") ? ", last.h5" : "",
              exists(dir, "metrics.jsonl") ? ", metrics.jsonl" : "");
     if (n > 0)
         snprintf(buf + strlen(buf), size - strlen(buf), ", %d checkpoint(s)", n);
@@ -257,10 +258,11 @@ void cv__run_dir_clear(const char *dir)
 {
     char path[CV_PATH_MAX + 32];
     cv__run_dir_prune(dir, 0);
-    cv__run_dir_path(dir, "model.h5", path, sizeof(path));
-    unlink(path);
-    cv__run_dir_path(dir, "metrics.jsonl", path, sizeof(path));
-    unlink(path);
+    static const char *const files[] = {"model.h5", "last.h5", "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        cv__run_dir_path(dir, files[i], path, sizeof(path));
+        unlink(path);
+    }
 }
 
 cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,

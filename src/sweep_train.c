@@ -28,13 +28,16 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
                                  .on_step_arg = poll_arg};
     struct cv_train_result res;
     st = cv_train_run(cfg, group, &opts, &res, err);
+    /* with train.monitor, model.h5 is the best epoch's model: report its figures */
+    bool best = res.best_epoch > 0;
     out->epochs_done = res.epochs_done;
-    out->train_loss = res.train_loss;
-    out->train_accuracy = res.train_accuracy;
-    out->dev_loss = res.dev_loss;
-    out->dev_accuracy = res.dev_accuracy;
+    out->train_loss = best ? res.best_last[0] : res.train_loss;
+    out->train_accuracy = best ? res.best_last[1] : res.train_accuracy;
+    out->dev_loss = best ? res.best_last[2] : res.dev_loss;
+    out->dev_accuracy = best ? res.best_last[3] : res.dev_accuracy;
     out->seconds = res.seconds;
-    bool final = job->epochs <= 0 || job->epochs >= cfg->train.epochs;
+    /* a trial that stopped early is finished: ASHA does not promote it */
+    bool final = job->epochs <= 0 || job->epochs >= cfg->train.epochs || res.stopped_epoch > 0;
     cv_config_free(cfg);
     if (st == CV_OK) {
         out->status = final ? CV_JOB_DONE : CV_JOB_PAUSED;

@@ -22,8 +22,10 @@
 #include "caviar/optim.h"
 #include "caviar/shard.h"
 #include "caviar/train.h"
+#include "recipe.h"
 #include "reducer.h"
 #include "run_dir.h"
+#include "transfer.h"
 #include "util.h"
 
 struct timers {
@@ -39,9 +41,12 @@ struct trainer {
     cv_optim *optim;
     cv_reducer *reducer; /* the gradient exchange (src/reducer.h) */
     cv_shard *train, *dev;
-    float *pred;              /* (local_batch, outputs) evaluation output */
-    double *small;            /* (2 + n_state) the per-step tiny allreduce */
-    struct cv_error norm_err; /* a failed global-norm sum inside the optimizer */
+    float *pred;                   /* (local_batch, outputs) evaluation output */
+    double *small;                 /* (2 + n_state) the per-step tiny allreduce */
+    double *f1;                    /* (3 + 3 outputs) dev loss/hits/count, per-class tp, fp, fn */
+    struct cv_recipe_step decided; /* the last epoch's recipe decisions */
+    bool loaded[CV_MAX_LAYERS];    /* layers model.init_from loaded */
+    struct cv_error norm_err;      /* a failed global-norm sum inside the optimizer */
     struct cv_train_state ts;
     struct cv_batch_stats epoch; /* this rank's running sums of the epoch */
     struct timers t;
@@ -159,7 +164,8 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
         tr->pred = cv_calloc((size_t)tr->local_batch * (size_t)cv_model_outputs(tr->model),
                              sizeof(float));
         tr->small = cv_calloc(2 + cv_model_n_state(tr->model), sizeof(double));
-        if (!tr->pred || !tr->small)
+        tr->f1 = cv_calloc(3 + 3 * (size_t)cv_model_outputs(tr->model), sizeof(double));
+        if (!tr->pred || !tr->small || !tr->f1)
             st = cv_fail(err, CV_NOMEM, "out of memory");
     }
     return st;
@@ -167,21 +173,57 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
 
 /* ---- evaluation and metrics ---- */
 
-static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double *acc,
+/* Per-class true positives, false positives and false negatives of a
+ * batch's argmax predictions (classification with one output per class). */
+static void count_classes(const float *pred, const struct cv_batch *b, int k, double *tp,
+                          double *fp, double *fn)
+{
+    for (int i = 0; b->y_class && k > 1 && i < b->n; i++) {
+        const float *p = pred + (size_t)i * k;
+        int best = 0, y = b->y_class[i];
+        for (int j = 1; j < k; j++)
+            best = p[j] > p[best] ? j : best;
+        if (best == y) {
+            tp[y] += 1;
+        } else {
+            fp[best] += 1;
+            fn[y] += 1;
+        }
+    }
+}
+
+/* Macro F1: the mean over classes that occur (as label or prediction) of
+ * 2 tp / (2 tp + fp + fn); NAN when there are none. */
+static double macro_f1(const double *tp, const double *fp, const double *fn, int k)
+{
+    double sum = 0;
+    int n = 0;
+    for (int j = 0; j < k; j++)
+        if (2 * tp[j] + fp[j] + fn[j] > 0)
+            sum += 2 * tp[j] / (2 * tp[j] + fp[j] + fn[j]), n++;
+    return n > 0 ? sum / n : NAN;
+}
+
+static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double *acc, double *f1,
                           struct cv_error *err)
 {
     struct cv_batch_stats stats = {0};
     long long n = cv_shard_rows(sh);
+    int k = cv_model_outputs(tr->model);
+    double *v = tr->f1, *tp = v + 3, *fp = tp + k, *fn = fp + k;
+    memset(v, 0, (3 + 3 * (size_t)k) * sizeof(double));
     for (long long first = 0; first < n; first += tr->local_batch) {
         struct cv_batch b;
         int cnt = (int)(n - first < tr->local_batch ? n - first : tr->local_batch);
         cv_shard_slice(sh, first, cnt, &b);
         cv_model_predict(tr->model, &b, tr->pred, &stats);
+        count_classes(tr->pred, &b, k, tp, fp, fn);
     }
-    double v[3] = {stats.loss_sum, (double)stats.correct, (double)stats.count};
-    cv_status st = cv_comm_sum_doubles(tr->comm, v, 3, err);
+    v[0] = stats.loss_sum, v[1] = (double)stats.correct, v[2] = (double)stats.count;
+    cv_status st = cv_comm_sum_doubles(tr->comm, v, 3 + 3 * k, err);
     *loss = v[2] > 0 ? v[0] / v[2] : NAN;
     *acc = v[2] > 0 ? v[1] / v[2] : NAN;
+    *f1 = macro_f1(tp, fp, fn, k);
     return st;
 }
 
@@ -197,7 +239,7 @@ static cv_status epoch_sums(const struct trainer *tr, double v[3], struct cv_err
 }
 
 struct epoch_figures {
-    double train_loss, train_acc, dev_loss, dev_acc, lr, sps, rss, rss_anon;
+    double train_loss, train_acc, dev_loss, dev_acc, dev_f1, lr, sps, rss, rss_anon;
     struct timers t; /* the step-time breakdown, mean over ranks */
 };
 
@@ -214,29 +256,60 @@ static const char *jnum(char *buf, size_t n, double v)
 static cv_status log_epoch(struct trainer *tr, const char *event, const struct epoch_figures *e,
                            struct cv_error *err)
 {
-    char line[1024], a[32], b[32], c[32], d[32];
+    char line[1024], a[32], b[32], c[32], d[32], f[32];
     double el = cv_now() - tr->t_start;
     snprintf(line, sizeof(line),
              "{\"event\":\"%s\",\"epoch\":%lld,\"step\":%lld,\"train_loss\":%s,"
-             "\"train_accuracy\":%s,\"dev_loss\":%s,\"dev_accuracy\":%s,\"lr\":%.6g,"
+             "\"train_accuracy\":%s,\"dev_loss\":%s,\"dev_accuracy\":%s,\"dev_f1\":%s,"
+             "\"lr\":%.6g,\"best_epoch\":%lld,"
              "\"samples_per_s\":%.1f,\"elapsed_s\":%.3f,\"ranks\":%d,\"threads\":%d,"
              "\"time_s\":{\"data\":%.4f,\"forward\":%.4f,\"backward\":%.4f,"
              "\"allreduce_exposed\":%.4f,\"optimizer\":%.4f},\"peak_rss_mb\":%.1f,"
              "\"anon_rss_mb\":%.1f,\"n_params\":%zu}",
              event, tr->ts.epoch + 1, tr->ts.step, jnum(a, 32, e->train_loss),
-             jnum(b, 32, e->train_acc), jnum(c, 32, e->dev_loss), jnum(d, 32, e->dev_acc), e->lr,
-             e->sps, el, tr->world, cv_num_threads(), e->t.data, e->t.forward, e->t.backward,
-             e->t.comm, e->t.optim, e->rss, e->rss_anon, cv_model_n_params(tr->model));
+             jnum(b, 32, e->train_acc), jnum(c, 32, e->dev_loss), jnum(d, 32, e->dev_acc),
+             jnum(f, 32, e->dev_f1), e->lr, tr->ts.recipe.best_epoch, e->sps, el, tr->world,
+             cv_num_threads(), e->t.data, e->t.forward, e->t.backward, e->t.comm, e->t.optim,
+             e->rss, e->rss_anon, cv_model_n_params(tr->model));
     cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
         st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
     return st;
 }
 
+/* The learning rate of global step `step` of the current epoch. */
+static double step_lr(const struct trainer *tr, long long step)
+{
+    long long n_rows = cv_shard_info(tr->train)->n_rows;
+    long long per_epoch = cv_sched_steps(n_rows, tr->cfg->train.batch, tr->world);
+    return cv__recipe_lr(tr->cfg, &tr->ts.recipe, (int)tr->ts.epoch) *
+           cv_optim_warmup(tr->cfg, step, per_epoch);
+}
+
+/* Collective: the epoch-end decisions (best epoch, plateau, early stop),
+ * taken once on rank 0 and broadcast so every replica follows them. */
+static cv_status decide(struct trainer *tr, const struct cv_epoch_metrics *em, struct cv_error *err)
+{
+    struct {
+        struct cv_recipe_state s;
+        struct cv_recipe_step d;
+    } msg = {tr->ts.recipe, {0}};
+    if (tr->rank == 0)
+        cv__recipe_update(tr->cfg, &msg.s, em, tr->ts.epoch + 1, &msg.d);
+    cv_status st = cv_comm_bcast(tr->comm, &msg, sizeof(msg), 0, err);
+    if (st != CV_OK)
+        return st;
+    tr->ts.recipe = msg.s;
+    tr->decided = msg.d;
+    if (msg.d.reduced)
+        say(tr, "plateau: learning rate lowered to %.6g\n", msg.s.lr);
+    return CV_OK;
+}
+
 static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_train_result *res,
                               struct cv_error *err)
 {
-    struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN};
+    struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN, .dev_f1 = NAN};
     double v[3];
     cv_status st = epoch_sums(tr, v, err);
     double rss[2] = {cv_peak_rss_mb(), cv_anon_rss_mb()};
@@ -249,12 +322,15 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     e.t = (struct timers){t[0] / tr->world, t[1] / tr->world, t[2] / tr->world, t[3] / tr->world,
                           t[4] / tr->world};
     if (st == CV_OK && tr->dev)
-        st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, err);
-    if (st != CV_OK)
-        return st;
+        st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, &e.dev_f1, err);
     e.train_loss = v[2] > 0 ? v[0] / v[2] : NAN;
     e.train_acc = v[2] > 0 ? v[1] / v[2] : NAN;
-    e.lr = cv_optim_lr(tr->cfg, (int)tr->ts.epoch);
+    e.lr = step_lr(tr, tr->ts.step - 1); /* the rate of the epoch's last step */
+    struct cv_epoch_metrics em = {e.train_loss, e.train_acc, e.dev_loss, e.dev_acc, e.dev_f1};
+    if (st == CV_OK)
+        st = decide(tr, &em, err);
+    if (st != CV_OK)
+        return st;
     e.sps = tr->train_time > 0 ? (double)tr->samples / tr->train_time : 0;
     e.rss = rss[0];
     e.rss_anon = rss[1];
@@ -267,9 +343,13 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     tr->ts.last[1] = e.train_acc;
     tr->ts.last[2] = e.dev_loss;
     tr->ts.last[3] = e.dev_acc;
-    *res = (struct cv_train_result){
-        e.train_loss, e.train_acc, e.dev_loss, e.dev_acc, (int)tr->ts.epoch + 1,
-        tr->ts.step,  0,           e.sps,      0};
+    *res = (struct cv_train_result){.train_loss = e.train_loss,
+                                    .train_accuracy = e.train_acc,
+                                    .dev_loss = e.dev_loss,
+                                    .dev_accuracy = e.dev_acc,
+                                    .epochs_done = (int)tr->ts.epoch + 1,
+                                    .steps = tr->ts.step,
+                                    .samples_per_s = e.sps};
     return log_epoch(tr, event, &e, err);
 }
 
@@ -304,13 +384,24 @@ static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
     return st != CV_OK ? CV_INTERRUPTED : CV_OK;
 }
 
+/* model.h5 is the model to ship: the last epoch's, or with train.monitor the
+ * best epoch's (then last.h5 holds the last epoch's). */
 static cv_status save_model(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
+    const struct cv_config *cfg = tr->cfg;
+    bool monitored = cfg->train.monitor != CV_MON_NONE;
     if (tr->rank == 0) {
         char path[CV_PATH_MAX + 16];
-        cv__run_dir_path(tr->run_dir, "model.h5", path, sizeof(path));
+        cv__run_dir_path(tr->run_dir, monitored ? "last.h5" : "model.h5", path, sizeof(path));
         st = cv_ckpt_save(path, tr->model, NULL, NULL, err);
+    }
+    if (tr->rank == 0 && st == CV_OK && monitored && tr->decided.improved) {
+        char path[CV_PATH_MAX + 16], name[32];
+        snprintf(name, sizeof(name), "%s", cv_monitor_name(cfg->train.monitor));
+        struct cv_ckpt_best b = {tr->ts.recipe.best_epoch, name, tr->ts.recipe.best};
+        cv__run_dir_path(tr->run_dir, "model.h5", path, sizeof(path));
+        st = cv_ckpt_save_best(path, tr->model, &b, err);
     }
     return cv_comm_agree(tr->comm, st, err);
 }
@@ -507,13 +598,12 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     const struct cv_config *cfg = tr->cfg;
     long long n_rows = cv_shard_info(tr->train)->n_rows;
     long long steps = cv_sched_steps(n_rows, cfg->train.batch, tr->world);
-    double lr = cv_optim_lr(cfg, (int)tr->ts.epoch);
     cv_shard_shuffle(tr->train, cfg->train.seed, tr->ts.epoch, true);
     *limit = false;
     while (tr->ts.epoch_step < steps && !*limit) {
         bool stop = false;
         double t0 = cv_now();
-        cv_status st = train_step(tr, n_rows, lr, &stop, err);
+        cv_status st = train_step(tr, n_rows, step_lr(tr, tr->ts.step), &stop, err);
         tr->train_time += cv_now() - t0;
         if (st != CV_OK)
             return st;
@@ -543,14 +633,37 @@ static void result_from_state(const struct trainer *tr, struct cv_train_result *
     res->steps = tr->ts.step;
 }
 
+static void result_recipe(const struct trainer *tr, struct cv_train_result *res)
+{
+    res->best_epoch = tr->ts.recipe.best_epoch;
+    res->best_value = tr->ts.recipe.best;
+    res->stopped_epoch = tr->ts.recipe.stopped;
+    for (int i = 0; i < 4; i++)
+        res->best_last[i] = tr->ts.recipe.best_last[i];
+}
+
+static void say_stopped(const struct trainer *tr)
+{
+    const struct cv_recipe_state *r = &tr->ts.recipe;
+    say(tr,
+        "early stopping after epoch %lld: %s has not improved by more than %g for %d epochs; "
+        "best %.6g at epoch %lld, kept in %s/model.h5\n",
+        r->stopped, cv_monitor_name(tr->cfg->train.monitor), tr->cfg->train.min_delta,
+        tr->cfg->train.patience, r->best, r->best_epoch, tr->run_dir);
+}
+
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
     int last = cfg->train.epochs;
     if (tr->opts->stop_at_epoch > 0 && tr->opts->stop_at_epoch < last)
         last = tr->opts->stop_at_epoch;
-    if (tr->ts.epoch >= last)
+    if (tr->ts.epoch >= last || tr->ts.recipe.stopped > 0)
         result_from_state(tr, res);
+    if (tr->ts.recipe.stopped > 0) { /* resumed after early stopping: nothing to train */
+        say_stopped(tr);
+        return CV_OK;
+    }
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
         cv_status st = run_steps(tr, &limit, err);
@@ -563,16 +676,68 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         if (limit)
             return CV_OK;
         reset_epoch(tr);
+        bool stop = tr->ts.recipe.stopped > 0;
         bool due = cfg->checkpoint.every_epochs > 0 &&
                    tr->ts.epoch % cfg->checkpoint.every_epochs == 0;
-        if (due || tr->ts.epoch == last)
+        if (due || tr->ts.epoch == last || stop)
             if ((st = save_checkpoint(tr, err)) != CV_OK)
                 return st;
+        if (stop) {
+            say_stopped(tr);
+            break;
+        }
     }
     return CV_OK;
 }
 
 /* ---- set-up and the public entry ---- */
+
+static void print_line(void *arg, const char *line)
+{
+    say(arg, "%s\n", line);
+}
+
+/* model.class_weights = balanced: N / (K n_c) from the training labels of
+ * every rank (a class without rows keeps weight 1). */
+static cv_status balance_classes(struct trainer *tr, struct cv_error *err)
+{
+    int k = cv_model_outputs(tr->model);
+    const int32_t *y = cv_shard_labels(tr->train);
+    double *n = cv_calloc((size_t)k + 1, sizeof(double));
+    float *w = cv_calloc((size_t)k, sizeof(float));
+    cv_status st = !n || !w ? cv_fail(err, CV_NOMEM, "out of memory") : CV_OK;
+    for (long long i = 0; st == CV_OK && y && i < cv_shard_rows(tr->train); i++)
+        n[y[i] >= 0 && y[i] < k ? y[i] : k] += 1;
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st == CV_OK)
+        st = cv_comm_sum_doubles(tr->comm, n, k + 1, err);
+    double total = 0;
+    for (int j = 0; st == CV_OK && j <= k; j++)
+        total += n[j];
+    for (int j = 0; st == CV_OK && j < k; j++)
+        w[j] = n[j] > 0 ? (float)(total / (k * n[j])) : 1.0f;
+    if (st == CV_OK)
+        st = cv_model_set_class_weights(tr->model, w, err);
+    free(n);
+    free(w);
+    return st;
+}
+
+/* Frozen layers and the lr factor of loaded ones, for the optimizer. */
+static cv_status lr_factors(struct trainer *tr, bool resumed, struct cv_error *err)
+{
+    const struct cv_config *cfg = tr->cfg;
+    cv_status st = CV_OK;
+    if (resumed && cfg->model.init_from[0] && cfg->train.lr_loaded != 1.0)
+        st = cv__transfer_load(tr->model, cfg->model.init_from, false, tr->loaded, NULL, NULL, err);
+    float *scale = cv_calloc(cv_model_n_params(tr->model), sizeof(float));
+    if (st == CV_OK && !scale)
+        st = cv_fail(err, CV_NOMEM, "out of memory");
+    if (st == CV_OK && cv__transfer_lr_scale(tr->model, tr->loaded, scale))
+        st = cv_optim_set_lr_scale(tr->optim, scale, err);
+    free(scale);
+    return st;
+}
 
 static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
 {
@@ -582,6 +747,11 @@ static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
     if (st != CV_OK)
         return st;
     cv_model_init_params(tr->model, tr->cfg->train.seed);
+    if (tr->cfg->model.init_from[0])
+        st = cv__transfer_load(tr->model, tr->cfg->model.init_from, true, tr->loaded, print_line,
+                               tr, err);
+    if (st != CV_OK)
+        return st;
     bool same = false;
     st = cv_comm_same_bytes(tr->comm, cv_model_params(tr->model),
                             cv_model_n_params(tr->model) * sizeof(float), &same, NULL, err);
@@ -590,9 +760,18 @@ static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
     return st;
 }
 
-static void print_line(void *arg, const char *line)
+static cv_status check_warmup(const struct trainer *tr, struct cv_error *err)
 {
-    say(arg, "%s\n", line);
+    const struct cv_config *cfg = tr->cfg;
+    long long n_rows = cv_shard_info(tr->train)->n_rows;
+    long long total = cv_sched_steps(n_rows, cfg->train.batch, tr->world) * cfg->train.epochs;
+    if (cfg->train.warmup_steps >= total)
+        return cv_fail(err, CV_CONFIG,
+                       "train.warmup.steps = %lld is not shorter than the training (%d epochs of "
+                       "%lld steps = %lld steps)",
+                       cfg->train.warmup_steps, cfg->train.epochs, total / cfg->train.epochs,
+                       total);
+    return CV_OK;
 }
 
 static cv_status prepare(struct trainer *tr, struct cv_error *err)
@@ -604,14 +783,20 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
         st = cv_reducer_create(tr->cfg, tr->comm, tr->model, &tr->reducer, err);
     if (st == CV_OK)
         st = open_data(tr, err);
+    if (st == CV_OK)
+        st = check_warmup(tr, err); /* the same on every rank: no agreement needed */
     if (st != CV_OK)
         return st;
     const char *dir = tr->opts->resume_dir;
     bool auto_resume = tr->cfg->run.resume == CV_RESUME_AUTO, found = false;
     if (dir || auto_resume)
         st = resume(tr, dir ? dir : tr->run_dir, dir != NULL, &found, err);
+    if (st == CV_OK && tr->cfg->model.balanced)
+        st = balance_classes(tr, err);
     if (st == CV_OK && !found)
         st = cv_comm_agree(tr->comm, fresh_start(tr, err), err);
+    if (st == CV_OK)
+        st = cv_comm_agree(tr->comm, lr_factors(tr, found, err), err);
     if (st == CV_OK)
         st = cv_reducer_adopt(tr->reducer, err);
     if (st != CV_OK)
@@ -659,6 +844,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     tr.t_start = cv_now();
     for (int i = 0; i < 4; i++)
         tr.ts.last[i] = NAN; /* no epoch finished yet */
+    cv__recipe_init(&tr.ts.recipe);
     memset(res, 0, sizeof(*res));
     res->dev_loss = res->dev_accuracy = NAN;
     cv_status st = prepare(&tr, err);
@@ -669,6 +855,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
         say_exchange(&tr);
         cv_model_summary(tr.model, print_line, &tr);
         st = run_epochs(&tr, res, err);
+        result_recipe(&tr, res);
     }
     if (st == CV_OK)
         st = check_replicas(&tr, res, err);
@@ -680,6 +867,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     cv_reducer_free(tr.reducer); /* after the model, which may compute on its arenas */
     free(tr.pred);
     free(tr.small);
+    free(tr.f1);
     free(tr.ts.metrics);
     cv__dir_unlock(tr.lock_fd);
     return st;

@@ -20,6 +20,21 @@
 
 #define CV_CKPT_FORMAT_VERSION 1
 
+/* The epoch-end decisions of the training recipe (src/recipe.h): made on
+ * rank 0, shared with every rank, stored in every checkpoint so a resumed
+ * run keeps the best-so-far and the early-stopping count. */
+struct cv_recipe_state {
+    double lr;             /* reduce-on-plateau: the current rate (0 = train.lr) */
+    double plateau_best;   /* best monitored value the plateau compares with */
+    long long plateau_bad; /* epochs since it improved */
+    double best;           /* best monitored value (NAN: none yet) */
+    long long best_epoch;  /* 1-based epoch of it, 0 = none */
+    double best_last[4];   /* that epoch's train loss/accuracy, dev loss/accuracy */
+    double es_best;        /* early stopping's reference (improved by > min_delta) */
+    long long es_bad;      /* epochs since it improved */
+    long long stopped;     /* 1-based epoch at which early stopping fired, 0 = not */
+};
+
 /* Where training stands; stored in every checkpoint. */
 struct cv_train_state {
     long long epoch;             /* 0-based epoch in progress */
@@ -35,6 +50,7 @@ struct cv_train_state {
     double last[4]; /* the last finished epoch's train loss, train accuracy, dev
                        loss, dev accuracy (NAN: none), for a resumed finished run */
     char *metrics;  /* metric history, JSON lines (owned; may be NULL) */
+    struct cv_recipe_state recipe;
 };
 
 /* Write model (+ optimizer and training state when o and ts are given) to
@@ -42,6 +58,16 @@ struct cv_train_state {
  * the previous file at `path` is untouched and no temporary is left. */
 cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
                        struct cv_error *err);
+
+/* The best model of a monitored run: a model file with root attributes
+ * best_epoch (1-based), best_metric (train.monitor) and best_value. */
+struct cv_ckpt_best {
+    long long epoch;
+    const char *metric;
+    double value;
+};
+cv_status cv_ckpt_save_best(const char *path, cv_model *m, const struct cv_ckpt_best *best,
+                            struct cv_error *err);
 
 /* Read the stored config text of a model/checkpoint and parse it (with
  * optional overrides).  Errors: CV_IO, CV_FORMAT, CV_VERSION (newer format),

@@ -52,11 +52,41 @@ enum cv_init { CV_INIT_AUTO, CV_INIT_HE, CV_INIT_XAVIER };
 
 enum cv_loss { CV_LOSS_SOFTMAX_CE, CV_LOSS_BCE, CV_LOSS_MSE };
 
-enum cv_optimizer { CV_OPT_SGD, CV_OPT_MOMENTUM, CV_OPT_RMSPROP, CV_OPT_ADAM };
+/* nesterov: PyTorch's SGD(momentum=beta1, nesterov=True); adamw: Adam with
+ * decoupled weight decay (Loshchilov & Hutter 2019) */
+enum cv_optimizer {
+    CV_OPT_SGD,
+    CV_OPT_MOMENTUM,
+    CV_OPT_RMSPROP,
+    CV_OPT_ADAM,
+    CV_OPT_NESTEROV,
+    CV_OPT_ADAMW
+};
 
-enum cv_decay { CV_DECAY_CONSTANT, CV_DECAY_INVERSE_TIME, CV_DECAY_EXPONENTIAL, CV_DECAY_STEP };
+enum cv_decay {
+    CV_DECAY_CONSTANT,
+    CV_DECAY_INVERSE_TIME,
+    CV_DECAY_EXPONENTIAL,
+    CV_DECAY_STEP,
+    CV_DECAY_COSINE,       /* to decay.floor, optionally restarting (SGDR) */
+    CV_DECAY_INVERSE_SQRT, /* the course's k/sqrt(epoch): rate = k */
+    CV_DECAY_PLATEAU       /* x rate after `patience` epochs without improvement */
+};
 
 enum cv_normalize { CV_NORM_NONE, CV_NORM_STANDARD };
+
+/* train.monitor: the epoch metric that early stopping, reduce-on-plateau
+ * and the best model follow */
+enum cv_monitor {
+    CV_MON_NONE,
+    CV_MON_TRAIN_LOSS,
+    CV_MON_TRAIN_ACCURACY,
+    CV_MON_DEV_LOSS,
+    CV_MON_DEV_ACCURACY,
+    CV_MON_DEV_F1 /* macro-averaged over the classes */
+};
+
+#define CV_MAX_CLASSES 1024 /* model.class_weights entries */
 
 enum cv_resume { CV_RESUME_NEVER, CV_RESUME_AUTO };
 /* A switch whose default the trainer decides (comm.shard_optimizer) */
@@ -92,6 +122,7 @@ struct cv_layer_spec {
     int pad;                        /* conv2d: >= 0 pixels, CV_PAD_SAME or CV_PAD_VALID */
     float bn_momentum;              /* batchnorm: running-average momentum (default 0.9) */
     float bn_eps;                   /* batchnorm: variance epsilon (default 1e-5) */
+    bool frozen;                    /* trainable: false - no update, no optimizer state */
     struct cv_layer_spec *children; /* residual: the wrapped layers (owned) */
     int n_children;                 /* residual: number of wrapped layers */
 };
@@ -123,7 +154,12 @@ struct cv_config {
         int input_rank; /* how many dims the config gave (1 or 3) */
         struct cv_layer_spec layers[CV_MAX_LAYERS];
         int n_layers;
-        enum cv_loss loss; /* default softmax_cross_entropy */
+        enum cv_loss loss;                   /* default softmax_cross_entropy */
+        double label_smoothing;              /* softmax CE: targets (1-e) y + e/K (default 0) */
+        float class_weights[CV_MAX_CLASSES]; /* per-class loss weights (n_class_weights) */
+        int n_class_weights;                 /* 0 = none */
+        bool balanced;                       /* class weights N / (K n_c) from data.train */
+        char init_from[CV_PATH_MAX];         /* model file: load layers of matching name/shape */
     } model;
 
     struct {
@@ -135,9 +171,22 @@ struct cv_config {
         int batch;                   /* global mini-batch size (default 128) */
         int epochs;                  /* default 10 */
         double l2;                   /* lambda; lambda/m * W added to dW (default 0) */
+        double weight_decay;         /* adamw: w -= lr wd w, decoupled (default 0.01) */
+        bool decay_all;              /* L2 / weight decay on biases and batch-norm too */
+        double lr_loaded;            /* lr factor of the layers model.init_from loaded */
         enum cv_decay decay;         /* decay.kind (default constant) */
         double decay_rate;           /* decay.rate */
         int decay_every;             /* decay.every: epochs per step for kind step (default 1) */
+        double decay_floor;          /* decay.floor: cosine / plateau lower bound (default 0) */
+        int decay_restart;           /* decay.restart: cosine epochs of the first cycle, 0 = one */
+        int decay_restart_mult;      /* decay.restart_mult: cycle growth factor (default 1) */
+        int decay_patience;          /* decay.patience: plateau epochs (default 10) */
+        int warmup_epochs;           /* warmup.epochs: linear ramp before the schedule */
+        long long warmup_steps;      /* warmup.steps: the same in optimizer steps */
+        enum cv_monitor monitor;     /* metric followed (default none; see docs/config.md) */
+        bool monitor_min;            /* lower is better (a loss) */
+        int patience;                /* early_stopping.patience: epochs, 0 = off */
+        double min_delta;            /* early_stopping.min_delta: smallest improvement */
         double clip_norm;            /* global gradient-norm clip, 0 = off */
         uint64_t seed;               /* default 1 */
         long long max_steps;         /* stop after this many optimizer steps, 0 = no limit */
@@ -196,6 +245,7 @@ const char *cv_layer_type_name(enum cv_layer_type t);
 const char *cv_activation_name(enum cv_activation a);
 const char *cv_loss_name(enum cv_loss l);
 const char *cv_optimizer_name(enum cv_optimizer o);
+const char *cv_monitor_name(enum cv_monitor m); /* "dev.loss", ... */
 
 /* The first architectural difference between a and b (input, layers,
  * loss) described in buf ("model.layers.2.units differs"), or NULL when a

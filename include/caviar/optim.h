@@ -1,8 +1,11 @@
 /*
  * optim.h - optimizers over the flat parameter arena: SGD, momentum,
- * RMSprop, Adam with bias correction; L2 weight decay (lambda/m * W added
- * to dW, m = samples in the global batch, weights only); optional global
- * gradient-norm clipping; learning-rate schedules.  Every rank runs the same
+ * RMSprop, Adam with bias correction, SGD with Nesterov momentum (PyTorch's
+ * form) and AdamW (decoupled weight decay); L2 (lambda/m * W added to dW,
+ * m = samples in the global batch, weights only) is part of the gradient,
+ * AdamW's decay is not; optional global gradient-norm clipping; per-layer
+ * learning-rate factors (frozen layers); learning-rate schedules
+ * (src/lr_schedule.c).  Every rank runs the same
  * step on the same (allreduced) gradients, so replicas stay bit-identical.
  */
 #ifndef CAVIAR_OPTIM_H
@@ -22,8 +25,20 @@ cv_status cv_optim_create(const struct cv_config *cfg, cv_model *m, cv_optim **o
                           struct cv_error *err);
 void cv_optim_free(cv_optim *o); /* NULL is harmless */
 
-/* Learning rate for 0-based `epoch` under the configured schedule. */
+/* Learning rate for 0-based `epoch` under train.decay, counted from the end
+ * of an epoch warmup; reduce-on-plateau is the trainer's (it follows the
+ * monitored metric: src/recipe.h), so kind plateau returns train.lr. */
 double cv_optim_lr(const struct cv_config *cfg, int epoch);
+
+/* Linear warmup factor of the 0-based global `step`: (step + 1) / W within
+ * the first W steps (train.warmup.steps, or warmup.epochs x steps_per_epoch),
+ * 1 after and without warmup. */
+double cv_optim_warmup(const struct cv_config *cfg, long long step, long long steps_per_epoch);
+
+/* Per-parameter learning-rate factors (n_params floats, copied; 0 freezes a
+ * parameter: no update, its moments stay zero, its gradient is left out of
+ * the clipping norm), or NULL for none.  Errors: CV_NOMEM. */
+cv_status cv_optim_set_lr_scale(cv_optim *o, const float *scale, struct cv_error *err);
 
 /* One update: params -= f(grads + L2), with global batch `count` for the
  * L2 term.  grads may be modified (clipping).  Returns the gradient norm

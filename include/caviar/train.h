@@ -3,13 +3,16 @@
  *
  * Collective: every rank of `comm` calls cv_train_run with the same config.
  * Each rank reads its own shard, computes gradients on its part of every
- * global batch, the gradients are summed over the group (overlapped with
- * backward in buckets), and every rank applies the same optimizer step, so
+ * global batch, the gradients are summed over the group after backward, and
+ * every rank applies the same optimizer step, so
  * replicas stay bit-identical (checked at start and end).  Rank 0 prints one
  * line per epoch, appends JSON lines to RUN_DIR/metrics.jsonl, writes
- * RUN_DIR/model.h5 after every epoch and checkpoints to RUN_DIR/checkpoints/.
- * Rank 0 holds RUN_DIR's lock for the whole call (run_dir.h): a second job
- * in the same directory fails at once, naming the owner.
+ * RUN_DIR/model.h5 after every epoch (with train.monitor: the best epoch's
+ * model, and RUN_DIR/last.h5 the last's) and checkpoints to
+ * RUN_DIR/checkpoints/.  Early stopping ends the run (CV_OK) on every rank
+ * after the same epoch.  Rank 0 holds RUN_DIR's lock for the whole call
+ * (run_dir.h): a second job in the same directory fails at once, naming the
+ * owner.
  */
 #ifndef CAVIAR_TRAIN_H
 #define CAVIAR_TRAIN_H
@@ -44,6 +47,10 @@ struct cv_train_result {
     double seconds;                 /* wall time of this call */
     double samples_per_s;           /* training throughput of this call */
     unsigned long long params_hash; /* FNV-1a of the final parameter arena */
+    long long best_epoch;           /* train.monitor: 1-based best epoch (0: none) */
+    double best_value;              /* its monitored value (NAN: none) */
+    long long stopped_epoch;        /* early stopping fired after this epoch (0: not) */
+    double best_last[4];            /* the best epoch's train loss/accuracy, dev loss/accuracy */
 };
 
 /* Train per cfg.  Returns CV_OK when the configured epochs are done (or

@@ -105,6 +105,12 @@ static const struct optim OPTIMS[] = {
     {"momentum", {"train.optimizer=momentum", "train.lr=0.2"}},
     {"rmsprop", {"train.optimizer=rmsprop", "train.lr=2.5e-4", "train.beta2=0.9"}},
     {"adam", {"train.optimizer=adam", "train.lr=2.5e-4"}},
+    /* PyTorch's Nesterov sums the gradients (no 1 - beta1): 10x momentum's step */
+    {"nesterov", {"train.optimizer=nesterov", "train.lr=0.02"}},
+    {"adamw", {"train.optimizer=adamw", "train.lr=2.5e-4", "train.weight_decay=0.5"}},
+    /* per-parameter factors: the first layer frozen, slices cut through the runs */
+    {"adam, first layer frozen",
+     {"train.optimizer=adam", "train.lr=2.5e-4", "model.layers.0.trainable=false"}},
     {NULL, {NULL}},
 };
 

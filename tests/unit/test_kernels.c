@@ -68,7 +68,7 @@ static void test_softmax_ce(void)
     float z[3] = {2, 1, 0}, d[3];
     int32_t y[1] = {0};
     long long hits = 0;
-    double l = cv_loss_softmax_ce(z, y, 1, 3, 1.0f, d, &hits);
+    double l = cv_loss_softmax_ce(z, y, 1, 3, 1.0f, NULL, d, &hits);
     ASSERT_NEAR(l, 0.4076059, 1e-6);
     ASSERT_EQ(hits, 1);
     /* gradient = softmax - onehot: p = [0.6652410, 0.2447285, 0.0900306] */
@@ -77,7 +77,7 @@ static void test_softmax_ce(void)
     /* no overflow with extreme logits */
     float zz[2] = {1000, -1000}, dd[2];
     int32_t yy[1] = {1};
-    l = cv_loss_softmax_ce(zz, yy, 1, 2, 1.0f, dd, NULL);
+    l = cv_loss_softmax_ce(zz, yy, 1, 2, 1.0f, NULL, dd, NULL);
     ASSERT_NEAR(l, 2000, 1e-3);
     ASSERT_TRUE(isfinite(dd[0]) && isfinite(dd[1]));
 }

@@ -106,15 +106,17 @@ static double add_other(void *arg, double partial)
 
 static void test_slices_match_whole(void)
 {
-    const enum cv_optimizer rules[4] = {CV_OPT_SGD, CV_OPT_MOMENTUM, CV_OPT_RMSPROP, CV_OPT_ADAM};
+    const enum cv_optimizer rules[6] = {CV_OPT_SGD,  CV_OPT_MOMENTUM, CV_OPT_RMSPROP,
+                                        CV_OPT_ADAM, CV_OPT_NESTEROV, CV_OPT_ADAMW};
     int units[1] = {19};
     enum cv_activation acts[1] = {CV_ACT_RELU};
-    for (int k = 0; k < 16; k++) {
+    for (int k = 0; k < 24; k++) {
         struct cv_config c;
         fixture_mlp(&c, 37, units, acts, 1, CV_LOSS_MSE);
-        c.train.optimizer = rules[k % 4];
-        c.train.l2 = k & 4 ? 0.5 : 0;
-        c.train.clip_norm = k & 8 ? 0.1 : 0;
+        c.train.optimizer = rules[k % 6];
+        c.train.weight_decay = 0.1;
+        c.train.l2 = (k / 6) & 1 ? 0.5 : 0;
+        c.train.clip_norm = (k / 6) & 2 ? 0.1 : 0;
         cv_model *m = NULL;
         cv_optim *whole = NULL, *parts = NULL;
         ASSERT_EQ(cv_model_create(&c, 4, &m, NULL), CV_OK);
@@ -162,6 +164,52 @@ static void test_slices_match_whole(void)
     }
 }
 
+/* AdamW's decay is decoupled: with a zero gradient Adam does not move, and
+ * AdamW multiplies the weights (not the bias) by 1 - lr wd exactly; a
+ * frozen parameter (factor 0) does not move and keeps no moments, a
+ * parameter at factor 0.5 moves as with half the rate. */
+static void test_adamw_and_factors(void)
+{
+    struct cv_config c;
+    cv_model *m = tiny(&c, CV_OPT_ADAMW, 0.1);
+    c.train.weight_decay = 0.5;
+    cv_optim *o = NULL;
+    ASSERT_EQ(cv_optim_create(&c, m, &o, NULL), CV_OK);
+    float *w = cv_model_params(m), *g = cv_model_grads(m);
+    w[0] = 2.0f, w[1] = -4.0f, w[2] = 3.0f;
+    g[0] = g[1] = g[2] = 0.0f;
+    cv_optim_step(o, w, g, 0.1, 1);
+    ASSERT_NEAR(w[0], 2.0 * (1 - 0.1 * 0.5), 1e-7);
+    ASSERT_NEAR(w[1], -4.0 * (1 - 0.1 * 0.5), 1e-7);
+    ASSERT_NEAR(w[2], 3.0, 0); /* bias: excluded */
+    cv_optim_free(o);
+    c.train.decay_all = true; /* ... unless asked */
+    ASSERT_EQ(cv_optim_create(&c, m, &o, NULL), CV_OK);
+    cv_optim_step(o, w, g, 0.1, 1);
+    ASSERT_NEAR(w[2], 3.0 * (1 - 0.1 * 0.5), 1e-7);
+    cv_optim_free(o);
+    c.train.optimizer = CV_OPT_SGD;
+    ASSERT_EQ(cv_optim_create(&c, m, &o, NULL), CV_OK);
+    const float scale[3] = {0.0f, 0.5f, 1.0f};
+    ASSERT_EQ(cv_optim_set_lr_scale(o, scale, NULL), CV_OK);
+    w[0] = w[1] = w[2] = 1.0f;
+    g[0] = g[1] = g[2] = 1.0f;
+    cv_optim_step(o, w, g, 0.1, 1);
+    ASSERT_NEAR(w[0], 1.0, 0);
+    ASSERT_NEAR(w[1], 1.0 - 0.05, 1e-7);
+    ASSERT_NEAR(w[2], 1.0 - 0.1, 1e-7);
+    cv_optim_free(o);
+    c.train.optimizer = CV_OPT_ADAM;
+    ASSERT_EQ(cv_optim_create(&c, m, &o, NULL), CV_OK);
+    ASSERT_EQ(cv_optim_set_lr_scale(o, scale, NULL), CV_OK);
+    g[0] = g[1] = g[2] = 1.0f;
+    cv_optim_step(o, w, g, 0.1, 1);
+    ASSERT_NEAR(cv_optim_m1(o)[0], 0.0, 0); /* frozen: no optimizer state */
+    ASSERT_NEAR(cv_optim_m1(o)[1], 0.1, 1e-7);
+    cv_optim_free(o);
+    cv_model_free(m);
+}
+
 static void test_schedules(void)
 {
     struct cv_config c;
@@ -188,5 +236,6 @@ int main(void)
     test_clipping();
     test_slices_match_whole();
     test_schedules();
+    test_adamw_and_factors();
     TEST_MAIN_END();
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tests/bench/transfer.sh CAVIAR TRAIN.h5 TEST.h5 - transfer learning on
+# Fashion-MNIST (issue 20): a small CNN is trained on classes 0-4 (all their
+# training rows), then classes 5-9 are learnt from 1,000 labelled rows by
+#   scratch   the same network, fresh weights
+#   frozen    init_from the 0-4 model, convolutions frozen (trainable: false),
+#             a new 10-way head (the old one had 5 outputs)
+#   finetune  init_from, every layer trained, loaded layers at 0.1 x the rate
+# Prints the test accuracy on classes 5-9 of each, and exits 1 unless both
+# transferred runs beat the scratch run.  TRAIN.h5 has a #dev group
+# (caviar import idx --dev); one rank, OMP_NUM_THREADS=1 unless set.
+set -euo pipefail
+CAVIAR=$(realpath "$1")
+TRAIN=$(realpath "$2")
+TEST=$(realpath "$3")
+WORK=${WORK:-$(mktemp -d /tmp/caviar-transfer.XXXXXX)}
+ROWS=${ROWS:-1000}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+PY=/usr/bin/python3
+
+"$PY" - "$TRAIN" "$TEST" "$WORK" "$ROWS" <<'PY'
+import sys, h5py, numpy as np
+train, test, work, rows = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def subset(src, lo, hi, n):
+    y = src["y"][...]
+    keep = np.flatnonzero((y >= lo) & (y <= hi))[:n]
+    return src["X"][...][keep], y[keep], dict(src.attrs)
+def write(path, groups):
+    with h5py.File(path, "w") as f:
+        for name, (x, y, attrs) in groups.items():
+            g = f.require_group(name) if name else f
+            for k, v in attrs.items():
+                g.attrs[k] = v
+            g["X"], g["y"] = x, y
+with h5py.File(train) as t:
+    a = subset(t, 0, 4, None)
+    a_dev = subset(t["dev"], 0, 4, None)
+    for part in (a, a_dev):
+        part[2]["classes"] = 5
+    write(work + "/a.h5", {"": a, "dev": a_dev})
+    write(work + "/b.h5", {"": subset(t, 5, 9, rows), "dev": subset(t["dev"], 5, 9, None)})
+with h5py.File(test) as t:
+    write(work + "/b-test.h5", {"": subset(t, 5, 9, None)})
+PY
+
+cat >"$WORK/cnn.yaml" <<YAML
+data: {train: $WORK/b.h5, dev: "$WORK/b.h5#dev"}
+model:
+  input: [1, 28, 28]
+  layers:
+    - {type: conv2d, filters: 16, size: 3, pad: same}
+    - {type: batchnorm, activation: relu}
+    - {type: maxpool, size: 2}
+    - {type: conv2d, filters: 32, size: 3, pad: same}
+    - {type: batchnorm, activation: relu}
+    - {type: maxpool, size: 2}
+    - {type: dense, units: 64, activation: relu}
+    - {type: dense, units: 10, activation: softmax}
+train: {optimizer: adam, lr: 2.0e-3, batch: 50, epochs: 15, seed: 4, monitor: dev.accuracy}
+checkpoint: {every_epochs: 0}
+YAML
+
+# the source model: classes 0-4, 5 outputs
+"$CAVIAR" train "$WORK/cnn.yaml" data.train="$WORK/a.h5" "data.dev=$WORK/a.h5#dev" \
+    model.layers.7.units=5 train.epochs=4 train.batch=128 run.dir="$WORK/src" >"$WORK/src.log"
+freeze=(model.layers.0.trainable=false model.layers.1.trainable=false
+    model.layers.3.trainable=false model.layers.4.trainable=false)
+"$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/scratch" >"$WORK/scratch.log"
+"$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/frozen" model.init_from="$WORK/src/model.h5" \
+    "${freeze[@]}" >"$WORK/frozen.log"
+"$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/finetune" model.init_from="$WORK/src/model.h5" \
+    train.lr_loaded=0.1 >"$WORK/finetune.log"
+grep "init_from" "$WORK/frozen.log"
+acc() {
+    "$CAVIAR" eval "$WORK/$1/model.h5" "$WORK/b-test.h5" --json |
+        "$PY" -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["accuracy"])'
+}
+src=$("$CAVIAR" eval "$WORK/src/model.h5" "$WORK/a.h5#dev" --json |
+    "$PY" -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["accuracy"])')
+s=$(acc scratch) f=$(acc frozen) t=$(acc finetune)
+echo "source model (classes 0-4, dev accuracy): $src"
+echo "classes 5-9 from $ROWS rows, test accuracy: scratch $s | frozen convs + new head $f | fine-tuned (0.1 lr on loaded) $t"
+"$PY" -c 'import sys; s, f, t = map(float, sys.argv[1:]); sys.exit(0 if f > s and t > s else 1)' \
+    "$s" "$f" "$t" || { echo "FAIL: transfer did not beat scratch"; exit 1; }
