@@ -97,7 +97,12 @@ static const struct field ckpt_fields[] = {
     {"keep", F_INT, C(checkpoint.keep), GE, 1, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field run_fields[] = {
-    {"dir", STR(run.dir)}, {"resume", ENUM(run.resume, resume_names)}, {NULL}};
+    {"dir", STR(run.dir)},
+    {"resume", ENUM(run.resume, resume_names)},
+    {"progress", F_DBL, C(run.progress), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"progress_steps", F_I64, C(run.progress_steps), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"report", F_BOOL, C(run.report), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {NULL}};
 static const struct field sweep_fields[] = {
     {"trials", F_INT, C(sweep.trials), GE, 1, NONE, 0, NULL, 0, NULL},
     {"ranks_per_trial", F_INT, C(sweep.ranks_per_trial), GE, 1, NONE, 0, NULL, 0, NULL},
@@ -409,6 +414,7 @@ static void defaults(struct cv_config *c)
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");
+    c->run.progress = 30;
     c->sweep.trials = 16;
     c->sweep.ranks_per_trial = 1;
     snprintf(c->sweep.metric, sizeof(c->sweep.metric), "dev.accuracy");

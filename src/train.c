@@ -21,6 +21,7 @@
 #include "caviar/optim.h"
 #include "caviar/shard.h"
 #include "caviar/train.h"
+#include "progress.h"
 #include "reducer.h"
 #include "run_dir.h"
 #include "util.h"
@@ -46,6 +47,9 @@ struct trainer {
     struct timers t;
     double t_start, train_time; /* seconds in training steps this call */
     long long samples;          /* global samples trained this call */
+    long long samples_epoch0;   /* tr->samples when this epoch's steps began */
+    struct cv_progress prog;    /* rank 0's progress line (src/progress.h) */
+    FILE *log;                  /* quiet runs (sweep trials): RUN_DIR/train.log on rank 0 */
     char run_dir[CV_PATH_MAX];
 };
 
@@ -55,15 +59,16 @@ static void say(const struct trainer *tr, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void say(const struct trainer *tr, const char *fmt, ...)
 {
-    if (tr->rank != 0 || tr->opts->quiet)
+    FILE *f = tr->opts->quiet ? tr->log : stdout;
+    if (tr->rank != 0 || !f)
         return;
     va_list ap;
     va_start(ap, fmt);
     if (tr->opts->tag)
-        printf("[%s] ", tr->opts->tag);
-    vprintf(fmt, ap);
+        fprintf(f, "[%s] ", tr->opts->tag);
+    vfprintf(f, fmt, ap);
     va_end(ap);
-    fflush(stdout);
+    fflush(f);
 }
 
 /* ---- set-up ---- */
@@ -260,6 +265,7 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     e.sps = tr->train_time > 0 ? (double)tr->samples / tr->train_time : 0;
     e.rss = rss[0];
     e.rss_anon = rss[1];
+    cv__progress_clear(&tr->prog);
     say(tr,
         "epoch %lld/%d  step %lld  train loss %.4f acc %.4f | dev loss %.4f acc %.4f | "
         "%.0f samples/s | %.1f s\n",
@@ -503,6 +509,29 @@ static void reset_epoch(struct trainer *tr)
     tr->ts.epoch_step = 0;
 }
 
+/* The progress line after a step (rank 0, when one is due). */
+static void show_progress(struct trainer *tr, long long steps)
+{
+    const struct cv_config *cfg = tr->cfg;
+    int last = cfg->train.epochs;
+    if (tr->opts->stop_at_epoch > 0 && tr->opts->stop_at_epoch < last)
+        last = tr->opts->stop_at_epoch;
+    long long left = (last - tr->ts.epoch - 1) * steps;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps - tr->ts.step < left + steps)
+        left = cfg->train.max_steps - tr->ts.step - (steps - tr->ts.epoch_step);
+    double n = (double)tr->epoch.count + tr->ts.epoch_count;
+    struct cv_progress_at at = {
+        .epoch = (int)tr->ts.epoch + 1,
+        .epochs = last,
+        .step = tr->ts.epoch_step,
+        .steps = steps,
+        .left = left > 0 ? left : 0,
+        .samples = tr->samples - tr->samples_epoch0,
+        .loss = n > 0 ? (tr->epoch.loss_sum + tr->ts.epoch_loss_sum) / n : NAN,
+    };
+    cv__progress_print(&tr->prog, &at);
+}
+
 /* Runs the steps of the current epoch; *limit when train.max_steps hit. */
 static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err)
 {
@@ -511,6 +540,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     long long steps = cv_sched_steps(n_rows, cfg->train.batch, tr->world);
     double lr = cv_optim_lr(cfg, (int)tr->ts.epoch);
     cv_shard_shuffle(tr->train, cfg->train.seed, tr->ts.epoch, true);
+    cv__progress_epoch(&tr->prog, tr->ts.epoch_step);
+    tr->samples_epoch0 = tr->samples;
     *limit = false;
     while (tr->ts.epoch_step < steps && !*limit) {
         bool stop = false;
@@ -523,6 +554,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
         tr->ts.epoch_step++;
         if (tr->opts->on_step)
             tr->opts->on_step(tr->opts->on_step_arg);
+        if (cv__progress_due(&tr->prog, tr->ts.epoch_step))
+            show_progress(tr, steps);
         *limit = cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps;
         if (stop)
             return interrupted(tr, err);
@@ -644,6 +677,25 @@ static cv_status check_replicas(struct trainer *tr, struct cv_train_result *res,
     return st;
 }
 
+/* Rank 0's progress goes to the terminal or log; a quiet run (a sweep
+ * trial) keeps its lines in its own RUN_DIR/train.log instead. */
+static void open_output(struct trainer *tr)
+{
+    const struct cv_config *cfg = tr->cfg;
+    FILE *out = stdout;
+    if (tr->rank != 0)
+        return;
+    if (tr->opts->quiet) {
+        char path[CV_PATH_MAX + 16];
+        cv__run_dir_path(tr->run_dir, "train.log", path, sizeof(path));
+        tr->log = fopen(path, "a"); /* a log only: nothing reads it back */
+        out = tr->log;
+    }
+    bool tty = !tr->opts->quiet && tr->opts->terminal;
+    cv__progress_init(&tr->prog, out, tty, tr->opts->tag, cfg->run.progress,
+                      cfg->run.progress_steps);
+}
+
 static void say_exchange(const struct trainer *tr)
 {
     if (tr->world > 1)
@@ -664,6 +716,8 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     memset(res, 0, sizeof(*res));
     res->dev_loss = res->dev_accuracy = NAN;
     cv_status st = prepare(&tr, err);
+    if (st == CV_OK)
+        open_output(&tr);
     if (st == CV_OK) {
         say(&tr, "training on %lld rows of %s with %d rank(s) x %d thread(s), global batch %d\n",
             cv_shard_info(tr.train)->n_rows, cfg->data.train, tr.world, cv_num_threads(),
@@ -683,5 +737,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     free(tr.pred);
     free(tr.small);
     free(tr.ts.metrics);
+    if (tr.log)
+        fclose(tr.log);
     return st;
 }

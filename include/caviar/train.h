@@ -5,9 +5,10 @@
  * Each rank reads its own shard, computes gradients on its part of every
  * global batch, the gradients are summed over the group (overlapped with
  * backward in buckets), and every rank applies the same optimizer step, so
- * replicas stay bit-identical (checked at start and end).  Rank 0 prints one
- * line per epoch, appends JSON lines to RUN_DIR/metrics.jsonl, writes
- * RUN_DIR/model.h5 after every epoch and checkpoints to RUN_DIR/checkpoints/.
+ * replicas stay bit-identical (checked at start and end).  Rank 0 prints
+ * progress during an epoch (run.progress, src/progress.h), one line per epoch, appends JSON lines
+ * to RUN_DIR/metrics.jsonl, writes RUN_DIR/model.h5 after every epoch and checkpoints to
+ * RUN_DIR/checkpoints/.
  */
 #ifndef CAVIAR_TRAIN_H
 #define CAVIAR_TRAIN_H
@@ -24,6 +25,7 @@ struct cv_train_opts {
     volatile sig_atomic_t *stop; /* set by a signal handler: checkpoint and stop */
     bool quiet;                  /* no per-epoch lines on stdout (sweeps) */
     const char *tag;             /* prefix of printed lines, e.g. "trial 3" */
+    bool terminal;               /* stdout is a terminal: progress rewritten in place */
     int stop_at_epoch;           /* > 0: return after this many epochs (ASHA rungs) */
     long long preempt_at_step;   /* > 0: behave as if signalled once this global step is
                                     done (deterministic preemption for tests) */

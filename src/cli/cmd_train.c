@@ -61,8 +61,10 @@ int cv_cmd_train(int argc, char **argv)
     int rc = cv_cli_load_config(comm, "train", argv[optind], argv + optind + 1, argc - optind - 1,
                                 &cfg);
     if (rc == CV_EXIT_OK) {
-        struct cv_train_opts topts = {
-            .resume_dir = resume, .stop = cv_cli_stop_signals(), .preempt_at_step = preempt};
+        struct cv_train_opts topts = {.resume_dir = resume,
+                                      .stop = cv_cli_stop_signals(),
+                                      .preempt_at_step = preempt,
+                                      .terminal = cv_cli_stdout_is_terminal()};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)
