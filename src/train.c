@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "caviar/checkpoint.h"
+#include "caviar/evaluate.h"
 #include "caviar/optim.h"
 #include "caviar/shard.h"
 #include "caviar/train.h"
@@ -85,22 +86,8 @@ static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 static cv_status check_targets(const struct trainer *tr, const struct cv_dataset_info *d,
                                const char *spec, struct cv_error *err)
 {
-    int in = cv_model_inputs(tr->model), out = cv_model_outputs(tr->model);
-    enum cv_loss loss = tr->cfg->model.loss;
-    if (d->features != in)
-        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d", spec,
-                       d->features, in);
-    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != out)
-        return cv_fail(err, CV_SHAPE,
-                       "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
-                       "needs one output per class)",
-                       spec, d->classes, out);
-    bool ok_vec = d->classes == 0 && d->target_dim == out;
-    bool ok_cls = d->classes > 0 && (d->classes == out || (out == 1 && d->classes <= 2));
-    if (loss != CV_LOSS_SOFTMAX_CE && !ok_vec && !ok_cls)
-        return cv_fail(err, CV_SHAPE, "%s: targets (%d classes, %d columns) do not fit %d outputs",
-                       spec, d->classes, d->target_dim, out);
-    return CV_OK;
+    return cv_targets_fit(tr->cfg->model.loss, cv_model_inputs(tr->model),
+                          cv_model_outputs(tr->model), d, spec, err);
 }
 
 static cv_status open_data(struct trainer *tr, struct cv_error *err)

@@ -193,19 +193,16 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
         return st;
     const struct cv_dataset_info *d = cv_shard_info(e->shard);
     int inputs = cv_model_inputs(e->m[0].model), outputs = cv_model_outputs(e->m[0].model);
-    if (d->features != inputs)
-        return cv_fail(err, CV_SHAPE, "%s has %d features per row, but the members expect %d", data,
-                       d->features, inputs);
-    if (d->classes > outputs && outputs > 1)
-        return cv_fail(err, CV_SHAPE, "%s has %d classes, but the members have %d outputs", data,
-                       d->classes, outputs);
+    st = cv_targets_fit(e->m[0].cfg->model.loss, inputs, outputs, d, data, err);
+    if (st != CV_OK)
+        return st;
     size_t rows = (size_t)cv_shard_rows(e->shard), cells = (rows ? rows : 1) * (size_t)outputs;
     e->xbuf = calloc((size_t)EVAL_BATCH * (size_t)inputs, sizeof(float));
     e->probs = calloc(cells, sizeof(float));
     e->combined = calloc(cells, sizeof(float));
     if (!e->xbuf || !e->probs || !e->combined)
         return cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
-    int classes = d->classes > 0 ? d->classes : outputs;
+    int classes = d->classes;
     for (int i = 0; i < e->n && st == CV_OK; i++)
         st = cv_metrics_init(&e->m[i].mt, e->m[0].cfg->model.loss, classes, outputs, err);
     if (st == CV_OK)
@@ -223,7 +220,7 @@ static cv_status score_all(struct ensemble_eval *e, struct cv_error *err)
     cv_status st = CV_OK;
     for (int i = 0; i < e->n && st == CV_OK; i++) {
         cv_predict_shard(e->m[i].model, e->shard, e->xbuf, e->probs);
-        cv_metrics_add(&e->m[i].mt, e->probs, y, yv, rows);
+        st = cv_metrics_add(&e->m[i].mt, e->probs, y, yv, rows, err);
         for (long long r = 0; r < rows; r++) {
             const float *p = e->probs + r * k;
             float *c = e->combined + r * k;
@@ -233,9 +230,12 @@ static cv_status score_all(struct ensemble_eval *e, struct cv_error *err)
                 for (int j = 0; j < k; j++)
                     c[j] += p[j] / (float)e->n;
         }
-        st = cv_metrics_finish(&e->m[i].mt, e->comm, err);
+        st = cv_comm_agree(e->comm, st, err);
+        if (st == CV_OK)
+            st = cv_metrics_finish(&e->m[i].mt, e->comm, err);
     }
-    cv_metrics_add(&e->mt, e->combined, y, yv, rows);
+    if (st == CV_OK)
+        st = cv_comm_agree(e->comm, cv_metrics_add(&e->mt, e->combined, y, yv, rows, err), err);
     if (st == CV_OK)
         st = cv_metrics_finish(&e->mt, e->comm, err);
     return st;

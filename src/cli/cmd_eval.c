@@ -24,6 +24,7 @@ struct scored {
     cv_model *model;
     cv_shard *shard;
     float *xbuf, *probs; /* (EVAL_BATCH, inputs), (local rows, outputs) */
+    char **names;        /* the data's class names, or NULL */
 };
 
 static void scored_free(struct scored *s)
@@ -33,19 +34,17 @@ static void scored_free(struct scored *s)
     cv_shard_free(s->shard);
     free(s->xbuf);
     free(s->probs);
+    free(s->names);
     cv_comm_free(s->comm);
 }
 
-static cv_status check_data(cv_model *m, const char *model, const char *data,
-                            const struct cv_dataset_info *d, struct cv_error *err)
+static cv_status check_data(const struct scored *s, const char *model, const char *data,
+                            struct cv_error *err)
 {
-    if (d->features != cv_model_inputs(m))
-        return cv_fail(err, CV_SHAPE, "%s has %d features per row, but %s expects %d", data,
-                       d->features, model, cv_model_inputs(m));
-    if (d->classes > 0 && d->classes > cv_model_outputs(m) && cv_model_outputs(m) > 1)
-        return cv_fail(err, CV_SHAPE, "%s has %d classes, but %s has %d outputs", data, d->classes,
-                       model, cv_model_outputs(m));
-    return CV_OK;
+    char what[CV_PATH_MAX * 2 + 16];
+    snprintf(what, sizeof(what), "%s (for %s)", data, model);
+    return cv_targets_fit(s->cfg->model.loss, cv_model_inputs(s->model), cv_model_outputs(s->model),
+                          cv_shard_info(s->shard), what, err);
 }
 
 /* Collective: open the model and this rank's rows, predict them. */
@@ -59,7 +58,9 @@ static cv_status score(struct scored *s, const char *model, const char *data, st
     if (st == CV_OK)
         st = cv_shard_open(data, rank, world, EVAL_BATCH, &s->shard, err);
     if (st == CV_OK)
-        st = check_data(s->model, model, data, cv_shard_info(s->shard), err);
+        st = check_data(s, model, data, err);
+    if (st == CV_OK)
+        st = cv_dataset_class_names(data, cv_shard_info(s->shard)->classes, &s->names, err);
     if (st == CV_OK) {
         size_t rows = (size_t)cv_shard_rows(s->shard);
         s->xbuf = calloc((size_t)EVAL_BATCH * (size_t)cv_model_inputs(s->model), sizeof(float));
@@ -76,8 +77,12 @@ static cv_status score(struct scored *s, const char *model, const char *data, st
 static void eval_usage(FILE *f)
 {
     fprintf(f, "usage: caviar eval MODEL.h5 DATA.h5 [--json]\n\n"
-               "Evaluate a model (or checkpoint) on a dataset split (file.h5 or file.h5#group):\n"
-               "loss, accuracy, macro precision/recall/F1 and the confusion matrix.\n"
+               "Evaluate a model (or checkpoint) on a dataset split (file.h5 or file.h5#group)\n"
+               "with the metrics of its task (docs/metrics.md): classification and binary:\n"
+               "accuracy, macro and per-class precision/recall/F1 (with the class names),\n"
+               "top-5 accuracy, ROC AUC (binary), confusion matrix; multi-label: per-label\n"
+               "and micro/macro F1, Hamming loss, subset accuracy; regression: MAE, RMSE, R^2.\n"
+               "Data whose classes or target columns do not fit the model is refused.\n"
                "  --json  print one JSON object instead of the human report\n");
 }
 
@@ -94,13 +99,15 @@ int cv_cmd_eval(int argc, char **argv)
     struct cv_metrics mt = {0};
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
     if (st == CV_OK) {
-        const struct cv_dataset_info *d = cv_shard_info(s.shard);
-        int classes = d->classes > 0 ? d->classes : cv_model_outputs(s.model);
+        int classes = cv_shard_info(s.shard)->classes;
         st = cv_metrics_init(&mt, s.cfg->model.loss, classes, cv_model_outputs(s.model), &err);
+        mt.names = (const char *const *)s.names;
         if (st == CV_OK)
-            cv_metrics_add(&mt, s.probs, cv_shard_labels(s.shard), cv_shard_targets(s.shard),
-                           cv_shard_rows(s.shard));
-        st = cv_metrics_finish(&mt, s.comm, &err);
+            st = cv_metrics_add(&mt, s.probs, cv_shard_labels(s.shard), cv_shard_targets(s.shard),
+                                cv_shard_rows(s.shard), &err);
+        st = cv_comm_agree(s.comm, st, &err);
+        if (st == CV_OK)
+            st = cv_metrics_finish(&mt, s.comm, &err);
     }
     int rc = CV_EXIT_OK, rank = cv_cli_rank();
     if (st != CV_OK)
