@@ -565,6 +565,14 @@ static void result_from_state(const struct trainer *tr, struct cv_train_result *
     res->steps = tr->ts.step;
 }
 
+/* After an epoch's model is saved: the caller's hook on rank 0 (the CLI
+ * refreshes RUN_DIR/report.html there when run.report is set). */
+static void epoch_hook(struct trainer *tr)
+{
+    if (tr->opts->on_epoch && tr->rank == 0)
+        tr->opts->on_epoch(tr->opts->on_epoch_arg, tr->run_dir);
+}
+
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -582,6 +590,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
             st = save_model(tr, err);
         if (st != CV_OK)
             return st;
+        epoch_hook(tr);
         if (limit)
             return CV_OK;
         reset_epoch(tr);

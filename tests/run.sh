@@ -9,9 +9,10 @@ source "$CV_ROOT/jobs/lib/setup.sh"
 
 # slurm + munge: tests/slurm starts a real single-node SLURM for the job scripts;
 # iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts;
-# clang-format: tests/check_format.sh
+# clang-format: tests/check_format.sh; python3-sklearn: test_metrics_sklearn;
+# chromium + python3-pil: test_report loads and screenshots the report pages
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
-    iproute2 clang-format
+    iproute2 clang-format python3-sklearn chromium python3-pil
 export OMP_NUM_THREADS=1
 
 echo "== format (.clang-format)"

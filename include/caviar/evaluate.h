@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "caviar/comm.h"
+#include "caviar/config.h"
 #include "caviar/dataset.h"
 #include "caviar/model.h"
 #include "caviar/shard.h"
@@ -92,6 +93,29 @@ cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct c
 void cv_metrics_json(const struct cv_metrics *mt, FILE *f);
 /* Human report: the figures, per-class table and confusion matrix. */
 void cv_metrics_print(const struct cv_metrics *mt, FILE *f);
+
+/* ---- a model file scored on a split (score.c) ---- */
+
+struct cv_scored {
+    struct cv_config *cfg;   /* the model's config (owned) */
+    cv_model *model;         /* (owned) */
+    cv_shard *shard;         /* this rank's rows of the split (owned) */
+    float *xbuf;             /* (batch, inputs) scratch */
+    float *probs;            /* (rows of the shard, outputs) the predictions */
+    char **names;            /* the split's class names, or NULL (owned) */
+    char split[CV_PATH_MAX]; /* the split scored */
+};
+
+/* Open the model file, rank's rows of split `data` (NULL: the model's
+ * data.dev, else data.train), check they fit (cv_targets_fit), read the
+ * class names and predict every row.  Not collective: agree on the status
+ * before a collective.  Close *s whatever it returns.  Errors: those of
+ * opening the files, CV_SHAPE, CV_NOMEM. */
+cv_status cv_scored_open(const char *model, const char *data, int rank, int world,
+                         struct cv_scored *s, struct cv_error *err);
+/* Init *mt for the scored task and add this rank's rows (not finished). */
+cv_status cv_scored_metrics(const struct cv_scored *s, struct cv_metrics *mt, struct cv_error *err);
+void cv_scored_close(struct cv_scored *s);
 
 /* ---- internal to the metrics files ---- */
 void cv__metrics_add_vec(struct cv_metrics *mt, const float *probs, const float *y_vec,

@@ -32,6 +32,9 @@ struct cv_train_opts {
     void (*on_step)(void *arg);  /* called after every step on this rank, or NULL: the
                                     sweep coordinator serves requests here */
     void *on_step_arg;
+    void (*on_epoch)(void *arg, const char *run_dir); /* rank 0, after each epoch's
+                                    model.h5 is written, or NULL */
+    void *on_epoch_arg;
 };
 
 struct cv_train_result {

@@ -16,35 +16,15 @@
 #include "caviar/predictions.h"
 #include "commands.h"
 
-#define EVAL_BATCH 256
-
 struct scored {
     cv_comm *comm;
-    struct cv_config *cfg;
-    cv_model *model;
-    cv_shard *shard;
-    float *xbuf, *probs; /* (EVAL_BATCH, inputs), (local rows, outputs) */
-    char **names;        /* the data's class names, or NULL */
+    struct cv_scored sc;
 };
 
 static void scored_free(struct scored *s)
 {
-    cv_model_free(s->model);
-    cv_config_free(s->cfg);
-    cv_shard_free(s->shard);
-    free(s->xbuf);
-    free(s->probs);
-    free(s->names);
+    cv_scored_close(&s->sc);
     cv_comm_free(s->comm);
-}
-
-static cv_status check_data(const struct scored *s, const char *model, const char *data,
-                            struct cv_error *err)
-{
-    char what[CV_PATH_MAX * 2 + 16];
-    snprintf(what, sizeof(what), "%s (for %s)", data, model);
-    return cv_targets_fit(s->cfg->model.loss, cv_model_inputs(s->model), cv_model_outputs(s->model),
-                          cv_shard_info(s->shard), what, err);
 }
 
 /* Collective: open the model and this rank's rows, predict them. */
@@ -53,25 +33,8 @@ static cv_status score(struct scored *s, const char *model, const char *data, st
     cv_status st = cv_comm_create_world(&s->comm, err);
     if (st != CV_OK)
         return st;
-    int rank = cv_comm_rank(s->comm), world = cv_comm_size(s->comm);
-    st = cv_ckpt_open_model(model, EVAL_BATCH, &s->cfg, &s->model, err);
-    if (st == CV_OK)
-        st = cv_shard_open(data, rank, world, EVAL_BATCH, &s->shard, err);
-    if (st == CV_OK)
-        st = check_data(s, model, data, err);
-    if (st == CV_OK)
-        st = cv_dataset_class_names(data, cv_shard_info(s->shard)->classes, &s->names, err);
-    if (st == CV_OK) {
-        size_t rows = (size_t)cv_shard_rows(s->shard);
-        s->xbuf = calloc((size_t)EVAL_BATCH * (size_t)cv_model_inputs(s->model), sizeof(float));
-        s->probs = calloc((rows ? rows : 1) * (size_t)cv_model_outputs(s->model), sizeof(float));
-        if (!s->xbuf || !s->probs)
-            st = cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
-    }
-    st = cv_comm_agree(s->comm, st, err);
-    if (st == CV_OK)
-        cv_predict_shard(s->model, s->shard, s->xbuf, s->probs);
-    return st;
+    st = cv_scored_open(model, data, cv_comm_rank(s->comm), cv_comm_size(s->comm), &s->sc, err);
+    return cv_comm_agree(s->comm, st, err);
 }
 
 static void eval_usage(FILE *f)
@@ -99,13 +62,7 @@ int cv_cmd_eval(int argc, char **argv)
     struct cv_metrics mt = {0};
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
     if (st == CV_OK) {
-        int classes = cv_shard_info(s.shard)->classes;
-        st = cv_metrics_init(&mt, s.cfg->model.loss, classes, cv_model_outputs(s.model), &err);
-        mt.names = (const char *const *)s.names;
-        if (st == CV_OK)
-            st = cv_metrics_add(&mt, s.probs, cv_shard_labels(s.shard), cv_shard_targets(s.shard),
-                                cv_shard_rows(s.shard), &err);
-        st = cv_comm_agree(s.comm, st, &err);
+        st = cv_comm_agree(s.comm, cv_scored_metrics(&s.sc, &mt, &err), &err);
         if (st == CV_OK)
             st = cv_metrics_finish(&mt, s.comm, &err);
     }
@@ -150,15 +107,15 @@ int cv_cmd_predict(int argc, char **argv)
     struct scored s = {0};
     float *all = NULL;
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
-    long long n = st == CV_OK ? cv_shard_info(s.shard)->n_rows : 0;
-    int k = st == CV_OK ? cv_model_outputs(s.model) : 0, rank = cv_cli_rank();
+    long long n = st == CV_OK ? cv_shard_info(s.sc.shard)->n_rows : 0;
+    int k = st == CV_OK ? cv_model_outputs(s.sc.model) : 0, rank = cv_cli_rank();
     if (st == CV_OK && rank == 0 && !(all = calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
         st = cv_fail(&err, CV_NOMEM, "out of memory for %lld predictions", n);
     if (s.comm)
         st = cv_comm_agree(s.comm, st, &err);
     if (st == CV_OK)
-        st = cv_comm_gather_floats(s.comm, s.probs, (size_t)cv_shard_rows(s.shard) * (size_t)k, all,
-                                   0, &err);
+        st = cv_comm_gather_floats(s.comm, s.sc.probs,
+                                   (size_t)cv_shard_rows(s.sc.shard) * (size_t)k, all, 0, &err);
     if (st == CV_OK && rank == 0)
         st = cv_predictions_write(out, all, n, k, &err);
     if (s.comm)

@@ -11,6 +11,7 @@
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
+#include "caviar/report.h"
 #include "caviar/train.h"
 #include "commands.h"
 
@@ -24,8 +25,24 @@ static void usage(FILE *f)
             "  --stop-after-steps N  act as if preempted after global step N: checkpoint,\n"
             "                exit 75 (for testing resume)\n"
             "  --help        this text\n\n"
-            "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5.\n"
+            "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5\n"
+            "(and RUN_DIR/report.html after every epoch with run.report=true).\n"
             "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
+}
+
+/* run.report: rewrite RUN_DIR/report.html after every epoch, so it can be
+ * opened while the job runs; a failure is a warning, never a reason to
+ * stop training. */
+static void refresh_report(void *arg, const char *run_dir)
+{
+    char path[CV_PATH_MAX + 16];
+    const char *dirs[1] = {run_dir};
+    struct cv_error err;
+    (void)arg;
+    cv_error_clear(&err);
+    snprintf(path, sizeof(path), "%s/report.html", run_dir);
+    if (cv_report_write(dirs, 1, path, &err) != CV_OK)
+        fprintf(stderr, "caviar train: warning: report not refreshed: %s\n", err.msg);
 }
 
 int cv_cmd_train(int argc, char **argv)
@@ -64,7 +81,8 @@ int cv_cmd_train(int argc, char **argv)
         struct cv_train_opts topts = {.resume_dir = resume,
                                       .stop = cv_cli_stop_signals(),
                                       .preempt_at_step = preempt,
-                                      .terminal = cv_cli_stdout_is_terminal()};
+                                      .terminal = cv_cli_stdout_is_terminal(),
+                                      .on_epoch = cfg->run.report ? refresh_report : NULL};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)

@@ -27,6 +27,7 @@ int cv_cmd_gradcheck(int argc, char **argv);
 int cv_cmd_inspect(int argc, char **argv);
 int cv_cmd_sweep(int argc, char **argv);
 int cv_cmd_ensemble(int argc, char **argv);
+int cv_cmd_report(int argc, char **argv);
 
 /* Whether rank 0's stdout is a terminal a user watches (terminal.c):
  * progress is then rewritten in place. */

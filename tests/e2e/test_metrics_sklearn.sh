@@ -49,17 +49,7 @@ model_yaml bin 1 sigmoid binary_cross_entropy
 for t in reg ml bin; do
     run_np 1 train "$TMP/$t.yaml" >/dev/null || fail "train $t"
 done
-# names on the 10 classes: a copy of the dev split with class_names added
-"$PY" - "$DATA/fm.h5" "$TMP/fm-named.h5" <<'PY'
-import sys, h5py
-with h5py.File(sys.argv[1]) as s, h5py.File(sys.argv[2], "w") as d:
-    for k in ("X", "y"):
-        d[k] = s["dev"][k][:]
-    for k, v in s["dev"].attrs.items():
-        d.attrs[k] = v
-    d.attrs["class_names"] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                              "Shirt", "Sneaker", "Bag", "Ankle boot"]
-PY
+fm_named "$TMP/fm-named.h5"
 base=$(tiny_config)
 run_np 2 train "$base" train.epochs=1 run.dir="$TMP/run-fm" run.progress=0 >/dev/null || fail "train fm"
 
