@@ -463,7 +463,10 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
     if (!cv__tree_get(sweep, "seed"))
         c->sweep.seed = c->train.seed;
     size_t len = strlen(c->sweep.metric);
-    c->sweep.minimize = len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss");
+    /* losses and errors are minimised (dev.loss, dev.hamming_loss, dev.mae, dev.rmse) */
+    c->sweep.minimize = (len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss")) ||
+                        (len >= 4 && !strcmp(c->sweep.metric + len - 4, ".mae")) ||
+                        (len >= 5 && !strcmp(c->sweep.metric + len - 5, ".rmse"));
     if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_ON)
         return cv_fail(p->err, CV_CONFIG,
                        "%s: comm.compression = %s needs comm.shard_optimizer = auto or false "

@@ -85,6 +85,37 @@ cv_status cv_metrics_init(struct cv_metrics *mt, enum cv_loss kind, int classes,
     return CV_OK;
 }
 
+const char *cv_figure_name(int i)
+{
+#define CV_FIGURE_NAME(id, name, field) name,
+    static const char *const names[] = {CV_FIGURES(CV_FIGURE_NAME)};
+#undef CV_FIGURE_NAME
+    return (unsigned)i < CV_FIG_COUNT ? names[i] : "?";
+}
+
+double cv_metrics_figure(const struct cv_metrics *mt, int i)
+{
+    switch ((enum cv_figure)i) {
+#define CV_FIGURE_CASE(id, name, field)                                                            \
+    case CV_FIG_##id:                                                                              \
+        return mt->field;
+        CV_FIGURES(CV_FIGURE_CASE)
+#undef CV_FIGURE_CASE
+    case CV_FIG_COUNT:
+        break;
+    }
+    return NAN;
+}
+
+void cv_metrics_reset(struct cv_metrics *mt)
+{
+    size_t c = (size_t)mt->classes, k = (size_t)mt->outputs;
+    memset(mt->confusion, 0, c * c * sizeof(long long));
+    memset(mt->col, 0, 4 * k * sizeof(double));
+    mt->count = mt->topk_hits = mt->subset_hits = mt->n_scores = 0;
+    mt->loss_sum = 0;
+}
+
 void cv_metrics_deinit(struct cv_metrics *mt)
 {
     free(mt->confusion);

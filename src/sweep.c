@@ -75,12 +75,15 @@ double cv_outcome_metric(const struct cv_job_outcome *o, const char *metric)
         return o->train_accuracy;
     if (!strcmp(metric, "train.loss"))
         return o->train_loss;
+    for (int i = 0; !strncmp(metric, "dev.", 4) && i < CV_FIG_COUNT; i++)
+        if (!strcmp(metric + 4, cv_figure_name(i)))
+            return o->dev_fig[i];
     return NAN;
 }
 
 bool cv_metric_known(const char *metric)
 {
-    struct cv_job_outcome o = {.dev_accuracy = 0};
+    struct cv_job_outcome o = {.dev_accuracy = 0}; /* every figure 0: known names give 0 */
     return !isnan(cv_outcome_metric(&o, metric));
 }
 
@@ -300,7 +303,9 @@ static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep
     if (!cv_metric_known(o->metric))
         return cv_fail(err, CV_CONFIG,
                        "%s: sweep.metric '%s' is not one of dev.accuracy, dev.loss, "
-                       "train.accuracy, train.loss",
+                       "train.accuracy, train.loss, dev.f1, dev.top_k_accuracy, dev.roc_auc, "
+                       "dev.micro_f1, dev.hamming_loss, dev.subset_accuracy, dev.mae, dev.rmse, "
+                       "dev.r2",
                        src, o->metric);
     if (!strncmp(o->metric, "dev.", 4) && !p->base->data.dev[0])
         return cv_fail(err, CV_CONFIG, "%s: sweep.metric '%s' needs data.dev", src, o->metric);

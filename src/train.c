@@ -40,6 +40,7 @@ struct trainer {
     cv_optim *optim;
     cv_reducer *reducer; /* the gradient exchange (src/reducer.h) */
     cv_shard *train, *dev;
+    struct cv_metrics dev_mt; /* the task's figures on dev (caviar/evaluate.h) */
     float *pred;              /* (local_batch, outputs) evaluation output */
     double *small;            /* (2 + n_state) the per-step tiny allreduce */
     struct cv_error norm_err; /* a failed global-norm sum inside the optimizer */
@@ -101,6 +102,9 @@ static cv_status open_data(struct trainer *tr, struct cv_error *err)
         st = cv_shard_open(cfg->data.dev, tr->rank, tr->world, tr->local_batch, &tr->dev, err);
     if (st == CV_OK && tr->dev)
         st = check_targets(tr, cv_shard_info(tr->dev), cfg->data.dev, err);
+    if (st == CV_OK && tr->dev)
+        st = cv_metrics_init(&tr->dev_mt, cfg->model.loss, cv_shard_info(tr->dev)->classes,
+                             cv_model_outputs(tr->model), err);
     return cv_comm_agree(tr->comm, st, err);
 }
 
@@ -166,14 +170,21 @@ static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double
 {
     struct cv_batch_stats stats = {0};
     long long n = cv_shard_rows(sh);
-    for (long long first = 0; first < n; first += tr->local_batch) {
+    cv_status st = CV_OK;
+    cv_metrics_reset(&tr->dev_mt);
+    for (long long first = 0; first < n && st == CV_OK; first += tr->local_batch) {
         struct cv_batch b;
         int cnt = (int)(n - first < tr->local_batch ? n - first : tr->local_batch);
         cv_shard_slice(sh, first, cnt, &b);
         cv_model_predict(tr->model, &b, tr->pred, &stats);
+        st = cv_metrics_add(&tr->dev_mt, tr->pred, b.y_class, b.y_vec, cnt, err);
     }
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st == CV_OK)
+        st = cv_metrics_finish(&tr->dev_mt, tr->comm, err);
     double v[3] = {stats.loss_sum, (double)stats.correct, (double)stats.count};
-    cv_status st = cv_comm_sum_doubles(tr->comm, v, 3, err);
+    if (st == CV_OK)
+        st = cv_comm_sum_doubles(tr->comm, v, 3, err);
     *loss = v[2] > 0 ? v[0] / v[2] : NAN;
     *acc = v[2] > 0 ? v[1] / v[2] : NAN;
     return st;
@@ -192,7 +203,8 @@ static cv_status epoch_sums(const struct trainer *tr, double v[3], struct cv_err
 
 struct epoch_figures {
     double train_loss, train_acc, dev_loss, dev_acc, lr, sps, rss, rss_anon;
-    struct timers t; /* the step-time breakdown, mean over ranks */
+    double fig[CV_FIG_COUNT]; /* the task's figures on dev, NAN without one */
+    struct timers t;          /* the step-time breakdown, mean over ranks */
 };
 
 /* A JSON number, or null for NaN/Inf (JSON has neither). */
@@ -202,6 +214,42 @@ static const char *jnum(char *buf, size_t n, double v)
         snprintf(buf, n, "%.6g", v);
     else
         snprintf(buf, n, "null");
+    return buf;
+}
+
+static enum cv_task task_of(const struct trainer *tr)
+{
+    return cv_metrics_task(tr->cfg->model.loss, cv_shard_info(tr->train)->classes,
+                           cv_model_outputs(tr->model));
+}
+
+/* The task's dev figures ("dev_mae":...) into the JSON line before its
+ * closing brace; figures the task does not have are left out. */
+static void add_figures(char *line, size_t size, const double *fig)
+{
+    size_t len = strlen(line) - 1; /* at the closing brace */
+    for (int i = 0; i < CV_FIG_COUNT && len < size; i++)
+        if (isfinite(fig[i]))
+            len += (size_t)snprintf(line + len, size - len, ",\"dev_%s\":%.6g", cv_figure_name(i),
+                                    fig[i]);
+    if (len + 2 <= size)
+        snprintf(line + len, size - len, "}");
+}
+
+/* The epoch line's view of dev: accuracy for classes, the task's figures
+ * for multi-label and regression (which have no accuracy). */
+static const char *dev_text(const struct trainer *tr, const struct epoch_figures *e, char *buf,
+                            size_t n)
+{
+    enum cv_task t = task_of(tr);
+    if (t == CV_TASK_REGRESSION)
+        snprintf(buf, n, "MAE %.4g RMSE %.4g R2 %.4f", e->fig[CV_FIG_MAE], e->fig[CV_FIG_RMSE],
+                 e->fig[CV_FIG_R2]);
+    else if (t == CV_TASK_MULTILABEL)
+        snprintf(buf, n, "micro-F1 %.4f macro-F1 %.4f subset acc %.4f", e->fig[CV_FIG_MICRO_F1],
+                 e->fig[CV_FIG_F1], e->fig[CV_FIG_SUBSET]);
+    else
+        snprintf(buf, n, "acc %.4f", e->dev_acc);
     return buf;
 }
 
@@ -221,6 +269,7 @@ static cv_status log_epoch(struct trainer *tr, const char *event, const struct e
              jnum(b, 32, e->train_acc), jnum(c, 32, e->dev_loss), jnum(d, 32, e->dev_acc), e->lr,
              e->sps, el, tr->world, cv_num_threads(), e->t.data, e->t.forward, e->t.backward,
              e->t.comm, e->t.optim, e->rss, e->rss_anon, cv_model_n_params(tr->model));
+    add_figures(line, sizeof(line), e->fig);
     cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
         st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
@@ -231,6 +280,9 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
                               struct cv_error *err)
 {
     struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN};
+    char dev[96];
+    for (int i = 0; i < CV_FIG_COUNT; i++)
+        e.fig[i] = NAN;
     double v[3];
     cv_status st = epoch_sums(tr, v, err);
     double rss[2] = {cv_peak_rss_mb(), cv_anon_rss_mb()};
@@ -246,25 +298,38 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
         st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, err);
     if (st != CV_OK)
         return st;
+    for (int i = 0; tr->dev && i < CV_FIG_COUNT; i++)
+        e.fig[i] = cv_metrics_figure(&tr->dev_mt, i);
     e.train_loss = v[2] > 0 ? v[0] / v[2] : NAN;
     e.train_acc = v[2] > 0 ? v[1] / v[2] : NAN;
+    char tacc[32] = ""; /* float targets have no accuracy */
+    enum cv_task task = task_of(tr);
+    if (task == CV_TASK_CLASSIFICATION || task == CV_TASK_BINARY)
+        snprintf(tacc, sizeof(tacc), " acc %.4f", e.train_acc);
+    else
+        e.train_acc = e.dev_acc = NAN; /* float targets: no accuracy (null in metrics.jsonl) */
     e.lr = cv_optim_lr(tr->cfg, (int)tr->ts.epoch);
     e.sps = tr->train_time > 0 ? (double)tr->samples / tr->train_time : 0;
     e.rss = rss[0];
     e.rss_anon = rss[1];
     cv__progress_clear(&tr->prog);
     say(tr,
-        "epoch %lld/%d  step %lld  train loss %.4f acc %.4f | dev loss %.4f acc %.4f | "
-        "%.0f samples/s | %.1f s\n",
-        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, e.train_acc, e.dev_loss,
-        e.dev_acc, e.sps, cv_now() - tr->t_start);
+        "epoch %lld/%d  step %lld  train loss %.4f%s | dev loss %.4f %s | %.0f samples/s | "
+        "%.1f s\n",
+        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, tacc, e.dev_loss,
+        dev_text(tr, &e, dev, sizeof(dev)), e.sps, cv_now() - tr->t_start);
     tr->ts.last[0] = e.train_loss;
     tr->ts.last[1] = e.train_acc;
     tr->ts.last[2] = e.dev_loss;
     tr->ts.last[3] = e.dev_acc;
-    *res = (struct cv_train_result){
-        e.train_loss, e.train_acc, e.dev_loss, e.dev_acc, (int)tr->ts.epoch + 1,
-        tr->ts.step,  0,           e.sps,      0};
+    *res = (struct cv_train_result){.train_loss = e.train_loss,
+                                    .train_accuracy = e.train_acc,
+                                    .dev_loss = e.dev_loss,
+                                    .dev_accuracy = e.dev_acc,
+                                    .epochs_done = (int)tr->ts.epoch + 1,
+                                    .steps = tr->ts.step,
+                                    .samples_per_s = e.sps};
+    memcpy(res->dev_fig, e.fig, sizeof(e.fig));
     return log_epoch(tr, event, &e, err);
 }
 
@@ -711,6 +776,8 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
         tr.ts.last[i] = NAN; /* no epoch finished yet */
     memset(res, 0, sizeof(*res));
     res->dev_loss = res->dev_accuracy = NAN;
+    for (int i = 0; i < CV_FIG_COUNT; i++)
+        res->dev_fig[i] = NAN;
     cv_status st = prepare(&tr, err);
     if (st == CV_OK)
         open_output(&tr);
@@ -728,6 +795,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     cv_optim_free(tr.optim);
     cv_shard_free(tr.train);
     cv_shard_free(tr.dev);
+    cv_metrics_deinit(&tr.dev_mt);
     cv_model_free(tr.model);
     cv_reducer_free(tr.reducer); /* after the model, which may compute on its arenas */
     free(tr.pred);

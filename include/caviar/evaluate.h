@@ -74,6 +74,34 @@ struct cv_metrics {
 enum cv_task cv_metrics_task(enum cv_loss loss, int classes, int outputs);
 const char *cv_task_name(enum cv_task t);
 
+/* The task figures a training run logs per epoch for its dev split and a
+ * sweep can rank by ("dev.<name>"): one list for train, metrics.jsonl,
+ * sweeps and reports.  NAN where the task has no such figure. */
+#define CV_FIGURES(X)                                                                              \
+    X(F1, "f1", f1)                                                                                \
+    X(TOP_K, "top_k_accuracy", top_k)                                                              \
+    X(ROC_AUC, "roc_auc", roc_auc)                                                                 \
+    X(MICRO_F1, "micro_f1", micro_f1)                                                              \
+    X(HAMMING, "hamming_loss", hamming)                                                            \
+    X(SUBSET, "subset_accuracy", subset_accuracy)                                                  \
+    X(MAE, "mae", mae)                                                                             \
+    X(RMSE, "rmse", rmse)                                                                          \
+    X(R2, "r2", r2)
+
+enum cv_figure {
+#define CV_FIGURE_ENUM(id, name, field) CV_FIG_##id,
+    CV_FIGURES(CV_FIGURE_ENUM)
+#undef CV_FIGURE_ENUM
+        CV_FIG_COUNT
+};
+
+/* The name of figure i ("mae"), and its value in finished metrics. */
+const char *cv_figure_name(int i);
+double cv_metrics_figure(const struct cv_metrics *mt, int i);
+
+/* Zero the counts for another pass over the data, keeping the buffers. */
+void cv_metrics_reset(struct cv_metrics *mt);
+
 /* classes: the data's (0 for float targets).  Errors: CV_NOMEM. */
 cv_status cv_metrics_init(struct cv_metrics *mt, enum cv_loss kind, int classes, int outputs,
                           struct cv_error *err);

@@ -18,6 +18,7 @@
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
+#include "caviar/evaluate.h"
 #include "caviar/status.h"
 
 struct cv_train_opts {
@@ -40,6 +41,7 @@ struct cv_train_opts {
 struct cv_train_result {
     double train_loss, train_accuracy; /* last epoch */
     double dev_loss, dev_accuracy;     /* last epoch, NAN without a dev split */
+    double dev_fig[CV_FIG_COUNT];      /* last epoch's task figures on dev (evaluate.h) */
     int epochs_done;
     long long steps;
     double seconds;                 /* wall time of this call */

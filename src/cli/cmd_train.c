@@ -3,6 +3,7 @@
  * Signals: see cv_cli_stop_signals (cli_common.c).
  */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,9 +87,10 @@ int cv_cmd_train(int argc, char **argv)
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)
-            printf(
-                "done: %d epoch(s), %lld steps, dev accuracy %.4f, %.1f s; model in %s/model.h5\n",
-                res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
+            printf("done: %d epoch(s), %lld steps, dev %s %.4f, %.1f s; model in %s/model.h5\n",
+                   res.epochs_done, res.steps, isnan(res.dev_accuracy) ? "loss" : "accuracy",
+                   isnan(res.dev_accuracy) ? res.dev_loss : res.dev_accuracy, res.seconds,
+                   cfg->run.dir);
         else if (st == CV_OK && cv_comm_rank(comm) == 0)
             printf("done: model in %s/model.h5\n", cfg->run.dir);
         rc = cv_cli_finish(comm, "train", st, &err);

@@ -8,6 +8,8 @@
 #  - 10 classes (Fashion-MNIST dev, with class names): per-class P/R/F1,
 #    macro F1, top-5 accuracy, the confusion matrix, and the names;
 # all to 1e-6.  eval refuses data whose targets do not fit the model.
+# Training logs the same figures per epoch (metrics.jsonl dev_mae, ...), and
+# a sweep ranks trials by any of them (dev.rmse, minimised).
 source "$(dirname "$0")/lib.sh"
 fm_data
 "$PY" -c 'import sklearn' 2>/dev/null || fail "python3-sklearn is not installed (apt-get install python3-sklearn)"
@@ -32,7 +34,7 @@ PY
 
 model_yaml() { # NAME UNITS ACT LOSS
     cat >"$TMP/$1.yaml" <<YAML
-data: {train: $TMP/$1.h5}
+data: {train: $TMP/$1.h5, dev: $TMP/$1.h5}
 model:
   input: [8]
   layers:
@@ -138,3 +140,43 @@ expect_fail "reg.h5.*targets \(0 classes, 2 columns\) do not fit 1 outputs" \
 expect_fail "bin.h5.*targets \(2 classes, 1 columns\) do not fit 3 outputs" \
     run_np 2 eval "$TMP/run-ml/model.h5" "$TMP/bin.h5"
 ok "eval refuses data whose targets do not fit the model"
+
+# train logs the task's figures; they equal eval's on the same split
+for t in reg ml; do
+    "$PY" - "$TMP/run-$t/metrics.jsonl" "$TMP/$t.json" <<'PY' || fail "$t: metrics.jsonl differs from eval"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+ev = json.load(open(sys.argv[2]))
+keys = ["mae", "rmse", "r2"] if ev["task"] == "regression" else ["f1", "micro_f1", "hamming_loss", "subset_accuracy"]
+for k in keys:
+    assert abs(last["dev_" + k] - ev[k]) <= 1e-5 * max(1, abs(ev[k])), (k, last, ev[k])
+assert "dev_accuracy" not in last or last["dev_accuracy"] is None
+PY
+done
+grep -q "MAE .* RMSE .* R2" <(run_np 1 train "$TMP/reg.yaml" run.dir="$TMP/reg2" train.epochs=1) ||
+    fail "the regression epoch line does not show MAE / RMSE / R2"
+ok "train: metrics.jsonl has the task's dev figures (equal to eval), the epoch line shows them"
+
+cat "$TMP/reg.yaml" - >"$TMP/reg-sweep.yaml" <<YAML
+sweep:
+  trials: 3
+  metric: dev.rmse
+  space:
+    train.lr: log_uniform(1e-3, 3e-2)
+YAML
+run_np 2 sweep "$TMP/reg-sweep.yaml" run.dir="$TMP/rs" >"$TMP/rs.txt" 2>&1 || { cat "$TMP/rs.txt"; fail "sweep on dev.rmse"; }
+"$PY" - "$TMP/rs/sweep" <<'PY' || fail "the dev.rmse sweep does not rank by dev.rmse, lowest first"
+import glob, json, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + "/results.jsonl")]
+assert len(rows) == 3 and all(r["metric"] == "dev.rmse" for r in rows)
+for r in rows:
+    last = [json.loads(l) for l in open(r["model"].rsplit("/", 1)[0] + "/metrics.jsonl")][-1]
+    assert abs(r["value"] - last["dev_rmse"]) <= 1e-5 * last["dev_rmse"], (r, last)
+PY
+best=$(grep -Eo "best: trial [0-9]+" "$TMP/rs.txt" | grep -Eo "[0-9]+$")
+"$PY" - "$TMP/rs/sweep/results.jsonl" "$best" <<'PY' || fail "the best dev.rmse trial is not the lowest"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert min(rows, key=lambda r: r["value"])["trial"] == int(sys.argv[2]), (rows, sys.argv[2])
+PY
+ok "sweep.metric=dev.rmse: results are the trials' dev_rmse, the lowest is best"
