@@ -83,10 +83,13 @@ static int ticks(const struct axis *a, bool integer, double *t, int max)
     int n = 0;
     for (double v = ceil(a->lo / step) * step; v <= a->hi + step * 1e-9 && n < max; v += step)
         t[n++] = fabs(v) < step * 1e-9 ? 0 : v;
-    if (n < 2) {
-        t[0] = a->lo;
-        t[1] = a->hi;
-        n = 2;
+    if (n < 2) { /* a round value or none inside: show the ends as well */
+        double mid = n ? t[0] : NAN;
+        n = 0;
+        t[n++] = a->lo;
+        if (!isnan(mid))
+            t[n++] = mid;
+        t[n++] = a->hi;
     }
     return n;
 }

@@ -180,3 +180,14 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert min(rows, key=lambda r: r["value"])["trial"] == int(sys.argv[2]), (rows, sys.argv[2])
 PY
 ok "sweep.metric=dev.rmse: results are the trials' dev_rmse, the lowest is best"
+
+# the report of a regression run shows its figures, and no accuracy plot
+"$CAVIAR" report "$TMP/run-reg" -o "$TMP/reg.html" >/dev/null || fail "report on a regression run"
+"$PY" - "$TMP/reg.html" "$TMP/reg.json" <<'PY' || fail "the regression report lacks MAE/RMSE/R2"
+import re, sys, json
+page, ev = open(sys.argv[1]).read(), json.load(open(sys.argv[2]))
+kpis = dict(re.findall(r'<div class="kpi"><span>([^<]+)</span><b>([^<]+)</b>', page))
+assert abs(float(kpis["MAE"]) - ev["mae"]) <= 5e-5 and abs(float(kpis["R²"]) - ev["r2"]) <= 5e-5, kpis
+assert "accuracy" not in kpis and 'id="r0-accuracy"' not in page, kpis
+PY
+ok "report of a regression run: MAE / RMSE / R2, no accuracy"
