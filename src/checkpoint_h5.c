@@ -24,6 +24,7 @@
 #include "caviar/checkpoint.h"
 #include "caviar/comm.h"
 #include "atomic_file.h"
+#include "h5_internal.h"
 #include "util.h"
 
 #ifndef CAVIAR_VERSION_STRING
@@ -220,7 +221,8 @@ static size_t estimate_size(cv_model *m, cv_optim *o, const struct cv_train_stat
  * Filesystems without fallocate simply skip the reservation. */
 static cv_status reserve(const char *path, size_t bytes, struct cv_error *err)
 {
-    int fd = open(path, O_WRONLY); /* no O_TRUNC: truncation frees reserved blocks */
+    /* no O_TRUNC: truncation frees reserved blocks */
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return cv_fail(err, CV_IO, "%s: cannot open: %s", path, strerror(errno));
     int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes);
@@ -234,16 +236,16 @@ static cv_status reserve(const char *path, size_t bytes, struct cv_error *err)
 cv_status cv_ckpt_save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
                        struct cv_error *err)
 {
-    char tmp[CV_PATH_MAX + 32];
-    cv__tmp_name(path, tmp, sizeof(tmp));
+    char tmp[CV_PATH_MAX + 128];
     h5_quiet();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST); /* checksummed metadata */
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t f;
+    cv_status st = cv__h5_create_tmp(path, tmp, sizeof(tmp), fapl, &f, err);
     H5Pclose(fapl);
-    if (f < 0)
-        return cv_fail(err, CV_IO, "%s: cannot create (directory missing or not writable?)", tmp);
-    cv_status st = reserve(tmp, estimate_size(m, o, ts), err);
+    if (st != CV_OK)
+        return st;
+    st = reserve(tmp, estimate_size(m, o, ts), err);
     if (st != CV_OK) { /* nothing written yet: closing an empty file needs no space */
         H5Fclose(f);
         unlink(tmp);
@@ -303,8 +305,10 @@ static cv_status read_floats(struct h5r *r, const char *name, const int *dims, i
         return cv_fail(err, CV_SHAPE, "%s: no dataset /%s (the model architecture differs?)",
                        r->path, name);
     hid_t space = H5Dget_space(ds);
-    hsize_t d[8];
-    int nd = H5Sget_simple_extent_dims(space, d, NULL);
+    hsize_t d[8] = {0};
+    int nd = H5Sget_simple_extent_ndims(space); /* up to 32: only then read into d */
+    if (nd >= 1 && nd <= 8)
+        H5Sget_simple_extent_dims(space, d, NULL);
     H5Sclose(space);
     bool same = nd == ndims;
     for (int i = 0; same && i < nd; i++)

@@ -9,6 +9,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -363,6 +364,16 @@ static cv_status sp_input(struct pctx *p, const struct cv_node *n, void *base)
     for (int i = 0; i < n->n; i++)
         if (!cv__cfg_to_ll(n->kids[i], &v[i]) || v[i] < 1 || v[i] > 1 << 24)
             return cv__cfg_bad(p, n, "a list of 1 (features) or 3 (C, H, W) positive integers");
+    long long all = 1;
+    for (int i = 0; i < n->n && all <= INT_MAX; i++)
+        all *= v[i]; /* < 2^31 x 2^24: no overflow in 64 bits */
+    if (all > INT_MAX) {
+        char w[400];
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: %s = [%lld, %lld, %lld]: expected C x H x W of at most %d values "
+                       "per sample",
+                       cv__cfg_where(p, n, w, sizeof(w)), p->path, v[0], v[1], v[2], INT_MAX);
+    }
     c->model.input_rank = n->n;
     for (int i = 0; i < 3; i++)
         c->model.input[i] = i < n->n ? (int)v[i] : 1;

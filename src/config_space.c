@@ -85,6 +85,9 @@ static const char *check_dim(struct cv_sweep_dim *d, char **args, int n)
         return "bounds in (0, 1) for one_minus_log_uniform";
     if (d->dist == CV_DIST_INT_UNIFORM && (d->lo != floor(d->lo) || d->hi != floor(d->hi)))
         return "integer bounds for int_uniform";
+    /* sampling and grids count hi - lo + 1 in 64-bit integers, exactly */
+    if (d->dist == CV_DIST_INT_UNIFORM && (fabs(d->lo) > 0x1p53 || fabs(d->hi) > 0x1p53))
+        return "int_uniform bounds within +-2^53 (9007199254740992)";
     return NULL;
 }
 

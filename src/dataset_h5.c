@@ -5,7 +5,10 @@
  */
 #include <errno.h>
 #include <hdf5.h>
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,15 +79,58 @@ static int dims_of(hid_t ds, hsize_t *d)
     return nd;
 }
 
-static bool read_attr(hid_t obj, const char *name, hid_t mem_type, void *out)
+/* Read attribute `name` of n elements; false if it is absent, or holds a
+ * different number of elements (H5Aread would write them all to out). */
+static bool read_attr(hid_t obj, const char *name, hid_t mem_type, void *out, hssize_t n)
 {
     if (H5Aexists(obj, name) <= 0)
         return false;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    bool ok = a >= 0 && H5Aread(a, mem_type, out) >= 0;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
+    bool ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == n && H5Aread(a, mem_type, out) >= 0;
+    if (sp >= 0)
+        H5Sclose(sp);
     if (a >= 0)
         H5Aclose(a);
     return ok;
+}
+
+/* Row and column counts of a file become long long and int: anything larger
+ * is refused here, not truncated (a shard is rows x columns floats). */
+static cv_status check_extent(const struct split *s, const char *ds, const hsize_t *d,
+                              struct cv_error *err)
+{
+    hsize_t bytes;
+    if (d[0] > (hsize_t)LLONG_MAX || d[1] < 1 || d[1] > (hsize_t)INT_MAX ||
+        __builtin_mul_overflow(d[0], d[1] * sizeof(float), &bytes) || bytes > (hsize_t)PTRDIFF_MAX)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: /%s is %llu x %llu: expected 1 to %d columns and at most %lld "
+                       "values in all",
+                       s->spec, ds, (unsigned long long)d[0], (unsigned long long)d[1], INT_MAX,
+                       (long long)(PTRDIFF_MAX / sizeof(float)));
+    return CV_OK;
+}
+
+/* The optional per-sample (C, H, W) must describe the features exactly
+ * (augmentation walks images of that shape). */
+static cv_status read_shape(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
+{
+    int *sh = info->shape;
+    if (!read_attr(s->group, "shape", H5T_NATIVE_INT, sh, 3) &&
+        !read_attr(s->x, "shape", H5T_NATIVE_INT, sh, 3)) {
+        if (H5Aexists(s->group, "shape") > 0 || H5Aexists(s->x, "shape") > 0)
+            return cv_fail(err, CV_FORMAT, "%s: attribute 'shape': expected 3 integers (C, H, W)",
+                           s->spec);
+        sh[0] = info->features, sh[1] = sh[2] = 1;
+    }
+    long long n = 0;
+    bool ok = sh[0] >= 1 && sh[1] >= 1 && sh[2] >= 1 &&
+              !__builtin_mul_overflow((long long)sh[0] * sh[1], (long long)sh[2], &n);
+    if (!ok || n != info->features)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: attribute shape = (%d, %d, %d) does not describe the %d features of /X",
+                       s->spec, sh[0], sh[1], sh[2], info->features);
+    return CV_OK;
 }
 
 static cv_status probe_x(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
@@ -92,6 +138,9 @@ static cv_status probe_x(struct split *s, struct cv_dataset_info *info, struct c
     hsize_t d[2] = {0, 0};
     if (dims_of(s->x, d) != 2)
         return cv_fail(err, CV_FORMAT, "%s: /X must be 2-D (N x features)", s->spec);
+    cv_status st = check_extent(s, "X", d, err);
+    if (st != CV_OK)
+        return st;
     hid_t t = H5Dget_type(s->x);
     H5T_class_t cls = H5Tget_class(t);
     bool u8 = cls == H5T_INTEGER && H5Tget_size(t) == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
@@ -102,12 +151,9 @@ static cv_status probe_x(struct split *s, struct cv_dataset_info *info, struct c
     info->features = (int)d[1];
     info->x_uint8 = u8;
     info->scale = 1.0f;
-    if (u8 && !read_attr(s->x, "scale", H5T_NATIVE_FLOAT, &info->scale))
-        read_attr(s->group, "scale", H5T_NATIVE_FLOAT, &info->scale);
-    if (!read_attr(s->group, "shape", H5T_NATIVE_INT, info->shape) &&
-        !read_attr(s->x, "shape", H5T_NATIVE_INT, info->shape))
-        info->shape[0] = info->features, info->shape[1] = info->shape[2] = 1;
-    return CV_OK;
+    if (u8 && !read_attr(s->x, "scale", H5T_NATIVE_FLOAT, &info->scale, 1))
+        read_attr(s->group, "scale", H5T_NATIVE_FLOAT, &info->scale, 1);
+    return read_shape(s, info, err);
 }
 
 static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
@@ -117,14 +163,17 @@ static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct c
     hid_t t = H5Dget_type(s->y);
     H5T_class_t cls = H5Tget_class(t);
     H5Tclose(t);
-    if (nd < 1 || (long long)d[0] != info->n_rows)
+    if (nd < 1 || nd > 2 || d[0] != (hsize_t)info->n_rows)
         return cv_fail(err, CV_FORMAT, "%s: /y has %llu rows but /X has %lld", s->spec,
                        (unsigned long long)d[0], info->n_rows);
-    info->target_dim = nd == 2 ? (int)d[1] : 1;
+    cv_status st = check_extent(s, "y", d, err);
+    if (st != CV_OK)
+        return st;
+    info->target_dim = (int)d[1];
     info->classes = 0;
     if (nd == 1 && cls == H5T_INTEGER) {
         int classes = 0;
-        if (!read_attr(s->group, "classes", H5T_NATIVE_INT, &classes) || classes < 1)
+        if (!read_attr(s->group, "classes", H5T_NATIVE_INT, &classes, 1) || classes < 1)
             return cv_fail(err, CV_FORMAT, "%s: integer /y needs a positive attribute 'classes'",
                            s->spec);
         info->classes = classes;
@@ -314,12 +363,11 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
 cv_status cv_dataset_write(const char *path, const struct cv_split_out *splits, int n_splits,
                            struct cv_error *err)
 {
-    char tmp[CV_PATH_MAX + 32];
-    cv__tmp_name(path, tmp, sizeof(tmp));
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return cv_fail(err, CV_IO, "%s: cannot create (directory missing or not writable?)", tmp);
+    char tmp[CV_PATH_MAX + 128];
+    hid_t f;
+    cv_status st = cv__h5_create_tmp(path, tmp, sizeof(tmp), H5P_DEFAULT, &f, err);
+    if (st != CV_OK)
+        return st;
     herr_t rc = 0;
     for (int i = 0; i < n_splits && rc >= 0; i++)
         rc = write_split(f, &splits[i]);

@@ -13,6 +13,36 @@
 #include "caviar/evaluate.h"
 #include "util.h"
 
+cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d, int inputs,
+                              int outputs, enum cv_loss loss, struct cv_error *err)
+{
+    bool ok_vec = d->classes == 0 && d->target_dim == outputs;
+    bool ok_cls = d->classes > 0 && (d->classes == outputs || (loss != CV_LOSS_SOFTMAX_CE &&
+                                                               outputs == 1 && d->classes <= 2));
+    if (d->n_rows < 1)
+        return cv_fail(err, CV_FORMAT, "%s: no rows (a split needs at least one)", spec);
+    if (d->features != inputs)
+        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d", spec,
+                       d->features, inputs);
+    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != outputs)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
+                       "needs one output per class)",
+                       spec, d->classes, outputs);
+    if (!ok_vec && !ok_cls)
+        return cv_fail(err, CV_SHAPE, "%s: targets (%d classes, %d columns) do not fit %d outputs",
+                       spec, d->classes, d->target_dim, outputs);
+    return CV_OK;
+}
+
+cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,
+                              struct cv_error *err)
+{
+    struct cv_dataset_info d;
+    cv_status st = cv_dataset_probe(spec, &d, err);
+    return st == CV_OK ? cv_eval_check_split(spec, &d, inputs, outputs, loss, err) : st;
+}
+
 void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs)
 {
     int mb = cv_model_max_batch(m), f = cv_model_inputs(m), k = cv_model_outputs(m);
@@ -30,25 +60,6 @@ void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs)
         b.x = xbuf;
         cv_model_predict(m, &b, probs + (size_t)first * (size_t)k, NULL);
     }
-}
-
-cv_status cv_targets_fit(enum cv_loss loss, int in, int out, const struct cv_dataset_info *d,
-                         const char *spec, struct cv_error *err)
-{
-    if (d->features != in)
-        return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d", spec,
-                       d->features, in);
-    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != out)
-        return cv_fail(err, CV_SHAPE,
-                       "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
-                       "needs one output per class)",
-                       spec, d->classes, out);
-    bool ok_vec = d->classes == 0 && d->target_dim == out;
-    bool ok_cls = d->classes > 0 && (d->classes == out || (out == 1 && d->classes <= 2));
-    if (loss != CV_LOSS_SOFTMAX_CE && !ok_vec && !ok_cls)
-        return cv_fail(err, CV_SHAPE, "%s: targets (%d classes, %d columns) do not fit %d outputs",
-                       spec, d->classes, d->target_dim, out);
-    return CV_OK;
 }
 
 enum cv_task cv_metrics_task(enum cv_loss loss, int classes, int outputs)
@@ -268,6 +279,8 @@ static void pack(const struct cv_metrics *mt, double *v, size_t cc, size_t kc, b
             mt->col[i] = v[cc + i];
 }
 
+#define SUM_PIECE ((size_t)1 << 30)
+
 cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct cv_error *err)
 {
     size_t cc = (size_t)mt->classes * (size_t)mt->classes, kc = 4 * (size_t)mt->outputs;
@@ -284,8 +297,11 @@ cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct c
     s[1] = (double)mt->count;
     s[2] = (double)mt->topk_hits;
     s[3] = (double)mt->subset_hits;
-    if (comm)
-        st = cv_comm_sum_doubles(comm, v, (int)(cc + kc + 4), err);
+    /* classes^2 passes INT_MAX from 46,341 classes: sum in int-sized pieces */
+    for (size_t off = 0; comm && st == CV_OK && off < cc + kc + 4; off += SUM_PIECE) {
+        size_t k = cc + kc + 4 - off < SUM_PIECE ? cc + kc + 4 - off : SUM_PIECE;
+        st = cv_comm_sum_doubles(comm, v + off, (int)k, err);
+    }
     pack(mt, v, cc, kc, false);
     mt->loss_sum = s[0];
     mt->count = (long long)s[1];

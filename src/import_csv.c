@@ -4,10 +4,12 @@
  * other column a float feature.  Errors name file:line:column.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "import_internal.h"
 #include "util.h"
@@ -29,31 +31,64 @@ static char *trim(char *s)
     return s;
 }
 
-/* Split line in place at commas; returns the number of cells (<= max). */
-static int split(char *line, char **cells, int max)
+struct cells {
+    char **v; /* cell texts, pointing into the line */
+    size_t n, cap;
+};
+
+/* Split line in place at commas into c (grown as needed: rows have no
+ * width limit but memory). */
+static cv_status split(char *line, struct cells *c, const char *path, long lineno,
+                       struct cv_error *err)
 {
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        char *c = strchr(p, ',');
-        if (c)
-            *c = '\0';
-        cells[n++] = trim(p);
-        if (!c)
-            break;
-        p = c + 1;
+    size_t n = 1;
+    for (const char *q = line; (q = strchr(q, ',')); q++)
+        n++;
+    if (n > (size_t)INT_MAX - 1) /* features are counted in int */
+        return cv_fail(err, CV_FORMAT, "%s:%ld: %zu columns: at most %d", path, lineno, n,
+                       INT_MAX - 1);
+    if (n > c->cap) {
+        char **v = realloc(c->v, n * sizeof(*v));
+        if (!v)
+            return cv_fail(err, CV_NOMEM, "%s:%ld: out of memory for %zu columns", path, lineno, n);
+        c->v = v;
+        c->cap = n;
     }
-    return n;
+    c->n = 0;
+    for (char *q = line;;) {
+        char *comma = strchr(q, ',');
+        if (comma)
+            *comma = '\0';
+        c->v[c->n++] = trim(q);
+        if (!comma)
+            return CV_OK;
+        q = comma + 1;
+    }
+}
+
+/* A NUL byte would end the field early and read as a number: refused,
+ * naming the column it is in. */
+static cv_status check_nul(const char *line, size_t len, const char *path, long lineno,
+                           struct cv_error *err)
+{
+    const char *nul = memchr(line, '\0', len);
+    if (!nul)
+        return CV_OK;
+    long col = 1;
+    for (const char *q = line; q < nul; q++)
+        col += *q == ',';
+    return cv_fail(err, CV_FORMAT, "%s:%ld:%ld: a NUL byte inside the field", path, lineno, col);
 }
 
 static cv_status find_label(const char *spec, char **names, int n, const char *path, int *label,
                             struct cv_error *err)
 {
     char *end;
+    errno = 0;
     long v = strtol(spec, &end, 10);
     if (*spec && !*end) {
-        if (v < 0 || v >= n)
-            return cv_fail(err, CV_USAGE, "--label-column %ld: %s has %d columns", v, path, n);
+        if (v < 0 || v >= n || errno == ERANGE)
+            return cv_fail(err, CV_USAGE, "--label-column %s: %s has %d columns", spec, path, n);
         *label = (int)v;
         return CV_OK;
     }
@@ -64,20 +99,30 @@ static cv_status find_label(const char *spec, char **names, int n, const char *p
                    path, names ? "" : " (a name needs --header)");
 }
 
+/* Room for one more row: capacity doubles, its byte counts checked. */
+static cv_status grow(struct table *t, const char *path, struct cv_error *err)
+{
+    size_t cap = t->cap ? 2 * (size_t)t->cap : 1024, xb;
+    if (__builtin_mul_overflow(cap, (size_t)(t->cols - 1) * sizeof(float), &xb))
+        return cv_fail(err, CV_NOMEM, "%s: %lld rows of %d columns: too large", path, t->rows,
+                       t->cols);
+    float *x = realloc(t->x, xb);
+    float *y = x ? realloc(t->y, cap * sizeof(float)) : NULL;
+    if (x)
+        t->x = x;
+    if (!x || !y)
+        return cv_fail(err, CV_NOMEM, "out of memory reading %s", path);
+    t->y = y;
+    t->cap = (long long)cap;
+    return CV_OK;
+}
+
 static cv_status add_row(struct table *t, char **cells, const char *path, long line,
                          struct cv_error *err)
 {
-    if (t->rows == t->cap) {
-        long long cap = t->cap ? 2 * t->cap : 1024;
-        float *x = realloc(t->x, (size_t)cap * (size_t)(t->cols - 1) * sizeof(float));
-        float *y = x ? realloc(t->y, (size_t)cap * sizeof(float)) : NULL;
-        if (x)
-            t->x = x;
-        if (!x || !y)
-            return cv_fail(err, CV_NOMEM, "out of memory reading %s", path);
-        t->y = y;
-        t->cap = cap;
-    }
+    cv_status st = t->rows == t->cap ? grow(t, path, err) : CV_OK;
+    if (st != CV_OK)
+        return st;
     float *xr = t->x + (size_t)t->rows * (size_t)(t->cols - 1);
     for (int c = 0, k = 0; c < t->cols; c++) {
         char *end;
@@ -98,34 +143,44 @@ static cv_status add_row(struct table *t, char **cells, const char *path, long l
     return CV_OK;
 }
 
+/* The first line fixes the columns (and the label's); a header is skipped. */
+static cv_status first_line(struct table *t, struct cells *c, const char *path, long lineno,
+                            const char *label, bool header, struct cv_error *err)
+{
+    t->cols = (int)c->n;
+    if (c->n < 2)
+        return cv_fail(err, CV_FORMAT, "%s:%ld: expected at least 2 columns", path, lineno);
+    return find_label(label, header ? c->v : NULL, t->cols, path, &t->label, err);
+}
+
 static cv_status read_table(FILE *f, const char *path, const char *label, bool header,
                             struct table *t, struct cv_error *err)
 {
-    char *line = NULL, *cells[4096];
+    char *line = NULL;
+    struct cells c = {0};
     size_t cap = 0;
+    ssize_t len;
     long lineno = 0;
     cv_status st = CV_OK;
-    while (st == CV_OK && getline(&line, &cap, f) > 0) {
+    while (st == CV_OK && (len = getline(&line, &cap, f)) > 0) {
         lineno++;
-        if (!*trim(line))
+        st = check_nul(line, (size_t)len, path, lineno, err);
+        if (st != CV_OK || !*trim(line))
             continue;
-        int n = split(line, cells, 4096);
-        if (t->cols == 0) {
-            t->cols = n;
-            if (n < 2)
-                st = cv_fail(err, CV_FORMAT, "%s:%ld: expected at least 2 columns", path, lineno);
-            else
-                st = find_label(label, header ? cells : NULL, n, path, &t->label, err);
-            if (header)
-                continue;
-        }
-        if (st == CV_OK && n != t->cols)
-            st = cv_fail(err, CV_FORMAT, "%s:%ld: %d columns, expected %d", path, lineno, n,
+        st = split(line, &c, path, lineno, err);
+        bool skip = st == CV_OK && t->cols == 0 && header;
+        if (st == CV_OK && t->cols == 0)
+            st = first_line(t, &c, path, lineno, label, header, err);
+        if (st != CV_OK || skip)
+            continue;
+        if (c.n != (size_t)t->cols)
+            st = cv_fail(err, CV_FORMAT, "%s:%ld: %zu columns, expected %d", path, lineno, c.n,
                          t->cols);
         if (st == CV_OK)
-            st = add_row(t, cells, path, lineno, err);
+            st = add_row(t, c.v, path, lineno, err);
     }
     free(line);
+    free(c.v);
     if (st == CV_OK && t->rows == 0)
         st = cv_fail(err, CV_FORMAT, "%s: no data rows", path);
     return st;

@@ -3,6 +3,7 @@
  * or raw (zlib's gzread passes raw files through): big-endian header, magic
  * 0x00000803 (uint8 images N x rows x cols) or 0x00000801 (uint8 labels N).
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -54,7 +55,9 @@ static cv_status read_idx(const char *path, uint32_t magic, struct idx *out, str
         out->rows = ndims == 3 ? (int)be32(h + 8) : 1;
         out->cols = ndims == 3 ? (int)be32(h + 12) : 1;
         size_t bytes = (size_t)out->n * (size_t)out->rows * (size_t)out->cols;
-        if (out->rows < 1 || out->cols < 1 || out->rows > 65536 || out->cols > 65536)
+        /* rows x cols becomes the int feature count: 65536 x 65536 wrapped to 0 */
+        if (out->rows < 1 || out->cols < 1 || out->rows > 65536 || out->cols > 65536 ||
+            (long long)out->rows * out->cols > INT_MAX)
             st = cv_fail(err, CV_FORMAT, "%s: bad image size %d x %d", path, out->rows, out->cols);
         else if (!(out->data = cv_calloc(bytes ? bytes : 1, 1)))
             st = cv_fail(err, CV_NOMEM, "out of memory for %zu bytes", bytes);

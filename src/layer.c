@@ -4,6 +4,8 @@
  * weight initialisation.  Layer maths lives in layer_<type>.c.
  */
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +51,9 @@ static struct cv_view *add_view(struct cv_view *views, int *n, const char *name,
     v->count = 1;
     for (int i = 0; i < ndims; i++) {
         v->dims[i] = dims[i];
-        v->count *= (size_t)dims[i];
+        /* an overflowing product is kept as SIZE_MAX for plan to refuse */
+        if (dims[i] < 0 || __builtin_mul_overflow(v->count, (size_t)dims[i], &v->count))
+            v->count = SIZE_MAX;
     }
     return v;
 }
@@ -68,6 +72,42 @@ struct cv_view *cv__layer_add_state(struct cv_layer *l, const char *name, int nd
     return add_view(l->state, &l->n_state, name, ndims, dims);
 }
 
+cv_status cv__shape_check(const char *what, struct cv_shape s, int max_batch, struct cv_error *err)
+{
+    long long n;
+    bool ok = s.c >= 1 && s.h >= 1 && s.w >= 1 && max_batch >= 1 &&
+              !__builtin_mul_overflow((long long)s.c * s.h, (long long)s.w, &n) &&
+              !__builtin_mul_overflow(n, (long long)max_batch, &n) && n <= CV_MAX_BATCH_VALUES;
+    if (!ok)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: (%d, %d, %d) per sample x batch %d is more than %lld values (use a "
+                       "smaller batch, input or layer)",
+                       what, s.c, s.h, s.w, max_batch, CV_MAX_BATCH_VALUES);
+    return CV_OK;
+}
+
+/* What plan produced must respect the limits in layer.h. */
+static cv_status check_plan(const struct cv_layer *l, struct cv_error *err)
+{
+    char what[64];
+    size_t scratch;
+    snprintf(what, sizeof(what), "layer %d (%s) output", l->index,
+             cv_layer_type_name(l->ops->type));
+    cv_status st = cv__shape_check(what, l->out, l->max_batch, err);
+    for (int i = 0; st == CV_OK && i < l->n_params + l->n_state; i++) {
+        const struct cv_view *v = i < l->n_params ? &l->params[i] : &l->state[i - l->n_params];
+        if (v->count >= CV_MAX_VIEW)
+            st = cv_fail(err, CV_SHAPE, "layer %d (%s): %s has too many values (limit 2^50)",
+                         l->index, cv_layer_type_name(l->ops->type), v->name);
+    }
+    if (st == CV_OK &&
+        (__builtin_mul_overflow(l->scratch_per_sample, (size_t)l->max_batch, &scratch) ||
+         __builtin_add_overflow(scratch, l->scratch_fixed, &scratch) || scratch >= CV_MAX_VIEW))
+        st = cv_fail(err, CV_SHAPE, "layer %d (%s): scratch at batch %d is too large", l->index,
+                     cv_layer_type_name(l->ops->type), l->max_batch);
+    return st;
+}
+
 cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, int index,
                          struct cv_shape in, int max_batch, struct cv_error *err)
 {
@@ -82,7 +122,8 @@ cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, i
     if (!l->ops)
         return cv_fail(err, CV_CONFIG, "layer %d: type '%s' is not supported", index,
                        cv_layer_type_name(spec->type));
-    return l->ops->plan(l, err);
+    cv_status st = l->ops->plan(l, err);
+    return st == CV_OK ? check_plan(l, err) : st;
 }
 
 void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state, size_t *n_scratch)

@@ -35,6 +35,19 @@ static inline size_t cv_shape_size(struct cv_shape s)
     return (size_t)s.c * (size_t)s.h * (size_t)s.w;
 }
 
+/* Size limits that plan checks, so that no size computed later overflows:
+ * one batch of any layer's input or output (max_batch x C x H x W) must fit
+ * in int, since the kernels and BLAS take int dimensions; a parameter or
+ * state view, and a layer's scratch, must stay below CV_MAX_VIEW floats
+ * (4 PiB: any larger request fails anyway), so that sums of them cannot
+ * overflow size_t. */
+#define CV_MAX_BATCH_VALUES 2147483647LL
+#define CV_MAX_VIEW         ((size_t)1 << 50)
+
+/* Checks one activation shape against CV_MAX_BATCH_VALUES (CV_SHAPE, the
+ * message naming `what`, the shape and the batch). */
+cv_status cv__shape_check(const char *what, struct cv_shape s, int max_batch, struct cv_error *err);
+
 /* Context of one forward/backward call. */
 struct cv_ctx {
     bool train;            /* training mode: dropout on, batchnorm batch stats */

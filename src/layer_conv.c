@@ -7,6 +7,8 @@
  * as TensorFlow does).  No allocation in forward/backward: the columns and
  * z/dz live in the layer's scratch.  A batch is lowered whole (see columns()).
  */
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +22,24 @@ struct conv {
 
 enum { W_, B_ };
 
+/* In 64 bits: n + s and (out - 1) * s + k pass INT_MAX for a large stride
+ * or kernel.  0 if the padding would not fit an int. */
 static int same_pad(int n, int k, int s, int *lo)
 {
-    int out = (n + s - 1) / s, total = (out - 1) * s + k - n;
+    long long out = ((long long)n + s - 1) / s, total = (out - 1) * s + k - n;
     total = total > 0 ? total : 0;
-    *lo = total / 2;
-    return out;
+    if (total / 2 > INT_MAX)
+        return 0;
+    *lo = (int)(total / 2);
+    return (int)out;
+}
+
+/* floor((n + 2 p - k) / s) + 1, or 0 if the kernel does not fit; at most
+ * INT_MAX (which the shape check then refuses). */
+static int valid_out(int n, int p, int k, int s)
+{
+    long long span = (long long)n + 2LL * p - k, out = span / s + 1;
+    return span < 0 ? 0 : out > INT_MAX ? INT_MAX : (int)out;
 }
 
 static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
@@ -51,8 +65,8 @@ static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
         ow = same_pad(l->in.w, c->k, c->s, &c->pl);
     } else {
         c->pt = c->pl = p;
-        oh = l->in.h + 2 * p >= c->k ? (l->in.h + 2 * p - c->k) / c->s + 1 : 0;
-        ow = l->in.w + 2 * p >= c->k ? (l->in.w + 2 * p - c->k) / c->s + 1 : 0;
+        oh = valid_out(l->in.h, p, c->k, c->s);
+        ow = valid_out(l->in.w, p, c->k, c->s);
     }
     if (oh < 1 || ow < 1)
         return cv_fail(err, CV_SHAPE,
@@ -63,8 +77,19 @@ static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
     cv__layer_add_param(l, "W", true, 4, wd); /* (F, C, k, k) */
     cv__layer_add_param(l, "b", false, 1, bd);
     l->out = (struct cv_shape){sp->filters, oh, ow};
-    size_t ckk = (size_t)l->in.c * c->k * c->k, ohw = (size_t)oh * ow;
-    l->scratch_per_sample = ckk * ohw + (size_t)sp->filters * ohw; /* columns, dz */
+    /* (C*k*k, OH*OW) columns per sample, and dz; a product that overflows
+     * becomes SIZE_MAX, which cv__layer_plan refuses */
+    size_t ckk, ohw = (size_t)oh * (size_t)ow, cols, dz;
+    if (__builtin_mul_overflow(l->params[W_].count / (size_t)sp->filters, ohw, &cols) ||
+        __builtin_mul_overflow((size_t)sp->filters, ohw, &dz) ||
+        __builtin_add_overflow(cols, dz, &l->scratch_per_sample))
+        l->scratch_per_sample = SIZE_MAX;
+    ckk = l->params[W_].count / (size_t)sp->filters;
+    if (ckk > INT_MAX) /* the GEMM's inner dimension */
+        return cv_fail(err, CV_SHAPE,
+                       "layer %d (conv2d): %d channels x %dx%d kernel = %zu values per filter: "
+                       "expected at most %d",
+                       l->index, l->in.c, c->k, c->k, ckk, INT_MAX);
     return CV_OK;
 }
 
@@ -86,8 +111,9 @@ static void conv_destroy(struct cv_layer *l)
  * xo * s + off lies inside [0, n); the others read zero padding. */
 static void valid_range(int out, int s, int off, int n, int *lo, int *hi)
 {
-    int a = off >= 0 ? 0 : (-off + s - 1) / s;        /* first xo with xo s + off >= 0 */
-    int b = n - off <= 0 ? 0 : (n - off - 1) / s + 1; /* first xo with xo s + off >= n */
+    /* in 64 bits: -off + s passes INT_MAX for a stride near it */
+    int a = off >= 0 ? 0 : (int)((-(long long)off + s - 1) / s); /* first xo: xo s + off >= 0 */
+    int b = n - off <= 0 ? 0 : (n - off - 1) / s + 1;            /* first xo with xo s + off >= n */
     *lo = a < out ? a : out;
     *hi = b < out ? b : out;
     if (*hi < *lo)

@@ -37,10 +37,12 @@ static cv_status plan_layers(cv_model *m, struct cv_error *err)
 {
     const struct cv_config *cfg = m->cfg;
     struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2]};
+    cv_status st = cv__shape_check("model.input", s, m->max_batch, err);
+    if (st != CV_OK)
+        return st;
     m->inputs = (int)cv_shape_size(s);
     for (int i = 0; i < cfg->model.n_layers; i++) {
-        cv_status st = cv__layer_plan(&m->layers[i], &cfg->model.layers[i], i, s, m->max_batch,
-                                      err);
+        st = cv__layer_plan(&m->layers[i], &cfg->model.layers[i], i, s, m->max_batch, err);
         m->n_layers = i + 1; /* so free() destroys what was planned */
         if (st != CV_OK)
             return st;

@@ -14,12 +14,18 @@
 #include "atomic_file.h"
 #include "util.h"
 
-static cv_status write_csv(const char *tmp, const float *probs, const int *pred, long long n, int k,
-                           struct cv_error *err)
+static cv_status write_csv(const char *path, char *tmp, size_t size, const float *probs,
+                           const int *pred, long long n, int k, struct cv_error *err)
 {
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return cv_fail(err, CV_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int fd;
+    cv_status st = cv__tmp_open(path, tmp, size, &fd, err);
+    if (st != CV_OK)
+        return st;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return cv_fail(err, CV_NOMEM, "%s: out of memory", tmp);
+    }
     fprintf(f, "row,predicted");
     for (int j = 0; j < k; j++)
         fprintf(f, ",p%d", j);
@@ -52,13 +58,13 @@ cv_status cv_predictions_write(const char *path, const float *probs, long long n
         return cv_fail(err, CV_NOMEM, "out of memory");
     for (long long i = 0; i < n; i++)
         pred[i] = cv_predicted_class(probs + (size_t)i * k, k);
-    char tmp[4096];
-    cv__tmp_name(path, tmp, sizeof(tmp));
-    cv_status st = h5 ? cv__predictions_write_h5(tmp, probs, pred, n, k, err)
-                      : write_csv(tmp, probs, pred, n, k, err);
+    char tmp[4096] = "";
+    cv_status st = h5 ? cv__predictions_write_h5(path, tmp, sizeof(tmp), probs, pred, n, k, err)
+                      : write_csv(path, tmp, sizeof(tmp), probs, pred, n, k, err);
     free(pred);
     if (st == CV_OK)
         return cv__commit_file(tmp, path, err);
-    unlink(tmp);
+    if (tmp[0])
+        unlink(tmp);
     return st;
 }

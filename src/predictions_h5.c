@@ -7,13 +7,13 @@
 #include "caviar/predictions.h"
 #include "h5_internal.h"
 
-cv_status cv__predictions_write_h5(const char *tmp, const float *probs, const int *pred,
-                                   long long n, int k, struct cv_error *err)
+cv_status cv__predictions_write_h5(const char *path, char *tmp, size_t size, const float *probs,
+                                   const int *pred, long long n, int k, struct cv_error *err)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return cv_fail(err, CV_IO, "%s: cannot create", tmp);
+    hid_t f;
+    cv_status st = cv__h5_create_tmp(path, tmp, size, H5P_DEFAULT, &f, err);
+    if (st != CV_OK)
+        return st;
     hsize_t d2[2] = {(hsize_t)n, (hsize_t)k}, d1[1] = {(hsize_t)n};
     herr_t rc = cv__h5_write_dataset(f, "probabilities", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2,
                                      probs);

@@ -61,8 +61,8 @@ static cv_status score_member(struct ens *e, int i, cv_model *m, struct cv_error
     struct cv_metrics mt;
     long long rows = cv_shard_rows(e->shard);
     const struct cv_dataset_info *d = cv_shard_info(e->shard);
-    cv_status st = cv_targets_fit(e->cfg->model.loss, cv_model_inputs(m), cv_model_outputs(m), d,
-                                  e->path[i], err);
+    cv_status st = cv_eval_check_split(e->path[i], d, cv_model_inputs(m), cv_model_outputs(m),
+                                       e->cfg->model.loss, err);
     if (st == CV_OK && cv_model_outputs(m) != e->k)
         st = cv_fail(err, CV_SHAPE, "%s has %d outputs, member 0 has %d", e->path[i],
                      cv_model_outputs(m), e->k);

@@ -15,7 +15,6 @@
 cv_status cv_scored_open(const char *model, const char *data, int rank, int world,
                          struct cv_scored *s, struct cv_error *err)
 {
-    char what[CV_PATH_MAX * 2 + 16];
     *s = (struct cv_scored){0};
     cv_status st = cv_ckpt_open_model(model, SCORE_BATCH, &s->cfg, &s->model, err);
     if (st != CV_OK)
@@ -23,12 +22,11 @@ cv_status cv_scored_open(const char *model, const char *data, int rank, int worl
     if (!data)
         data = s->cfg->data.dev[0] ? s->cfg->data.dev : s->cfg->data.train;
     snprintf(s->split, sizeof(s->split), "%s", data);
-    snprintf(what, sizeof(what), "%s (for %s)", data, model);
     st = cv_shard_open(data, rank, world, SCORE_BATCH, &s->shard, err);
     const struct cv_dataset_info *d = st == CV_OK ? cv_shard_info(s->shard) : NULL;
     int in = cv_model_inputs(s->model), k = cv_model_outputs(s->model);
     if (st == CV_OK)
-        st = cv_targets_fit(s->cfg->model.loss, in, k, d, what, err);
+        st = cv_eval_check_split(data, d, in, k, s->cfg->model.loss, err);
     if (st == CV_OK)
         st = cv_dataset_class_names(data, d->classes, &s->names, err);
     if (st != CV_OK)

@@ -28,6 +28,7 @@
 
 #include "caviar/sweep.h"
 #include "atomic_file.h"
+#include "run_dir.h"
 #include "sweep_progress.h"
 #include "util.h"
 
@@ -59,6 +60,7 @@ struct coord { /* on world rank 0 only */
     struct reply own; /* group 0's answer, once there is one */
     bool own_answered;
     int greeted; /* other groups whose first request was handled */
+    int lock_fd; /* the sweep directory's lock (run_dir.h) */
     struct cv_sweep_summary *sum;
     struct cv_error io_err; /* first failure to write results.jsonl */
     double t0;
@@ -312,22 +314,24 @@ static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep
     return CV_OK;
 }
 
-/* RUN_DIR/<kind>/config.yaml records what the results belong to: a resume
- * with another config would mix trials of two different sweeps. */
-cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
-                               struct cv_error *err)
+/* RUN_DIR/<kind> and its trial directories, made by caviar: a symlink
+ * planted at one of them is refused, not followed (atomic_file.h). */
+static cv_status make_dirs(const struct cv_sweep_plan *p, struct cv_error *err)
 {
-    char path[CV_PATH_MAX + 32], results[CV_PATH_MAX + 32];
-    if (cv__mkdir_p(p->dir) != 0 || access(p->dir, W_OK) != 0)
-        return cv_fail(err, CV_IO, "cannot create the %s directory %s: %s", p->member, p->dir,
-                       strerror(errno));
-    snprintf(path, sizeof(path), "%s/config.yaml", p->dir);
-    snprintf(results, sizeof(results), "%s/results.jsonl", p->dir);
-    if (!keep_results && access(results, F_OK) == 0)
-        return cv_fail(err, CV_CONFIG,
-                       "%s exists: resume that run with --resume, or choose another "
-                       "run.dir",
-                       results);
+    if (cv__mkdir_p(p->base->run.dir) != 0 || access(p->base->run.dir, W_OK) != 0)
+        return cv_fail(err, CV_IO, "cannot create the %s directory %s: %s", p->member,
+                       p->base->run.dir, strerror(errno));
+    cv_status st = cv__mkdir_own(p->dir, err);
+    char dir[CV_PATH_MAX];
+    for (int i = 0; i < p->n_trials && st == CV_OK; i++) {
+        cv_sweep_trial_dir(p, i, dir, sizeof(dir));
+        st = cv__mkdir_own(dir, err);
+    }
+    return st;
+}
+
+static cv_status check_config(const struct cv_sweep_plan *p, const char *path, struct cv_error *err)
+{
     if (access(path, F_OK) != 0)
         return cv__write_text_atomic(path, p->base->text, err);
     size_t len = strlen(p->base->text);
@@ -344,6 +348,55 @@ cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
                        "one): use the same config and overrides, or choose another run.dir",
                        p->dir, path);
     return CV_OK;
+}
+
+/* --overwrite, under the lock: an earlier sweep's files and its trials'
+ * runs go (unlink removes a planted symlink itself, never its target). */
+static void clear_dir(const struct cv_sweep_plan *p)
+{
+    static const char *const files[] = {"results.jsonl", "config.yaml", "best.yaml", "members.txt",
+                                        NULL};
+    char path[CV_PATH_MAX + 32], dir[CV_PATH_MAX];
+    for (int i = 0; files[i]; i++) {
+        snprintf(path, sizeof(path), "%s/%s", p->dir, files[i]);
+        unlink(path);
+    }
+    for (int i = 0; i < p->n_trials; i++) {
+        cv_sweep_trial_dir(p, i, dir, sizeof(dir));
+        cv__run_dir_clear(dir);
+        snprintf(path, sizeof(path), "%s/result.jsonl", dir);
+        unlink(path);
+    }
+}
+
+/* RUN_DIR/<kind>/config.yaml records what the results belong to: a resume
+ * with another config would mix trials of two different sweeps. */
+cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, enum cv_sweep_dir_use use,
+                               int *lock_fd, struct cv_error *err)
+{
+    char path[CV_PATH_MAX + 32], results[CV_PATH_MAX + 32];
+    *lock_fd = -1;
+    cv_status st = make_dirs(p, err);
+    if (st == CV_OK)
+        st = cv__dir_lock(p->dir, use == CV_SWEEP_DIR_SHARED,
+                          !strcmp(p->member, "trial") ? "caviar sweep" : "caviar ensemble train",
+                          lock_fd, err);
+    if (st == CV_OK && use == CV_SWEEP_DIR_OVERWRITE)
+        clear_dir(p);
+    snprintf(path, sizeof(path), "%s/config.yaml", p->dir);
+    snprintf(results, sizeof(results), "%s/results.jsonl", p->dir);
+    if (st == CV_OK && use == CV_SWEEP_DIR_NEW && access(results, F_OK) == 0)
+        st = cv_fail(err, CV_CONFIG,
+                     "%s exists: resume that run with --resume, replace it with "
+                     "--overwrite, or choose another run.dir",
+                     results);
+    if (st == CV_OK)
+        st = check_config(p, path, err);
+    if (st != CV_OK) {
+        cv__dir_unlock(*lock_fd);
+        *lock_fd = -1;
+    }
+    return st;
 }
 
 /* Replay an interrupted run's results into the queue. */
@@ -375,6 +428,7 @@ static cv_status coord_init(struct coord *c, const struct cv_sweep_plan *p,
                             struct cv_sweep_summary *sum, struct cv_error *err)
 {
     memset(c, 0, sizeof(*c));
+    c->lock_fd = -1;
     c->plan = p;
     c->opts = o;
     c->world = world;
@@ -390,7 +444,11 @@ static cv_status coord_init(struct coord *c, const struct cv_sweep_plan *p,
                                    o->minimize, o->budget, &c->q, err);
     snprintf(c->results, sizeof(c->results), "%s/results.jsonl", p->dir);
     if (st == CV_OK)
-        st = cv_sweep_prepare_dir(p, o->resume, err);
+        st = cv_sweep_prepare_dir(p,
+                                  o->resume      ? CV_SWEEP_DIR_CONTINUE
+                                  : o->overwrite ? CV_SWEEP_DIR_OVERWRITE
+                                                 : CV_SWEEP_DIR_NEW,
+                                  &c->lock_fd, err);
     if (st == CV_OK && o->resume)
         st = replay(c, err);
     return st;
@@ -398,6 +456,7 @@ static cv_status coord_init(struct coord *c, const struct cv_sweep_plan *p,
 
 static void coord_free(struct coord *c)
 {
+    cv__dir_unlock(c->lock_fd);
     cv_queue_free(c->q);
     free(c->parked);
     cv__sweep_progress_deinit(&c->prog);
@@ -480,6 +539,7 @@ cv_status cv_sweep_run(const struct cv_sweep_plan *plan, const cv_comm *world,
     int wrank = cv_comm_rank(world);
     struct coord c;
     memset(&c, 0, sizeof(c));
+    c.lock_fd = -1;
     cv_status st = check_plan(plan, opts, cv_comm_size(world), err);
     if (st == CV_OK && wrank == 0)
         st = coord_init(&c, plan, opts, world, sum, err);

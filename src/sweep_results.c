@@ -6,11 +6,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "caviar/sweep.h"
@@ -76,6 +78,23 @@ static void put_value(struct out *o, const char *text)
         put_str(o, text);
 }
 
+/* The log is appended in place, so it cannot be renamed into place like
+ * the other files: it is opened without following a symlink, and must be a
+ * plain file with no other name (a hard link planted at it would make the
+ * append land in another file). */
+static cv_status open_append(const char *path, int *fd, struct cv_error *err)
+{
+    struct stat sb;
+    *fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (*fd < 0)
+        return cv_fail(err, CV_IO, "cannot open %s: %s%s", path, strerror(errno),
+                       errno == ELOOP ? " (a symbolic link: not followed)" : "");
+    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1)
+        return cv_fail(err, CV_IO, "%s: not a plain file with a single name: not appended to",
+                       path);
+    return CV_OK;
+}
+
 cv_status cv_result_append(const char *path, const struct cv_result *r, const char *metric,
                            struct cv_error *err)
 {
@@ -105,11 +124,9 @@ cv_status cv_result_append(const char *path, const struct cv_result *r, const ch
     put(&o, ",\"message\":");
     put_str(&o, r->message);
     put(&o, "}\n");
-    cv_status st = CV_OK;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        st = cv_fail(err, CV_IO, "cannot open %s: %s", path, strerror(errno));
-    else if (write(fd, buf, o.len) != (ssize_t)o.len || fsync(fd) != 0)
+    int fd = -1;
+    cv_status st = open_append(path, &fd, err);
+    if (st == CV_OK && (write(fd, buf, o.len) != (ssize_t)o.len || fsync(fd) != 0))
         st = cv_fail(err, CV_IO, "cannot append to %s: %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);
@@ -151,8 +168,10 @@ static const char *from_tree(const struct cv_node *t, struct cv_result *r)
         return "status done, paused, failed or interrupted";
     r->status = (enum cv_job_status)k;
     double trial = num(t, "trial"), rung = num(t, "rung"), epochs = num(t, "epochs");
-    if (!(trial >= 0) || !(rung >= 0) || !(epochs >= 0))
-        return "non-negative \"trial\", \"rung\" and \"epochs\"";
+    /* converted to int below: out of range would be undefined, not wrapped */
+    if (!(trial >= 0 && trial <= INT_MAX) || !(rung >= 0 && rung <= INT_MAX) ||
+        !(epochs >= 0 && epochs <= INT_MAX))
+        return "\"trial\", \"rung\" and \"epochs\" in [0, 2147483647]";
     r->trial = (int)trial;
     r->rung = (int)rung;
     r->epochs = (int)epochs;

@@ -158,9 +158,10 @@ static bool grid_dim(const struct cv_sweep_dim *d)
     return d->dist == CV_DIST_CHOICE || d->dist == CV_DIST_INT_UNIFORM;
 }
 
-static int dim_points(const struct cv_sweep_dim *d)
+/* int_uniform bounds are within +-2^53 (config_space.c): exact here */
+static long long dim_points(const struct cv_sweep_dim *d)
 {
-    return d->dist == CV_DIST_CHOICE ? d->n_choices : (int)(d->hi - d->lo) + 1;
+    return d->dist == CV_DIST_CHOICE ? d->n_choices : (long long)(d->hi - d->lo) + 1;
 }
 
 static void grid_value(const struct cv_sweep_dim *d, int k, char *buf, size_t size)
@@ -181,10 +182,11 @@ static cv_status count_grid(const struct cv_config *cfg, int *n, struct cv_error
                            "%s:%d: sweep.space.%s: a grid needs choice(...) or int_uniform(a, b) "
                            "for every key (use strategy random or asha for continuous ranges)",
                            cfg->source, d->line, d->key);
-        total *= dim_points(d);
-        if (total > MAX_GRID)
+        long long points = dim_points(d);
+        if (points > MAX_GRID / total)
             return cv_fail(err, CV_CONFIG, "%s: the grid has more than %d points", cfg->source,
                            MAX_GRID);
+        total *= points;
     }
     *n = (int)total;
     return CV_OK;
@@ -315,11 +317,32 @@ static void refine_choice(struct cv_sweep_dim *d, const struct cv_result *rows, 
     d->n_choices = kept;
 }
 
+/* A range's value in a results row must be a number in the range's domain
+ * (log_uniform > 0, one_minus_log_uniform < 1): refine maps it there. */
+static cv_status check_value(const struct cv_sweep_dim *d, const struct cv_result *r,
+                             struct cv_error *err)
+{
+    const char *text = param_of(r, d->key);
+    char *end = NULL;
+    double v = text ? strtod(text, &end) : NAN;
+    if (!text)
+        return cv_fail(err, CV_CONFIG,
+                       "trial %d of the results has no value for sweep.space key '%s': are they "
+                       "from this sweep?",
+                       r->trial, d->key);
+    if (d->dist != CV_DIST_CHOICE && (end == text || *end || !isfinite(to_flat(d, v))))
+        return cv_fail(err, CV_CONFIG,
+                       "trial %d of the results has %s = '%s': expected a number the range "
+                       "can hold: are they from this sweep?",
+                       r->trial, d->key, text);
+    return CV_OK;
+}
+
 static void refine_range(struct cv_sweep_dim *d, const struct cv_result *rows, int top)
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < top; i++) {
-        double t = to_flat(d, strtod(param_of(&rows[i], d->key), NULL));
+        double t = to_flat(d, strtod(param_of(&rows[i], d->key), NULL)); /* checked */
         lo = fmin(lo, t);
         hi = fmax(hi, t);
     }
@@ -402,12 +425,11 @@ cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *r
     const int nd = cfg->sweep.n_space;
     memcpy(dims, cfg->sweep.space, sizeof(dims));
     for (int j = 0; j < nd; j++) {
-        for (int i = 0; i < top; i++)
-            if (!param_of(&rows[i], dims[j].key))
-                return cv_fail(err, CV_CONFIG,
-                               "trial %d of the results has no value for "
-                               "sweep.space key '%s': are they from this sweep?",
-                               rows[i].trial, dims[j].key);
+        cv_status st = CV_OK;
+        for (int i = 0; i < top && st == CV_OK; i++)
+            st = check_value(&dims[j], &rows[i], err);
+        if (st != CV_OK)
+            return st;
         if (dims[j].dist == CV_DIST_CHOICE)
             refine_choice(&dims[j], rows, top);
         else

@@ -53,6 +53,7 @@ struct trainer {
     struct cv_progress prog;    /* rank 0's progress line (src/progress.h) */
     FILE *log;                  /* quiet runs (sweep trials): RUN_DIR/train.log on rank 0 */
     char run_dir[CV_PATH_MAX];
+    int lock_fd; /* rank 0: the run directory's lock, or -1 */
 };
 
 /* ---- small helpers ---- */
@@ -75,20 +76,25 @@ static void say(const struct trainer *tr, const char *fmt, ...)
 
 /* ---- set-up ---- */
 
+/* Rank 0 owns the run directory (its lock) until cv_train_run returns. */
 static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
+    bool resume = tr->opts->resume_dir || tr->cfg->run.resume == CV_RESUME_AUTO;
+    enum cv_run_mode mode = resume                ? CV_RUN_CONTINUE
+                            : tr->opts->overwrite ? CV_RUN_OVERWRITE
+                                                  : CV_RUN_FRESH;
     snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", tr->cfg->run.dir);
     if (tr->rank == 0)
-        st = cv__run_dir_make(tr->run_dir, err);
+        st = cv__run_dir_make(tr->run_dir, mode, &tr->lock_fd, err);
     return cv_comm_agree(tr->comm, st, err);
 }
 
 static cv_status check_targets(const struct trainer *tr, const struct cv_dataset_info *d,
                                const char *spec, struct cv_error *err)
 {
-    return cv_targets_fit(tr->cfg->model.loss, cv_model_inputs(tr->model),
-                          cv_model_outputs(tr->model), d, spec, err);
+    return cv_eval_check_split(spec, d, cv_model_inputs(tr->model), cv_model_outputs(tr->model),
+                               tr->cfg->model.loss, err);
 }
 
 static cv_status open_data(struct trainer *tr, struct cv_error *err)
@@ -105,6 +111,11 @@ static cv_status open_data(struct trainer *tr, struct cv_error *err)
     if (st == CV_OK && tr->dev)
         st = cv_metrics_init(&tr->dev_mt, cfg->model.loss, cv_shard_info(tr->dev)->classes,
                              cv_model_outputs(tr->model), err);
+    /* data.test is only recorded, but a run should not end with a model
+     * whose named test split cannot be read or scored */
+    if (st == CV_OK && cfg->data.test[0])
+        st = cv_eval_probe_split(cfg->data.test, cv_model_inputs(tr->model),
+                                 cv_model_outputs(tr->model), cfg->model.loss, err);
     return cv_comm_agree(tr->comm, st, err);
 }
 
@@ -768,7 +779,7 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
                        struct cv_error *err)
 {
     static const struct cv_train_opts none;
-    struct trainer tr = {.cfg = cfg, .comm = comm, .opts = opts ? opts : &none};
+    struct trainer tr = {.cfg = cfg, .comm = comm, .opts = opts ? opts : &none, .lock_fd = -1};
     tr.rank = cv_comm_rank(comm);
     tr.world = cv_comm_size(comm);
     tr.t_start = cv_now();
@@ -803,5 +814,6 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     free(tr.ts.metrics);
     if (tr.log)
         fclose(tr.log);
+    cv__dir_unlock(tr.lock_fd);
     return st;
 }

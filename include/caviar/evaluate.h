@@ -17,6 +17,20 @@
 #include "caviar/shard.h"
 #include "caviar/status.h"
 
+/* Whether split `spec` (described by d) can be scored by a model of
+ * `inputs` features and `outputs` outputs trained with `loss`: at least one
+ * row; the same features; class ids with one output per class (or, except
+ * for softmax_cross_entropy, one output for <= 2 classes), or float targets
+ * of `outputs` columns.  Anything else would read past the model's outputs
+ * or score the wrong label space.  Errors: CV_FORMAT (no rows), CV_SHAPE
+ * (naming spec and both counts).  Local: no collectives. */
+cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d, int inputs,
+                              int outputs, enum cv_loss loss, struct cv_error *err);
+/* The same for a split not opened yet: probe it first (its file errors as
+ * cv_dataset_probe's).  Local: agree the status before a collective. */
+cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,
+                              struct cv_error *err);
+
 /* probs (rows of the shard, outputs) = the model's predictions for every
  * local row in storage order; inputs are normalised on the fly with the
  * model's statistics (the shard stays raw).  xbuf: (max_batch, inputs). */
@@ -25,13 +39,6 @@ void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs);
 /* The predicted class of one row of probabilities: argmax, or p > 0.5 for
  * a single output. */
 int cv_predicted_class(const float *p, int k);
-
-/* Whether split `spec` (described by d) fits a model with `in` inputs,
- * `out` outputs and `loss`: features, and classes (softmax: one output per
- * class; one output: at most 2 classes) or float target columns.
- * CV_SHAPE naming the split and both sizes, else CV_OK. */
-cv_status cv_targets_fit(enum cv_loss loss, int in, int out, const struct cv_dataset_info *d,
-                         const char *spec, struct cv_error *err);
 
 /* What the targets are, which decides the metrics (docs/metrics.md). */
 enum cv_task {
@@ -135,7 +142,7 @@ struct cv_scored {
 };
 
 /* Open the model file, rank's rows of split `data` (NULL: the model's
- * data.dev, else data.train), check they fit (cv_targets_fit), read the
+ * data.dev, else data.train), check they fit (cv_eval_check_split), read the
  * class names and predict every row.  Not collective: agree on the status
  * before a collective.  Close *s whatever it returns.  Errors: those of
  * opening the files, CV_SHAPE, CV_NOMEM. */

@@ -156,6 +156,7 @@ struct cv_sweep_opts {
     int eta, min_epochs, max_epochs;
     long long budget;            /* total epochs, 0 = no cap */
     bool resume;                 /* continue results.jsonl of an interrupted sweep */
+    bool overwrite;              /* start afresh: remove an earlier sweep's results and runs */
     volatile sig_atomic_t *stop; /* set by a signal: finish with checkpoints, exit 75 */
     bool quiet;                  /* no per-job lines */
 };
@@ -172,11 +173,24 @@ cv_status cv_sweep_run(const struct cv_sweep_plan *plan, const cv_comm *world,
                        const struct cv_sweep_opts *opts, cv_job_runner run, void *run_arg,
                        struct cv_sweep_summary *sum, struct cv_error *err);
 
-/* Make RUN_DIR/<kind> and check its config.yaml is this config's (writing
- * it the first time); unless keep_results, an existing results.jsonl is an
- * error (a finished or interrupted run: resume it or use another run.dir). */
-cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, bool keep_results,
-                               struct cv_error *err);
+/* How a job uses RUN_DIR/<kind>. */
+enum cv_sweep_dir_use {
+    CV_SWEEP_DIR_NEW,       /* a fresh sweep: an existing results.jsonl is an error */
+    CV_SWEEP_DIR_CONTINUE,  /* --resume, --collect: keep what is there */
+    CV_SWEEP_DIR_OVERWRITE, /* --overwrite: remove the results, config and trials' runs */
+    CV_SWEEP_DIR_SHARED,    /* a --trial task: keep, and share the lock with the others */
+};
+
+/* One rank: make RUN_DIR/<kind> and its trial directories (a symlink at
+ * one is refused), take RUN_DIR/<kind>'s lock (shared for
+ * CV_SWEEP_DIR_SHARED, else exclusive; *lock_fd, for cv__dir_unlock in
+ * run_dir.h; CV_IO naming the owner if another job holds it), apply `use`,
+ * and check config.yaml is this config's (writing it the first time).
+ * CV_SWEEP_DIR_NEW with an existing results.jsonl is an error (CV_CONFIG:
+ * a finished or interrupted run: resume it, overwrite it, or use another
+ * run.dir). */
+cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, enum cv_sweep_dir_use use,
+                               int *lock_fd, struct cv_error *err);
 /* The results line of a job's outcome. */
 void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
                      const struct cv_job_outcome *o, const char *metric, struct cv_result *r);

@@ -6,9 +6,11 @@
  * global batch, the gradients are summed over the group (overlapped with
  * backward in buckets), and every rank applies the same optimizer step, so
  * replicas stay bit-identical (checked at start and end).  Rank 0 prints
- * progress during an epoch (run.progress, src/progress.h), one line per epoch, appends JSON lines
- * to RUN_DIR/metrics.jsonl, writes RUN_DIR/model.h5 after every epoch and checkpoints to
- * RUN_DIR/checkpoints/.
+ * progress during an epoch (run.progress, src/progress.h), one line per
+ * epoch, appends JSON lines to RUN_DIR/metrics.jsonl, writes
+ * RUN_DIR/model.h5 after every epoch and checkpoints to RUN_DIR/checkpoints/.
+ * Rank 0 holds RUN_DIR's lock for the whole call (run_dir.h): a second job
+ * in the same directory fails at once, naming the owner.
  */
 #ifndef CAVIAR_TRAIN_H
 #define CAVIAR_TRAIN_H
@@ -23,6 +25,8 @@
 
 struct cv_train_opts {
     const char *resume_dir;      /* resume from the newest valid checkpoint here, or NULL */
+    bool overwrite;              /* a fresh run may replace another run's files in run.dir
+                                    (else they are an error, CV_CONFIG) */
     volatile sig_atomic_t *stop; /* set by a signal handler: checkpoint and stop */
     bool quiet;                  /* no per-epoch lines on stdout (sweeps) */
     const char *tag;             /* prefix of printed lines, e.g. "trial 3" */

@@ -1,11 +1,15 @@
 /*
- * cli_common.c - helpers shared by the subcommands: rank lookup and error
- * reporting with the exit code that fits a status.
+ * cli_common.c - helpers shared by the subcommands: rank lookup, error
+ * reporting with the exit code that fits a status, and range-checked
+ * parsing of numeric option values.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,6 +70,54 @@ int cv_cli_json_help(int argc, char **argv, int *json, void (*usage)(FILE *f))
         *json = 1;
     }
     return -1;
+}
+
+/* ---- numeric option values ---- */
+
+/* Every rank parses the same argv, so every rank fails alike; one message. */
+static bool bad_arg(const char *cmd, const char *name, const char *text, const char *expected)
+{
+    if (cv_cli_rank() == 0)
+        fprintf(stderr, "caviar %s: error: --%s %s: expected %s\n", cmd, name, text, expected);
+    return false;
+}
+
+bool cv_cli_int_arg(const char *cmd, const char *name, const char *text, long long lo, long long hi,
+                    long long *out)
+{
+    char *end, exp[96];
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    snprintf(exp, sizeof(exp), "an integer in [%lld, %lld]", lo, hi);
+    if (!*text || *end || errno == ERANGE || v < lo || v > hi)
+        return bad_arg(cmd, name, text, exp);
+    *out = v;
+    return true;
+}
+
+bool cv_cli_u64_arg(const char *cmd, const char *name, const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    /* strtoull accepts "-1" and wraps it: only digits are taken here */
+    if (!*text || text[strspn(text, "0123456789")] || *end || errno == ERANGE)
+        return bad_arg(cmd, name, text, "an integer in [0, 18446744073709551615]");
+    *out = (uint64_t)v;
+    return true;
+}
+
+bool cv_cli_num_arg(const char *cmd, const char *name, const char *text, double lo, double hi,
+                    double *out)
+{
+    char *end, exp[96];
+    errno = 0;
+    double v = strtod(text, &end);
+    snprintf(exp, sizeof(exp), "a number in (%g, %g]", lo, hi);
+    if (!*text || *end || errno == ERANGE || !isfinite(v) || !(v > lo && v <= hi))
+        return bad_arg(cmd, name, text, exp);
+    *out = v;
+    return true;
 }
 
 /* ---- stop signals ---- */

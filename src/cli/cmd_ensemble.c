@@ -26,10 +26,12 @@ static void train_usage(FILE *f)
     fprintf(f, "usage: caviar ensemble train CONFIG.yaml [key.path=value ...] --members K\n"
                "       caviar ensemble train CONFIG.yaml --from-sweep RESULTS --top K\n\n"
                "Train K members at once in groups of sweep.ranks_per_trial ranks: the config\n"
-               "with train.seed = seed + i, or the K best trials of a sweep's results.jsonl.\n"
+               "with train.seed = seed + i, or the K best trials of a sweep's results.jsonl\n"
+               "(K from 1 to 64, the most ensemble eval takes).\n"
                "Writes RUN_DIR/ensemble/member-NNNN/model.h5, RUN_DIR/ensemble/results.jsonl\n"
                "and RUN_DIR/ensemble/members.txt (the model paths, for ensemble eval).\n"
-               "  --resume  continue an interrupted ensemble in the same run.dir\n"
+               "  --resume     continue an interrupted ensemble in the same run.dir\n"
+               "  --overwrite  start afresh in a run.dir that holds an earlier ensemble\n"
                "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: --resume.\n");
 }
 
@@ -74,27 +76,37 @@ static cv_status write_members(const struct cv_sweep_plan *plan, struct cv_error
 
 static int ensemble_train(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"members", required_argument, NULL, 'm'}, {"from-sweep", required_argument, NULL, 'f'},
-        {"top", required_argument, NULL, 't'},     {"resume", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},          {0}};
+    static const struct option opts[] = {{"members", required_argument, NULL, 'm'},
+                                         {"from-sweep", required_argument, NULL, 'f'},
+                                         {"top", required_argument, NULL, 't'},
+                                         {"resume", no_argument, NULL, 'r'},
+                                         {"overwrite", no_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     int members = 0, c;
+    long long v;
     const char *from = NULL;
-    bool resume = false;
+    bool resume = false, overwrite = false;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h')
             return train_usage(stdout), CV_EXIT_OK;
-        if (c == 'm' || c == 't')
-            members = atoi(optarg);
-        else if (c == 'f')
+        if (c == 'm' || c == 't') {
+            /* ensemble eval takes at most MAX_MEMBERS models */
+            if (!cv_cli_int_arg("ensemble", c == 'm' ? "members" : "top", optarg, 1, MAX_MEMBERS,
+                                &v))
+                return CV_EXIT_USAGE;
+            members = (int)v;
+        } else if (c == 'f')
             from = optarg;
         else if (c == 'r')
             resume = true;
+        else if (c == 'o')
+            overwrite = true;
         else
             return cv_cli_rank() == 0 ? (train_usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
     }
-    if (optind >= argc || members < 1)
+    if (optind >= argc || members < 1 || (resume && overwrite))
         return cv_cli_rank() == 0 ? (train_usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
     struct cv_error err;
     cv_error_clear(&err);
@@ -115,6 +127,7 @@ static int ensemble_train(int argc, char **argv)
     struct cv_sweep_opts o = {.ranks_per_trial = cfg->sweep.ranks_per_trial,
                               .metric = cfg->data.dev[0] ? "dev.accuracy" : "train.accuracy",
                               .resume = resume,
+                              .overwrite = overwrite,
                               .stop = cv_cli_stop_signals()};
     struct cv_sweep_summary sum;
     if (st == CV_OK && cv_comm_rank(world) == 0)
@@ -193,7 +206,7 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
         return st;
     const struct cv_dataset_info *d = cv_shard_info(e->shard);
     int inputs = cv_model_inputs(e->m[0].model), outputs = cv_model_outputs(e->m[0].model);
-    st = cv_targets_fit(e->m[0].cfg->model.loss, inputs, outputs, d, data, err);
+    st = cv_eval_check_split(data, d, inputs, outputs, e->m[0].cfg->model.loss, err);
     if (st != CV_OK)
         return st;
     size_t rows = (size_t)cv_shard_rows(e->shard), cells = (rows ? rows : 1) * (size_t)outputs;

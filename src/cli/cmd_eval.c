@@ -16,6 +16,8 @@
 #include "caviar/predictions.h"
 #include "commands.h"
 
+#define GATHER_MAX ((size_t)1 << 30)
+
 struct scored {
     cv_comm *comm;
     struct cv_scored sc;
@@ -109,6 +111,13 @@ int cv_cmd_predict(int argc, char **argv)
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
     long long n = st == CV_OK ? cv_shard_info(s.sc.shard)->n_rows : 0;
     int k = st == CV_OK ? cv_model_outputs(s.sc.model) : 0, rank = cv_cli_rank();
+    /* the gather takes at most 2^30 floats a rank and places them with int
+     * offsets; checked on the total, which every rank knows, so that all
+     * ranks refuse alike instead of one leaving the others in the gather */
+    if (st == CV_OK && (size_t)n * (size_t)k > GATHER_MAX)
+        st = cv_fail(&err, CV_INVAL,
+                     "%s: %lld rows x %d outputs: more than %zu predictions to gather in one file",
+                     argv[optind + 1], n, k, GATHER_MAX);
     if (st == CV_OK && rank == 0 && !(all = calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
         st = cv_fail(&err, CV_NOMEM, "out of memory for %lld predictions", n);
     if (s.comm)

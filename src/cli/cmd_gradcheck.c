@@ -6,6 +6,7 @@
  * rank 0 only; exit 1 if the relative error exceeds the threshold.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,20 +110,24 @@ int cv_cmd_gradcheck(int argc, char **argv)
     int c, samples = 8;
     double eps = CV_GRADCHECK_EPS;
     long per = 40;
+    long long v = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h')
             return usage(stdout), CV_EXIT_OK;
-        if (c == 's')
-            samples = atoi(optarg);
-        else if (c == 'e')
-            eps = atof(optarg);
-        else if (c == 'k')
-            per = atol(optarg);
-        else
+        if (c != 's' && c != 'e' && c != 'k')
             return usage(stderr), CV_EXIT_USAGE;
+        bool ok = c == 'e'   ? cv_cli_num_arg("gradcheck", "eps", optarg, 0, 1, &eps)
+                  : c == 's' ? cv_cli_int_arg("gradcheck", "samples", optarg, 1, 1 << 16, &v)
+                             : cv_cli_int_arg("gradcheck", "per-tensor", optarg, 0, INT_MAX, &v);
+        if (!ok)
+            return CV_EXIT_USAGE;
+        if (c == 's')
+            samples = (int)v;
+        else if (c == 'k')
+            per = (long)v;
     }
-    if (optind >= argc || samples < 1 || !(eps > 0) || per < 0) {
+    if (optind >= argc) {
         if (cv_cli_rank() == 0)
             usage(stderr);
         return CV_EXIT_USAGE;

@@ -3,6 +3,7 @@
  * others wait for its result under mpirun, so every rank exits alike).
  */
 #include <getopt.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ static int parse(int argc, char **argv, struct args *a)
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     int c;
+    long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
@@ -57,13 +59,17 @@ static int parse(int argc, char **argv, struct args *a)
             a->o.shuffle = true;
             break;
         case 's':
-            a->o.seed = strtoull(optarg, NULL, 10);
+            if (!cv_cli_u64_arg("import", "seed", optarg, &a->o.seed))
+                return -2;
             break;
         case 'd':
-            a->o.dev = atoll(optarg);
+            if (!cv_cli_int_arg("import", "dev", optarg, 0, LLONG_MAX, &a->o.dev))
+                return -2;
             break;
-        case 'k':
-            a->o.classes = atoi(optarg);
+        case 'k': /* the CSV importer's class ids stop at 10^6 */
+            if (!cv_cli_int_arg("import", "classes", optarg, 1, 1000000, &v))
+                return -2;
+            a->o.classes = (int)v;
             break;
         case 'n':
             a->o.class_names = optarg;
@@ -117,6 +123,8 @@ int cv_cmd_import(int argc, char **argv)
     bool csv_ok = !strcmp(kind, "csv") && a.csv && a.label_col;
     if (rc == 0 && (!a.out || !(idx_ok || csv_ok)))
         rc = -1;
+    if (rc == -2) /* a bad option value, already reported */
+        return CV_EXIT_USAGE;
     if (rc != 0) {
         if (cv_cli_rank() == 0)
             usage(rc > 0 ? stdout : stderr);

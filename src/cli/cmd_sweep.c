@@ -4,6 +4,7 @@
  * (--trial I) and the merge of the trials' results (--collect).
  */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +14,13 @@
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "commands.h"
+#include "run_dir.h"
 
 struct sweep_args {
     const char *refine; /* --refine RESULTS */
     int top;            /* --top K */
     int trial;          /* --trial I, -1 if not given */
-    bool collect, resume;
+    bool collect, resume, overwrite;
 };
 
 static void usage(FILE *f)
@@ -30,27 +32,28 @@ static void usage(FILE *f)
             "Writes RUN_DIR/sweep/results.jsonl, RUN_DIR/sweep/trial-NNNN/ and\n"
             "RUN_DIR/sweep/best.yaml, and prints the trials sorted by sweep.metric.\n\n"
             "  --resume           continue an interrupted sweep in the same run.dir\n"
+            "  --overwrite        start afresh in a run.dir that holds an earlier sweep:\n"
+            "                     its results, config.yaml and trials' runs are removed\n"
             "  --refine RESULTS   coarse to fine: search a space narrowed around the best\n"
             "  --top K            ... K trials of RESULTS (default 3)\n"
             "  --trial I          train only trial I with all ranks (job arrays), result in\n"
             "                     RUN_DIR/sweep/trial-NNNN/result.jsonl\n"
             "  --collect          merge the --trial results into RUN_DIR/sweep/results.jsonl\n"
             "  --help             this text\n\n"
+            "RUN_DIR/sweep/.caviar.lock keeps a second sweep out while this one runs.\n"
             "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: --resume.\n");
 }
 
 static int parse_args(int argc, char **argv, struct sweep_args *a)
 {
-    static const struct option opts[] = {{"refine", required_argument, NULL, 'f'},
-                                         {"top", required_argument, NULL, 't'},
-                                         {"trial", required_argument, NULL, 'i'},
-                                         {"collect", no_argument, NULL, 'c'},
-                                         {"resume", no_argument, NULL, 'r'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"refine", required_argument, NULL, 'f'}, {"top", required_argument, NULL, 't'},
+        {"trial", required_argument, NULL, 'i'},  {"collect", no_argument, NULL, 'c'},
+        {"resume", no_argument, NULL, 'r'},       {"overwrite", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {0}};
     *a = (struct sweep_args){.top = 3, .trial = -1};
     int c;
-    char *end;
+    long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -60,14 +63,14 @@ static int parse_args(int argc, char **argv, struct sweep_args *a)
             a->refine = optarg;
             break;
         case 't':
-            a->top = (int)strtol(optarg, &end, 10);
-            if (*end || a->top < 1)
-                goto bad;
+            if (!cv_cli_int_arg("sweep", "top", optarg, 1, INT_MAX, &v))
+                return CV_EXIT_USAGE;
+            a->top = (int)v;
             break;
         case 'i':
-            a->trial = (int)strtol(optarg, &end, 10);
-            if (*end || a->trial < 0)
-                goto bad;
+            if (!cv_cli_int_arg("sweep", "trial", optarg, 0, INT_MAX - 1, &v))
+                return CV_EXIT_USAGE;
+            a->trial = (int)v;
             break;
         case 'c':
             a->collect = true;
@@ -75,11 +78,15 @@ static int parse_args(int argc, char **argv, struct sweep_args *a)
         case 'r':
             a->resume = true;
             break;
+        case 'o':
+            a->overwrite = true;
+            break;
         default:
             goto bad;
         }
     }
-    if (optind < argc && !(a->trial >= 0 && a->collect))
+    bool other_mode = a->resume || a->trial >= 0 || a->collect;
+    if (optind < argc && !(a->trial >= 0 && a->collect) && !(a->overwrite && other_mode))
         return -1;
 bad:
     if (cv_cli_rank() == 0)
@@ -155,7 +162,7 @@ static cv_status refine(const struct sweep_args *a, struct cv_config **cfg, stru
 }
 
 static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
-                           const cv_comm *world, bool resume, struct cv_error *err)
+                           const cv_comm *world, const struct sweep_args *a, struct cv_error *err)
 {
     struct cv_sweep_opts o = {.ranks_per_trial = cfg->sweep.ranks_per_trial,
                               .metric = cfg->sweep.metric,
@@ -164,7 +171,8 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
                               .min_epochs = cfg->sweep.min_epochs,
                               .max_epochs = cfg->sweep.max_epochs,
                               .budget = cfg->sweep.budget_epochs,
-                              .resume = resume,
+                              .resume = a->resume,
+                              .overwrite = a->overwrite,
                               .stop = cv_cli_stop_signals()};
     struct cv_sweep_summary sum;
     if (cv_comm_rank(world) == 0)
@@ -188,36 +196,39 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
     return st;
 }
 
-/* One trial with every rank of the job (a job array task). */
-static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
-                         const cv_comm *world, int trial, struct cv_error *err)
+/* An empty temporary file next to path, created exclusively, for
+ * cv_result_append and then cv__commit_file. */
+static cv_status new_tmp(const char *path, char *tmp, size_t size, struct cv_error *err)
 {
-    if (trial >= plan->n_trials)
-        return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
-                       plan->n_trials - 1);
-    if (plan->strategy == CV_STRATEGY_ASHA)
-        return cv_fail(err, CV_USAGE,
-                       "--trial needs sweep.strategy random or grid: asha decides "
-                       "promotions from results as they come");
-    cv_status st = cv_comm_rank(world) == 0 ? cv_sweep_prepare_dir(plan, true, err) : CV_OK;
-    if ((st = cv_comm_agree(world, st, err)) != CV_OK)
-        return st;
+    int fd;
+    cv_status st = cv__tmp_open(path, tmp, size, &fd, err);
+    if (st == CV_OK)
+        close(fd);
+    return st;
+}
+
+/* Train trial `trial` with every rank, and write its result.jsonl. */
+static cv_status train_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                           const cv_comm *world, int trial, struct cv_error *err)
+{
     struct cv_job job = {trial, 0, 0};
     struct cv_job_outcome out;
-    st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL, &out,
-                            err);
+    cv_status st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL,
+                                      &out, err);
     if (st != CV_OK || cv_comm_rank(world) != 0)
         return st;
     struct cv_result r;
     cv_sweep_result(plan, &job, &out, cfg->sweep.metric, &r);
-    char dir[CV_PATH_MAX], path[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64];
+    char dir[CV_PATH_MAX], path[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 128];
     cv_sweep_trial_dir(plan, trial, dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/result.jsonl", dir);
-    cv__tmp_name(path, tmp, sizeof(tmp));
-    unlink(tmp);
-    st = cv_result_append(tmp, &r, cfg->sweep.metric, err);
+    st = new_tmp(path, tmp, sizeof(tmp), err);
+    if (st == CV_OK)
+        st = cv_result_append(tmp, &r, cfg->sweep.metric, err);
     if (st == CV_OK)
         st = cv__commit_file(tmp, path, err);
+    else if (tmp[0])
+        unlink(tmp);
     if (st == CV_OK)
         printf("trial %d: %s after %d epoch(s), %s %.4f; result in %s\n", trial,
                cv_job_status_name(r.status), r.epochs, cfg->sweep.metric, r.value, path);
@@ -229,16 +240,38 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
     return st;
 }
 
+/* One trial with every rank of the job (a job array task). */
+static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
+                         const cv_comm *world, int trial, struct cv_error *err)
+{
+    if (trial >= plan->n_trials)
+        return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
+                       plan->n_trials - 1);
+    if (plan->strategy == CV_STRATEGY_ASHA)
+        return cv_fail(err, CV_USAGE,
+                       "--trial needs sweep.strategy random or grid: asha decides "
+                       "promotions from results as they come");
+    int lock = -1; /* shared with the other tasks of the array, not with a whole sweep */
+    cv_status st = cv_comm_rank(world) == 0
+                       ? cv_sweep_prepare_dir(plan, CV_SWEEP_DIR_SHARED, &lock, err)
+                       : CV_OK;
+    if ((st = cv_comm_agree(world, st, err)) == CV_OK)
+        st = train_one(cfg, plan, world, trial, err);
+    cv__dir_unlock(lock);
+    return st;
+}
+
 /* Merge the trials' result.jsonl files (rank 0). */
 static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
                          struct cv_error *err)
 {
-    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 64], dir[CV_PATH_MAX], path[CV_PATH_MAX + 32];
+    char results[CV_PATH_MAX + 32], tmp[CV_PATH_MAX + 128] = "", dir[CV_PATH_MAX],
+                                                      path[CV_PATH_MAX + 32];
     snprintf(results, sizeof(results), "%s/results.jsonl", plan->dir);
-    cv__tmp_name(results, tmp, sizeof(tmp));
-    unlink(tmp);
-    int found = 0, missing = 0;
-    cv_status st = CV_OK;
+    int found = 0, missing = 0, lock = -1;
+    cv_status st = cv_sweep_prepare_dir(plan, CV_SWEEP_DIR_CONTINUE, &lock, err);
+    if (st == CV_OK)
+        st = new_tmp(results, tmp, sizeof(tmp), err);
     for (int i = 0; i < plan->n_trials && st == CV_OK; i++) {
         cv_sweep_trial_dir(plan, i, dir, sizeof(dir));
         snprintf(path, sizeof(path), "%s/result.jsonl", dir);
@@ -262,7 +295,7 @@ static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan
                      plan->dir);
     if (st == CV_OK)
         st = cv__commit_file(tmp, results, err);
-    else
+    else if (tmp[0])
         unlink(tmp);
     if (st == CV_OK)
         printf("collected %d of %d trial(s) into %s\n", found, plan->n_trials, results);
@@ -270,6 +303,7 @@ static cv_status collect(const struct cv_config *cfg, const struct cv_sweep_plan
         st = report(cfg, plan->dir, err);
     if (st == CV_OK && missing > 0)
         st = cv_fail(err, CV_IO, "%d of %d trial(s) have no result yet", missing, plan->n_trials);
+    cv__dir_unlock(lock);
     return st;
 }
 
@@ -300,7 +334,7 @@ int cv_cmd_sweep(int argc, char **argv)
     else if (st == CV_OK && a.trial >= 0)
         st = run_one(cfg, plan, world, a.trial, &err);
     else if (st == CV_OK)
-        st = run_sweep(cfg, plan, world, a.resume, &err);
+        st = run_sweep(cfg, plan, world, &a, &err);
     rc = cv_cli_finish(world, "sweep", st, &err);
 out:
     cv_sweep_plan_free(plan);

@@ -1,5 +1,6 @@
 /*
- * cmd_train.c - `caviar train CONFIG [key.path=value ...] [--resume RUN_DIR]`.
+ * cmd_train.c - `caviar train CONFIG [key.path=value ...] [--resume RUN_DIR |
+ * --overwrite]`.
  * Signals: see cv_cli_stop_signals (cli_common.c).
  */
 #include <getopt.h>
@@ -19,15 +20,20 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: caviar train CONFIG.yaml [key.path=value ...] [--resume RUN_DIR]\n\n"
+            "usage: caviar train CONFIG.yaml [key.path=value ...] [--resume RUN_DIR | "
+            "--overwrite]\n\n"
             "Train the model described by CONFIG (docs/config.md) on every rank of the job,\n"
             "data parallel.  Overrides replace config keys, e.g. train.lr=3e-3 run.dir=runs/a.\n\n"
             "  --resume DIR  continue from the newest valid checkpoint in DIR/checkpoints\n"
+            "  --overwrite   replace another run found in run.dir (its model.h5,\n"
+            "                metrics.jsonl and checkpoints); without it a fresh run refuses\n"
+            "                a run.dir that holds one (run.resume=auto continues it)\n"
             "  --stop-after-steps N  act as if preempted after global step N: checkpoint,\n"
             "                exit 75 (for testing resume)\n"
             "  --help        this text\n\n"
             "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5\n"
-            "(and RUN_DIR/report.html after every epoch with run.report=true).\n"
+            "(and RUN_DIR/report.html after every epoch with run.report=true);\n"
+            "RUN_DIR/.caviar.lock keeps a second job out of RUN_DIR while this one runs.\n"
             "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
 }
 
@@ -50,9 +56,11 @@ int cv_cmd_train(int argc, char **argv)
 {
     static const struct option opts[] = {{"resume", required_argument, NULL, 'r'},
                                          {"stop-after-steps", required_argument, NULL, 's'},
+                                         {"overwrite", no_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     const char *resume = NULL;
+    bool overwrite = false;
     long long preempt = 0;
     int c;
     optind = 1;
@@ -61,6 +69,8 @@ int cv_cmd_train(int argc, char **argv)
             return usage(stdout), CV_EXIT_OK;
         if (c == 's' && (preempt = atoll(optarg)) > 0)
             continue;
+        if (c == 'o' && (overwrite = true))
+            continue;
         if (c != 'r')
             return usage(stderr), CV_EXIT_USAGE;
         resume = optarg;
@@ -68,6 +78,11 @@ int cv_cmd_train(int argc, char **argv)
     if (optind >= argc) {
         if (cv_cli_rank() == 0)
             usage(stderr);
+        return CV_EXIT_USAGE;
+    }
+    if (resume && overwrite) {
+        if (cv_cli_rank() == 0)
+            fprintf(stderr, "caviar train: --resume and --overwrite exclude each other\n");
         return CV_EXIT_USAGE;
     }
     struct cv_error err;
@@ -80,6 +95,7 @@ int cv_cmd_train(int argc, char **argv)
                                 &cfg);
     if (rc == CV_EXIT_OK) {
         struct cv_train_opts topts = {.resume_dir = resume,
+                                      .overwrite = overwrite,
                                       .stop = cv_cli_stop_signals(),
                                       .preempt_at_step = preempt,
                                       .terminal = cv_cli_stdout_is_terminal(),

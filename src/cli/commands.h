@@ -53,6 +53,18 @@ struct cv_config;
 int cv_cli_load_config(const struct cv_comm *comm, const char *cmd, const char *path,
                        char **overrides, int n_over, struct cv_config **cfg);
 
+/* Range-checked values of option --name (the whole text, base 10, no
+ * overflow): an integer in [lo, hi], any uint64, a finite number in
+ * (lo, hi].  On bad text rank 0 prints "caviar CMD: error: --NAME TEXT:
+ * expected ..." and false comes back: the caller exits CV_EXIT_USAGE. */
+#include <stdbool.h>
+#include <stdint.h>
+bool cv_cli_int_arg(const char *cmd, const char *name, const char *text, long long lo, long long hi,
+                    long long *out);
+bool cv_cli_u64_arg(const char *cmd, const char *name, const char *text, uint64_t *out);
+bool cv_cli_num_arg(const char *cmd, const char *name, const char *text, double lo, double hi,
+                    double *out);
+
 /* The exit code of an agreed status on every rank: rank 0 prints the
  * message; after an MPI error the whole job is aborted (MPI cannot be
  * trusted past it). */

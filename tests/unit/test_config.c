@@ -1,12 +1,16 @@
 /*
  * test_config.c - YAML config parsing: values and defaults, overrides of
  * every form, errors that name file:line or the override, the round trip
- * through the emitted effective config, residual nesting, sweep spaces.
+ * through the emitted effective config, residual nesting, sweep spaces;
+ * sizes from hostile configs: input products, integer ranges, int_uniform
+ * bounds, and the shape checks when a model is built from them.
  */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "caviar/config.h"
+#include "caviar/model.h"
+#include "caviar/sweep.h"
 #include "test.h"
 
 static const char *base =
@@ -234,6 +238,131 @@ static void test_file_errors(void)
     cv_config_free(NULL);
 }
 
+/* Sizes are checked in 64 bits: each input dimension may be large, but not
+ * their product; integers never wrap; int_uniform counts exactly. */
+static void test_size_limits(void)
+{
+    const char *m = "data: {train: x}\nmodel: {input: [1], layers: [{type: dense, units: 2}]}\n";
+    static const char *const cases[][3] = {
+        /* 2048 x 2048 x 1024 = 2^32 used to wrap to 0 features */
+        {"m", "model.input=[2048, 2048, 1024]",
+         "model.input = [2048, 2048, 1024]: expected C x H x W of at most 2147483647"},
+        {"m", "model.input=[16777216, 16777216, 16777216]", "C x H x W of at most"},
+        {"m", "model.input=[16777217]", "model.input = [...]: expected a list of 1"},
+        {"m", "model.layers.0.units=2147483648", "an integer that fits in 32 bits"},
+        {"m", "model.layers.0.units=99999999999999999999", "units = 99999999999999999999"},
+        {"m", "train.epochs=-2147483649", "train.epochs = -2147483649: expected an integer"},
+        {"m", "train.seed=-1", "train.seed = -1: expected a non-negative integer"},
+        {"b", "sweep.space={train.batch: 'int_uniform(-1e30, 1e30)'}",
+         "int_uniform bounds within +-2^53"},
+        {"b", "sweep.space={train.batch: 'int_uniform(1, 9007199254740994)'}",
+         "int_uniform bounds within +-2^53"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_error(cases[i][0][0] == 'm' ? m : base, cases[i][1], cases[i][2]);
+    struct cv_error e;
+    const char *ok[1] = {
+        "sweep.space={train.batch: 'int_uniform(-9007199254740992, 9007199254740992)'}"};
+    struct cv_config *c = parse(base, ok, 1, &e);
+    ASSERT_TRUE(c != NULL);
+    cv_config_free(c);
+}
+
+/* A model whose config is valid key by key but whose shapes are too large
+ * is refused by cv_model_create with a message naming the layer, before
+ * anything is allocated or any int product wraps. */
+static void expect_model_error(const char *layers, const char *input, int batch, const char *want)
+{
+    struct cv_error e;
+    char text[512];
+    snprintf(text, sizeof(text), "data: {train: x}\nmodel: {input: %s, layers: %s}\n", input,
+             layers);
+    struct cv_config *c = parse(text, NULL, 0, &e);
+    cv_model *mdl = NULL;
+    ASSERT_TRUE(c != NULL);
+    if (!c)
+        return;
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_model_create(c, batch, &mdl, &e), CV_SHAPE);
+    CV_TEST_REPORT(strstr(e.msg, want) != NULL, "message \"%s\" lacks \"%s\"", e.msg, want);
+    ASSERT_TRUE(mdl == NULL);
+    cv_model_free(mdl);
+    cv_config_free(c);
+}
+
+static void test_model_sizes(void)
+{
+    /* 2^30 features per sample: fine alone, 2^35 values at batch 32 */
+    expect_model_error("[{type: dense, units: 2}]", "[1, 32768, 32768]", 32,
+                       "model.input: (1, 32768, 32768) per sample x batch 32 is more than");
+    expect_model_error("[{type: dense, units: 2147483647}]", "[4]", 2,
+                       "layer 0 (dense) output: (2147483647, 1, 1) per sample x batch 2");
+    expect_model_error("[{type: conv2d, filters: 100000, size: 3, pad: same}]", "[1, 64, 64]", 8,
+                       "layer 0 (conv2d) output: (100000, 64, 64) per sample x batch 8");
+    /* stride + n used to overflow int in same padding */
+    expect_model_error("[{type: conv2d, filters: 2, size: 3, stride: 2147483647, pad: same},"
+                       " {type: dense, units: 2147483647}]",
+                       "[1, 8, 8]", 2, "layer 1 (dense) output: (2147483647, 1, 1)");
+    /* a dense layer inside a residual block is checked too */
+    expect_model_error("[{type: residual, layers: [{type: dense, units: 1000000000}, "
+                       "{type: dense, units: 4}]}]",
+                       "[4]", 4, "layer 0 (dense) output: (1000000000, 1, 1) per sample x batch 4");
+}
+
+/* Refining a space from a results file reads its values back: a value the
+ * range cannot hold (text, or log of a negative) is an error naming the
+ * trial, key and value, not strtod's silent 0. */
+static void test_refine_values(void)
+{
+    static const char *const bad[] = {"fast", "-0.5", "1e-3x", ""};
+    struct cv_error e;
+    struct cv_config *c = parse(base, NULL, 0, &e);
+    struct cv_result *rows = calloc(2, sizeof(*rows));
+    ASSERT_TRUE(c != NULL && rows != NULL);
+    if (!c || !rows)
+        return;
+    for (int i = 0; i < 2; i++) {
+        static const char *const keys[] = {"train.lr", "train.beta1", "model.layers.0.units",
+                                           "train.batch", "train.l2"};
+        static const char *const vals[] = {"0.01", "0.99", "256", "64", "0.001"};
+        rows[i].trial = i;
+        rows[i].status = CV_JOB_DONE;
+        rows[i].n_params = 5;
+        for (int k = 0; k < 5; k++) {
+            snprintf(rows[i].params[k].key, sizeof(rows[i].params[k].key), "%s", keys[k]);
+            snprintf(rows[i].params[k].value, sizeof(rows[i].params[k].value), "%s", vals[k]);
+        }
+    }
+    for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+        struct cv_config *fine = NULL;
+        char want[96];
+        snprintf(rows[1].params[0].value, sizeof(rows[1].params[0].value), "%s", bad[b]);
+        snprintf(want, sizeof(want), "trial 1 of the results has train.lr = '%s'", bad[b]);
+        cv_error_clear(&e);
+        ASSERT_EQ(cv_sweep_refine(c, rows, 2, 2, &fine, &e), CV_CONFIG);
+        CV_TEST_REPORT(strstr(e.msg, want) != NULL, "message \"%s\" lacks \"%s\"", e.msg, want);
+        cv_config_free(fine);
+    }
+    free(rows);
+    cv_config_free(c);
+    /* a results line whose trial is past int is refused, not converted */
+    char path[] = "/tmp/caviar-results-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    ASSERT_TRUE(f != NULL);
+    if (!f)
+        return;
+    fprintf(f, "{\"status\":\"done\",\"trial\":1e300,\"rung\":0,\"epochs\":1}\n"
+               "{\"status\":\"done\",\"trial\":0,\"rung\":0,\"epochs\":1}\n");
+    fclose(f);
+    int n = 0;
+    rows = NULL;
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_results_read(path, &rows, &n, &e), CV_CORRUPT);
+    ASSERT_STR_CONTAINS(e.msg, "\"trial\", \"rung\" and \"epochs\" in [0, 2147483647]");
+    free(rows);
+    unlink(path);
+}
+
 int main(void)
 {
     test_values_and_defaults();
@@ -241,5 +370,8 @@ int main(void)
     test_errors();
     test_residual_nesting();
     test_file_errors();
+    test_size_limits();
+    test_model_sizes();
+    test_refine_values();
     TEST_MAIN_END();
 }

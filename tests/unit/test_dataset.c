@@ -1,8 +1,13 @@
 /*
  * test_dataset.c - IDX and CSV import into HDF5 and reading it back: values
  * against the source bytes, shuffle reproducibility and permutation, dev
- * split, row-range (shard) reads, and every malformed input.
+ * split, row-range (shard) reads, and every malformed input, including
+ * hostile ones: extents past int (a chunked dataset never written costs no
+ * disk), attributes of the wrong size, CSV rows wider than any fixed buffer
+ * and NUL bytes inside a field.
  */
+#include <hdf5.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,6 +154,15 @@ static void test_bad_idx(void)
     ASSERT_EQ(import("img.gz", "lab49", false, 0, 0, &e), CV_FORMAT);
     ASSERT_STR_CONTAINS(e.msg, "50 images but");
     ASSERT_EQ(import("missing", "lab", false, 0, 0, &e), CV_IO);
+    /* 65536 x 65536 pixels an image is 2^32 features: wrapped to 0 in int */
+    unsigned char h[16];
+    put32(h, 0x803), put32(h + 4, 1), put32(h + 8, 65536), put32(h + 12, 65536);
+    FILE *f = fopen(p("huge-img"), "wb");
+    fwrite(h, 1, sizeof(h), f);
+    fclose(f);
+    cv_error_clear(&e);
+    ASSERT_EQ(import("huge-img", "lab", false, 0, 0, &e), CV_FORMAT);
+    ASSERT_STR_CONTAINS(e.msg, "huge-img: bad image size 65536 x 65536");
     ASSERT_EQ(import("img.gz", "lab", false, 0, N, &e), CV_USAGE); /* dev must leave rows */
 }
 
@@ -215,6 +229,121 @@ static void test_bad_files(void)
     ASSERT_EQ(cv_dataset_write("/nonexistent-dir/x.h5", &sp, 1, &e), CV_IO);
 }
 
+/* A split whose /X is declared rows x cols (chunked, never written: no
+ * disk), /y int32 with attribute classes; `shape` of n_shape ints if > 0. */
+static void write_declared(const char *name, hsize_t rows, hsize_t cols, const int *shape,
+                           hsize_t n_shape, int classes_n)
+{
+    hid_t f = H5Fcreate(p(name), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dx[2] = {rows, cols}, chunk[2] = {1, cols < 1024 ? cols : 1024}, dy = rows;
+    hsize_t ychunk = rows < 1024 ? rows : 1024;
+    hid_t plist = H5Pcreate(H5P_DATASET_CREATE), yplist = H5Pcreate(H5P_DATASET_CREATE);
+    if (cols > 0) /* a chunk may not be larger than the dataset */
+        H5Pset_chunk(plist, 2, chunk);
+    H5Pset_chunk(yplist, 1, &ychunk);
+    hid_t sx = H5Screate_simple(2, dx, NULL), sy = H5Screate_simple(1, &dy, NULL);
+    H5Dclose(H5Dcreate2(f, "X", H5T_IEEE_F32LE, sx, H5P_DEFAULT, plist, H5P_DEFAULT));
+    H5Dclose(H5Dcreate2(f, "y", H5T_STD_I32LE, sy, H5P_DEFAULT, yplist, H5P_DEFAULT));
+    int classes[2] = {3, 3};
+    hsize_t nc = (hsize_t)classes_n;
+    hid_t sc = H5Screate_simple(1, &nc, NULL);
+    hid_t a = H5Acreate2(f, "classes", H5T_STD_I32LE, sc, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, classes);
+    H5Aclose(a);
+    if (n_shape > 0) {
+        hid_t ss = H5Screate_simple(1, &n_shape, NULL);
+        a = H5Acreate2(f, "shape", H5T_STD_I32LE, ss, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_INT, shape);
+        H5Aclose(a);
+        H5Sclose(ss);
+    }
+    H5Sclose(sc);
+    H5Sclose(sx);
+    H5Sclose(sy);
+    H5Pclose(plist);
+    H5Pclose(yplist);
+    H5Fclose(f);
+}
+
+/* A split declared as write_declared() does is refused with CV_FORMAT and msg. */
+static void probe_refuses(const char *name, hsize_t rows, hsize_t cols, const int *shape,
+                          hsize_t n_shape, int classes_n, const char *msg)
+{
+    struct cv_error e;
+    struct cv_dataset_info in;
+    write_declared(name, rows, cols, shape, n_shape, classes_n);
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_dataset_probe(p(name), &in, &e), CV_FORMAT);
+    ASSERT_STR_CONTAINS(e.msg, msg);
+}
+
+static void test_hostile_h5(void)
+{
+    struct cv_error e;
+    struct cv_dataset_info in;
+    int sh[8] = {1, 2, 2, 4, 5, 6, 7, 8}, big[3] = {65536, 65536, 65536};
+    write_declared("ok.h5", 4, 4, sh, 3, 1);
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_dataset_probe(p("ok.h5"), &in, &e), CV_OK);
+    ASSERT_EQ(in.features, 4);
+    ASSERT_EQ(in.shape[1], 2);
+    /* 2^32 + 4 columns used to be read as 4 */
+    probe_refuses("wide.h5", 4, ((hsize_t)1 << 32) + 4, NULL, 0, 1,
+                  "wide.h5: /X is 4 x 4294967300: expected 1 to 2147483647 columns");
+    /* rows x columns floats past the address space */
+    probe_refuses("tall.h5", (hsize_t)1 << 62, 16, NULL, 0, 1,
+                  "tall.h5: /X is 4611686018427387904 x 16");
+    probe_refuses("nocols.h5", 4, 0, NULL, 0, 1, "nocols.h5: /X is 4 x 0");
+    /* an attribute larger than its buffer used to be read over the stack */
+    probe_refuses("shape8.h5", 4, 4, sh, 8, 1, "shape8.h5: attribute 'shape': expected 3 integers");
+    probe_refuses("shape3.h5", 4, 4, sh + 1, 3, 1, /* (2, 2, 4) is 16, not 4 */
+                  "shape = (2, 2, 4) does not describe the 4 features");
+    probe_refuses("shapebig.h5", 4, 4, big, 3, 1, /* 2^48: would wrap in int */
+                  "shape = (65536, 65536, 65536) does not describe");
+    probe_refuses("classes2.h5", 4, 4, NULL, 0, 2,
+                  "classes2.h5: integer /y needs a positive attribute 'classes'");
+}
+
+/* A row of `cols` columns: label first, then the column index. */
+static void csv_wide(const char *name, int cols, int rows)
+{
+    FILE *f = fopen(p(name), "w");
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            fprintf(f, "%d%c", c == 0 ? r % 2 : c + r, c + 1 < cols ? ',' : '\n');
+    fclose(f);
+}
+
+static void test_hostile_csv(void)
+{
+    struct cv_error e;
+    struct cv_import_opts o = {0};
+    struct cv_import_summary s;
+    enum { COLS = 5000 }; /* past the 4,096 cells rows used to be cut at */
+    csv_wide("wide.csv", COLS, 3);
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_import_csv(p("wide.csv"), "0", false, false, p("w.h5"), &o, &s, &e), CV_OK);
+    ASSERT_EQ(s.features, COLS - 1);
+    float *x = calloc(3 * (COLS - 1), sizeof(float));
+    int32_t y[3];
+    ASSERT_EQ(cv_dataset_read_rows(p("w.h5"), 0, 3, x, y, NULL, &e), CV_OK);
+    ASSERT_NEAR(x[COLS - 2], COLS - 1, 0);           /* row 0, last column */
+    ASSERT_NEAR(x[2 * (COLS - 1)], 1 + 2, 0);        /* row 2, first feature */
+    ASSERT_NEAR(x[3 * (COLS - 1) - 1], COLS + 1, 0); /* row 2, last column */
+    ASSERT_EQ(y[1], 1);
+    free(x);
+    FILE *f = fopen(p("nul.csv"), "w");
+    fprintf(f, "1,0,2\n3,1,4\n5,0,");
+    fputc('7', f);
+    fputc('\0', f);
+    fprintf(f, "9\n");
+    fclose(f);
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_import_csv(p("nul.csv"), "1", false, false, p("n.h5"), &o, &s, &e), CV_FORMAT);
+    ASSERT_STR_CONTAINS(e.msg, "nul.csv:3:3: a NUL byte inside the field");
+    ASSERT_TRUE(access(p("n.h5"), F_OK) != 0);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -224,6 +353,8 @@ int main(void)
     test_bad_idx();
     test_csv();
     test_bad_files();
+    test_hostile_h5();
+    test_hostile_csv();
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
