@@ -118,7 +118,12 @@ static const struct field ckpt_fields[] = {
     {"keep", F_INT, C(checkpoint.keep), GE, 1, NONE, 0, NULL, 0, NULL},
     {NULL}};
 static const struct field run_fields[] = {
-    {"dir", STR(run.dir)}, {"resume", ENUM(run.resume, resume_names)}, {NULL}};
+    {"dir", STR(run.dir)},
+    {"resume", ENUM(run.resume, resume_names)},
+    {"progress", F_DBL, C(run.progress), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"progress_steps", F_I64, C(run.progress_steps), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"report", F_BOOL, C(run.report), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {NULL}};
 static const struct field sweep_fields[] = {
     {"trials", F_INT, C(sweep.trials), GE, 1, NONE, 0, NULL, 0, NULL},
     {"ranks_per_trial", F_INT, C(sweep.ranks_per_trial), GE, 1, NONE, 0, NULL, 0, NULL},
@@ -501,6 +506,7 @@ static void defaults(struct cv_config *c)
     c->checkpoint.every_epochs = 1;
     c->checkpoint.keep = 3;
     snprintf(c->run.dir, sizeof(c->run.dir), "runs/default");
+    c->run.progress = 30;
     c->sweep.trials = 16;
     c->sweep.ranks_per_trial = 1;
     snprintf(c->sweep.metric, sizeof(c->sweep.metric), "dev.accuracy");
@@ -602,7 +608,10 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
     if (!cv__tree_get(sweep, "seed"))
         c->sweep.seed = c->train.seed;
     size_t len = strlen(c->sweep.metric);
-    c->sweep.minimize = len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss");
+    /* losses and errors are minimised (dev.loss, dev.hamming_loss, dev.mae, dev.rmse) */
+    c->sweep.minimize = (len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss")) ||
+                        (len >= 4 && !strcmp(c->sweep.metric + len - 4, ".mae")) ||
+                        (len >= 5 && !strcmp(c->sweep.metric + len - 5, ".rmse"));
     if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_ON)
         return cv_fail(p->err, CV_CONFIG,
                        "%s: comm.compression = %s needs comm.shard_optimizer = auto or false "

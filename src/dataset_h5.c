@@ -379,3 +379,50 @@ cv_status cv_dataset_write(const char *path, const struct cv_split_out *splits, 
     }
     return cv__commit_file(tmp, path, err);
 }
+
+/* ---- class names ---- */
+
+/* Names packed in one block: the pointer array, then the strings. */
+static char **pack_names(char **raw, int n)
+{
+    size_t bytes = (size_t)n * sizeof(char *);
+    for (int i = 0; i < n; i++)
+        bytes += strlen(raw[i] ? raw[i] : "") + 1;
+    char **out = cv_calloc(bytes, 1);
+    char *p = out ? (char *)(out + n) : NULL;
+    for (int i = 0; out && i < n; i++) {
+        size_t len = strlen(raw[i] ? raw[i] : "") + 1;
+        memcpy(p, raw[i] ? raw[i] : "", len);
+        out[i] = p;
+        p += len;
+    }
+    return out;
+}
+
+cv_status cv_dataset_class_names(const char *spec, int classes, char ***names, struct cv_error *err)
+{
+    struct split s;
+    *names = NULL;
+    cv_status st = split_open(spec, &s, err);
+    hid_t a = st == CV_OK && classes > 0 && H5Aexists(s.group, "class_names") > 0
+                  ? H5Aopen(s.group, "class_names", H5P_DEFAULT)
+                  : -1;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1, t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    char **raw = NULL;
+    if (sp >= 0 && H5Sget_simple_extent_npoints(sp) == classes &&
+        (raw = cv_calloc((size_t)classes, sizeof(char *))) && H5Aread(a, t, raw) >= 0) {
+        *names = pack_names(raw, classes);
+        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
+        if (!*names)
+            st = cv_fail(err, CV_NOMEM, "out of memory for the class names of %s", spec);
+    }
+    free(raw);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Tclose(t);
+    split_close(&s);
+    return st;
+}

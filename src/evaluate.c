@@ -1,5 +1,7 @@
 /*
- * evaluate.c - shard predictions and metrics from probabilities.  Macro
+ * evaluate.c - shard predictions, whether data fits a model, and the
+ * metrics of classification and binary tasks (metrics_vec.c has the
+ * others, metrics_json.c their output) from probabilities.  Macro
  * precision/recall/F1 average the per-class figures over classes; a class
  * that is never predicted (or never present) contributes 0 precision (or
  * recall), as scikit-learn does with zero_division=0.
@@ -60,23 +62,81 @@ void cv_predict_shard(cv_model *m, cv_shard *sh, float *xbuf, float *probs)
     }
 }
 
+enum cv_task cv_metrics_task(enum cv_loss loss, int classes, int outputs)
+{
+    if (classes == 0)
+        return loss == CV_LOSS_BCE ? CV_TASK_MULTILABEL : CV_TASK_REGRESSION;
+    return outputs == 1 ? CV_TASK_BINARY : CV_TASK_CLASSIFICATION;
+}
+
+const char *cv_task_name(enum cv_task t)
+{
+    static const char *const names[] = {"classification", "binary", "multilabel", "regression"};
+    return names[t];
+}
+
 cv_status cv_metrics_init(struct cv_metrics *mt, enum cv_loss kind, int classes, int outputs,
                           struct cv_error *err)
 {
     memset(mt, 0, sizeof(*mt));
+    mt->task = cv_metrics_task(kind, classes, outputs);
     mt->loss_kind = kind;
     mt->classes = classes < 2 ? 2 : classes;
     mt->outputs = outputs;
-    mt->confusion = cv_calloc((size_t)mt->classes * (size_t)mt->classes, sizeof(long long));
-    if (!mt->confusion)
-        return cv_fail(err, CV_NOMEM, "out of memory for a %d-class confusion matrix", classes);
+    size_t c = (size_t)mt->classes, k = (size_t)outputs;
+    mt->confusion = cv_calloc(c * c, sizeof(long long));
+    mt->per_class = cv_calloc(c * 4, sizeof(double));
+    mt->col = cv_calloc(k * 4, sizeof(double));
+    mt->per_col = cv_calloc(k * 4, sizeof(double));
+    if (!mt->confusion || !mt->per_class || !mt->col || !mt->per_col) {
+        cv_metrics_deinit(mt);
+        return cv_fail(err, CV_NOMEM, "out of memory for the metrics of %d classes, %d outputs",
+                       classes, outputs);
+    }
     return CV_OK;
+}
+
+const char *cv_figure_name(int i)
+{
+#define CV_FIGURE_NAME(id, name, field) name,
+    static const char *const names[] = {CV_FIGURES(CV_FIGURE_NAME)};
+#undef CV_FIGURE_NAME
+    return (unsigned)i < CV_FIG_COUNT ? names[i] : "?";
+}
+
+double cv_metrics_figure(const struct cv_metrics *mt, int i)
+{
+    switch ((enum cv_figure)i) {
+#define CV_FIGURE_CASE(id, name, field)                                                            \
+    case CV_FIG_##id:                                                                              \
+        return mt->field;
+        CV_FIGURES(CV_FIGURE_CASE)
+#undef CV_FIGURE_CASE
+    case CV_FIG_COUNT:
+        break;
+    }
+    return NAN;
+}
+
+void cv_metrics_reset(struct cv_metrics *mt)
+{
+    size_t c = (size_t)mt->classes, k = (size_t)mt->outputs;
+    memset(mt->confusion, 0, c * c * sizeof(long long));
+    memset(mt->col, 0, 4 * k * sizeof(double));
+    mt->count = mt->topk_hits = mt->subset_hits = mt->n_scores = 0;
+    mt->loss_sum = 0;
 }
 
 void cv_metrics_deinit(struct cv_metrics *mt)
 {
     free(mt->confusion);
+    free(mt->per_class);
+    free(mt->col);
+    free(mt->per_col);
+    free(mt->scores);
     mt->confusion = NULL;
+    mt->per_class = mt->col = mt->per_col = NULL;
+    mt->scores = NULL;
 }
 
 int cv_predicted_class(const float *p, int k)
@@ -108,20 +168,61 @@ static double row_loss(const struct cv_metrics *mt, const float *p, const int32_
     return s;
 }
 
-void cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y, const float *y_vec,
-                    long long n)
+/* Rows whose class is among the CV_TOPK highest (ties count against). */
+static bool in_top_k(const float *p, int k, int y)
+{
+    int above = 0;
+    for (int j = 0; j < k; j++)
+        above += p[j] > p[y];
+    return above < CV_TOPK;
+}
+
+static cv_status keep_scores(struct cv_metrics *mt, const float *probs, const int32_t *y,
+                             long long n, struct cv_error *err)
+{
+    if (mt->n_scores + n > mt->cap_scores) {
+        long long cap = 2 * (mt->n_scores + n);
+        float *grown = realloc(mt->scores, (size_t)cap * 2 * sizeof(float));
+        if (!grown)
+            return cv_fail(err, CV_NOMEM, "out of memory for %lld scores", cap);
+        mt->scores = grown;
+        mt->cap_scores = cap;
+    }
+    for (long long i = 0; i < n; i++) {
+        mt->scores[2 * (mt->n_scores + i)] = probs[i];
+        mt->scores[2 * (mt->n_scores + i) + 1] = (float)y[i];
+    }
+    mt->n_scores += n;
+    return CV_OK;
+}
+
+static void add_classes(struct cv_metrics *mt, const float *probs, const int32_t *y, long long n)
 {
     int k = mt->outputs;
     for (long long i = 0; i < n; i++) {
         const float *p = probs + (size_t)i * (size_t)k;
-        mt->loss_sum += row_loss(mt, p, y, y_vec, i);
-        if (y) {
-            int pred = cv_predicted_class(p, k);
-            if (y[i] >= 0 && y[i] < mt->classes && pred < mt->classes)
-                mt->confusion[(size_t)y[i] * (size_t)mt->classes + (size_t)pred]++;
-        }
+        int pred = cv_predicted_class(p, k);
+        if (y[i] >= 0 && y[i] < mt->classes && pred < mt->classes)
+            mt->confusion[(size_t)y[i] * (size_t)mt->classes + (size_t)pred]++;
+        if (k > CV_TOPK && y[i] >= 0 && y[i] < k)
+            mt->topk_hits += in_top_k(p, k, y[i]);
     }
+}
+
+cv_status cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_t *y,
+                         const float *y_vec, long long n, struct cv_error *err)
+{
+    int k = mt->outputs;
+    for (long long i = 0; i < n; i++)
+        mt->loss_sum += row_loss(mt, probs + (size_t)i * (size_t)k, y, y_vec, i);
     mt->count += n;
+    if (y)
+        add_classes(mt, probs, y, n);
+    else if (y_vec)
+        cv__metrics_add_vec(mt, probs, y_vec, n);
+    if (y && mt->task == CV_TASK_BINARY)
+        return keep_scores(mt, probs, y, n, err);
+    return CV_OK;
 }
 
 static void compute_figures(struct cv_metrics *mt)
@@ -136,9 +237,15 @@ static void compute_figures(struct cv_metrics *mt)
             row += mt->confusion[(size_t)i * c + j];
         }
         double p = col ? (double)tp / (double)col : 0, r = row ? (double)tp / (double)row : 0;
+        double f = p + r > 0 ? 2 * p * r / (p + r) : 0;
+        double *pc = mt->per_class + 4 * (size_t)i;
+        pc[0] = p;
+        pc[1] = r;
+        pc[2] = f;
+        pc[3] = (double)row;
         p_sum += p;
         r_sum += r;
-        f_sum += p + r > 0 ? 2 * p * r / (p + r) : 0;
+        f_sum += f;
         hits += tp;
         total += row;
     }
@@ -147,78 +254,67 @@ static void compute_figures(struct cv_metrics *mt)
     mt->precision = p_sum / c;
     mt->recall = r_sum / c;
     mt->f1 = f_sum / c;
+    mt->top_k = mt->outputs > CV_TOPK && total ? (double)mt->topk_hits / (double)total : NAN;
+}
+
+static void no_figures(struct cv_metrics *mt)
+{
+    mt->accuracy = mt->precision = mt->recall = mt->f1 = mt->top_k = mt->roc_auc = NAN;
+    mt->micro_f1 = mt->hamming = mt->subset_accuracy = mt->mae = mt->rmse = mt->r2 = NAN;
+}
+
+/* The sums every rank adds: confusion, per-output sums, and the scalars
+ * (loss, count, top-k hits, exact multi-label rows). */
+static void pack(const struct cv_metrics *mt, double *v, size_t cc, size_t kc, bool in)
+{
+    for (size_t i = 0; i < cc; i++) /* counts stay exact in double below 2^53 */
+        if (in)
+            v[i] = (double)mt->confusion[i];
+        else
+            mt->confusion[i] = (long long)v[i];
+    for (size_t i = 0; i < kc; i++)
+        if (in)
+            v[cc + i] = mt->col[i];
+        else
+            mt->col[i] = v[cc + i];
 }
 
 #define SUM_PIECE ((size_t)1 << 30)
 
 cv_status cv_metrics_finish(struct cv_metrics *mt, const cv_comm *comm, struct cv_error *err)
 {
-    size_t cc = (size_t)mt->classes * (size_t)mt->classes;
-    double *v = cv_calloc(cc + 2, sizeof(double));
+    size_t cc = (size_t)mt->classes * (size_t)mt->classes, kc = 4 * (size_t)mt->outputs;
+    double *v = cv_calloc(cc + kc + 4, sizeof(double));
     cv_status st = v ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
     st = comm ? cv_comm_agree(comm, st, err) : st;
     if (st != CV_OK) {
         free(v);
         return st;
     }
-    for (size_t i = 0; i < cc; i++) /* counts stay exact in double below 2^53 */
-        v[i] = (double)mt->confusion[i];
-    v[cc] = mt->loss_sum;
-    v[cc + 1] = (double)mt->count;
-    /* classes^2 + 2 passes INT_MAX from 46,341 classes: sum in int-sized pieces */
-    for (size_t off = 0; comm && st == CV_OK && off < cc + 2; off += SUM_PIECE) {
-        size_t k = cc + 2 - off < SUM_PIECE ? cc + 2 - off : SUM_PIECE;
+    pack(mt, v, cc, kc, true);
+    double *s = v + cc + kc;
+    s[0] = mt->loss_sum;
+    s[1] = (double)mt->count;
+    s[2] = (double)mt->topk_hits;
+    s[3] = (double)mt->subset_hits;
+    /* classes^2 passes INT_MAX from 46,341 classes: sum in int-sized pieces */
+    for (size_t off = 0; comm && st == CV_OK && off < cc + kc + 4; off += SUM_PIECE) {
+        size_t k = cc + kc + 4 - off < SUM_PIECE ? cc + kc + 4 - off : SUM_PIECE;
         st = cv_comm_sum_doubles(comm, v + off, (int)k, err);
     }
-    for (size_t i = 0; i < cc; i++)
-        mt->confusion[i] = (long long)v[i];
-    mt->loss_sum = v[cc];
-    mt->count = (long long)v[cc + 1];
+    pack(mt, v, cc, kc, false);
+    mt->loss_sum = s[0];
+    mt->count = (long long)s[1];
+    mt->topk_hits = (long long)s[2];
+    mt->subset_hits = (long long)s[3];
     free(v);
-    compute_figures(mt);
-    return st;
-}
-
-static void json_num(FILE *f, const char *key, double v)
-{
-    if (isfinite(v))
-        fprintf(f, "\"%s\":%.6g", key, v);
+    no_figures(mt);
+    if (mt->task == CV_TASK_CLASSIFICATION || mt->task == CV_TASK_BINARY)
+        compute_figures(mt);
     else
-        fprintf(f, "\"%s\":null", key);
-}
-
-void cv_metrics_json(const struct cv_metrics *mt, FILE *f)
-{
-    fprintf(f, "{\"count\":%lld,", mt->count);
-    json_num(f, "loss", mt->loss);
-    fputc(',', f);
-    json_num(f, "accuracy", mt->accuracy);
-    fputc(',', f);
-    json_num(f, "precision", mt->precision);
-    fputc(',', f);
-    json_num(f, "recall", mt->recall);
-    fputc(',', f);
-    json_num(f, "f1", mt->f1);
-    fprintf(f, ",\"confusion\":[");
-    for (int i = 0; i < mt->classes; i++) {
-        fprintf(f, "%s[", i ? "," : "");
-        for (int j = 0; j < mt->classes; j++)
-            fprintf(f, "%s%lld", j ? "," : "", mt->confusion[(size_t)i * mt->classes + j]);
-        fputc(']', f);
-    }
-    fprintf(f, "]}");
-}
-
-void cv_metrics_print(const struct cv_metrics *mt, FILE *f)
-{
-    fprintf(f,
-            "rows %lld  loss %.4f  accuracy %.4f  precision %.4f  recall %.4f  F1 %.4f (macro)\n",
-            mt->count, mt->loss, mt->accuracy, mt->precision, mt->recall, mt->f1);
-    fprintf(f, "confusion (rows: true class, columns: predicted)\n");
-    for (int i = 0; i < mt->classes; i++) {
-        fprintf(f, "  %3d |", i);
-        for (int j = 0; j < mt->classes; j++)
-            fprintf(f, " %6lld", mt->confusion[(size_t)i * mt->classes + j]);
-        fputc('\n', f);
-    }
+        cv__metrics_vec_figures(mt);
+    mt->loss = mt->count ? mt->loss_sum / (double)mt->count : NAN;
+    if (st == CV_OK && mt->task == CV_TASK_BINARY)
+        st = cv__metrics_auc(mt, comm, err);
+    return st;
 }

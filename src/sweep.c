@@ -29,6 +29,7 @@
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "run_dir.h"
+#include "sweep_progress.h"
 #include "util.h"
 
 enum { TAG_REQUEST = 7101, TAG_REPLY = 7102 };
@@ -63,6 +64,7 @@ struct coord { /* on world rank 0 only */
     struct cv_sweep_summary *sum;
     struct cv_error io_err; /* first failure to write results.jsonl */
     double t0;
+    struct cv_sweep_progress prog; /* trials done / total, best, ETA for the log */
 };
 
 double cv_outcome_metric(const struct cv_job_outcome *o, const char *metric)
@@ -75,12 +77,15 @@ double cv_outcome_metric(const struct cv_job_outcome *o, const char *metric)
         return o->train_accuracy;
     if (!strcmp(metric, "train.loss"))
         return o->train_loss;
+    for (int i = 0; !strncmp(metric, "dev.", 4) && i < CV_FIG_COUNT; i++)
+        if (!strcmp(metric + 4, cv_figure_name(i)))
+            return o->dev_fig[i];
     return NAN;
 }
 
 bool cv_metric_known(const char *metric)
 {
-    struct cv_job_outcome o = {.dev_accuracy = 0};
+    struct cv_job_outcome o = {.dev_accuracy = 0}; /* every figure 0: known names give 0 */
     return !isnan(cv_outcome_metric(&o, metric));
 }
 
@@ -134,6 +139,7 @@ static void coord_record(struct coord *c, int group, const struct request *req)
     if (cv_result_append(c->results, r, c->opts->metric, &c->io_err) != CV_OK)
         c->stopping = true; /* results can no longer be kept: wind down */
     free(r);
+    cv__sweep_progress_record(&c->prog, req->job.trial, o->status, value, false);
     if (c->opts->quiet)
         return;
     printf("[%s %d", c->plan->member, req->job.trial);
@@ -143,7 +149,8 @@ static void coord_record(struct coord *c, int group, const struct request *req)
            cv_job_status_name(o->status), o->epochs_done, c->opts->metric, value, o->seconds, group,
            cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",
            o->message[0] ? ": " : "", o->message);
-    fflush(stdout);
+    cv__sweep_progress_print(&c->prog, c->plan->member[0] == 't' ? "sweep" : "ensemble",
+                             c->plan->member, c->opts->metric, cv_queue_running(c->q), stdout);
 }
 
 /* The answer for `group`; false if it must wait (parked). */
@@ -298,7 +305,9 @@ static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep
     if (!cv_metric_known(o->metric))
         return cv_fail(err, CV_CONFIG,
                        "%s: sweep.metric '%s' is not one of dev.accuracy, dev.loss, "
-                       "train.accuracy, train.loss",
+                       "train.accuracy, train.loss, dev.f1, dev.top_k_accuracy, dev.roc_auc, "
+                       "dev.micro_f1, dev.hamming_loss, dev.subset_accuracy, dev.mae, dev.rmse, "
+                       "dev.r2",
                        src, o->metric);
     if (!strncmp(o->metric, "dev.", 4) && !p->base->data.dev[0])
         return cv_fail(err, CV_CONFIG, "%s: sweep.metric '%s' needs data.dev", src, o->metric);
@@ -405,6 +414,8 @@ static cv_status replay(struct coord *c, struct cv_error *err)
                          rows[i].trial, c->plan->member, c->plan->n_trials);
         else
             cv_queue_replay(c->q, &job, rows[i].status, rows[i].value);
+        if (st == CV_OK)
+            cv__sweep_progress_record(&c->prog, rows[i].trial, rows[i].status, rows[i].value, true);
     }
     if (st == CV_OK && n > 0 && !c->opts->quiet)
         printf("resuming %s: %d result line(s) kept from %s\n", c->plan->dir, n, c->results);
@@ -427,7 +438,7 @@ static cv_status coord_init(struct coord *c, const struct cv_sweep_plan *p,
     c->t0 = cv_now();
     cv_error_clear(&c->io_err);
     c->parked = cv_calloc((size_t)c->groups, sizeof(*c->parked));
-    if (!c->parked)
+    if (!c->parked || !cv__sweep_progress_init(&c->prog, p->n_trials, o->minimize))
         return cv_fail(err, CV_NOMEM, "out of memory");
     cv_status st = cv_queue_create(p->n_trials, p->strategy, o->eta, o->min_epochs, o->max_epochs,
                                    o->minimize, o->budget, &c->q, err);
@@ -448,6 +459,7 @@ static void coord_free(struct coord *c)
     cv__dir_unlock(c->lock_fd);
     cv_queue_free(c->q);
     free(c->parked);
+    cv__sweep_progress_deinit(&c->prog);
 }
 
 /* ---- every group ---- */

@@ -17,6 +17,8 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     volatile sig_atomic_t *stop = arg;
     memset(out, 0, sizeof(*out));
     out->train_loss = out->train_accuracy = out->dev_loss = out->dev_accuracy = NAN;
+    for (int i = 0; i < CV_FIG_COUNT; i++)
+        out->dev_fig[i] = NAN;
     struct cv_config *cfg = NULL;
     cv_status st = cv_sweep_trial_config(plan, job->trial, &cfg, err);
     if (st != CV_OK)
@@ -35,6 +37,7 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     out->train_accuracy = best ? res.best_last[1] : res.train_accuracy;
     out->dev_loss = best ? res.best_last[2] : res.dev_loss;
     out->dev_accuracy = best ? res.best_last[3] : res.dev_accuracy;
+    memcpy(out->dev_fig, res.dev_fig, sizeof(out->dev_fig));
     out->seconds = res.seconds;
     /* a trial that stopped early is finished: ASHA does not promote it */
     bool final = job->epochs <= 0 || job->epochs >= cfg->train.epochs || res.stopped_epoch > 0;

@@ -22,6 +22,7 @@
 #include "caviar/optim.h"
 #include "caviar/shard.h"
 #include "caviar/train.h"
+#include "progress.h"
 #include "recipe.h"
 #include "reducer.h"
 #include "run_dir.h"
@@ -41,9 +42,9 @@ struct trainer {
     cv_optim *optim;
     cv_reducer *reducer; /* the gradient exchange (src/reducer.h) */
     cv_shard *train, *dev;
+    struct cv_metrics dev_mt;      /* the task's figures on dev (caviar/evaluate.h) */
     float *pred;                   /* (local_batch, outputs) evaluation output */
     double *small;                 /* (2 + n_state) the per-step tiny allreduce */
-    double *f1;                    /* (3 + 3 outputs) dev loss/hits/count, per-class tp, fp, fn */
     struct cv_recipe_step decided; /* the last epoch's recipe decisions */
     bool loaded[CV_MAX_LAYERS];    /* layers model.init_from loaded */
     struct cv_error norm_err;      /* a failed global-norm sum inside the optimizer */
@@ -52,6 +53,9 @@ struct trainer {
     struct timers t;
     double t_start, train_time; /* seconds in training steps this call */
     long long samples;          /* global samples trained this call */
+    long long samples_epoch0;   /* tr->samples when this epoch's steps began */
+    struct cv_progress prog;    /* rank 0's progress line (src/progress.h) */
+    FILE *log;                  /* quiet runs (sweep trials): RUN_DIR/train.log on rank 0 */
     char run_dir[CV_PATH_MAX];
     int lock_fd; /* rank 0: the run directory's lock, or -1 */
 };
@@ -62,15 +66,16 @@ static void say(const struct trainer *tr, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void say(const struct trainer *tr, const char *fmt, ...)
 {
-    if (tr->rank != 0 || tr->opts->quiet)
+    FILE *f = tr->opts->quiet ? tr->log : stdout;
+    if (tr->rank != 0 || !f)
         return;
     va_list ap;
     va_start(ap, fmt);
     if (tr->opts->tag)
-        printf("[%s] ", tr->opts->tag);
-    vprintf(fmt, ap);
+        fprintf(f, "[%s] ", tr->opts->tag);
+    vfprintf(f, fmt, ap);
     va_end(ap);
-    fflush(stdout);
+    fflush(f);
 }
 
 /* ---- set-up ---- */
@@ -107,6 +112,9 @@ static cv_status open_data(struct trainer *tr, struct cv_error *err)
         st = cv_shard_open(cfg->data.dev, tr->rank, tr->world, tr->local_batch, &tr->dev, err);
     if (st == CV_OK && tr->dev)
         st = check_targets(tr, cv_shard_info(tr->dev), cfg->data.dev, err);
+    if (st == CV_OK && tr->dev)
+        st = cv_metrics_init(&tr->dev_mt, cfg->model.loss, cv_shard_info(tr->dev)->classes,
+                             cv_model_outputs(tr->model), err);
     /* data.test is only recorded, but a run should not end with a model
      * whose named test split cannot be read or scored */
     if (st == CV_OK && cfg->data.test[0])
@@ -164,8 +172,7 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
         tr->pred = cv_calloc((size_t)tr->local_batch * (size_t)cv_model_outputs(tr->model),
                              sizeof(float));
         tr->small = cv_calloc(2 + cv_model_n_state(tr->model), sizeof(double));
-        tr->f1 = cv_calloc(3 + 3 * (size_t)cv_model_outputs(tr->model), sizeof(double));
-        if (!tr->pred || !tr->small || !tr->f1)
+        if (!tr->pred || !tr->small)
             st = cv_fail(err, CV_NOMEM, "out of memory");
     }
     return st;
@@ -173,57 +180,28 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
 
 /* ---- evaluation and metrics ---- */
 
-/* Per-class true positives, false positives and false negatives of a
- * batch's argmax predictions (classification with one output per class). */
-static void count_classes(const float *pred, const struct cv_batch *b, int k, double *tp,
-                          double *fp, double *fn)
-{
-    for (int i = 0; b->y_class && k > 1 && i < b->n; i++) {
-        const float *p = pred + (size_t)i * k;
-        int best = 0, y = b->y_class[i];
-        for (int j = 1; j < k; j++)
-            best = p[j] > p[best] ? j : best;
-        if (best == y) {
-            tp[y] += 1;
-        } else {
-            fp[best] += 1;
-            fn[y] += 1;
-        }
-    }
-}
-
-/* Macro F1: the mean over classes that occur (as label or prediction) of
- * 2 tp / (2 tp + fp + fn); NAN when there are none. */
-static double macro_f1(const double *tp, const double *fp, const double *fn, int k)
-{
-    double sum = 0;
-    int n = 0;
-    for (int j = 0; j < k; j++)
-        if (2 * tp[j] + fp[j] + fn[j] > 0)
-            sum += 2 * tp[j] / (2 * tp[j] + fp[j] + fn[j]), n++;
-    return n > 0 ? sum / n : NAN;
-}
-
-static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double *acc, double *f1,
+static cv_status evaluate(struct trainer *tr, cv_shard *sh, double *loss, double *acc,
                           struct cv_error *err)
 {
     struct cv_batch_stats stats = {0};
     long long n = cv_shard_rows(sh);
-    int k = cv_model_outputs(tr->model);
-    double *v = tr->f1, *tp = v + 3, *fp = tp + k, *fn = fp + k;
-    memset(v, 0, (3 + 3 * (size_t)k) * sizeof(double));
-    for (long long first = 0; first < n; first += tr->local_batch) {
+    cv_status st = CV_OK;
+    cv_metrics_reset(&tr->dev_mt);
+    for (long long first = 0; first < n && st == CV_OK; first += tr->local_batch) {
         struct cv_batch b;
         int cnt = (int)(n - first < tr->local_batch ? n - first : tr->local_batch);
         cv_shard_slice(sh, first, cnt, &b);
         cv_model_predict(tr->model, &b, tr->pred, &stats);
-        count_classes(tr->pred, &b, k, tp, fp, fn);
+        st = cv_metrics_add(&tr->dev_mt, tr->pred, b.y_class, b.y_vec, cnt, err);
     }
-    v[0] = stats.loss_sum, v[1] = (double)stats.correct, v[2] = (double)stats.count;
-    cv_status st = cv_comm_sum_doubles(tr->comm, v, 3 + 3 * k, err);
+    st = cv_comm_agree(tr->comm, st, err);
+    if (st == CV_OK)
+        st = cv_metrics_finish(&tr->dev_mt, tr->comm, err);
+    double v[3] = {stats.loss_sum, (double)stats.correct, (double)stats.count};
+    if (st == CV_OK)
+        st = cv_comm_sum_doubles(tr->comm, v, 3, err);
     *loss = v[2] > 0 ? v[0] / v[2] : NAN;
     *acc = v[2] > 0 ? v[1] / v[2] : NAN;
-    *f1 = macro_f1(tp, fp, fn, k);
     return st;
 }
 
@@ -239,8 +217,9 @@ static cv_status epoch_sums(const struct trainer *tr, double v[3], struct cv_err
 }
 
 struct epoch_figures {
-    double train_loss, train_acc, dev_loss, dev_acc, dev_f1, lr, sps, rss, rss_anon;
-    struct timers t; /* the step-time breakdown, mean over ranks */
+    double train_loss, train_acc, dev_loss, dev_acc, lr, sps, rss, rss_anon;
+    double fig[CV_FIG_COUNT]; /* the task's figures on dev, NAN without one */
+    struct timers t;          /* the step-time breakdown, mean over ranks */
 };
 
 /* A JSON number, or null for NaN/Inf (JSON has neither). */
@@ -250,6 +229,42 @@ static const char *jnum(char *buf, size_t n, double v)
         snprintf(buf, n, "%.6g", v);
     else
         snprintf(buf, n, "null");
+    return buf;
+}
+
+static enum cv_task task_of(const struct trainer *tr)
+{
+    return cv_metrics_task(tr->cfg->model.loss, cv_shard_info(tr->train)->classes,
+                           cv_model_outputs(tr->model));
+}
+
+/* The task's dev figures ("dev_mae":...) into the JSON line before its
+ * closing brace; figures the task does not have are left out. */
+static void add_figures(char *line, size_t size, const double *fig)
+{
+    size_t len = strlen(line) - 1; /* at the closing brace */
+    for (int i = 0; i < CV_FIG_COUNT && len < size; i++)
+        if (i != CV_FIG_F1 && isfinite(fig[i])) /* dev_f1 has its own column */
+            len += (size_t)snprintf(line + len, size - len, ",\"dev_%s\":%.6g", cv_figure_name(i),
+                                    fig[i]);
+    if (len + 2 <= size)
+        snprintf(line + len, size - len, "}");
+}
+
+/* The epoch line's view of dev: accuracy for classes, the task's figures
+ * for multi-label and regression (which have no accuracy). */
+static const char *dev_text(const struct trainer *tr, const struct epoch_figures *e, char *buf,
+                            size_t n)
+{
+    enum cv_task t = task_of(tr);
+    if (t == CV_TASK_REGRESSION)
+        snprintf(buf, n, "MAE %.4g RMSE %.4g R2 %.4f", e->fig[CV_FIG_MAE], e->fig[CV_FIG_RMSE],
+                 e->fig[CV_FIG_R2]);
+    else if (t == CV_TASK_MULTILABEL)
+        snprintf(buf, n, "micro-F1 %.4f macro-F1 %.4f subset acc %.4f", e->fig[CV_FIG_MICRO_F1],
+                 e->fig[CV_FIG_F1], e->fig[CV_FIG_SUBSET]);
+    else
+        snprintf(buf, n, "acc %.4f", e->dev_acc);
     return buf;
 }
 
@@ -268,9 +283,10 @@ static cv_status log_epoch(struct trainer *tr, const char *event, const struct e
              "\"anon_rss_mb\":%.1f,\"n_params\":%zu}",
              event, tr->ts.epoch + 1, tr->ts.step, jnum(a, 32, e->train_loss),
              jnum(b, 32, e->train_acc), jnum(c, 32, e->dev_loss), jnum(d, 32, e->dev_acc),
-             jnum(f, 32, e->dev_f1), e->lr, tr->ts.recipe.best_epoch, e->sps, el, tr->world,
+             jnum(f, 32, e->fig[CV_FIG_F1]), e->lr, tr->ts.recipe.best_epoch, e->sps, el, tr->world,
              cv_num_threads(), e->t.data, e->t.forward, e->t.backward, e->t.comm, e->t.optim,
              e->rss, e->rss_anon, cv_model_n_params(tr->model));
+    add_figures(line, sizeof(line), e->fig);
     cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
         st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
@@ -309,7 +325,10 @@ static cv_status decide(struct trainer *tr, const struct cv_epoch_metrics *em, s
 static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_train_result *res,
                               struct cv_error *err)
 {
-    struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN, .dev_f1 = NAN};
+    struct epoch_figures e = {.dev_loss = NAN, .dev_acc = NAN};
+    char dev[96];
+    for (int i = 0; i < CV_FIG_COUNT; i++)
+        e.fig[i] = NAN;
     double v[3];
     cv_status st = epoch_sums(tr, v, err);
     double rss[2] = {cv_peak_rss_mb(), cv_anon_rss_mb()};
@@ -322,11 +341,20 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     e.t = (struct timers){t[0] / tr->world, t[1] / tr->world, t[2] / tr->world, t[3] / tr->world,
                           t[4] / tr->world};
     if (st == CV_OK && tr->dev)
-        st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, &e.dev_f1, err);
+        st = evaluate(tr, tr->dev, &e.dev_loss, &e.dev_acc, err);
+    for (int i = 0; st == CV_OK && tr->dev && i < CV_FIG_COUNT; i++)
+        e.fig[i] = cv_metrics_figure(&tr->dev_mt, i);
     e.train_loss = v[2] > 0 ? v[0] / v[2] : NAN;
     e.train_acc = v[2] > 0 ? v[1] / v[2] : NAN;
+    char tacc[32] = ""; /* float targets have no accuracy */
+    enum cv_task task = task_of(tr);
+    if (task == CV_TASK_CLASSIFICATION || task == CV_TASK_BINARY)
+        snprintf(tacc, sizeof(tacc), " acc %.4f", e.train_acc);
+    else
+        e.train_acc = e.dev_acc = NAN;   /* float targets: no accuracy (null in metrics.jsonl) */
     e.lr = step_lr(tr, tr->ts.step - 1); /* the rate of the epoch's last step */
-    struct cv_epoch_metrics em = {e.train_loss, e.train_acc, e.dev_loss, e.dev_acc, e.dev_f1};
+    struct cv_epoch_metrics em = {e.train_loss, e.train_acc, e.dev_loss, e.dev_acc,
+                                  e.fig[CV_FIG_F1]};
     if (st == CV_OK)
         st = decide(tr, &em, err);
     if (st != CV_OK)
@@ -334,11 +362,12 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
     e.sps = tr->train_time > 0 ? (double)tr->samples / tr->train_time : 0;
     e.rss = rss[0];
     e.rss_anon = rss[1];
+    cv__progress_clear(&tr->prog);
     say(tr,
-        "epoch %lld/%d  step %lld  train loss %.4f acc %.4f | dev loss %.4f acc %.4f | "
-        "%.0f samples/s | %.1f s\n",
-        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, e.train_acc, e.dev_loss,
-        e.dev_acc, e.sps, cv_now() - tr->t_start);
+        "epoch %lld/%d  step %lld  train loss %.4f%s | dev loss %.4f %s | %.0f samples/s | "
+        "%.1f s\n",
+        tr->ts.epoch + 1, tr->cfg->train.epochs, tr->ts.step, e.train_loss, tacc, e.dev_loss,
+        dev_text(tr, &e, dev, sizeof(dev)), e.sps, cv_now() - tr->t_start);
     tr->ts.last[0] = e.train_loss;
     tr->ts.last[1] = e.train_acc;
     tr->ts.last[2] = e.dev_loss;
@@ -350,6 +379,7 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
                                     .epochs_done = (int)tr->ts.epoch + 1,
                                     .steps = tr->ts.step,
                                     .samples_per_s = e.sps};
+    memcpy(res->dev_fig, e.fig, sizeof(e.fig));
     return log_epoch(tr, event, &e, err);
 }
 
@@ -592,6 +622,29 @@ static void reset_epoch(struct trainer *tr)
     tr->ts.epoch_step = 0;
 }
 
+/* The progress line after a step (rank 0, when one is due). */
+static void show_progress(struct trainer *tr, long long steps)
+{
+    const struct cv_config *cfg = tr->cfg;
+    int last = cfg->train.epochs;
+    if (tr->opts->stop_at_epoch > 0 && tr->opts->stop_at_epoch < last)
+        last = tr->opts->stop_at_epoch;
+    long long left = (last - tr->ts.epoch - 1) * steps;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps - tr->ts.step < left + steps)
+        left = cfg->train.max_steps - tr->ts.step - (steps - tr->ts.epoch_step);
+    double n = (double)tr->epoch.count + tr->ts.epoch_count;
+    struct cv_progress_at at = {
+        .epoch = (int)tr->ts.epoch + 1,
+        .epochs = last,
+        .step = tr->ts.epoch_step,
+        .steps = steps,
+        .left = left > 0 ? left : 0,
+        .samples = tr->samples - tr->samples_epoch0,
+        .loss = n > 0 ? (tr->epoch.loss_sum + tr->ts.epoch_loss_sum) / n : NAN,
+    };
+    cv__progress_print(&tr->prog, &at);
+}
+
 /* Runs the steps of the current epoch; *limit when train.max_steps hit. */
 static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err)
 {
@@ -599,6 +652,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     long long n_rows = cv_shard_info(tr->train)->n_rows;
     long long steps = cv_sched_steps(n_rows, cfg->train.batch, tr->world);
     cv_shard_shuffle(tr->train, cfg->train.seed, tr->ts.epoch, true);
+    cv__progress_epoch(&tr->prog, tr->ts.epoch_step);
+    tr->samples_epoch0 = tr->samples;
     *limit = false;
     while (tr->ts.epoch_step < steps && !*limit) {
         bool stop = false;
@@ -611,6 +666,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
         tr->ts.epoch_step++;
         if (tr->opts->on_step)
             tr->opts->on_step(tr->opts->on_step_arg);
+        if (cv__progress_due(&tr->prog, tr->ts.epoch_step))
+            show_progress(tr, steps);
         *limit = cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps;
         if (stop)
             return interrupted(tr, err);
@@ -652,6 +709,14 @@ static void say_stopped(const struct trainer *tr)
         tr->cfg->train.patience, r->best, r->best_epoch, tr->run_dir);
 }
 
+/* After an epoch's model is saved: the caller's hook on rank 0 (the CLI
+ * refreshes RUN_DIR/report.html there when run.report is set). */
+static void epoch_hook(struct trainer *tr)
+{
+    if (tr->opts->on_epoch && tr->rank == 0)
+        tr->opts->on_epoch(tr->opts->on_epoch_arg, tr->run_dir);
+}
+
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -673,6 +738,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
             st = save_model(tr, err);
         if (st != CV_OK)
             return st;
+        epoch_hook(tr);
         if (limit)
             return CV_OK;
         reset_epoch(tr);
@@ -827,6 +893,25 @@ static cv_status check_replicas(struct trainer *tr, struct cv_train_result *res,
     return st;
 }
 
+/* Rank 0's progress goes to the terminal or log; a quiet run (a sweep
+ * trial) keeps its lines in its own RUN_DIR/train.log instead. */
+static void open_output(struct trainer *tr)
+{
+    const struct cv_config *cfg = tr->cfg;
+    FILE *out = stdout;
+    if (tr->rank != 0)
+        return;
+    if (tr->opts->quiet) {
+        char path[CV_PATH_MAX + 16];
+        cv__run_dir_path(tr->run_dir, "train.log", path, sizeof(path));
+        tr->log = fopen(path, "a"); /* a log only: nothing reads it back */
+        out = tr->log;
+    }
+    bool tty = !tr->opts->quiet && tr->opts->terminal;
+    cv__progress_init(&tr->prog, out, tty, tr->opts->tag, cfg->run.progress,
+                      cfg->run.progress_steps);
+}
+
 static void say_exchange(const struct trainer *tr)
 {
     if (tr->world > 1)
@@ -847,7 +932,11 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     cv__recipe_init(&tr.ts.recipe);
     memset(res, 0, sizeof(*res));
     res->dev_loss = res->dev_accuracy = NAN;
+    for (int i = 0; i < CV_FIG_COUNT; i++)
+        res->dev_fig[i] = NAN;
     cv_status st = prepare(&tr, err);
+    if (st == CV_OK)
+        open_output(&tr);
     if (st == CV_OK) {
         say(&tr, "training on %lld rows of %s with %d rank(s) x %d thread(s), global batch %d\n",
             cv_shard_info(tr.train)->n_rows, cfg->data.train, tr.world, cv_num_threads(),
@@ -863,12 +952,14 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
     cv_optim_free(tr.optim);
     cv_shard_free(tr.train);
     cv_shard_free(tr.dev);
+    cv_metrics_deinit(&tr.dev_mt);
     cv_model_free(tr.model);
     cv_reducer_free(tr.reducer); /* after the model, which may compute on its arenas */
     free(tr.pred);
     free(tr.small);
-    free(tr.f1);
     free(tr.ts.metrics);
+    if (tr.log)
+        fclose(tr.log);
     cv__dir_unlock(tr.lock_fd);
     return st;
 }

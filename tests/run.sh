@@ -9,9 +9,10 @@ source "$CV_ROOT/jobs/lib/setup.sh"
 
 # slurm + munge: tests/slurm starts a real single-node SLURM for the job scripts;
 # iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts;
-# clang-format: tests/check_format.sh
+# clang-format: tests/check_format.sh; python3-sklearn: test_metrics_sklearn;
+# chromium + python3-pil: test_report loads and screenshots the report pages
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
-    iproute2 clang-format
+    iproute2 clang-format python3-sklearn chromium python3-pil
 export OMP_NUM_THREADS=1
 
 echo "== format (.clang-format)"
@@ -31,4 +32,4 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # leaks are not checked here because MPI runs report Open MPI's own
 # (dlclosed, unsymbolisable) allocations.
 (cd "$CV_ROOT/build-asan" &&
-    ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir")
+    ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress")

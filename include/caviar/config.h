@@ -205,8 +205,11 @@ struct cv_config {
     } checkpoint;
 
     struct {
-        char dir[CV_PATH_MAX]; /* run directory (default "runs/default") */
-        enum cv_resume resume; /* never | auto (default never) */
+        char dir[CV_PATH_MAX];    /* run directory (default "runs/default") */
+        enum cv_resume resume;    /* never | auto (default never) */
+        double progress;          /* seconds between plain progress lines, 0 = off (default 30) */
+        long long progress_steps; /* > 0: a plain progress line every so many steps instead */
+        bool report;              /* rank 0 rewrites RUN_DIR/report.html after every epoch */
     } run;
 
     struct {

@@ -35,6 +35,12 @@ struct cv_dataset_info {
  * ranks or types, row counts that differ), each naming file and dataset. */
 cv_status cv_dataset_probe(const char *spec, struct cv_dataset_info *info, struct cv_error *err);
 
+/* The `classes` names stored with split `spec` (attribute class_names),
+ * or *names = NULL when it has none (or not as many).  *names is one block
+ * for free().  Errors: those of cv_dataset_probe, CV_NOMEM. */
+cv_status cv_dataset_class_names(const char *spec, int classes, char ***names,
+                                 struct cv_error *err);
+
 /* Read rows [row0, row0 + n) of split `spec` into caller buffers:
  * x (n x features floats, uint8 already multiplied by scale), and either
  * y_class (n int32, when classes > 0) or y_vec (n x target_dim floats).

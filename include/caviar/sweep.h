@@ -23,6 +23,7 @@
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
+#include "caviar/evaluate.h"
 #include "caviar/status.h"
 
 /* ---- plan ---- */
@@ -130,6 +131,7 @@ struct cv_job_outcome {
     enum cv_job_status status;
     int epochs_done;
     double train_loss, train_accuracy, dev_loss, dev_accuracy, seconds;
+    double dev_fig[CV_FIG_COUNT]; /* the task's figures on dev (caviar/evaluate.h) */
     char message[256];
 };
 
@@ -203,7 +205,9 @@ cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_resu
 cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *rows, int n, int top,
                           struct cv_config **out, struct cv_error *err);
 
-/* The metric value of an outcome by name; NAN for an unknown name. */
+/* The metric value of an outcome by name (dev.accuracy, dev.loss,
+ * train.accuracy, train.loss, or dev.<figure> of caviar/evaluate.h: dev.f1,
+ * dev.mae, ...); NAN for an unknown name. */
 double cv_outcome_metric(const struct cv_job_outcome *o, const char *metric);
 bool cv_metric_known(const char *metric);
 

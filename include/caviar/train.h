@@ -4,15 +4,15 @@
  * Collective: every rank of `comm` calls cv_train_run with the same config.
  * Each rank reads its own shard, computes gradients on its part of every
  * global batch, the gradients are summed over the group after backward, and
- * every rank applies the same optimizer step, so
- * replicas stay bit-identical (checked at start and end).  Rank 0 prints one
- * line per epoch, appends JSON lines to RUN_DIR/metrics.jsonl, writes
- * RUN_DIR/model.h5 after every epoch (with train.monitor: the best epoch's
- * model, and RUN_DIR/last.h5 the last's) and checkpoints to
- * RUN_DIR/checkpoints/.  Early stopping ends the run (CV_OK) on every rank
- * after the same epoch.  Rank 0 holds RUN_DIR's lock for the whole call
- * (run_dir.h): a second job in the same directory fails at once, naming the
- * owner.
+ * every rank applies the same optimizer step, so replicas stay bit-identical
+ * (checked at start and end).  Rank 0 prints progress during an epoch
+ * (run.progress, src/progress.h), one line per epoch, appends JSON lines to
+ * RUN_DIR/metrics.jsonl, writes RUN_DIR/model.h5 after every epoch (with
+ * train.monitor: the best epoch's model, and RUN_DIR/last.h5 the last's) and
+ * checkpoints to RUN_DIR/checkpoints/.  Early stopping ends the run (CV_OK)
+ * on every rank after the same epoch.  Rank 0 holds RUN_DIR's lock for the
+ * whole call (run_dir.h): a second job in the same directory fails at once,
+ * naming the owner.
  */
 #ifndef CAVIAR_TRAIN_H
 #define CAVIAR_TRAIN_H
@@ -22,6 +22,7 @@
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
+#include "caviar/evaluate.h"
 #include "caviar/status.h"
 
 struct cv_train_opts {
@@ -31,17 +32,22 @@ struct cv_train_opts {
     volatile sig_atomic_t *stop; /* set by a signal handler: checkpoint and stop */
     bool quiet;                  /* no per-epoch lines on stdout (sweeps) */
     const char *tag;             /* prefix of printed lines, e.g. "trial 3" */
+    bool terminal;               /* stdout is a terminal: progress rewritten in place */
     int stop_at_epoch;           /* > 0: return after this many epochs (ASHA rungs) */
     long long preempt_at_step;   /* > 0: behave as if signalled once this global step is
                                     done (deterministic preemption for tests) */
     void (*on_step)(void *arg);  /* called after every step on this rank, or NULL: the
                                     sweep coordinator serves requests here */
     void *on_step_arg;
+    void (*on_epoch)(void *arg, const char *run_dir); /* rank 0, after each epoch's
+                                    model.h5 is written, or NULL */
+    void *on_epoch_arg;
 };
 
 struct cv_train_result {
     double train_loss, train_accuracy; /* last epoch */
     double dev_loss, dev_accuracy;     /* last epoch, NAN without a dev split */
+    double dev_fig[CV_FIG_COUNT];      /* last epoch's task figures on dev (evaluate.h) */
     int epochs_done;
     long long steps;
     double seconds;                 /* wall time of this call */

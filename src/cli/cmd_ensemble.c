@@ -215,7 +215,7 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
     e->combined = calloc(cells, sizeof(float));
     if (!e->xbuf || !e->probs || !e->combined)
         return cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
-    int classes = d->classes > 0 ? d->classes : outputs;
+    int classes = d->classes;
     for (int i = 0; i < e->n && st == CV_OK; i++)
         st = cv_metrics_init(&e->m[i].mt, e->m[0].cfg->model.loss, classes, outputs, err);
     if (st == CV_OK)
@@ -233,7 +233,7 @@ static cv_status score_all(struct ensemble_eval *e, struct cv_error *err)
     cv_status st = CV_OK;
     for (int i = 0; i < e->n && st == CV_OK; i++) {
         cv_predict_shard(e->m[i].model, e->shard, e->xbuf, e->probs);
-        cv_metrics_add(&e->m[i].mt, e->probs, y, yv, rows);
+        st = cv_metrics_add(&e->m[i].mt, e->probs, y, yv, rows, err);
         for (long long r = 0; r < rows; r++) {
             const float *p = e->probs + r * k;
             float *c = e->combined + r * k;
@@ -243,9 +243,12 @@ static cv_status score_all(struct ensemble_eval *e, struct cv_error *err)
                 for (int j = 0; j < k; j++)
                     c[j] += p[j] / (float)e->n;
         }
-        st = cv_metrics_finish(&e->m[i].mt, e->comm, err);
+        st = cv_comm_agree(e->comm, st, err);
+        if (st == CV_OK)
+            st = cv_metrics_finish(&e->m[i].mt, e->comm, err);
     }
-    cv_metrics_add(&e->mt, e->combined, y, yv, rows);
+    if (st == CV_OK)
+        st = cv_comm_agree(e->comm, cv_metrics_add(&e->mt, e->combined, y, yv, rows, err), err);
     if (st == CV_OK)
         st = cv_metrics_finish(&e->mt, e->comm, err);
     return st;

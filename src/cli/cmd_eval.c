@@ -16,24 +16,16 @@
 #include "caviar/predictions.h"
 #include "commands.h"
 
-#define EVAL_BATCH 256
 #define GATHER_MAX ((size_t)1 << 30)
 
 struct scored {
     cv_comm *comm;
-    struct cv_config *cfg;
-    cv_model *model;
-    cv_shard *shard;
-    float *xbuf, *probs; /* (EVAL_BATCH, inputs), (local rows, outputs) */
+    struct cv_scored sc;
 };
 
 static void scored_free(struct scored *s)
 {
-    cv_model_free(s->model);
-    cv_config_free(s->cfg);
-    cv_shard_free(s->shard);
-    free(s->xbuf);
-    free(s->probs);
+    cv_scored_close(&s->sc);
     cv_comm_free(s->comm);
 }
 
@@ -43,31 +35,19 @@ static cv_status score(struct scored *s, const char *model, const char *data, st
     cv_status st = cv_comm_create_world(&s->comm, err);
     if (st != CV_OK)
         return st;
-    int rank = cv_comm_rank(s->comm), world = cv_comm_size(s->comm);
-    st = cv_ckpt_open_model(model, EVAL_BATCH, &s->cfg, &s->model, err);
-    if (st == CV_OK)
-        st = cv_shard_open(data, rank, world, EVAL_BATCH, &s->shard, err);
-    if (st == CV_OK)
-        st = cv_eval_check_split(data, cv_shard_info(s->shard), cv_model_inputs(s->model),
-                                 cv_model_outputs(s->model), s->cfg->model.loss, err);
-    if (st == CV_OK) {
-        size_t rows = (size_t)cv_shard_rows(s->shard);
-        s->xbuf = calloc((size_t)EVAL_BATCH * (size_t)cv_model_inputs(s->model), sizeof(float));
-        s->probs = calloc((rows ? rows : 1) * (size_t)cv_model_outputs(s->model), sizeof(float));
-        if (!s->xbuf || !s->probs)
-            st = cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
-    }
-    st = cv_comm_agree(s->comm, st, err);
-    if (st == CV_OK)
-        cv_predict_shard(s->model, s->shard, s->xbuf, s->probs);
-    return st;
+    st = cv_scored_open(model, data, cv_comm_rank(s->comm), cv_comm_size(s->comm), &s->sc, err);
+    return cv_comm_agree(s->comm, st, err);
 }
 
 static void eval_usage(FILE *f)
 {
     fprintf(f, "usage: caviar eval MODEL.h5 DATA.h5 [--json]\n\n"
-               "Evaluate a model (or checkpoint) on a dataset split (file.h5 or file.h5#group):\n"
-               "loss, accuracy, macro precision/recall/F1 and the confusion matrix.\n"
+               "Evaluate a model (or checkpoint) on a dataset split (file.h5 or file.h5#group)\n"
+               "with the metrics of its task (docs/metrics.md): classification and binary:\n"
+               "accuracy, macro and per-class precision/recall/F1 (with the class names),\n"
+               "top-5 accuracy, ROC AUC (binary), confusion matrix; multi-label: per-label\n"
+               "and micro/macro F1, Hamming loss, subset accuracy; regression: MAE, RMSE, R^2.\n"
+               "Data whose classes or target columns do not fit the model is refused.\n"
                "  --json  print one JSON object instead of the human report\n");
 }
 
@@ -84,13 +64,9 @@ int cv_cmd_eval(int argc, char **argv)
     struct cv_metrics mt = {0};
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
     if (st == CV_OK) {
-        const struct cv_dataset_info *d = cv_shard_info(s.shard);
-        int classes = d->classes > 0 ? d->classes : cv_model_outputs(s.model);
-        st = cv_metrics_init(&mt, s.cfg->model.loss, classes, cv_model_outputs(s.model), &err);
+        st = cv_comm_agree(s.comm, cv_scored_metrics(&s.sc, &mt, &err), &err);
         if (st == CV_OK)
-            cv_metrics_add(&mt, s.probs, cv_shard_labels(s.shard), cv_shard_targets(s.shard),
-                           cv_shard_rows(s.shard));
-        st = cv_metrics_finish(&mt, s.comm, &err);
+            st = cv_metrics_finish(&mt, s.comm, &err);
     }
     int rc = CV_EXIT_OK, rank = cv_cli_rank();
     if (st != CV_OK)
@@ -133,8 +109,8 @@ int cv_cmd_predict(int argc, char **argv)
     struct scored s = {0};
     float *all = NULL;
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
-    long long n = st == CV_OK ? cv_shard_info(s.shard)->n_rows : 0;
-    int k = st == CV_OK ? cv_model_outputs(s.model) : 0, rank = cv_cli_rank();
+    long long n = st == CV_OK ? cv_shard_info(s.sc.shard)->n_rows : 0;
+    int k = st == CV_OK ? cv_model_outputs(s.sc.model) : 0, rank = cv_cli_rank();
     /* the gather takes at most 2^30 floats a rank and places them with int
      * offsets; checked on the total, which every rank knows, so that all
      * ranks refuse alike instead of one leaving the others in the gather */
@@ -147,8 +123,8 @@ int cv_cmd_predict(int argc, char **argv)
     if (s.comm)
         st = cv_comm_agree(s.comm, st, &err);
     if (st == CV_OK)
-        st = cv_comm_gather_floats(s.comm, s.probs, (size_t)cv_shard_rows(s.shard) * (size_t)k, all,
-                                   0, &err);
+        st = cv_comm_gather_floats(s.comm, s.sc.probs,
+                                   (size_t)cv_shard_rows(s.sc.shard) * (size_t)k, all, 0, &err);
     if (st == CV_OK && rank == 0)
         st = cv_predictions_write(out, all, n, k, &err);
     if (s.comm)

@@ -4,6 +4,7 @@
  * Signals: see cv_cli_stop_signals (cli_common.c).
  */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "caviar/comm.h"
 #include "caviar/config.h"
+#include "caviar/report.h"
 #include "caviar/train.h"
 #include "commands.h"
 
@@ -29,9 +31,25 @@ static void usage(FILE *f)
             "  --stop-after-steps N  act as if preempted after global step N: checkpoint,\n"
             "                exit 75 (for testing resume)\n"
             "  --help        this text\n\n"
-            "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5;\n"
+            "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5\n"
+            "(and RUN_DIR/report.html after every epoch with run.report=true);\n"
             "RUN_DIR/.caviar.lock keeps a second job out of RUN_DIR while this one runs.\n"
             "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
+}
+
+/* run.report: rewrite RUN_DIR/report.html after every epoch, so it can be
+ * opened while the job runs; a failure is a warning, never a reason to
+ * stop training. */
+static void refresh_report(void *arg, const char *run_dir)
+{
+    char path[CV_PATH_MAX + 16];
+    const char *dirs[1] = {run_dir};
+    struct cv_error err;
+    (void)arg;
+    cv_error_clear(&err);
+    snprintf(path, sizeof(path), "%s/report.html", run_dir);
+    if (cv_report_write(dirs, 1, path, &err) != CV_OK)
+        fprintf(stderr, "caviar train: warning: report not refreshed: %s\n", err.msg);
 }
 
 int cv_cmd_train(int argc, char **argv)
@@ -79,13 +97,16 @@ int cv_cmd_train(int argc, char **argv)
         struct cv_train_opts topts = {.resume_dir = resume,
                                       .overwrite = overwrite,
                                       .stop = cv_cli_stop_signals(),
-                                      .preempt_at_step = preempt};
+                                      .preempt_at_step = preempt,
+                                      .terminal = cv_cli_stdout_is_terminal(),
+                                      .on_epoch = cfg->run.report ? refresh_report : NULL};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)
-            printf(
-                "done: %d epoch(s), %lld steps, dev accuracy %.4f, %.1f s; model in %s/model.h5\n",
-                res.epochs_done, res.steps, res.dev_accuracy, res.seconds, cfg->run.dir);
+            printf("done: %d epoch(s), %lld steps, dev %s %.4f, %.1f s; model in %s/model.h5\n",
+                   res.epochs_done, res.steps, isnan(res.dev_accuracy) ? "loss" : "accuracy",
+                   isnan(res.dev_accuracy) ? res.dev_loss : res.dev_accuracy, res.seconds,
+                   cfg->run.dir);
         else if (st == CV_OK && cv_comm_rank(comm) == 0)
             printf("done: model in %s/model.h5\n", cfg->run.dir);
         rc = cv_cli_finish(comm, "train", st, &err);

@@ -27,6 +27,12 @@ int cv_cmd_gradcheck(int argc, char **argv);
 int cv_cmd_inspect(int argc, char **argv);
 int cv_cmd_sweep(int argc, char **argv);
 int cv_cmd_ensemble(int argc, char **argv);
+int cv_cmd_report(int argc, char **argv);
+
+/* Whether rank 0's stdout is a terminal a user watches (terminal.c):
+ * progress is then rewritten in place. */
+#include <stdbool.h>
+bool cv_cli_stdout_is_terminal(void);
 
 /* Shared helpers (cli_common.c). */
 int cv_cli_rank(void); /* rank in MPI_COMM_WORLD */

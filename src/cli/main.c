@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"sweep", cv_cmd_sweep,
      "train many trials of a hyperparameter sweep at once (grid/random/asha)"},
     {"ensemble", cv_cmd_ensemble, "train ensemble members in parallel; evaluate an ensemble"},
+    {"report", cv_cmd_report, "write an HTML page of runs, sweeps and ensembles (plots, metrics)"},
 };
 
 static void usage(FILE *f)

@@ -41,6 +41,21 @@ fm_data() {
     ) 9>"$DATA/.lock" >/dev/null
 }
 
+# fm_named OUT.h5: the Fashion-MNIST dev split (5000 rows) with its class
+# names stored (attribute class_names), as `import --class-names` writes.
+fm_named() {
+    "$PY" - "$DATA/fm.h5" "$1" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1]) as s, h5py.File(sys.argv[2], "w") as d:
+    for k in ("X", "y"):
+        d[k] = s["dev"][k][:]
+    for k, v in s["dev"].attrs.items():
+        d.attrs[k] = v
+    d.attrs["class_names"] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                              "Shirt", "Sneaker", "Bag", "Ankle boot"]
+PY
+}
+
 # A small MLP config on the imported data; extra overrides go on the command line.
 tiny_config() {
     cat >"$TMP/tiny.yaml" <<YAML
