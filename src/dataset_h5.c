@@ -63,6 +63,9 @@ static cv_status split_open(const char *spec, struct split *s, struct cv_error *
         return cv_fail(err, CV_FORMAT,
                        "%s: no dataset /y (expected N int32 class ids or N x k float32 targets)",
                        spec);
+    if (!cv__h5_storage_ok(s->x) || !cv__h5_storage_ok(s->y))
+        return cv_fail(err, CV_FORMAT, "%s: /%s stores fewer or more bytes than its shape holds",
+                       spec, cv__h5_storage_ok(s->x) ? "y" : "X");
     return CV_OK;
 }
 
@@ -76,12 +79,18 @@ static int dims_of(hid_t ds, hsize_t *d)
     return nd;
 }
 
-static bool read_attr(hid_t obj, const char *name, hid_t mem_type, void *out)
+/* Read attribute `name` if it holds exactly `count` values (out has room
+ * for that many). */
+static bool read_attr(hid_t obj, const char *name, hid_t mem_type, void *out, hssize_t count)
 {
     if (H5Aexists(obj, name) <= 0)
         return false;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    bool ok = a >= 0 && H5Aread(a, mem_type, out) >= 0;
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    bool ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == count &&
+              H5Aread(a, mem_type, out) >= 0;
+    if (sp >= 0)
+        H5Sclose(sp);
     if (a >= 0)
         H5Aclose(a);
     return ok;
@@ -102,10 +111,10 @@ static cv_status probe_x(struct split *s, struct cv_dataset_info *info, struct c
     info->features = (int)d[1];
     info->x_uint8 = u8;
     info->scale = 1.0f;
-    if (u8 && !read_attr(s->x, "scale", H5T_NATIVE_FLOAT, &info->scale))
-        read_attr(s->group, "scale", H5T_NATIVE_FLOAT, &info->scale);
-    if (!read_attr(s->group, "shape", H5T_NATIVE_INT, info->shape) &&
-        !read_attr(s->x, "shape", H5T_NATIVE_INT, info->shape))
+    if (u8 && !read_attr(s->x, "scale", H5T_NATIVE_FLOAT, &info->scale, 1))
+        read_attr(s->group, "scale", H5T_NATIVE_FLOAT, &info->scale, 1);
+    if (!read_attr(s->group, "shape", H5T_NATIVE_INT, info->shape, 3) &&
+        !read_attr(s->x, "shape", H5T_NATIVE_INT, info->shape, 3))
         info->shape[0] = info->features, info->shape[1] = info->shape[2] = 1;
     return CV_OK;
 }
@@ -124,7 +133,7 @@ static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct c
     info->classes = 0;
     if (nd == 1 && cls == H5T_INTEGER) {
         int classes = 0;
-        if (!read_attr(s->group, "classes", H5T_NATIVE_INT, &classes) || classes < 1)
+        if (!read_attr(s->group, "classes", H5T_NATIVE_INT, &classes, 1) || classes < 1)
             return cv_fail(err, CV_FORMAT, "%s: integer /y needs a positive attribute 'classes'",
                            s->spec);
         info->classes = classes;
