@@ -303,6 +303,22 @@ struct h5r {
     const char *path;
 };
 
+/* Open attribute `name` of obj if it holds exactly one value (reading more
+ * would overrun the caller's variable); -1 if not. */
+static hid_t open_attr1(hid_t obj, const char *name)
+{
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0 && n != 1) {
+        H5Aclose(a);
+        return -1;
+    }
+    return a;
+}
+
 static cv_status open_read(const char *path, struct h5r *r, struct cv_error *err)
 {
     h5_quiet();
@@ -314,7 +330,7 @@ static cv_status open_read(const char *path, struct h5r *r, struct cv_error *err
         return cv_fail(err, CV_CORRUPT,
                        "%s: not a readable HDF5 file (truncated or corrupt metadata)", path);
     long long ver = 0;
-    hid_t a = H5Aopen(r->file, "format_version", H5P_DEFAULT);
+    hid_t a = open_attr1(r->file, "format_version");
     herr_t rc = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_LLONG, &ver);
     if (a >= 0)
         H5Aclose(a);
@@ -340,10 +356,8 @@ static cv_status read_floats(struct h5r *r, const char *name, const int *dims, i
         return cv_fail(err, CV_SHAPE, "%s: no dataset /%s (the model architecture differs?)",
                        r->path, name);
     hid_t space = H5Dget_space(ds);
-    hsize_t d[8] = {0};
-    int nd = H5Sget_simple_extent_ndims(space); /* up to 32: only then read into d */
-    if (nd >= 1 && nd <= 8)
-        H5Sget_simple_extent_dims(space, d, NULL);
+    hsize_t d[H5S_MAX_RANK] = {0};
+    int nd = H5Sget_simple_extent_dims(space, d, NULL);
     H5Sclose(space);
     bool same = nd == ndims;
     for (int i = 0; same && i < nd; i++)
@@ -354,7 +368,9 @@ static cv_status read_floats(struct h5r *r, const char *name, const int *dims, i
                        r->path, name, (unsigned long long)d[0], nd > 1 ? ", ..." : "", dims[0],
                        ndims > 1 ? ", ..." : "");
     }
-    herr_t rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    herr_t rc = cv__h5_storage_ok(ds)
+                    ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data)
+                    : -1;
     H5Dclose(ds);
     if (rc < 0)
         return cv_fail(err, CV_CORRUPT, "%s: /%s failed its checksum or could not be read", r->path,
@@ -368,6 +384,15 @@ static cv_status read_text(struct h5r *r, const char *name, char **out, struct c
     hid_t ds = H5Dopen2(r->file, name, H5P_DEFAULT);
     if (ds < 0)
         return cv_fail(err, CV_FORMAT, "%s: no /%s", r->path, name);
+    hid_t space = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    /* one string (more would overrun p), in a heap HDF5 can read */
+    if (n != 1 || !cv__h5_storage_ok(ds) || !cv__h5_vlen_ok(r->file, ds, r->path)) {
+        H5Dclose(ds);
+        return cv_fail(err, CV_CORRUPT, "%s: /%s is not one readable string (corrupt file)",
+                       r->path, name);
+    }
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8); /* HDF5 does not convert between ASCII and UTF-8 */
@@ -388,7 +413,7 @@ static long long get_attr_ll(hid_t obj, const char *name, long long def)
     long long v = def;
     if (H5Aexists(obj, name) <= 0)
         return def;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr1(obj, name);
     if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
         v = def;
     if (a >= 0)
@@ -401,7 +426,7 @@ static double get_attr_dbl(hid_t obj, const char *name, double dflt)
     double v = dflt;
     if (H5Aexists(obj, name) <= 0)
         return dflt;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr1(obj, name);
     if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
         v = dflt;
     if (a >= 0)
@@ -414,10 +439,14 @@ static void get_attr_str(hid_t obj, const char *name, char *buf, size_t size)
     buf[0] = '\0';
     if (H5Aexists(obj, name) <= 0)
         return;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr1(obj, name);
+    if (a < 0)
+        return;
     hid_t t = H5Aget_type(a);
     size_t n = H5Tget_size(t);
-    char *tmp = n < 4096 ? calloc(1, n + 1) : NULL;
+    /* one fixed-length string (a variable-length one would be a pointer) */
+    bool fixed = H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0;
+    char *tmp = fixed && n < 4096 ? calloc(1, n + 1) : NULL;
     if (tmp && H5Aread(a, t, tmp) >= 0)
         snprintf(buf, size, "%s", tmp);
     free(tmp);
@@ -584,8 +613,8 @@ static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, vo
         return -1;
     hid_t t = H5Dget_type(ds), space = H5Dget_space(ds);
     hssize_t n = H5Sget_simple_extent_npoints(space);
-    herr_t rc = 0;
-    if (H5Tget_class(t) == H5T_FLOAT && n > 0) {
+    herr_t rc = cv__h5_storage_ok(ds) ? 0 : -1;
+    if (rc == 0 && H5Tget_class(t) == H5T_FLOAT && n > 0) {
         float *buf = malloc((size_t)n * sizeof(float));
         rc = buf ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
         free(buf);

@@ -690,6 +690,8 @@ cv_status cv_config_load(const char *path, const char *const *overrides, int n_o
         }
         memcpy(text + len, chunk, got);
         len += got;
+        if (len > CV_TREE_MAX_INPUT) /* e.g. /dev/zero: refused without reading it all */
+            break;
     }
     bool bad_read = ferror(f);
     fclose(f);
@@ -697,9 +699,20 @@ cv_status cv_config_load(const char *path, const char *const *overrides, int n_o
         free(text);
         return cv_fail(err, CV_IO, "%s: read error", path);
     }
+    if (len > CV_TREE_MAX_INPUT) {
+        free(text);
+        return cv_fail(err, CV_CONFIG, "%s: more than %d bytes: a config holds at most that", path,
+                       CV_TREE_MAX_INPUT);
+    }
     if (!text && !(text = calloc(1, 1)))
         return cv_fail(err, CV_NOMEM, "out of memory");
     text[len] = '\0';
+    size_t text_len = strlen(text); /* the parser would stop at a NUL silently */
+    if (text_len < len) {
+        free(text);
+        return cv_fail(err, CV_CONFIG, "%s: a NUL byte at offset %zu: not a YAML text file", path,
+                       text_len);
+    }
     cv_status st = cv_config_parse(text, path, overrides, n_overrides, out, err);
     free(text);
     return st;

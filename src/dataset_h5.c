@@ -66,6 +66,9 @@ static cv_status split_open(const char *spec, struct split *s, struct cv_error *
         return cv_fail(err, CV_FORMAT,
                        "%s: no dataset /y (expected N int32 class ids or N x k float32 targets)",
                        spec);
+    if (!cv__h5_storage_ok(s->x) || !cv__h5_storage_ok(s->y))
+        return cv_fail(err, CV_FORMAT, "%s: /%s stores fewer or more bytes than its shape holds",
+                       spec, cv__h5_storage_ok(s->x) ? "y" : "X");
     return CV_OK;
 }
 

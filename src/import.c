@@ -13,6 +13,8 @@
 cv_status cv__import_shuffle(void *x, size_t row_bytes, void *y, size_t y_bytes, long long n,
                              uint64_t seed, struct cv_error *err)
 {
+    if (n < 2) /* nothing to permute; a row may be huge when there are none */
+        return CV_OK;
     unsigned char *tx = cv_calloc(1, row_bytes), *ty = cv_calloc(1, y_bytes);
     if (!tx || !ty) {
         free(tx);

@@ -134,6 +134,9 @@ static cv_status add_row(struct table *t, char **cells, const char *path, long l
         if (!isfinite(v))
             return cv_fail(err, CV_NONFINITE, "%s:%ld:%d: '%s' is not finite", path, line, c + 1,
                            cells[c]);
+        if (!isfinite((float)v)) /* stored as float32: 1e39 would become infinite */
+            return cv_fail(err, CV_NONFINITE, "%s:%ld:%d: '%s' is outside the float32 range", path,
+                           line, c + 1, cells[c]);
         if (c == t->label)
             t->y[t->rows] = (float)v;
         else

@@ -39,6 +39,38 @@ static cv_status read_exact(gzFile f, const char *path, void *buf, size_t n, con
     return CV_OK;
 }
 
+/* Read `bytes` of data into a buffer that grows as the data arrives, so a
+ * header claiming gigabytes in a small (or truncated) file costs at most
+ * twice what the file holds. */
+static cv_status read_data(gzFile f, const char *path, size_t bytes, const char *what,
+                           unsigned char **out, struct cv_error *err)
+{
+    size_t cap = bytes < (1u << 20) ? bytes : 1u << 20, got = 0;
+    unsigned char *buf = cv_calloc(cap ? cap : 1, 1);
+    while (buf && got < bytes) {
+        if (got == cap) {
+            size_t grown = bytes - cap < cap ? bytes : 2 * cap;
+            unsigned char *b = realloc(buf, grown);
+            if (!b)
+                break;
+            buf = b;
+            cap = grown;
+        }
+        size_t want = cap - got < (1u << 30) ? cap - got : 1u << 30;
+        int r = gzread(f, buf + got, (unsigned)want);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    *out = buf;
+    if (!buf || (got < bytes && got == cap))
+        return cv_fail(err, CV_NOMEM, "%s: out of memory for %zu bytes of %s", path, bytes, what);
+    if (got != bytes)
+        return cv_fail(err, CV_FORMAT, "%s: truncated: expected %zu bytes of %s, got %zu", path,
+                       bytes, what, got);
+    return CV_OK;
+}
+
 static cv_status read_idx(const char *path, uint32_t magic, struct idx *out, struct cv_error *err)
 {
     unsigned char h[16];
@@ -59,10 +91,8 @@ static cv_status read_idx(const char *path, uint32_t magic, struct idx *out, str
         if (out->rows < 1 || out->cols < 1 || out->rows > 65536 || out->cols > 65536 ||
             (long long)out->rows * out->cols > INT_MAX)
             st = cv_fail(err, CV_FORMAT, "%s: bad image size %d x %d", path, out->rows, out->cols);
-        else if (!(out->data = cv_calloc(bytes ? bytes : 1, 1)))
-            st = cv_fail(err, CV_NOMEM, "out of memory for %zu bytes", bytes);
         else
-            st = read_exact(f, path, out->data, bytes, ndims == 3 ? "pixels" : "labels", err);
+            st = read_data(f, path, bytes, ndims == 3 ? "pixels" : "labels", &out->data, err);
     }
     gzclose(f);
     return st;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh - the test command (.ci/run calls it): install, build with
 # warnings as errors, run every ctest label, then rebuild with
-# AddressSanitizer + UBSan and run the unit and mpi labels again.
+# AddressSanitizer + UBSan and run the unit and mpi labels again, then fuzz
+# each input reader for a minute (docs/testing.md).
 set -euo pipefail
 CV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../jobs/lib/setup.sh
@@ -10,9 +11,10 @@ source "$CV_ROOT/jobs/lib/setup.sh"
 # slurm + munge: tests/slurm starts a real single-node SLURM for the job scripts;
 # iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts;
 # clang-format: tests/check_format.sh; python3-sklearn: test_metrics_sklearn;
-# chromium + python3-pil: test_report loads and screenshots the report pages
+# chromium + python3-pil: test_report loads and screenshots the report pages;
+# clang, its libFuzzer runtime and OpenMP: the fuzz stage (tests/fuzz/run.sh)
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
-    iproute2 clang-format python3-sklearn chromium python3-pil
+    iproute2 clang-format python3-sklearn chromium python3-pil clang libclang-rt-dev libomp-dev
 export OMP_NUM_THREADS=1
 
 echo "== format (.clang-format)"
@@ -32,4 +34,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # leaks are not checked here because MPI runs report Open MPI's own
 # (dlclosed, unsymbolisable) allocations.
 (cd "$CV_ROOT/build-asan" &&
-    ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress")
+    ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress|hostile_config")
+
+echo "== fuzz: libFuzzer on each input reader, ${CV_FUZZ_SECONDS:-60} s each (docs/testing.md)"
+bash "$CV_ROOT/tests/fuzz/run.sh"
