@@ -338,7 +338,7 @@ static cv_status read_text(struct h5r *r, const char *name, char **out, struct c
     H5Dclose(ds);
     if (rc < 0)
         return cv_fail(err, CV_CORRUPT, "%s: /%s could not be read", r->path, name);
-    *out = strdup(p ? p : ""); /* HDF5 may hand back NULL for an empty string */
+    *out = cv_strdup(p ? p : ""); /* HDF5 may hand back NULL for an empty string */
     if (p)
         H5free_memory(p);
     return *out ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
@@ -378,7 +378,7 @@ static void get_attr_str(hid_t obj, const char *name, char *buf, size_t size)
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     hid_t t = H5Aget_type(a);
     size_t n = H5Tget_size(t);
-    char *tmp = n < 4096 ? calloc(1, n + 1) : NULL;
+    char *tmp = n < 4096 ? cv_calloc(1, n + 1) : NULL;
     if (tmp && H5Aread(a, t, tmp) >= 0)
         snprintf(buf, size, "%s", tmp);
     free(tmp);
@@ -532,7 +532,7 @@ static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, vo
     hssize_t n = H5Sget_simple_extent_npoints(space);
     herr_t rc = 0;
     if (H5Tget_class(t) == H5T_FLOAT && n > 0) {
-        float *buf = malloc((size_t)n * sizeof(float));
+        float *buf = cv_calloc((size_t)n, sizeof(float));
         rc = buf ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
         free(buf);
     }

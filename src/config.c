@@ -524,7 +524,7 @@ cv_status cv_config_load(const char *path, const char *const *overrides, int n_o
     while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         if (len + got + 1 > cap) {
             cap = 2 * (len + got + 1);
-            char *t = realloc(text, cap);
+            char *t = cv_realloc(text, cap, 1);
             if (!t) {
                 free(text);
                 fclose(f);
@@ -541,7 +541,7 @@ cv_status cv_config_load(const char *path, const char *const *overrides, int n_o
         free(text);
         return cv_fail(err, CV_IO, "%s: read error", path);
     }
-    if (!text && !(text = calloc(1, 1)))
+    if (!text && !(text = cv_calloc(1, 1)))
         return cv_fail(err, CV_NOMEM, "out of memory");
     text[len] = '\0';
     cv_status st = cv_config_parse(text, path, overrides, n_overrides, out, err);

@@ -41,12 +41,12 @@ static int grow(struct cv_node *n)
     if (n->n < n->cap)
         return 0;
     int cap = n->cap ? 2 * n->cap : 8;
-    struct cv_node **k = realloc(n->kids, (size_t)cap * sizeof(*k));
+    struct cv_node **k = cv_realloc(n->kids, (size_t)cap, sizeof(*k));
     if (!k)
         return -1;
     n->kids = k;
     if (n->kind == CV_NODE_MAP) {
-        char **keys = realloc(n->keys, (size_t)cap * sizeof(*keys));
+        char **keys = cv_realloc(n->keys, (size_t)cap, sizeof(*keys));
         if (!keys)
             return -1;
         n->keys = keys;
@@ -60,7 +60,7 @@ static int append(struct cv_node *n, const char *key, struct cv_node *kid)
 {
     if (grow(n) != 0)
         return -1;
-    if (n->kind == CV_NODE_MAP && !(n->keys[n->n] = strdup(key)))
+    if (n->kind == CV_NODE_MAP && !(n->keys[n->n] = cv_strdup(key)))
         return -1;
     n->kids[n->n++] = kid;
     return 0;
@@ -122,7 +122,7 @@ static struct cv_node *convert(struct conv *c, yaml_node_t *y)
                                                              : CV_NODE_SCALAR;
     struct cv_node *n = node_new(kind, (int)y->start_mark.line + 1, c->origin), *ok = n;
     if (n && kind == CV_NODE_SCALAR) {
-        n->text = strdup((const char *)y->data.scalar.value);
+        n->text = cv_strdup((const char *)y->data.scalar.value);
         n->quoted = y->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                     y->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
         ok = n->text ? n : NULL;
@@ -225,14 +225,14 @@ cv_status cv__tree_override(struct cv_node *root, const char *ov, struct cv_erro
     const char *eq = strchr(ov, '=');
     if (!eq || eq == ov)
         return cv_fail(err, CV_CONFIG, "override '%s': expected key.path=value", ov);
-    char *path = strndup(ov, (size_t)(eq - ov));
+    char *path = cv_strndup(ov, (size_t)(eq - ov));
     struct cv_node *val = NULL;
     cv_status st = path ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
     char src[300];
     snprintf(src, sizeof(src), "override '%s'", ov);
     if (st == CV_OK && !*(eq + 1)) { /* key= sets an empty string */
         val = node_new(CV_NODE_SCALAR, 0, ov);
-        if (!val || !(val->text = strdup("")))
+        if (!val || !(val->text = cv_strdup("")))
             st = cv_fail(err, CV_NOMEM, "out of memory");
     } else if (st == CV_OK) {
         st = cv__tree_parse(eq + 1, src, ov, &val, err);
@@ -291,7 +291,7 @@ static int write_sink(void *data, unsigned char *buffer, size_t size)
     struct sink *s = data;
     if (s->len + size + 1 > s->cap) {
         size_t cap = (s->len + size + 1) * 2;
-        char *b = realloc(s->buf, cap);
+        char *b = cv_realloc(s->buf, cap, 1);
         if (!b)
             return 0;
         s->buf = b;

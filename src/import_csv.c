@@ -69,8 +69,8 @@ static cv_status add_row(struct table *t, char **cells, const char *path, long l
 {
     if (t->rows == t->cap) {
         long long cap = t->cap ? 2 * t->cap : 1024;
-        float *x = realloc(t->x, (size_t)cap * (size_t)(t->cols - 1) * sizeof(float));
-        float *y = x ? realloc(t->y, (size_t)cap * sizeof(float)) : NULL;
+        float *x = cv_realloc(t->x, (size_t)cap * (size_t)(t->cols - 1), sizeof(float));
+        float *y = x ? cv_realloc(t->y, (size_t)cap, sizeof(float)) : NULL;
         if (x)
             t->x = x;
         if (!x || !y)
