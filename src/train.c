@@ -232,7 +232,7 @@ static cv_status log_epoch(struct trainer *tr, const char *event, const struct e
     cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
         st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
-    return st;
+    return cv_comm_agree(tr->comm, st, err); /* rank 0 alone may meet a full disk */
 }
 
 static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_train_result *res,
@@ -277,7 +277,11 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
 
 /* ---- checkpoints ---- */
 
-static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
+/* Collective.  On failure nothing was written under a checkpoint name and
+ * the older checkpoints are untouched; the error (a full disk, ...) ends
+ * the run: exit 1, not "resume me".  `verify`: read the file back and check
+ * every checksum before counting it as written. */
+static cv_status save_checkpoint(struct trainer *tr, bool verify, struct cv_error *err)
 {
     double v[3];
     cv_status st = epoch_sums(tr, v, err);
@@ -297,13 +301,12 @@ static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
         char path[CV_PATH_MAX + 64];
         cv__run_dir_ckpt_path(tr->run_dir, ts.step, path, sizeof(path));
         st = cv_ckpt_save(path, tr->model, tr->optim, &ts, err);
+        if (st == CV_OK && verify)
+            st = cv_ckpt_verify(path, err);
         if (st == CV_OK)
             cv__run_dir_prune(tr->run_dir, tr->cfg->checkpoint.keep);
     }
-    st = cv_comm_agree(tr->comm, st, err);
-    if (st != CV_OK && err) /* no checkpoint, no training: stop so the job can be resumed */
-        err->code = CV_INTERRUPTED;
-    return st != CV_OK ? CV_INTERRUPTED : CV_OK;
+    return cv_comm_agree(tr->comm, st, err);
 }
 
 static cv_status save_model(struct trainer *tr, struct cv_error *err)
@@ -484,9 +487,11 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     return CV_OK;
 }
 
+/* A stop request: exit 75 ("resume me") only with a checkpoint written
+ * and verified by this run; else the write error (exit 1). */
 static cv_status interrupted(struct trainer *tr, struct cv_error *err)
 {
-    cv_status st = save_checkpoint(tr, err);
+    cv_status st = save_checkpoint(tr, true, err);
     if (st != CV_OK)
         return st;
     return cv_fail(err, CV_INTERRUPTED,
@@ -527,7 +532,7 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
         if (stop)
             return interrupted(tr, err);
         if (cfg->checkpoint.every_steps > 0 && tr->ts.step % cfg->checkpoint.every_steps == 0)
-            if ((st = save_checkpoint(tr, err)) != CV_OK)
+            if ((st = save_checkpoint(tr, false, err)) != CV_OK)
                 return st;
     }
     return CV_OK;
@@ -568,7 +573,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         bool due = cfg->checkpoint.every_epochs > 0 &&
                    tr->ts.epoch % cfg->checkpoint.every_epochs == 0;
         if (due || tr->ts.epoch == last)
-            if ((st = save_checkpoint(tr, err)) != CV_OK)
+            if ((st = save_checkpoint(tr, false, err)) != CV_OK)
                 return st;
     }
     return CV_OK;

