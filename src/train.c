@@ -602,15 +602,36 @@ static void print_line(void *arg, const char *line)
     say(arg, "%s\n", line);
 }
 
+/* Collective: after a start-up phase, stop if any rank was asked to (a
+ * signal may reach one rank only, at any moment). */
+static cv_status stop_point(struct trainer *tr, const char *phase, struct cv_error *err)
+{
+    if (tr->opts->on_phase)
+        tr->opts->on_phase(phase);
+    cv_status st = CV_OK;
+    if (tr->opts->stop && *tr->opts->stop)
+        st = cv_fail(err, CV_STOPPED,
+                     "stopped on request during start-up (after phase %s), before training: "
+                     "no checkpoint written; run the same command again to %s",
+                     phase, tr->opts->resume_dir ? "resume" : "start");
+    return cv_comm_agree(tr->comm, st, err);
+}
+
 static cv_status prepare(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = make_run_dir(tr, err);
+    if (st == CV_OK)
+        st = stop_point(tr, "run_dir", err);
     if (st == CV_OK)
         st = cv_comm_agree(tr->comm, build(tr, err), err);
     if (st == CV_OK)
         st = cv_reducer_create(tr->cfg, tr->comm, tr->model, &tr->reducer, err);
     if (st == CV_OK)
+        st = stop_point(tr, "model", err);
+    if (st == CV_OK)
         st = open_data(tr, err);
+    if (st == CV_OK)
+        st = stop_point(tr, "data", err);
     if (st != CV_OK)
         return st;
     const char *dir = tr->opts->resume_dir;
@@ -621,6 +642,8 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
         st = cv_comm_agree(tr->comm, fresh_start(tr, err), err);
     if (st == CV_OK)
         st = cv_reducer_adopt(tr->reducer, err);
+    if (st == CV_OK)
+        st = stop_point(tr, "resume", err);
     if (st != CV_OK)
         return st;
     const float *mean = cv_model_norm_mean(tr->model), *sd = cv_model_norm_std(tr->model);

@@ -121,6 +121,8 @@ static int ensemble_train(int argc, char **argv)
         printf("ensemble: %d member(s), %d group(s) of %d rank(s); members in %s\n", members,
                cv_comm_size(world) / o.ranks_per_trial, o.ranks_per_trial, plan->dir);
     if (st == CV_OK)
+        st = cv_cli_stop_point(world, "sweep_start", &err);
+    if (st == CV_OK)
         st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, &err);
     if (st == CV_OK && cv_comm_rank(world) == 0)
         st = write_members(plan, &err);

@@ -25,7 +25,15 @@ static void usage(FILE *f)
             "                exit 75 (for testing resume)\n"
             "  --help        this text\n\n"
             "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5.\n"
-            "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
+            "Exit codes: 0 done, 1 error, 2 usage, 75 stopped on a signal with a checkpoint\n"
+            "written and verified: resume me, 76 stopped on a signal during start-up before\n"
+            "anything was trained: run again.\n");
+}
+
+static void after_step(void *arg)
+{
+    (void)arg;
+    cv_cli_phase("step");
 }
 
 int cv_cmd_train(int argc, char **argv)
@@ -61,8 +69,11 @@ int cv_cmd_train(int argc, char **argv)
     int rc = cv_cli_load_config(comm, "train", argv[optind], argv + optind + 1, argc - optind - 1,
                                 &cfg);
     if (rc == CV_EXIT_OK) {
-        struct cv_train_opts topts = {
-            .resume_dir = resume, .stop = cv_cli_stop_signals(), .preempt_at_step = preempt};
+        struct cv_train_opts topts = {.resume_dir = resume,
+                                      .stop = cv_cli_stop_signals(),
+                                      .preempt_at_step = preempt,
+                                      .on_step = after_step,
+                                      .on_phase = cv_cli_phase};
         struct cv_train_result res;
         cv_status st = cv_train_run(cfg, comm, &topts, &res, &err);
         if (st == CV_OK && cv_comm_rank(comm) == 0 && res.epochs_done > 0)
