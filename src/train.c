@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caviar/checkpoint.h"
 #include "caviar/optim.h"
@@ -301,8 +302,8 @@ static cv_status save_checkpoint(struct trainer *tr, bool verify, struct cv_erro
         char path[CV_PATH_MAX + 64];
         cv__run_dir_ckpt_path(tr->run_dir, ts.step, path, sizeof(path));
         st = cv_ckpt_save(path, tr->model, tr->optim, &ts, err);
-        if (st == CV_OK && verify)
-            st = cv_ckpt_verify(path, err);
+        if (st == CV_OK && verify && (st = cv_ckpt_verify(path, err)) != CV_OK)
+            unlink(path); /* never leave a damaged checkpoint in place */
         if (st == CV_OK)
             cv__run_dir_prune(tr->run_dir, tr->cfg->checkpoint.keep);
     }
