@@ -13,14 +13,15 @@
 #     requeueing after CAVIAR_MAX_RESTARTS_NO_PROGRESS restarts;
 #  7. sweep.sbatch at the time limit: running trials checkpoint, the job
 #     requeues and the sweep finishes with every trial done exactly once;
-#  8. TERM, then INT, to every process of a job (what a preemption or
-#     `scancel --signal=TERM --full` does) under the mpirun and the srun
-#     launcher: the job checkpoints, requeues and completes (mpirun exits 1
-#     after TERM, but the ranks recorded their clean stop);
+#  8. TERM and INT mid-training under the mpirun launcher to every process
+#     of the job (what a preemption or `scancel --signal=TERM --full` does),
+#     under srun to its tasks, and TERM to the batch shell: the job
+#     checkpoints, requeues and completes (mpirun exits 1 after TERM, but
+#     the ranks recorded their clean stop);
 #  9. a stop signal during start-up (before MPI_Init is through, as SLURM's
 #     warning once came 0.4 s into a job): exit 76, requeued, completes.
-# CV_SLURM_ONLY="2 8" runs only those scenarios; CV_SLURM_STOPS="mpirun:TERM"
-# only those launcher:signal cases of 8.  A wait whose outcome
+# CV_SLURM_ONLY="2 8" runs only those scenarios; CV_SLURM_STOPS="mpirun:TERM:full"
+# only those launcher:signal:target cases of 8.  A wait whose outcome
 # became impossible (the job ended, or is held) fails at once.
 # Prints the harness start-up time and each scenario's wall time.
 source "$(dirname "$0")/lib.sh"
@@ -305,25 +306,32 @@ done
 ok "7. sweep.sbatch requeued $restarts time(s); all 6 trials done once ($(elapsed "$t0"))"
 fi
 
-# ---- 8. TERM (and INT) to the whole job under the mpirun and srun launchers
+# ---- 8. TERM and INT during training under the mpirun and srun launchers.
+# Where they land: "full" = every process of the job (scancel --full, as a
+# preemption does), "steps" = the job steps' tasks (scancel's default),
+# "batch" = the batch shell only (scancel -b).  Not tested: TERM to srun
+# itself ("full" under srun), which srun answers by killing its step.
 if want 8; then
-for case in ${CV_SLURM_STOPS:-mpirun:TERM srun:TERM mpirun:INT srun:INT}; do
-    launcher=${case%%:*} sig=${case#*:}
+for case in ${CV_SLURM_STOPS:-mpirun:TERM:full mpirun:INT:full srun:TERM:steps srun:INT:steps srun:TERM:batch}; do
+    IFS=: read -r launcher sig target <<<"$case"
+    how=(--full)
+    [ "$target" != steps ] || how=()
+    [ "$target" != batch ] || how=(--batch)
     t0=$(date +%s.%N)
     job=$(CAVIAR_LAUNCHER=$launcher submit --job-name=tm "$ROOT/jobs/train.sbatch" \
-        "$TMP/long.yaml" train.epochs=3)
+        "$TMP/long.yaml" train.epochs=2)
     poll 120 checkpointed_or_ended "$job" "$JOBS/runs/tm-$job" || true
     fail_if_failed "$job" "before its first checkpoint"
     [ "$(job_state "$job")" != COMPLETED ] || fail "job $job completed before it could be signalled"
-    scancel --signal="$sig" --full "$job"
+    scancel --signal="$sig" "${how[@]}" "$job"
     finish_requeued "$job" 600
     restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
-    [ "$restarts" -ge 1 ] || { out_of "$job"; fail "$sig under $launcher: expected a requeue"; }
-    grep -q "requeueing" <(out_of "$job") || fail "$sig under $launcher: no requeue in its output"
-    grep -q "resuming from" <(out_of "$job") || fail "$sig under $launcher: the restart did not resume"
-    "$CAVIAR" inspect "$JOBS/runs/tm-$job/model.h5" >/dev/null || fail "$sig under $launcher: no model"
+    [ "$restarts" -ge 1 ] || { out_of "$job"; fail "$case: expected a requeue"; }
+    grep -q "requeueing" <(out_of "$job") || fail "$case: no requeue in its output"
+    grep -q "resuming from" <(out_of "$job") || fail "$case: the restart did not resume"
+    "$CAVIAR" inspect "$JOBS/runs/tm-$job/model.h5" >/dev/null || fail "$case: no model"
     said=$(grep -o "the launcher exited [0-9]*" <(out_of "$job") | head -1 || true)
-    ok "8. $sig to a job under $launcher: checkpointed, requeued $restarts time(s), completed (${said:+$said, but caviar recorded a clean stop}${said:-the launcher returned 75}) ($(elapsed "$t0"))"
+    ok "8. $sig to $target of a job under $launcher: checkpointed, requeued $restarts time(s), completed (${said:+$said, but caviar recorded a clean stop}${said:-the launcher returned 75}) ($(elapsed "$t0"))"
 done
 fi
 
