@@ -331,7 +331,8 @@ for case in ${CV_SLURM_STOPS:-mpirun:TERM:full mpirun:INT:full srun:TERM:steps s
     grep -q "resuming from" <(out_of "$job") || fail "$case: the restart did not resume"
     "$CAVIAR" inspect "$JOBS/runs/tm-$job/model.h5" >/dev/null || fail "$case: no model"
     said=$(grep -o "the launcher exited [0-9]*" <(out_of "$job") | head -1 || true)
-    ok "8. $sig to $target of a job under $launcher: checkpointed, requeued $restarts time(s), completed (${said:+$said, but caviar recorded a clean stop}${said:-the launcher returned 75}) ($(elapsed "$t0"))"
+    said=${said:+$said, but caviar recorded a clean stop}
+    ok "8. $sig to $target of a job under $launcher: checkpointed, requeued $restarts time(s), completed (${said:-the launcher returned 75}) ($(elapsed "$t0"))"
 done
 fi
 
