@@ -31,4 +31,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # leaks are not checked here because MPI runs report Open MPI's own
 # (dlclosed, unsymbolisable) allocations.
 (cd "$CV_ROOT/build-asan" &&
-    ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -R "train_eval|bad_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble")
+    ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure \
+        -R "train_eval|bad_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|checkpoint_faults|e2e_test_signals")
