@@ -15,6 +15,7 @@
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "commands.h"
+#include "util.h"
 
 #define EVAL_BATCH  256
 #define MAX_MEMBERS 64
@@ -57,7 +58,7 @@ static cv_status write_members(const struct cv_sweep_plan *plan, struct cv_error
     char path[CV_PATH_MAX + 32], dir[CV_PATH_MAX];
     snprintf(path, sizeof(path), "%s/members.txt", plan->dir);
     size_t cap = (size_t)plan->n_trials * (CV_PATH_MAX + 16) + 1, len = 0;
-    char *text = calloc(1, cap);
+    char *text = cv_calloc(1, cap);
     if (!text)
         return cv_fail(err, CV_NOMEM, "out of memory");
     for (int i = 0; i < plan->n_trials; i++) {
@@ -202,9 +203,9 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
         return cv_fail(err, CV_SHAPE, "%s has %d classes, but the members have %d outputs", data,
                        d->classes, outputs);
     size_t rows = (size_t)cv_shard_rows(e->shard), cells = (rows ? rows : 1) * (size_t)outputs;
-    e->xbuf = calloc((size_t)EVAL_BATCH * (size_t)inputs, sizeof(float));
-    e->probs = calloc(cells, sizeof(float));
-    e->combined = calloc(cells, sizeof(float));
+    e->xbuf = cv_calloc((size_t)EVAL_BATCH * (size_t)inputs, sizeof(float));
+    e->probs = cv_calloc(cells, sizeof(float));
+    e->combined = cv_calloc(cells, sizeof(float));
     if (!e->xbuf || !e->probs || !e->combined)
         return cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
     int classes = d->classes > 0 ? d->classes : outputs;

@@ -15,6 +15,7 @@
 #include "caviar/evaluate.h"
 #include "caviar/predictions.h"
 #include "commands.h"
+#include "util.h"
 
 #define EVAL_BATCH 256
 
@@ -62,8 +63,8 @@ static cv_status score(struct scored *s, const char *model, const char *data, st
         st = check_data(s->model, model, data, cv_shard_info(s->shard), err);
     if (st == CV_OK) {
         size_t rows = (size_t)cv_shard_rows(s->shard);
-        s->xbuf = calloc((size_t)EVAL_BATCH * (size_t)cv_model_inputs(s->model), sizeof(float));
-        s->probs = calloc((rows ? rows : 1) * (size_t)cv_model_outputs(s->model), sizeof(float));
+        s->xbuf = cv_calloc((size_t)EVAL_BATCH * (size_t)cv_model_inputs(s->model), sizeof(float));
+        s->probs = cv_calloc((rows ? rows : 1) * (size_t)cv_model_outputs(s->model), sizeof(float));
         if (!s->xbuf || !s->probs)
             st = cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
     }
@@ -145,7 +146,8 @@ int cv_cmd_predict(int argc, char **argv)
     cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
     long long n = st == CV_OK ? cv_shard_info(s.shard)->n_rows : 0;
     int k = st == CV_OK ? cv_model_outputs(s.model) : 0, rank = cv_cli_rank();
-    if (st == CV_OK && rank == 0 && !(all = calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
+    if (st == CV_OK && rank == 0 &&
+        !(all = cv_calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
         st = cv_fail(&err, CV_NOMEM, "out of memory for %lld predictions", n);
     if (s.comm)
         st = cv_comm_agree(s.comm, st, &err);
