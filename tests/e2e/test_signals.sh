@@ -11,9 +11,12 @@ source "$(dirname "$0")/lib.sh"
 fm_data
 cfg=$(tiny_config)
 
-wait_for_file() {   # poll for a condition, bounded (not a timing assertion)
+# wait_for_file FILE: poll for FILE, bounded (not a timing assertion); the
+# run ($pid) ending first makes the wait hopeless: fail at once
+wait_for_file() {
     for _ in $(seq 600); do
         [ -e "$1" ] && return 0
+        kill -0 "$pid" 2>/dev/null || fail "the run ended before $1 appeared"
         sleep 0.1
     done
     fail "timed out waiting for $1"
@@ -133,6 +136,7 @@ wait_for_file "$TMP/c/metrics.jsonl"
 kill -INT "$pid"
 for _ in $(seq 600); do    # the first signal was handled once its notice is out
     grep -q "stop requested" "$TMP/c.log" && break
+    kill -0 "$pid" 2>/dev/null || fail "the run ended before its stop notice"
     sleep 0.1
 done
 kill -INT "$pid"
