@@ -168,7 +168,8 @@ if want 2; then
 
 t0=$(date +%s.%N)
 job=$(submit --job-name=t2 --time=1 --signal=B:USR1@30 "$ROOT/jobs/train.sbatch" "$TMP/long.yaml")
-run_np 2 train "$TMP/long.yaml" run.dir="$TMP/uninterrupted" >/dev/null &
+# the reference takes minutes on a loaded machine: more than run_np's 300 s
+STEP_TIMEOUT=1500 run_np 2 train "$TMP/long.yaml" run.dir="$TMP/uninterrupted" >/dev/null &
 uninterrupted=$!
 hold_until_warned "$job" "$JOBS/runs/t2-$job"
 finish_requeued "$job" 600
