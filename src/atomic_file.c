@@ -161,7 +161,12 @@ int cv__mkdir_p(const char *path)
             return -1;
         *p = '/';
     }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -1;
+    struct stat sb; /* EEXIST: a file of that name is no directory */
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return errno = ENOTDIR, -1;
+    return 0;
 }
 
 cv_status cv__mkdir_own(const char *path, struct cv_error *err)

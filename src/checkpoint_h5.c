@@ -9,9 +9,10 @@
  *   /train       attrs epoch, epoch_step, step, world_size, data_*
  *   /metrics     metric history, JSON lines text
  * Files use the HDF5 1.8+ object format, whose metadata is checksummed too,
- * and are written to a temporary name, fsynced and renamed into place.
+ * and are built in memory, then written to a temporary name with plain
+ * write(2), fsynced and renamed into place.
  */
-#define _GNU_SOURCE /* fallocate(2) */
+#define _GNU_SOURCE /* O_NOFOLLOW, O_CLOEXEC */
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -74,7 +75,7 @@ static cv_status write_floats(struct h5w *w, const char *name, const int *dims, 
     H5Pclose(dcpl);
     H5Sclose(space);
     if (rc < 0)
-        return cv_fail(err, CV_IO, "%s: cannot write /%s (disk full or I/O error?)", w->path, name);
+        return cv_fail(err, CV_HDF5, "%s: cannot write /%s (out of memory?)", w->path, name);
     return CV_OK;
 }
 
@@ -92,42 +93,48 @@ static cv_status write_text(struct h5w *w, const char *name, const char *text, s
     H5Sclose(space);
     H5Tclose(t);
     if (rc < 0)
-        return cv_fail(err, CV_IO, "%s: cannot write /%s", w->path, name);
+        return cv_fail(err, CV_HDF5, "%s: cannot write /%s", w->path, name);
     return CV_OK;
 }
 
-static void attr_ll(hid_t obj, const char *name, long long v)
+static bool attr_ll(hid_t obj, const char *name, long long v)
 {
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(space);
+    return rc >= 0;
 }
 
 /* /train attributes of cv_train_state.last */
 static const char *const last_names[4] = {"last_train_loss", "last_train_accuracy", "last_dev_loss",
                                           "last_dev_accuracy"};
 
-static void attr_dbl(hid_t obj, const char *name, double v)
+static bool attr_dbl(hid_t obj, const char *name, double v)
 {
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    H5Aclose(a);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(space);
+    return rc >= 0;
 }
 
-static void attr_str(hid_t obj, const char *name, const char *v)
+static bool attr_str(hid_t obj, const char *name, const char *v)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, strlen(v) + 1);
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, v);
-    H5Aclose(a);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, v);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(space);
     H5Tclose(t);
+    return rc >= 0;
 }
 
 static cv_status view_writer(void *arg, const char *path, const int *dims, int ndims, float *data,
@@ -143,9 +150,11 @@ static cv_status write_optimizer(struct h5w *w, cv_optim *o, struct cv_error *er
     cv_status st = CV_OK;
     hid_t g = H5Gcreate2(w->file, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
-        return cv_fail(err, CV_IO, "%s: cannot create /optimizer", w->path);
-    attr_ll(g, "t", cv_optim_t(o));
+        return cv_fail(err, CV_HDF5, "%s: cannot create /optimizer", w->path);
+    bool ok = attr_ll(g, "t", cv_optim_t(o));
     H5Gclose(g);
+    if (!ok)
+        return cv_fail(err, CV_HDF5, "%s: cannot write the attributes of /optimizer", w->path);
     if (cv_optim_m1(o))
         st = write_floats(w, "optimizer/m1", &n, 1, cv_optim_m1(o), err);
     if (st == CV_OK && cv_optim_m2(o))
@@ -156,18 +165,16 @@ static cv_status write_optimizer(struct h5w *w, cv_optim *o, struct cv_error *er
 /* /train attributes recipe_* of cv_recipe_state */
 static const char *const best_names[4] = {"recipe_best_train_loss", "recipe_best_train_accuracy",
                                           "recipe_best_dev_loss", "recipe_best_dev_accuracy"};
-static void write_recipe(hid_t g, const struct cv_recipe_state *r)
+static bool write_recipe(hid_t g, const struct cv_recipe_state *r)
 {
-    attr_dbl(g, "recipe_lr", r->lr);
-    attr_dbl(g, "recipe_plateau_best", r->plateau_best);
-    attr_ll(g, "recipe_plateau_bad", r->plateau_bad);
-    attr_dbl(g, "recipe_best", r->best);
-    attr_ll(g, "recipe_best_epoch", r->best_epoch);
-    for (int i = 0; i < 4; i++)
-        attr_dbl(g, best_names[i], r->best_last[i]);
-    attr_dbl(g, "recipe_es_best", r->es_best);
-    attr_ll(g, "recipe_es_bad", r->es_bad);
-    attr_ll(g, "recipe_stopped", r->stopped);
+    bool ok = attr_dbl(g, "recipe_lr", r->lr) &&
+              attr_dbl(g, "recipe_plateau_best", r->plateau_best) &&
+              attr_ll(g, "recipe_plateau_bad", r->plateau_bad) &&
+              attr_dbl(g, "recipe_best", r->best) && attr_ll(g, "recipe_best_epoch", r->best_epoch);
+    for (int i = 0; ok && i < 4; i++)
+        ok = attr_dbl(g, best_names[i], r->best_last[i]);
+    return ok && attr_dbl(g, "recipe_es_best", r->es_best) &&
+           attr_ll(g, "recipe_es_bad", r->es_bad) && attr_ll(g, "recipe_stopped", r->stopped);
 }
 
 static cv_status write_train_state(struct h5w *w, const struct cv_train_state *ts,
@@ -175,21 +182,21 @@ static cv_status write_train_state(struct h5w *w, const struct cv_train_state *t
 {
     hid_t g = H5Gcreate2(w->file, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
-        return cv_fail(err, CV_IO, "%s: cannot create /train", w->path);
-    attr_ll(g, "epoch", ts->epoch);
-    attr_ll(g, "epoch_step", ts->epoch_step);
-    attr_ll(g, "step", ts->step);
-    attr_ll(g, "world_size", ts->world_size);
-    attr_ll(g, "data_rows", ts->data_rows);
-    attr_ll(g, "data_features", ts->data_features);
-    attr_str(g, "data_path", ts->data_path);
-    attr_dbl(g, "epoch_loss_sum", ts->epoch_loss_sum);
-    attr_dbl(g, "epoch_correct", ts->epoch_correct);
-    attr_dbl(g, "epoch_count", ts->epoch_count);
-    for (int i = 0; i < 4; i++)
-        attr_dbl(g, last_names[i], ts->last[i]);
-    write_recipe(g, &ts->recipe);
+        return cv_fail(err, CV_HDF5, "%s: cannot create /train", w->path);
+    bool ok = attr_ll(g, "epoch", ts->epoch) && attr_ll(g, "epoch_step", ts->epoch_step) &&
+              attr_ll(g, "step", ts->step) && attr_ll(g, "world_size", ts->world_size) &&
+              attr_ll(g, "data_rows", ts->data_rows) &&
+              attr_ll(g, "data_features", ts->data_features) &&
+              attr_str(g, "data_path", ts->data_path) &&
+              attr_dbl(g, "epoch_loss_sum", ts->epoch_loss_sum) &&
+              attr_dbl(g, "epoch_correct", ts->epoch_correct) &&
+              attr_dbl(g, "epoch_count", ts->epoch_count);
+    for (int i = 0; ok && i < 4; i++)
+        ok = attr_dbl(g, last_names[i], ts->last[i]);
+    ok = ok && write_recipe(g, &ts->recipe);
     H5Gclose(g);
+    if (!ok)
+        return cv_fail(err, CV_HDF5, "%s: cannot write the attributes of /train", w->path);
     return write_text(w, "metrics", ts->metrics, err);
 }
 
@@ -197,12 +204,15 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
                             const struct cv_train_state *ts, struct cv_error *err)
 {
     const struct cv_config *cfg = cv_model_config(m);
-    attr_ll(w->file, "format_version", CV_CKPT_FORMAT_VERSION);
-    attr_str(w->file, "caviar_version", CAVIAR_VERSION_STRING);
-    attr_str(w->file, "kind", o ? "checkpoint" : "model");
-    attr_ll(w->file, "n_params", (long long)cv_model_n_params(m));
-    attr_ll(w->file, "params_fnv1a",
-            (long long)cv_hash_bytes(cv_model_params(m), cv_model_n_params(m) * sizeof(float)));
+    long long hash = (long long)cv_hash_bytes(cv_model_params(m),
+                                              cv_model_n_params(m) * sizeof(float));
+    bool ok = attr_ll(w->file, "format_version", CV_CKPT_FORMAT_VERSION) &&
+              attr_str(w->file, "caviar_version", CAVIAR_VERSION_STRING) &&
+              attr_str(w->file, "kind", o ? "checkpoint" : "model") &&
+              attr_ll(w->file, "n_params", (long long)cv_model_n_params(m)) &&
+              attr_ll(w->file, "params_fnv1a", hash);
+    if (!ok)
+        return cv_fail(err, CV_HDF5, "%s: cannot write the attributes of /", w->path);
     cv_status st = write_text(w, "config", cfg->text, err);
     if (st == CV_OK)
         st = cv_model_each_param(m, view_writer, w, err);
@@ -221,7 +231,7 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
 }
 
 /* Bytes the file will need, generously: arrays + optimizer moments + text
- * + per-dataset metadata.  Used to reserve disk space before writing. */
+ * + per-dataset metadata.  The first size of the in-memory image. */
 static size_t estimate_size(cv_model *m, cv_optim *o, const struct cv_train_state *ts)
 {
     size_t floats = cv_model_n_params(m) + cv_model_n_state(m) + 2 * (size_t)cv_model_inputs(m);
@@ -233,54 +243,158 @@ static size_t estimate_size(cv_model *m, cv_optim *o, const struct cv_train_stat
     return bytes + bytes / 16 + (64u << 10);
 }
 
-/* Reserve the blocks of `path` (just created by HDF5) so that HDF5's writes
- * cannot run out of space half way: HDF5 does not recover cleanly from a
- * failed write (the file stays half-open and its library shutdown crashes).
- * Filesystems without fallocate simply skip the reservation. */
-static cv_status reserve(const char *path, size_t bytes, struct cv_error *err)
+/* The core driver's buffer, handed over to us when the file closes: an
+ * image taken while the file is open (H5Fget_file_image) has its superblock
+ * flags cleared without a new checksum (HDF5 1.10), so it cannot be read. */
+struct image {
+    char *buf;   /* the buffer at close, ours to free */
+    size_t size; /* its allocated bytes */
+};
+
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
 {
-    /* no O_TRUNC: truncation frees reserved blocks */
-    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return cv_fail(err, CV_IO, "%s: cannot open: %s", path, strerror(errno));
-    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && (e == ENOSPC || e == EDQUOT))
-        return cv_fail(err, CV_IO, "%s: cannot reserve %zu bytes: %s", path, bytes, strerror(e));
-    return CV_OK;
+    struct image *im = udata;
+    void *p = cv_calloc(size, 1);
+    if (p && op == H5FD_FILE_IMAGE_OP_FILE_OPEN)
+        im->size = size;
+    return p;
+}
+
+static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                          void *udata)
+{
+    (void)op;
+    (void)udata;
+    return memcpy(dest, src, size);
+}
+
+static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    struct image *im = udata;
+    void *p = cv_realloc(ptr, size, 1);
+    if (p && op == H5FD_FILE_IMAGE_OP_FILE_RESIZE)
+        im->size = size;
+    return p;
+}
+
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
+{
+    struct image *im = udata;
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && !im->buf)
+        im->buf = ptr; /* the finished file: keep it */
+    else
+        free(ptr);
+    return 0;
+}
+
+static void *image_udata_copy(void *udata)
+{
+    return udata;
+}
+
+static herr_t image_udata_free(void *udata)
+{
+    (void)udata;
+    return 0;
+}
+
+/* The file's length: the end-of-file address its superblock stores
+ * (versions 2 and 3, which the V18 lower bound gives, with 8-byte
+ * addresses); the core driver's buffer grows in whole increments.  The
+ * whole buffer (a valid file too, with a zero tail) if the superblock is
+ * not one of those. */
+static size_t stored_eof(const char *buf, size_t size)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    const unsigned char *b = (const unsigned char *)buf;
+    if (size < 48 || memcmp(b, sig, 8) != 0 || (b[8] != 2 && b[8] != 3) || b[9] != 8)
+        return size;
+    uint64_t eof = 0;
+    for (int i = 7; i >= 0; i--)
+        eof = eof << 8 | b[28 + i]; /* little-endian, after base and extension addresses */
+    return eof > 0 && eof <= size ? (size_t)eof : size;
+}
+
+/* The whole file built in memory (HDF5's core driver without a backing
+ * store), so that no HDF5 call ever meets a full disk: HDF5 does not
+ * recover from a failed write (the file stays half-open and the library's
+ * shutdown crashes at exit).  `name` only labels the image; messages name
+ * `path`.  On success im->buf holds im->size bytes of file. */
+static cv_status build_image(const char *path, cv_model *m, cv_optim *o,
+                             const struct cv_train_state *ts, const struct cv_ckpt_best *best,
+                             struct image *im, struct cv_error *err)
+{
+    H5FD_file_image_callbacks_t cb = {image_malloc,
+                                      image_memcpy,
+                                      image_realloc,
+                                      image_free,
+                                      image_udata_copy,
+                                      image_udata_free,
+                                      im};
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST); /* checksummed metadata */
+    H5Pset_fapl_core(fapl, estimate_size(m, o, ts), 0);
+    H5Pset_file_image_callbacks(fapl, &cb);
+    char name[CV_PATH_MAX + 16];
+    snprintf(name, sizeof(name), "%s.image", path);
+    hid_t f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return cv_fail(err, CV_HDF5, "%s: cannot create the file in memory", path);
+    struct h5w w = {f, path};
+    cv_status st = write_body(&w, m, o, ts, err);
+    if (st == CV_OK && best &&
+        !(attr_ll(f, "best_epoch", best->epoch) && attr_str(f, "best_metric", best->metric) &&
+          attr_dbl(f, "best_value", best->value)))
+        st = cv_fail(err, CV_HDF5, "%s: cannot write the best-model attributes", path);
+    if (H5Fclose(f) < 0 && st == CV_OK)
+        st = cv_fail(err, CV_HDF5, "%s: cannot close the file in memory", path);
+    if (st == CV_OK && !im->buf)
+        st = cv_fail(err, CV_HDF5, "%s: HDF5 kept the file image", path);
+    if (st == CV_OK)
+        im->size = stored_eof(im->buf, im->size);
+    return st;
+}
+
+/* Write the image to a fresh unique temporary next to path (created
+ * exclusively, never through a link), its name into tmp. */
+static cv_status write_image(const char *path, char *tmp, size_t tmp_size, const char *image,
+                             size_t size, struct cv_error *err)
+{
+    int fd;
+    cv_status st = cv__tmp_open(path, tmp, tmp_size, &fd, err);
+    if (st != CV_OK)
+        return st;
+    size_t done = 0;
+    int e = 0;
+    while (done < size && !e) {
+        ssize_t k = write(fd, image + done, size - done);
+        if (k > 0)
+            done += (size_t)k;
+        else if (k < 0 && errno != EINTR)
+            e = errno;
+    }
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (!e)
+        return CV_OK;
+    unlink(tmp);
+    return cv_fail(err, CV_IO, "%s: cannot write %zu bytes (%zu written): %s", path, size, done,
+                   strerror(e));
 }
 
 static cv_status save(const char *path, cv_model *m, cv_optim *o, const struct cv_train_state *ts,
                       const struct cv_ckpt_best *best, struct cv_error *err)
 {
     char tmp[CV_PATH_MAX + 128];
+    struct image im = {NULL, 0};
     h5_quiet();
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST); /* checksummed metadata */
-    hid_t f;
-    cv_status st = cv__h5_create_tmp(path, tmp, sizeof(tmp), fapl, &f, err);
-    H5Pclose(fapl);
-    if (st != CV_OK)
-        return st;
-    st = reserve(tmp, estimate_size(m, o, ts), err);
-    if (st != CV_OK) { /* nothing written yet: closing an empty file needs no space */
-        H5Fclose(f);
-        unlink(tmp);
-        return st;
-    }
-    struct h5w w = {f, path};
-    st = write_body(&w, m, o, ts, err);
-    if (st == CV_OK && best) {
-        attr_ll(f, "best_epoch", best->epoch);
-        attr_str(f, "best_metric", best->metric);
-        attr_dbl(f, "best_value", best->value);
-    }
-    if (H5Fclose(f) < 0 && st == CV_OK)
-        st = cv_fail(err, CV_IO, "%s: closing failed (disk full?)", tmp);
+    cv_status st = build_image(path, m, o, ts, best, &im, err);
     if (st == CV_OK)
-        return cv__commit_file(tmp, path, err);
-    unlink(tmp);
+        st = write_image(path, tmp, sizeof(tmp), im.buf, im.size, err);
+    free(im.buf);
+    if (st == CV_OK)
+        st = cv__commit_file(tmp, path, err);
     return st;
 }
 
@@ -402,7 +516,7 @@ static cv_status read_text(struct h5r *r, const char *name, char **out, struct c
     H5Dclose(ds);
     if (rc < 0)
         return cv_fail(err, CV_CORRUPT, "%s: /%s could not be read", r->path, name);
-    *out = strdup(p ? p : ""); /* HDF5 may hand back NULL for an empty string */
+    *out = cv_strdup(p ? p : ""); /* HDF5 may hand back NULL for an empty string */
     if (p)
         H5free_memory(p);
     return *out ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
@@ -446,7 +560,7 @@ static void get_attr_str(hid_t obj, const char *name, char *buf, size_t size)
     size_t n = H5Tget_size(t);
     /* one fixed-length string (a variable-length one would be a pointer) */
     bool fixed = H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0;
-    char *tmp = fixed && n < 4096 ? calloc(1, n + 1) : NULL;
+    char *tmp = fixed && n < 4096 ? cv_calloc(1, n + 1) : NULL;
     if (tmp && H5Aread(a, t, tmp) >= 0)
         snprintf(buf, size, "%s", tmp);
     free(tmp);
@@ -604,6 +718,8 @@ cv_status cv_ckpt_open_model(const char *path, int max_batch, struct cv_config *
     return st;
 }
 
+#define VERIFY_NOMEM 2 /* verify_one could not allocate its buffer */
+
 static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, void *arg)
 {
     if (info->type != H5O_TYPE_DATASET)
@@ -614,8 +730,10 @@ static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, vo
     hid_t t = H5Dget_type(ds), space = H5Dget_space(ds);
     hssize_t n = H5Sget_simple_extent_npoints(space);
     herr_t rc = cv__h5_storage_ok(ds) ? 0 : -1;
+    bool nomem = false;
     if (rc == 0 && H5Tget_class(t) == H5T_FLOAT && n > 0) {
-        float *buf = malloc((size_t)n * sizeof(float));
+        float *buf = cv_calloc((size_t)n, sizeof(float));
+        nomem = !buf;
         rc = buf ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
         free(buf);
     }
@@ -624,7 +742,7 @@ static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, vo
     H5Sclose(space);
     H5Tclose(t);
     H5Dclose(ds);
-    return rc < 0 ? 1 : 0;
+    return rc >= 0 ? 0 : nomem ? VERIFY_NOMEM : 1;
 }
 
 cv_status cv_ckpt_verify(const char *path, struct cv_error *err)
@@ -636,6 +754,8 @@ cv_status cv_ckpt_verify(const char *path, struct cv_error *err)
         return st;
     herr_t rc = H5Ovisit2(r.file, H5_INDEX_NAME, H5_ITER_NATIVE, verify_one, bad, H5O_INFO_BASIC);
     H5Fclose(r.file);
+    if (rc == VERIFY_NOMEM)
+        return cv_fail(err, CV_NOMEM, "%s: out of memory to read /%s", path, bad);
     if (rc != 0)
         return cv_fail(err, CV_CORRUPT, "%s: %s%s failed its checksum or could not be read", path,
                        bad[0] ? "/" : "", bad[0] ? bad : "metadata");

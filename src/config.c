@@ -680,7 +680,7 @@ cv_status cv_config_load(const char *path, const char *const *overrides, int n_o
     while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         if (len + got + 1 > cap) {
             cap = 2 * (len + got + 1);
-            char *t = realloc(text, cap);
+            char *t = cv_realloc(text, cap, 1);
             if (!t) {
                 free(text);
                 fclose(f);
@@ -704,7 +704,7 @@ cv_status cv_config_load(const char *path, const char *const *overrides, int n_o
         return cv_fail(err, CV_CONFIG, "%s: more than %d bytes: a config holds at most that", path,
                        CV_TREE_MAX_INPUT);
     }
-    if (!text && !(text = calloc(1, 1)))
+    if (!text && !(text = cv_calloc(1, 1)))
         return cv_fail(err, CV_NOMEM, "out of memory");
     text[len] = '\0';
     size_t text_len = strlen(text); /* the parser would stop at a NUL silently */

@@ -41,12 +41,12 @@ static int grow(struct cv_node *n)
     if (n->n < n->cap)
         return 0;
     int cap = n->cap ? 2 * n->cap : 8;
-    struct cv_node **k = realloc(n->kids, (size_t)cap * sizeof(*k));
+    struct cv_node **k = cv_realloc(n->kids, (size_t)cap, sizeof(*k));
     if (!k)
         return -1;
     n->kids = k;
     if (n->kind == CV_NODE_MAP) {
-        char **keys = realloc(n->keys, (size_t)cap * sizeof(*keys));
+        char **keys = cv_realloc(n->keys, (size_t)cap, sizeof(*keys));
         if (!keys)
             return -1;
         n->keys = keys;
@@ -166,7 +166,7 @@ static cv_status new_scalar(struct builder *b, int line, const char *text, size_
     if (st != CV_OK)
         return st;
     struct cv_node *n = node_new(CV_NODE_SCALAR, line, b->origin);
-    if (!n || !(n->text = strdup(text))) {
+    if (!n || !(n->text = cv_strdup(text))) {
         cv__tree_free(n);
         return nomem(b);
     }
@@ -194,7 +194,7 @@ static cv_status copy_node(struct builder *b, const struct cv_node *src, int lin
         st = copy_node(b, src->kids[i], line, level + 1, &kid);
         if (st == CV_OK && src->keys)
             st = charge(b, line, strlen(src->keys[i]));
-        if (st == CV_OK && src->keys && !(key = strdup(src->keys[i])))
+        if (st == CV_OK && src->keys && !(key = cv_strdup(src->keys[i])))
             st = nomem(b);
         if (st == CV_OK && append(n, key, kid) != 0)
             st = nomem(b);
@@ -215,7 +215,7 @@ static int add_ref(struct frame *f, int line)
 {
     if (f->n_refs == f->refs_cap) {
         int cap = f->refs_cap ? 2 * f->refs_cap : 8;
-        struct keyref *r = realloc(f->refs, (size_t)cap * sizeof(*r));
+        struct keyref *r = cv_realloc(f->refs, (size_t)cap, sizeof(*r));
         if (!r)
             return -1;
         f->refs = r;
@@ -275,7 +275,7 @@ static cv_status add_anchor(struct builder *b, const char *name, const struct cv
     if (st != CV_OK)
         return st;
     a->node = a->own ? a->own : node;
-    if (!(a->name = strdup(name))) {
+    if (!(a->name = cv_strdup(name))) {
         cv__tree_free(a->own);
         a->own = NULL;
         return nomem(b);
@@ -518,7 +518,7 @@ static cv_status set_path(struct cv_node *n, char *path, int level, struct cv_no
                 slot = &n->kids[i];
         if (!slot) {
             struct cv_node *fresh = dot ? node_new(CV_NODE_MAP, 0, ov) : NULL;
-            char *key = strdup(path);
+            char *key = cv_strdup(path);
             if ((dot && !fresh) || !key || append(n, key, fresh) != 0) {
                 cv__tree_free(fresh);
                 free(key);
@@ -541,14 +541,14 @@ cv_status cv__tree_override(struct cv_node *root, const char *ov, struct cv_erro
     const char *eq = strchr(ov, '=');
     if (!eq || eq == ov)
         return cv_fail(err, CV_CONFIG, "override '%s': expected key.path=value", ov);
-    char *path = strndup(ov, (size_t)(eq - ov));
+    char *path = cv_strndup(ov, (size_t)(eq - ov));
     struct cv_node *val = NULL;
     cv_status st = path ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
     char src[300];
     snprintf(src, sizeof(src), "override '%s'", ov);
     if (st == CV_OK && !*(eq + 1)) { /* key= sets an empty string */
         val = node_new(CV_NODE_SCALAR, 0, ov);
-        if (!val || !(val->text = strdup("")))
+        if (!val || !(val->text = cv_strdup("")))
             st = cv_fail(err, CV_NOMEM, "out of memory");
     } else if (st == CV_OK) {
         st = cv__tree_parse(eq + 1, src, ov, &val, err);
@@ -607,7 +607,7 @@ static int write_sink(void *data, unsigned char *buffer, size_t size)
     struct sink *s = data;
     if (s->len + size + 1 > s->cap) {
         size_t cap = (s->len + size + 1) * 2;
-        char *b = realloc(s->buf, cap);
+        char *b = cv_realloc(s->buf, cap, 1);
         if (!b)
             return 0;
         s->buf = b;

@@ -48,7 +48,7 @@ static cv_status split(char *line, struct cells *c, const char *path, long linen
         return cv_fail(err, CV_FORMAT, "%s:%ld: %zu columns: at most %d", path, lineno, n,
                        INT_MAX - 1);
     if (n > c->cap) {
-        char **v = realloc(c->v, n * sizeof(*v));
+        char **v = cv_realloc(c->v, n, sizeof(*v));
         if (!v)
             return cv_fail(err, CV_NOMEM, "%s:%ld: out of memory for %zu columns", path, lineno, n);
         c->v = v;
@@ -106,8 +106,8 @@ static cv_status grow(struct table *t, const char *path, struct cv_error *err)
     if (__builtin_mul_overflow(cap, (size_t)(t->cols - 1) * sizeof(float), &xb))
         return cv_fail(err, CV_NOMEM, "%s: %lld rows of %d columns: too large", path, t->rows,
                        t->cols);
-    float *x = realloc(t->x, xb);
-    float *y = x ? realloc(t->y, cap * sizeof(float)) : NULL;
+    float *x = cv_realloc(t->x, xb, 1);
+    float *y = x ? cv_realloc(t->y, cap, sizeof(float)) : NULL;
     if (x)
         t->x = x;
     if (!x || !y)

@@ -295,7 +295,7 @@ cv_status cv_train_find_checkpoint(const char *run_dir, char *path, size_t size,
 cv_status cv__history_append(char **history, const char *line, struct cv_error *err)
 {
     size_t old = *history ? strlen(*history) : 0, add = strlen(line);
-    char *p = realloc(*history, old + add + 2);
+    char *p = cv_realloc(*history, old + add + 2, 1);
     if (!p)
         return cv_fail(err, CV_NOMEM, "out of memory for the metric history");
     memcpy(p + old, line, add);

@@ -129,7 +129,7 @@ static void coord_record(struct coord *c, int group, const struct request *req)
     s->interrupted += o->status == CV_JOB_INTERRUPTED;
     if (o->status == CV_JOB_INTERRUPTED)
         c->stopping = true;
-    struct cv_result *r = malloc(sizeof(*r));
+    struct cv_result *r = cv_calloc(1, sizeof(*r));
     if (!r) {
         cv_fail(&c->io_err, CV_NOMEM, "out of memory");
         c->stopping = true;
@@ -336,7 +336,7 @@ static cv_status check_config(const struct cv_sweep_plan *p, const char *path, s
         return cv__write_text_atomic(path, p->base->text, err);
     size_t len = strlen(p->base->text);
     FILE *f = fopen(path, "r");
-    char *old = calloc(1, len + 2);
+    char *old = cv_calloc(1, len + 2);
     size_t got = f && old ? fread(old, 1, len + 1, f) : 0;
     bool same = got == len && !memcmp(old, p->base->text, len);
     if (f)

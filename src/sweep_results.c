@@ -17,6 +17,7 @@
 
 #include "caviar/sweep.h"
 #include "config_tree.h"
+#include "util.h"
 
 #define LINE_MAX_BYTES 65536
 
@@ -98,7 +99,7 @@ static cv_status open_append(const char *path, int *fd, struct cv_error *err)
 cv_status cv_result_append(const char *path, const struct cv_result *r, const char *metric,
                            struct cv_error *err)
 {
-    char *buf = malloc(LINE_MAX_BYTES);
+    char *buf = cv_calloc(LINE_MAX_BYTES, 1);
     if (!buf)
         return cv_fail(err, CV_NOMEM, "out of memory");
     struct out o = {buf, 0, LINE_MAX_BYTES};
@@ -219,7 +220,7 @@ cv_status cv_results_read(const char *path, struct cv_result **rows, int *n, str
     FILE *f = fopen(path, "r");
     if (!f)
         return cv_fail(err, CV_IO, "cannot open %s: %s", path, strerror(errno));
-    char *line = malloc(LINE_MAX_BYTES);
+    char *line = cv_calloc(LINE_MAX_BYTES, 1);
     int cap = 0, lineno = 0;
     cv_status st = line ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
     while (st == CV_OK && fgets(line, LINE_MAX_BYTES, f)) {
@@ -236,7 +237,7 @@ cv_status cv_results_read(const char *path, struct cv_result **rows, int *n, str
             continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
-            struct cv_result *grown = realloc(*rows, (size_t)cap * sizeof(**rows));
+            struct cv_result *grown = cv_realloc(*rows, (size_t)cap, sizeof(**rows));
             if (!grown) {
                 st = cv_fail(err, CV_NOMEM, "out of memory");
                 break;

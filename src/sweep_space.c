@@ -91,7 +91,7 @@ static cv_status add_over(struct cv_sweep_plan *p, int i, const char *key, const
                           struct cv_error *err)
 {
     size_t len = strlen(key) + strlen(value) + 2;
-    char *s = malloc(len);
+    char *s = cv_calloc(len, 1);
     if (!s)
         return cv_fail(err, CV_NOMEM, "out of memory");
     snprintf(s, len, "%s=%s", key, value);
@@ -435,7 +435,7 @@ cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *r
         else
             refine_range(&dims[j], rows, top);
     }
-    char *space = malloc(65536);
+    char *space = cv_calloc(65536, 1);
     if (!space)
         return cv_fail(err, CV_NOMEM, "out of memory");
     space_text(dims, nd, space, 65536);

@@ -44,7 +44,7 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     cv_config_free(cfg);
     if (st == CV_OK) {
         out->status = final ? CV_JOB_DONE : CV_JOB_PAUSED;
-    } else if (st == CV_INTERRUPTED) {
+    } else if (st == CV_INTERRUPTED || st == CV_STOPPED) { /* resumed or restarted later */
         out->status = CV_JOB_INTERRUPTED;
     } else if (st == CV_MPI || st == CV_NOMEM) {
         return st; /* not the trial's fault: end the sweep */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caviar/checkpoint.h"
 #include "caviar/evaluate.h"
@@ -290,7 +291,7 @@ static cv_status log_epoch(struct trainer *tr, const char *event, const struct e
     cv_status st = cv__history_append(&tr->ts.metrics, line, err);
     if (st == CV_OK && tr->rank == 0)
         st = cv__run_dir_write_metrics(tr->run_dir, tr->ts.metrics, err);
-    return st;
+    return cv_comm_agree(tr->comm, st, err); /* rank 0 alone may meet a full disk */
 }
 
 /* The learning rate of global step `step` of the current epoch. */
@@ -385,7 +386,11 @@ static cv_status finish_epoch(struct trainer *tr, const char *event, struct cv_t
 
 /* ---- checkpoints ---- */
 
-static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
+/* Collective.  On failure nothing was written under a checkpoint name and
+ * the older checkpoints are untouched; the error (a full disk, ...) ends
+ * the run: exit 1, not "resume me".  `verify`: read the file back and check
+ * every checksum before counting it as written. */
+static cv_status save_checkpoint(struct trainer *tr, bool verify, struct cv_error *err)
 {
     double v[3];
     cv_status st = epoch_sums(tr, v, err);
@@ -405,13 +410,12 @@ static cv_status save_checkpoint(struct trainer *tr, struct cv_error *err)
         char path[CV_PATH_MAX + 64];
         cv__run_dir_ckpt_path(tr->run_dir, ts.step, path, sizeof(path));
         st = cv_ckpt_save(path, tr->model, tr->optim, &ts, err);
+        if (st == CV_OK && verify && (st = cv_ckpt_verify(path, err)) != CV_OK)
+            unlink(path); /* never leave a damaged checkpoint in place */
         if (st == CV_OK)
             cv__run_dir_prune(tr->run_dir, tr->cfg->checkpoint.keep);
     }
-    st = cv_comm_agree(tr->comm, st, err);
-    if (st != CV_OK && err) /* no checkpoint, no training: stop so the job can be resumed */
-        err->code = CV_INTERRUPTED;
-    return st != CV_OK ? CV_INTERRUPTED : CV_OK;
+    return cv_comm_agree(tr->comm, st, err);
 }
 
 /* model.h5 is the model to ship: the last epoch's, or with train.monitor the
@@ -603,9 +607,11 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     return CV_OK;
 }
 
+/* A stop request: exit 75 ("resume me") only with a checkpoint written
+ * and verified by this run; else the write error (exit 1). */
 static cv_status interrupted(struct trainer *tr, struct cv_error *err)
 {
-    cv_status st = save_checkpoint(tr, err);
+    cv_status st = save_checkpoint(tr, true, err);
     if (st != CV_OK)
         return st;
     return cv_fail(err, CV_INTERRUPTED,
@@ -672,7 +678,7 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
         if (stop)
             return interrupted(tr, err);
         if (cfg->checkpoint.every_steps > 0 && tr->ts.step % cfg->checkpoint.every_steps == 0)
-            if ((st = save_checkpoint(tr, err)) != CV_OK)
+            if ((st = save_checkpoint(tr, false, err)) != CV_OK)
                 return st;
     }
     return CV_OK;
@@ -746,7 +752,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         bool due = cfg->checkpoint.every_epochs > 0 &&
                    tr->ts.epoch % cfg->checkpoint.every_epochs == 0;
         if (due || tr->ts.epoch == last || stop)
-            if ((st = save_checkpoint(tr, err)) != CV_OK)
+            if ((st = save_checkpoint(tr, false, err)) != CV_OK)
                 return st;
         if (stop) {
             say_stopped(tr);
@@ -840,17 +846,38 @@ static cv_status check_warmup(const struct trainer *tr, struct cv_error *err)
     return CV_OK;
 }
 
+/* Collective: after a start-up phase, stop if any rank was asked to (a
+ * signal may reach one rank only, at any moment). */
+static cv_status stop_point(struct trainer *tr, const char *phase, struct cv_error *err)
+{
+    if (tr->opts->on_phase)
+        tr->opts->on_phase(phase);
+    cv_status st = CV_OK;
+    if (tr->opts->stop && *tr->opts->stop)
+        st = cv_fail(err, CV_STOPPED,
+                     "stopped on request during start-up (after phase %s), before training: "
+                     "no checkpoint written; run the same command again to %s",
+                     phase, tr->opts->resume_dir ? "resume" : "start");
+    return cv_comm_agree(tr->comm, st, err);
+}
+
 static cv_status prepare(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = make_run_dir(tr, err);
+    if (st == CV_OK)
+        st = stop_point(tr, "run_dir", err);
     if (st == CV_OK)
         st = cv_comm_agree(tr->comm, build(tr, err), err);
     if (st == CV_OK)
         st = cv_reducer_create(tr->cfg, tr->comm, tr->model, &tr->reducer, err);
     if (st == CV_OK)
+        st = stop_point(tr, "model", err);
+    if (st == CV_OK)
         st = open_data(tr, err);
     if (st == CV_OK)
         st = check_warmup(tr, err); /* the same on every rank: no agreement needed */
+    if (st == CV_OK)
+        st = stop_point(tr, "data", err);
     if (st != CV_OK)
         return st;
     const char *dir = tr->opts->resume_dir;
@@ -865,6 +892,8 @@ static cv_status prepare(struct trainer *tr, struct cv_error *err)
         st = cv_comm_agree(tr->comm, lr_factors(tr, found, err), err);
     if (st == CV_OK)
         st = cv_reducer_adopt(tr->reducer, err);
+    if (st == CV_OK)
+        st = stop_point(tr, "resume", err);
     if (st != CV_OK)
         return st;
     const float *mean = cv_model_norm_mean(tr->model), *sd = cv_model_norm_std(tr->model);

@@ -5,6 +5,7 @@
 #define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include <math.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,42 @@ void cv_alloc_fail_after(long k)
     alloc_countdown = k;
 }
 
+static bool injected_failure(void)
+{
+    return alloc_countdown >= 0 && alloc_countdown-- == 0;
+}
+
 void *cv_calloc(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
         return NULL;
-    if (alloc_countdown >= 0 && alloc_countdown-- == 0)
+    if (injected_failure())
         return NULL;
     return calloc(n ? n : 1, size ? size : 1);
+}
+
+void *cv_realloc(void *p, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    if (injected_failure())
+        return NULL;
+    size_t bytes = n * size;
+    return realloc(p, bytes ? bytes : 1); /* never realloc(p, 0), which frees p */
+}
+
+char *cv_strndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *d = cv_calloc(len + 1, 1);
+    if (d)
+        memcpy(d, s, len);
+    return d;
+}
+
+char *cv_strdup(const char *s)
+{
+    return cv_strndup(s, SIZE_MAX);
 }
 
 #define HUGE_PAGE ((size_t)2 << 20)
@@ -39,7 +69,7 @@ void *cv_calloc_big(size_t n, size_t size)
     size_t bytes = n * size;
     if (bytes < 2 * HUGE_PAGE)
         return cv_calloc(n, size);
-    if (alloc_countdown >= 0 && alloc_countdown-- == 0)
+    if (injected_failure())
         return NULL;
     size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
     void *p = NULL;

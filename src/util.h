@@ -18,6 +18,12 @@
  * cv_alloc_fail_after(k): the k-th next allocation fails (-1 = never). */
 void *cv_calloc(size_t n, size_t size);
 void cv_alloc_fail_after(long k);
+/* realloc of p to n * size bytes, checked and injectable like cv_calloc;
+ * on failure p is untouched (and still owned by the caller). */
+void *cv_realloc(void *p, size_t n, size_t size);
+/* strdup / strndup through the same checked, injectable path. */
+char *cv_strdup(const char *s);
+char *cv_strndup(const char *s, size_t n);
 /* The same for large buffers (datasets, arenas): 2 MiB aligned and marked
  * for transparent huge pages, so that touching them first costs a few
  * hundred page faults instead of one per 4 KiB (expensive under a VM).

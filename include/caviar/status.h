@@ -25,7 +25,8 @@
     X(USAGE, "usage error")                                                                        \
     X(INTERRUPTED, "interrupted: checkpointed, resume me")                                         \
     X(CORRUPT, "checksum or integrity failure")                                                    \
-    X(VERSION, "unsupported format version")
+    X(VERSION, "unsupported format version")                                                       \
+    X(STOPPED, "stopped on request before training: nothing to checkpoint, run again")
 
 typedef enum cv_status {
 #define CV__ENUM(name, text) CV_##name,

@@ -42,6 +42,10 @@ struct cv_train_opts {
     void (*on_epoch)(void *arg, const char *run_dir); /* rank 0, after each epoch's
                                     model.h5 is written, or NULL */
     void *on_epoch_arg;
+    /* called on every rank at each start-up phase ("run_dir", "model", "data",
+       "resume") just before it looks for a stop request, or NULL (tests
+       raise signals here) */
+    void (*on_phase)(const char *phase);
 };
 
 struct cv_train_result {
@@ -60,9 +64,11 @@ struct cv_train_result {
 };
 
 /* Train per cfg.  Returns CV_OK when the configured epochs are done (or
- * stop_at_epoch reached), CV_INTERRUPTED after a stop request was honoured
- * with a checkpoint (or a checkpoint write failed), or an error agreed by
- * all ranks (every rank returns it, the message in err). */
+ * stop_at_epoch reached); CV_INTERRUPTED after a stop request was honoured
+ * with a checkpoint written and verified by this call; CV_STOPPED after a
+ * stop request during start-up, before any step (nothing written); or an
+ * error agreed by all ranks (every rank returns it, the message in err) -
+ * a failed checkpoint write too.  Collective. */
 cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
                        const struct cv_train_opts *opts, struct cv_train_result *res,
                        struct cv_error *err);

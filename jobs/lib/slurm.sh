@@ -4,9 +4,16 @@
 #   cv_job_start CONFIG [key=value ...]   check the config and the run
 #       directory, enforce the restart cap, set RUN_DIR and CAVIAR
 #   cv_launch CMD...                      run caviar under srun (or mpirun),
-#       forwarding the warning signal, and set CV_RC to its exit code
-#   cv_job_end                            requeue on 75 ("checkpointed, resume
-#       me"), else exit with caviar's code
+#       forwarding a stop signal, and set CV_RC to caviar's exit code
+#   cv_job_end                            requeue on 75 ("stopped with a
+#       checkpoint, resume me") or 76 ("stopped during start-up, run
+#       again"), else exit with caviar's code
+#
+# caviar's exit code is taken from the launcher, unless caviar recorded a
+# clean stop in CAVIAR_STOP_FILE (RUN_DIR/.stop-TAG, removed before each
+# launch): plain mpirun returns 1 after SIGTERM or SIGINT (it reports the
+# signal it got, not its ranks' codes) although every rank checkpointed and
+# exited 75; srun, and mpirun after SIGUSR1, return the ranks' code.
 #
 # Environment (all optional):
 #   CAVIAR                  the caviar binary (default $CAVIAR_ROOT/build/caviar)
@@ -72,22 +79,30 @@ cv_job_start() {
     echo "caviar job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname -s): run directory $RUN_DIR, $OMP_NUM_THREADS thread(s) per rank"
 }
 
+# A stop signal to the batch shell (SLURM's --signal=B:USR1, scancel -b,
+# Ctrl-C) goes on to the launcher as USR1: both srun and mpirun forward USR1
+# to every rank (srun does not forward a single SIGINT), and caviar treats
+# TERM, INT and USR1 alike.  A rank that also gets the signal directly (a
+# preemption signals every process of the job) stops only once.
 cv_forward() {
     echo "caviar job: got $1: asking caviar to checkpoint and stop"
-    if [ -n "${CV_CHILD:-}" ]; then kill -"$1" "$CV_CHILD" 2>/dev/null || true; fi
+    if [ -n "${CV_CHILD:-}" ]; then kill -USR1 "$CV_CHILD" 2>/dev/null || true; fi
 }
 
 cv_launch() {
     local launcher=${CAVIAR_LAUNCHER:-srun}
+    export CAVIAR_STOP_FILE=$RUN_DIR/.stop-${SLURM_ARRAY_TASK_ID:-job}
+    rm -f "$CAVIAR_STOP_FILE"
     case $launcher in
     srun) set -- srun --mpi=pmix --kill-on-bad-exit=1 "$CAVIAR" "$@" ;;
-    mpirun) set -- mpirun --bind-to core --map-by "slot:PE=$OMP_NUM_THREADS" "$CAVIAR" "$@" ;;
+    mpirun) set -- mpirun --bind-to core --map-by "slot:PE=$OMP_NUM_THREADS" \
+        -x CAVIAR_STOP_FILE "$CAVIAR" "$@" ;;
     *) cv_die "CAVIAR_LAUNCHER='$launcher': expected srun or mpirun" ;;
     esac
-    # The warning signal (--signal=B:USR1@120) reaches this shell only:
-    # run the launcher in the background and pass the signal on.
+    # run the launcher in the background, so this shell can pass signals on
     trap 'cv_forward USR1' USR1
     trap 'cv_forward TERM' TERM
+    trap 'cv_forward INT' INT
     "$@" &
     CV_CHILD=$!
     CV_RC=0
@@ -95,14 +110,33 @@ cv_launch() {
         wait "$CV_CHILD" && CV_RC=0 || CV_RC=$?
         kill -0 "$CV_CHILD" 2>/dev/null || break # wait returned for a trapped signal
     done
-    trap - USR1 TERM
+    trap - USR1 TERM INT
+    cv_recorded_stop
+}
+
+# The launcher's code is not caviar's after some signals (see the top):
+# caviar's own record of a clean stop wins.
+cv_recorded_stop() {
+    local code="" line
+    [ -f "$CAVIAR_STOP_FILE" ] || return 0
+    line=$(head -1 "$CAVIAR_STOP_FILE")
+    code=${line%% *}
+    case $code in
+    75 | 76) ;;
+    *) return 0 ;;
+    esac
+    if [ "$CV_RC" -ne "$code" ]; then
+        echo "caviar job: the launcher exited $CV_RC, but caviar recorded a clean stop: ${line#* }"
+        CV_RC=$code
+    fi
 }
 
 cv_job_end() {
-    if [ "$CV_RC" -eq 75 ]; then
-        local id=${SLURM_JOB_ID}
+    if [ "$CV_RC" -eq 75 ] || [ "$CV_RC" -eq 76 ]; then
+        local id=${SLURM_JOB_ID} what="checkpointed"
         [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
-        echo "caviar job: checkpointed; requeueing $id to resume from $RUN_DIR"
+        [ "$CV_RC" -eq 75 ] || what="stopped during start-up (nothing trained)"
+        echo "caviar job: $what; requeueing $id to resume from $RUN_DIR"
         scontrol requeue "$id"
         exit 0
     fi

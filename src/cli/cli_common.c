@@ -16,6 +16,7 @@
 #include "caviar/comm.h"
 #include "caviar/config.h"
 #include "caviar/status.h"
+#include "atomic_file.h"
 #include "commands.h"
 
 int cv_cli_rank(void)
@@ -27,17 +28,59 @@ int cv_cli_rank(void)
     return rank;
 }
 
+/* The exit code of a status on a rank that does not print it. */
+static int exit_code(cv_status st)
+{
+    return st == CV_INTERRUPTED ? CV_EXIT_RESUME
+           : st == CV_STOPPED   ? CV_EXIT_STOPPED
+           : st == CV_USAGE     ? CV_EXIT_USAGE
+                                : CV_EXIT_ERROR;
+}
+
+/* CAVIAR_STOP_FILE: where a clean stop is recorded ("<exit code> caviar
+ * <cmd>: <message>"), for job scripts that cannot trust the launcher's exit
+ * code (mpirun returns 1 after SIGTERM even when every rank stopped cleanly). */
+static void record_stop(const char *cmd, int code, const char *msg)
+{
+    const char *path = getenv("CAVIAR_STOP_FILE");
+    char line[CV_ERROR_MSG_MAX + 64];
+    struct cv_error err;
+    if (!path || !path[0])
+        return;
+    cv_error_clear(&err);
+    snprintf(line, sizeof(line), "%d caviar %s: %s\n", code, cmd, msg);
+    if (cv__write_text_atomic(path, line, &err) != CV_OK)
+        fprintf(stderr, "caviar %s: warning: CAVIAR_STOP_FILE: %s\n", cmd, err.msg);
+}
+
 int cv_cli_fail(const char *cmd, const struct cv_error *err)
 {
     cv_status st = err ? err->code : CV_INVAL;
     const char *msg = err && err->msg[0] ? err->msg : cv_status_str(st);
-    fprintf(stderr, "caviar %s: %s: %s\n", cmd, st == CV_INTERRUPTED ? "stopped" : "error", msg);
+    bool stopped = st == CV_INTERRUPTED || st == CV_STOPPED;
+    fprintf(stderr, "caviar %s: %s: %s\n", cmd, stopped ? "stopped" : "error", msg);
     fflush(stderr);
+    if (stopped)
+        record_stop(cmd, exit_code(st), msg);
     if (st == CV_INTERRUPTED)
         return CV_EXIT_RESUME;
+    if (st == CV_STOPPED)
+        return CV_EXIT_STOPPED;
     if (st == CV_USAGE)
         return CV_EXIT_USAGE;
     return CV_EXIT_ERROR;
+}
+
+int cv_cli_stop_point(const cv_comm *comm, const char *phase, struct cv_error *err)
+{
+    cv_cli_phase(phase);
+    cv_status st = CV_OK;
+    if (*cv_cli_stop_signals())
+        st = cv_fail(err, CV_STOPPED,
+                     "stopped on request during start-up (after phase %s), before training: "
+                     "no checkpoint written; run the same command again",
+                     phase);
+    return cv_comm_agree(comm, st, err);
 }
 
 /* Load the config on every rank and agree, so a bad file fails everywhere. */
@@ -49,10 +92,12 @@ int cv_cli_load_config(const cv_comm *comm, const char *cmd, const char *path, c
     cv_status st = cv_config_load(path, (const char *const *)overrides, n_over, cfg, &err);
     st = cv_comm_agree(comm, st, &err);
     if (st == CV_OK)
+        st = cv_cli_stop_point(comm, "config", &err);
+    if (st == CV_OK)
         return CV_EXIT_OK;
     cv_config_free(*cfg);
     *cfg = NULL;
-    return cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, &err) : CV_EXIT_ERROR;
+    return cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, &err) : exit_code(st);
 }
 
 int cv_cli_json_help(int argc, char **argv, int *json, void (*usage)(FILE *f))
@@ -138,16 +183,51 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-volatile sig_atomic_t *cv_cli_stop_signals(void)
+static void set_handlers(void (*handler)(int))
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+}
+
+volatile sig_atomic_t *cv_cli_stop_signals(void)
+{
+    set_handlers(on_signal);
     return &stop_requested;
+}
+
+bool cv_cli_default_signals(void)
+{
+    set_handlers(SIG_DFL);
+    return stop_requested != 0;
+}
+
+void cv_cli_phase(const char *phase)
+{
+    static bool raised; /* once: a second SIGINT would abort */
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}};
+    const char *spec = getenv("CAVIAR_DEBUG_RAISE");
+    char want[64];
+    int rank = -1;
+    for (size_t i = 0; spec && i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        size_t n = strlen(sigs[i].name);
+        if (strncmp(spec, sigs[i].name, n) != 0 || spec[n] != '@')
+            continue;
+        if (sscanf(spec + n + 1, "%63[^@]@%d", want, &rank) < 1 || strcmp(want, phase) != 0)
+            return;
+        if (!raised && (rank < 0 || rank == cv_cli_rank())) {
+            raised = true;
+            raise(sigs[i].sig);
+        }
+        return;
+    }
 }
 
 int cv_cli_finish(const struct cv_comm *comm, const char *cmd, int status,
@@ -156,8 +236,7 @@ int cv_cli_finish(const struct cv_comm *comm, const char *cmd, int status,
     cv_status st = (cv_status)status;
     if (st == CV_OK)
         return CV_EXIT_OK;
-    int rc = cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, err)
-                                     : (st == CV_INTERRUPTED ? CV_EXIT_RESUME : CV_EXIT_ERROR);
+    int rc = cv_comm_rank(comm) == 0 ? cv_cli_fail(cmd, err) : exit_code(st);
     if (st == CV_MPI)
         MPI_Abort(MPI_COMM_WORLD, CV_EXIT_ERROR);
     return rc;

@@ -15,6 +15,7 @@
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "commands.h"
+#include "util.h"
 
 #define EVAL_BATCH  256
 #define MAX_MEMBERS 64
@@ -59,7 +60,7 @@ static cv_status write_members(const struct cv_sweep_plan *plan, struct cv_error
     char path[CV_PATH_MAX + 32], dir[CV_PATH_MAX];
     snprintf(path, sizeof(path), "%s/members.txt", plan->dir);
     size_t cap = (size_t)plan->n_trials * (CV_PATH_MAX + 16) + 1, len = 0;
-    char *text = calloc(1, cap);
+    char *text = cv_calloc(1, cap);
     if (!text)
         return cv_fail(err, CV_NOMEM, "out of memory");
     for (int i = 0; i < plan->n_trials; i++) {
@@ -133,6 +134,8 @@ static int ensemble_train(int argc, char **argv)
     if (st == CV_OK && cv_comm_rank(world) == 0)
         printf("ensemble: %d member(s), %d group(s) of %d rank(s); members in %s\n", members,
                cv_comm_size(world) / o.ranks_per_trial, o.ranks_per_trial, plan->dir);
+    if (st == CV_OK)
+        st = cv_cli_stop_point(world, "sweep_start", &err);
     if (st == CV_OK)
         st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, &err);
     if (st == CV_OK && cv_comm_rank(world) == 0)
@@ -210,9 +213,9 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
     if (st != CV_OK)
         return st;
     size_t rows = (size_t)cv_shard_rows(e->shard), cells = (rows ? rows : 1) * (size_t)outputs;
-    e->xbuf = calloc((size_t)EVAL_BATCH * (size_t)inputs, sizeof(float));
-    e->probs = calloc(cells, sizeof(float));
-    e->combined = calloc(cells, sizeof(float));
+    e->xbuf = cv_calloc((size_t)EVAL_BATCH * (size_t)inputs, sizeof(float));
+    e->probs = cv_calloc(cells, sizeof(float));
+    e->combined = cv_calloc(cells, sizeof(float));
     if (!e->xbuf || !e->probs || !e->combined)
         return cv_fail(err, CV_NOMEM, "out of memory for %zu predictions", rows);
     int classes = d->classes;

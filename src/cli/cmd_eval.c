@@ -15,6 +15,7 @@
 #include "caviar/evaluate.h"
 #include "caviar/predictions.h"
 #include "commands.h"
+#include "util.h"
 
 #define GATHER_MAX ((size_t)1 << 30)
 
@@ -118,7 +119,8 @@ int cv_cmd_predict(int argc, char **argv)
         st = cv_fail(&err, CV_INVAL,
                      "%s: %lld rows x %d outputs: more than %zu predictions to gather in one file",
                      argv[optind + 1], n, k, GATHER_MAX);
-    if (st == CV_OK && rank == 0 && !(all = calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
+    if (st == CV_OK && rank == 0 &&
+        !(all = cv_calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
         st = cv_fail(&err, CV_NOMEM, "out of memory for %lld predictions", n);
     if (s.comm)
         st = cv_comm_agree(s.comm, st, &err);

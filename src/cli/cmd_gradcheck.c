@@ -15,6 +15,7 @@
 #include "caviar/dataset.h"
 #include "caviar/gradcheck.h"
 #include "commands.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -42,9 +43,9 @@ static cv_status load_rows(const struct cv_config *cfg, int *n, struct rows *r,
     if (st != CV_OK)
         return st;
     *n = d.n_rows < *n ? (int)d.n_rows : *n;
-    r->x = calloc((size_t)*n * (size_t)d.features, sizeof(float));
-    r->y = calloc((size_t)*n, sizeof(int32_t));
-    r->yv = calloc((size_t)*n * (size_t)d.target_dim, sizeof(float));
+    r->x = cv_calloc((size_t)*n * (size_t)d.features, sizeof(float));
+    r->y = cv_calloc((size_t)*n, sizeof(int32_t));
+    r->yv = cv_calloc((size_t)*n * (size_t)d.target_dim, sizeof(float));
     if (!r->x || !r->y || !r->yv)
         return cv_fail(err, CV_NOMEM, "out of memory");
     st = cv_dataset_read_rows(cfg->data.train, 0, *n, r->x, d.classes ? r->y : NULL,

@@ -328,6 +328,8 @@ int cv_cmd_sweep(int argc, char **argv)
     if (st == CV_OK)
         st = cv_sweep_plan_sample(cfg, &plan, &err);
     st = cv_comm_agree(world, st, &err);
+    if (st == CV_OK && !a.collect) /* before any trial starts */
+        st = cv_cli_stop_point(world, "sweep_start", &err);
     if (st == CV_OK && a.collect)
         st = cv_comm_agree(world, cv_comm_rank(world) == 0 ? collect(cfg, plan, &err) : CV_OK,
                            &err);

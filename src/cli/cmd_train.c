@@ -34,7 +34,15 @@ static void usage(FILE *f)
             "Writes RUN_DIR/model.h5, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoints/*.h5\n"
             "(and RUN_DIR/report.html after every epoch with run.report=true);\n"
             "RUN_DIR/.caviar.lock keeps a second job out of RUN_DIR while this one runs.\n"
-            "Exit codes: 0 done, 1 error, 2 usage, 75 checkpointed on a signal: resume me.\n");
+            "Exit codes: 0 done, 1 error, 2 usage, 75 stopped on a signal with a checkpoint\n"
+            "written and verified: resume me, 76 stopped on a signal during start-up before\n"
+            "anything was trained: run again.\n");
+}
+
+static void after_step(void *arg)
+{
+    (void)arg;
+    cv_cli_phase("step");
 }
 
 /* run.report: rewrite RUN_DIR/report.html after every epoch, so it can be
@@ -98,6 +106,8 @@ int cv_cmd_train(int argc, char **argv)
                                       .overwrite = overwrite,
                                       .stop = cv_cli_stop_signals(),
                                       .preempt_at_step = preempt,
+                                      .on_step = after_step,
+                                      .on_phase = cv_cli_phase,
                                       .terminal = cv_cli_stdout_is_terminal(),
                                       .on_epoch = cfg->run.report ? refresh_report : NULL};
         struct cv_train_result res;

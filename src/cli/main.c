@@ -4,6 +4,7 @@
  * other src/cli files) that turns a status into a process exit code.
  */
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,20 +15,23 @@
 struct command {
     const char *name;
     int (*run)(int argc, char **argv);
+    bool stops; /* checkpoints on a stop signal; else default signal actions */
     const char *help;
 };
 
 static const struct command commands[] = {
-    {"import", cv_cmd_import, "convert IDX or CSV data to a caviar HDF5 dataset"},
-    {"train", cv_cmd_train, "train a model from a YAML config (data parallel under mpirun)"},
-    {"eval", cv_cmd_eval, "evaluate a model on a dataset: loss, accuracy, P/R/F1, confusion"},
-    {"predict", cv_cmd_predict, "write a model's predictions to .h5 or .csv"},
-    {"gradcheck", cv_cmd_gradcheck, "compare backprop gradients with centred differences"},
-    {"inspect", cv_cmd_inspect, "show what a model or checkpoint holds and verify it"},
-    {"sweep", cv_cmd_sweep,
+    {"import", cv_cmd_import, false, "convert IDX or CSV data to a caviar HDF5 dataset"},
+    {"train", cv_cmd_train, true, "train a model from a YAML config (data parallel under mpirun)"},
+    {"eval", cv_cmd_eval, false,
+     "evaluate a model on a dataset: loss, accuracy, P/R/F1, confusion"},
+    {"predict", cv_cmd_predict, false, "write a model's predictions to .h5 or .csv"},
+    {"gradcheck", cv_cmd_gradcheck, false, "compare backprop gradients with centred differences"},
+    {"inspect", cv_cmd_inspect, false, "show what a model or checkpoint holds and verify it"},
+    {"sweep", cv_cmd_sweep, true,
      "train many trials of a hyperparameter sweep at once (grid/random/asha)"},
-    {"ensemble", cv_cmd_ensemble, "train ensemble members in parallel; evaluate an ensemble"},
-    {"report", cv_cmd_report, "write an HTML page of runs, sweeps and ensembles (plots, metrics)"},
+    {"ensemble", cv_cmd_ensemble, true, "train ensemble members in parallel; evaluate an ensemble"},
+    {"report", cv_cmd_report, false,
+     "write an HTML page of runs, sweeps and ensembles (plots, metrics)"},
 };
 
 static void usage(FILE *f)
@@ -37,7 +41,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\noptions:\n  --help     this text\n  --version  print the version\n"
-               "\nexit codes: 0 ok, 1 error, 2 usage, 75 checkpointed - resume me\n");
+               "\nexit codes: 0 ok, 1 error, 2 usage, 75 stopped with a checkpoint - resume me,\n"
+               "  76 stopped during start-up, nothing trained - run again\n");
 }
 
 /* A failed assertion on one rank must not leave the others waiting in a
@@ -48,6 +53,15 @@ static void abort_job(const char *file, int line, const char *expr)
     (void)line;
     (void)expr;
     MPI_Abort(MPI_COMM_WORLD, 134);
+}
+
+static int run(const struct command *c, int argc, char **argv)
+{
+    if (c->stops || !cv_cli_default_signals())
+        return c->run(argc, argv);
+    if (cv_cli_rank() == 0)
+        fprintf(stderr, "caviar %s: stopped: stop requested before it started\n", c->name);
+    return CV_EXIT_STOPPED;
 }
 
 static int dispatch(int argc, char **argv)
@@ -69,7 +83,7 @@ static int dispatch(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+            return run(&commands[i], argc - 1, argv + 1);
     if (cv_cli_rank() == 0) {
         fprintf(stderr, "caviar: unknown command '%s'\n", argv[1]);
         usage(stderr);
@@ -79,8 +93,12 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* first of all: a stop signal during MPI_Init or start-up (SLURM's
+     * warning can come at any moment) must end in a clean stop, not kill */
+    cv_cli_stop_signals();
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    cv_cli_phase("mpi_init");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     cv_set_abort_hook(abort_job);
     cv_set_flush_denormals(true);

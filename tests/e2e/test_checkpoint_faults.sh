@@ -2,8 +2,9 @@
 # Damaged checkpoints are never loaded silently: truncated or bit-flipped
 # files are skipped by resume (with a note) and refused by inspect/eval with
 # a message naming the file; a newer format version and a different
-# architecture are clear errors; a full disk stops training with exit 75 and
-# leaves the previous checkpoint intact.
+# architecture are clear errors; a full disk at any write of a run (each
+# checkpoint, metrics.jsonl, model.h5) ends with exit 1 on every rank, a
+# message naming the file, and the previous checkpoints intact.
 source "$(dirname "$0")/lib.sh"
 fm_data
 cfg=$(tiny_config)
@@ -45,22 +46,84 @@ expect_fail "architecture differs \(model.layers.0.units differs\)" run_np 1 tra
     model.layers.0.units=32 run.resume=auto
 ok "architecture change refused"
 
-# disk full: a 2 MiB tmpfs holds two checkpoints of this model (~0.76 MB each) but not three
-if mkdir -p "$TMP/full" && mount -t tmpfs -o size=2m tmpfs "$TMP/full" 2>/dev/null; then
-    trap 'umount "$TMP/full" 2>/dev/null; rm -rf "$TMP"' EXIT
-    rc=0
-    run_np 1 train "$cfg" run.dir="$TMP/full/run" checkpoint.every_steps=20 checkpoint.keep=3 \
-        >"$TMP/full.txt" 2>&1 || rc=$?
-    [ "$rc" -eq 75 ] || { cat "$TMP/full.txt"; fail "disk full: exit $rc, expected 75"; }
-    grep -q "cannot reserve .* No space left on device\|closing failed\|cannot create\|write failed" "$TMP/full.txt" ||
-        fail "disk full: no clear message"
-    n=$(ls "$TMP"/full/run/checkpoints/ckpt-*.h5 | wc -l)
-    [ "$n" -ge 1 ] || fail "disk full: expected the earlier checkpoints to survive"
-    for ck in "$TMP"/full/run/checkpoints/ckpt-*.h5; do
-        "$CAVIAR" inspect "$ck" >/dev/null || fail "previous checkpoint damaged: $ck"
+# ---- a full disk at each write of a run, and a `checkpoints` that is a file
+# Every rank must exit 1 (exit 75 would promise a checkpoint written by this
+# run), with one message naming the file, no crash, no temporary left, and
+# every checkpoint already there still verifying.
+
+# run_ranks DIR ARGS...: `caviar ARGS` on 2 ranks; each rank's exit code in
+# DIR/rc.RANK (mpirun itself returns 0 when told not to abort on a non-zero
+# exit, so that no rank is killed before it reports)
+run_ranks() {
+    local dir=$1
+    shift
+    rm -f "$dir"/rc.*
+    timeout -k 10 "$STEP_TIMEOUT" mpirun -np 2 --bind-to none \
+        --mca orte_abort_on_non_zero_status 0 bash -c \
+        '"$@"; rc=$?; echo $rc >"'"$dir"'/rc.$OMPI_COMM_WORLD_RANK"; exit $rc' \
+        sh "$CAVIAR" "$@" || true
+}
+
+# expect_rank_rc DIR RC LOG: both ranks exited RC, none died of a signal
+expect_rank_rc() {
+    local r got
+    for r in 0 1; do
+        got=$(cat "$1/rc.$r" 2>/dev/null || echo none)
+        [ "$got" = "$2" ] || { cat "$3"; fail "rank $r exited $got, expected $2 ($3)"; }
     done
-    ! ls "$TMP"/full/run/checkpoints/*.tmp.* >/dev/null 2>&1 || fail "temporary file left"
-    ok "disk full: exit 75, previous checkpoint intact"
+    ! grep -Eq "signal|Segmentation|core dumped" "$3" || { cat "$3"; fail "a rank crashed ($3)"; }
+}
+
+# checkpoints of step 2, 4 and 6, then metrics.jsonl and model.h5
+fcfg=(train.max_steps=6 checkpoint.every_steps=2 checkpoint.keep=3 data.dev=)
+run_ranks "$TMP" train "$cfg" "${fcfg[@]}" run.dir="$TMP/sizes" >"$TMP/sizes.txt" 2>&1
+expect_rank_rc "$TMP" 0 "$TMP/sizes.txt"
+pages() { echo $((($(stat -c %s "$1") + 4095) / 4096 * 4096)); }
+S=$(pages "$TMP/sizes/checkpoints/ckpt-000000000002.h5")
+J=$(pages "$TMP/sizes/metrics.jsonl")
+M=$(pages "$TMP/sizes/model.h5")
+
+# free bytes -> the write that must fail
+levels=("0 ckpt-000000000002.h5" "$((S / 2)) ckpt-000000000002.h5"
+    "$((S + S / 2)) ckpt-000000000004.h5" "$((3 * S)) metrics.jsonl"
+    "$((3 * S + J + M / 2)) model.h5")
+mkdir -p "$TMP/full"
+if mount -t tmpfs -o size=$((4 * S + 2 * M + J + (1 << 20))) tmpfs "$TMP/full" 2>/dev/null; then
+    trap 'umount "$TMP/full" 2>/dev/null; rm -rf "$TMP"' EXIT
+    for lv in "${levels[@]}"; do
+        read -r free file <<<"$lv"
+        rm -rf "${TMP:?}"/full/*
+        mkdir -p "$TMP/full/run/checkpoints"
+        avail=$(df -B1 --output=avail "$TMP/full" | tail -1)
+        fallocate -l $((avail - free)) "$TMP/full/filler"
+        log=$TMP/full-$free.txt
+        run_ranks "$TMP" train "$cfg" "${fcfg[@]}" run.dir="$TMP/full/run" >"$log" 2>&1
+        expect_rank_rc "$TMP" 1 "$log"
+        grep -q "caviar train: error: .*$file.*No space left on device" "$log" ||
+            { cat "$log"; fail "disk full at $file: no clear message"; }
+        [ "$(grep -c "caviar train: error" "$log")" -eq 1 ] || fail "disk full: more than one message"
+        for ck in "$TMP"/full/run/checkpoints/ckpt-*.h5; do
+            [ -e "$ck" ] || continue
+            "$CAVIAR" inspect "$ck" >/dev/null || fail "disk full at $file: $ck damaged"
+        done
+        ! ls "$TMP"/full/run/*.tmp.* "$TMP"/full/run/checkpoints/*.tmp.* >/dev/null 2>&1 ||
+            fail "disk full at $file: temporary file left"
+        [ ! -e "$TMP/full/run/$file" ] && [ ! -e "$TMP/full/run/checkpoints/$file" ] ||
+            fail "disk full at $file: the file exists anyway"
+        ok "disk full at $file ($free bytes free): exit 1 on both ranks, earlier checkpoints intact"
+    done
+    rm -rf "${TMP:?}"/full/*
+    run_ranks "$TMP" train "$cfg" "${fcfg[@]}" run.dir="$TMP/full/run" >"$TMP/roomy.txt" 2>&1
+    expect_rank_rc "$TMP" 0 "$TMP/roomy.txt"
+    ok "the same run with room on the same tmpfs: exit 0"
 else
-    echo "note: cannot mount a tmpfs here (not root?): disk-full case not run"
+    echo "note: cannot mount a tmpfs here (not root?): disk-full cases not run"
 fi
+
+# `checkpoints` is a file: refused at start-up, exit 1, never 75
+mkdir -p "$TMP/cf"
+touch "$TMP/cf/checkpoints"
+run_ranks "$TMP" train "$cfg" "${fcfg[@]}" run.dir="$TMP/cf" >"$TMP/cf.txt" 2>&1
+expect_rank_rc "$TMP" 1 "$TMP/cf.txt"
+grep -q "cannot create or write: Not a directory" "$TMP/cf.txt" || fail "checkpoints file: message"
+ok "a file named checkpoints: exit 1 with a message"

@@ -6,7 +6,9 @@
 #   slurm_start          munged (if none runs), slurmctld, slurmd with a
 #                        generated slurm.conf (the machine's CPUs and memory);
 #                        waits until sinfo shows the node idle
-#   slurm_wait JOB STATE  until `scontrol show job` reports STATE (timeout)
+#   slurm_wait JOB SECONDS STATE...  until `scontrol show job` reports one
+#                        of the STATEs; fails at once if the job ends in
+#                        another (timeout otherwise)
 #
 # Facts (Debian 12: slurm 22.05, Open MPI 4.1): SlurmUser=root,
 # proctrack/linuxproc and task/none run without cgroups or systemd.
@@ -109,7 +111,17 @@ job_state() {
     echo "$s"
 }
 
+# job_ended STATE: a state the job leaves only by a requeue that has not
+# come (a job that requeues itself is PENDING or REQUEUED by then).
+job_ended() {
+    case $1 in
+    COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+
 # slurm_wait JOB SECONDS STATE...: until the job is in one of the states.
+# A job that ends in another state can never get there: fail at once.
 slurm_wait() {
     local job=$1 limit=$2 state i
     shift 2
@@ -118,6 +130,10 @@ slurm_wait() {
         for want in "$@"; do
             [ "$state" = "$want" ] && return 0
         done
+        if job_ended "$state"; then
+            scontrol show job "$job" >&2
+            fail "job $job ended $state, expected $* (cannot happen any more)"
+        fi
         sleep 0.2
     done
     scontrol show job "$job" >&2
