@@ -79,14 +79,20 @@ fcfg=(train.max_steps=6 checkpoint.every_steps=2 checkpoint.keep=3 data.dev=)
 run_ranks "$TMP" train "$cfg" "${fcfg[@]}" run.dir="$TMP/sizes" >"$TMP/sizes.txt" 2>&1
 expect_rank_rc "$TMP" 0 "$TMP/sizes.txt"
 pages() { echo $((($(stat -c %s "$1") + 4095) / 4096 * 4096)); }
-S=$(pages "$TMP/sizes/checkpoints/ckpt-000000000002.h5")
+# each checkpoint's own size: later ones embed a longer metrics history
+S2=$(pages "$TMP/sizes/checkpoints/ckpt-000000000002.h5")
+S4=$(pages "$TMP/sizes/checkpoints/ckpt-000000000004.h5")
+S6=$(pages "$TMP/sizes/checkpoints/ckpt-000000000006.h5")
+S=$S6
 J=$(pages "$TMP/sizes/metrics.jsonl")
 M=$(pages "$TMP/sizes/model.h5")
 
+L=4096 # RUN_DIR/.caviar.lock holds the owner's line (one page) while the run lasts
+
 # free bytes -> the write that must fail
-levels=("0 ckpt-000000000002.h5" "$((S / 2)) ckpt-000000000002.h5"
-    "$((S + S / 2)) ckpt-000000000004.h5" "$((3 * S)) metrics.jsonl"
-    "$((3 * S + J + M / 2)) model.h5")
+levels=("0 ckpt-000000000002.h5" "$((L + S2 / 2)) ckpt-000000000002.h5"
+    "$((L + S2 + S4 / 2)) ckpt-000000000004.h5" "$((L + S2 + S4 + S6)) metrics.jsonl"
+    "$((L + S2 + S4 + S6 + J + M / 2)) model.h5")
 mkdir -p "$TMP/full"
 if mount -t tmpfs -o size=$((4 * S + 2 * M + J + (1 << 20))) tmpfs "$TMP/full" 2>/dev/null; then
     trap 'umount "$TMP/full" 2>/dev/null; rm -rf "$TMP"' EXIT
@@ -125,5 +131,5 @@ mkdir -p "$TMP/cf"
 touch "$TMP/cf/checkpoints"
 run_ranks "$TMP" train "$cfg" "${fcfg[@]}" run.dir="$TMP/cf" >"$TMP/cf.txt" 2>&1
 expect_rank_rc "$TMP" 1 "$TMP/cf.txt"
-grep -q "cannot create or write: Not a directory" "$TMP/cf.txt" || fail "checkpoints file: message"
+grep -q "checkpoints exists and is not a directory" "$TMP/cf.txt" || fail "checkpoints file: message"
 ok "a file named checkpoints: exit 1 with a message"
