@@ -611,6 +611,8 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
  * and verified by this run; else the write error (exit 1). */
 static cv_status interrupted(struct trainer *tr, struct cv_error *err)
 {
+    if (tr->opts->on_phase)
+        tr->opts->on_phase("stop_checkpoint");
     cv_status st = save_checkpoint(tr, true, err);
     if (st != CV_OK)
         return st;

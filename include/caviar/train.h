@@ -43,8 +43,9 @@ struct cv_train_opts {
                                     model.h5 is written, or NULL */
     void *on_epoch_arg;
     /* called on every rank at each start-up phase ("run_dir", "model", "data",
-       "resume") just before it looks for a stop request, or NULL (tests
-       raise signals here) */
+       "resume") just before it looks for a stop request, and before the
+       checkpoint of a stop ("stop_checkpoint"), or NULL (tests raise
+       signals here) */
     void (*on_phase)(const char *phase);
 };
 

@@ -206,27 +206,46 @@ bool cv_cli_default_signals(void)
     return stop_requested != 0;
 }
 
-void cv_cli_phase(const char *phase)
+/* One entry "SIG@phase[@rank]" of CAVIAR_DEBUG_RAISE: whether it names
+ * this phase (and rank), and its signal. */
+static bool raise_entry(const char *e, size_t len, const char *phase, int *sig)
 {
-    static bool raised; /* once: a second SIGINT would abort */
     static const struct {
         const char *name;
         int sig;
     } sigs[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}};
-    const char *spec = getenv("CAVIAR_DEBUG_RAISE");
-    char want[64];
+    char entry[96], want[64];
     int rank = -1;
-    for (size_t i = 0; spec && i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+    if (len >= sizeof(entry))
+        return false;
+    memcpy(entry, e, len);
+    entry[len] = '\0';
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         size_t n = strlen(sigs[i].name);
-        if (strncmp(spec, sigs[i].name, n) != 0 || spec[n] != '@')
+        if (strncmp(entry, sigs[i].name, n) != 0 || entry[n] != '@')
             continue;
-        if (sscanf(spec + n + 1, "%63[^@]@%d", want, &rank) < 1 || strcmp(want, phase) != 0)
-            return;
-        if (!raised && (rank < 0 || rank == cv_cli_rank())) {
-            raised = true;
-            raise(sigs[i].sig);
+        if (sscanf(entry + n + 1, "%63[^@]@%d", want, &rank) < 1 || strcmp(want, phase) != 0)
+            return false;
+        *sig = sigs[i].sig;
+        return rank < 0 || rank == cv_cli_rank();
+    }
+    return false;
+}
+
+/* Tests stop a run at a named phase: CAVIAR_DEBUG_RAISE is a comma-separated
+ * list of "SIG@phase[@rank]", each raised once (a second SIGINT aborts). */
+void cv_cli_phase(const char *phase)
+{
+    static bool raised[8];
+    const char *spec = getenv("CAVIAR_DEBUG_RAISE");
+    for (int i = 0; spec && *spec && i < 8; i++) {
+        size_t len = strcspn(spec, ",");
+        int sig;
+        if (!raised[i] && raise_entry(spec, len, phase, &sig)) {
+            raised[i] = true;
+            raise(sig);
         }
-        return;
+        spec += len + (spec[len] == ',');
     }
 }
 
