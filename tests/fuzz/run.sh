@@ -79,9 +79,12 @@ for t in "${TARGETS[@]}"; do
     done
     echo "   $t: exit $rc, $runs executions in $part run(s), corpus $(ls "$corpus" | wc -l) inputs"
 done
-[ ${#upstream[@]} -eq 0 ] || echo "fuzz: libhdf5's own faults in ${upstream[*]}: inputs in $B/upstream"
+# Faults inside libhdf5 1.10.8 itself (tests/fuzz/known-hdf5/README.md) are
+# named but do not fail the stage: no check in caviar reaches them.
+[ ${#upstream[@]} -eq 0 ] ||
+    echo "fuzz: NOT CLEAN - libhdf5's own faults in ${upstream[*]} (not caviar's code): inputs in $B/upstream"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: findings in ${failed[*]} (inputs in $B/artifacts; keep each in tests/fuzz/regressions/TARGET/)"
     exit 1
 fi
-echo "fuzz: no findings"
+echo "fuzz: no findings in caviar's code"
