@@ -44,8 +44,16 @@ O="data.train=$TMP/c10.h5 data.dev= model.input=[16] run.dir=$TMP/run"
 # case, so the cases of a group run at once.
 pids=()
 hostile() {
-    local name=$1 pattern=$2
+    local name=$1 pattern=$2 a
     shift 2
+    # the cases of a group run at once: each its own run directory, which
+    # a run locks (run_dir.h)
+    local args=()
+    for a in "$@"; do
+        case $a in "run.dir=$R" | "run.dir=$TMP/run") a="$a-$name" ;; esac
+        args+=("$a")
+    done
+    set -- "${args[@]}"
     (
         rc=0
         "$@" >"$TMP/$name.out" 2>&1 || rc=$?
@@ -94,7 +102,7 @@ hostile shape "shape39.h5: attribute 'shape': expected 3 integers" \
 hostile intu "train.epochs = int_uniform\\(-1e30, 1e30\\): expected int_uniform bounds within" \
     "$CAVIAR" sweep "$cfg" $O "sweep.space={train.epochs: 'int_uniform(-1e30, 1e30)'}" run.dir=$R
 settle "sizes past int"
-nothing "$R/model.h5" "$R/sweep/results.jsonl"
+nothing "$R"/model.h5 "$R"-*/model.h5 "$R"/sweep/results.jsonl "$R"-*/sweep/results.jsonl
 ok "sizes past int refused"
 
 # ---- numeric arguments ----
@@ -110,7 +118,7 @@ hostile seed "--seed -1: expected an integer in \\[0, 18446744073709551615\\]" \
 hostile dev "--dev 1e3: expected an integer" \
     "$CAVIAR" import csv "$TMP/wide.csv" --label-column 0 --dev 1e3 -o "$TMP/s.h5"
 settle "numeric arguments"
-nothing "$R/ensemble" "$TMP/s.h5"
+nothing "$R"/ensemble "$R"-*/ensemble "$TMP/s.h5"
 ok "numeric arguments range-checked"
 
 # ---- silent wrong results ----
@@ -138,7 +146,7 @@ hostile test3 "c3.h5: 3 classes" "$CAVIAR" $T data.test=$TMP/c3.h5 run.dir=$R
 hostile nul "nul.csv:3:3: a NUL byte inside the field" \
     "$CAVIAR" import csv "$TMP/nul.csv" --label-column 1 -o "$TMP/nul.h5"
 settle "data.test and CSV"
-nothing "$TMP/p.csv" "$R/model.h5" "$TMP/nul.h5"
+nothing "$TMP/p.csv" "$R"/model.h5 "$R"-*/model.h5 "$TMP/nul.h5"
 # a row of 5,000 cells is imported whole
 "$CAVIAR" import csv "$TMP/wide.csv" --label-column 0 -o "$TMP/wide-csv.h5" >"$TMP/out.txt" ||
     fail "wide CSV: $(cat "$TMP/out.txt")"
