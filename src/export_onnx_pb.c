@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "export_onnx_pb.h"
+#include "util.h"
 
 enum { WIRE_VARINT = 0, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
 
@@ -29,7 +30,7 @@ static unsigned char *grow(struct cv_pb *b, size_t more)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + more)
             cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
+        unsigned char *p = cv_realloc(b->p, cap, 1);
         if (!p) {
             b->oom = true;
             return NULL;
