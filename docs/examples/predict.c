@@ -25,9 +25,10 @@ int main(int argc, char **argv)
         x = calloc(256 * (size_t)cv_model_inputs(model), sizeof(float)); /* a batch of inputs */
         probs = calloc((size_t)n * k, sizeof(float));
         if (!x || !probs)
-            return fprintf(stderr, "out of memory\n"), 1;
-        cv_predict_shard(model, data, x, probs); /* applies the model's normalisation */
-        for (long long i = 0; i < n; i++) {
+            st = cv_fail(&err, CV_NOMEM, "out of memory for %lld predictions", n);
+        else
+            cv_predict_shard(model, data, x, probs); /* applies the model's normalisation */
+        for (long long i = 0; st == CV_OK && i < n; i++) {
             printf("%lld,%d", i, cv_predicted_class(probs + i * k, k));
             for (int j = 0; j < k; j++)
                 printf(",%.7g", probs[i * k + j]);

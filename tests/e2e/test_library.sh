@@ -63,3 +63,13 @@ ok "the installed-library example predicts as caviar predict does, without mpiru
 
 expect_fail "not-there.h5" "$TMP/predict" "$TMP/not-there.h5" "$DATA/fm-test.h5"
 ok "the example reports a missing model and exits 1"
+
+# docs/library.md shows the example as it is in the repository
+"$PY" - "$ROOT/docs/library.md" "$ROOT/docs/examples/predict.c" <<'PY' ||
+import sys
+doc, src = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+block = doc.split("```c\n", 1)[1].split("```\n", 1)[0]
+sys.exit(0 if block == src[src.index("#include"):] else 1)
+PY
+    fail "docs/library.md's example differs from docs/examples/predict.c"
+ok "docs/library.md shows docs/examples/predict.c as it is"
