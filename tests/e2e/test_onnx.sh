@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `caviar export` checked by real ONNX consumers: for an MLP, the CNN
+# `caviar export` checked by real ONNX consumers: for MLPs (every loss), the CNN
 # configs' architectures (jobs/configs/fmnist-cnn*.yaml) and a residual
 # network, each trained briefly (agreement matters, not accuracy), the ONNX
 # checker of python3-onnx passes and OpenCV DNN (python3-opencv) gives the
@@ -78,6 +78,21 @@ model:
 train: {optimizer: adam, lr: 2.0e-3, seed: 3}
 YAML
 roundtrip mlp "$TMP/mlp.yaml"
+
+# The other losses' outputs: binary cross-entropy on linear logits (the
+# export appends the sigmoid predict applies), mse (no final activation).
+cat >"$TMP/small.yaml" <<YAML
+data: {train: x}
+model:
+  input: [784]
+  layers:
+    - {type: dense, units: 32, activation: relu}
+    - {type: dense, units: 10, activation: linear}
+  loss: binary_cross_entropy
+train: {optimizer: adam, lr: 2.0e-3, seed: 3}
+YAML
+roundtrip bce "$TMP/small.yaml"
+roundtrip mse "$TMP/small.yaml" model.loss=mse model.layers.1.activation=sigmoid
 
 roundtrip fmnist-cnn "$ROOT/jobs/configs/fmnist-cnn.yaml"
 roundtrip fmnist-cnn-bar "$ROOT/jobs/configs/fmnist-cnn-bar.yaml"
