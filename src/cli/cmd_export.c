@@ -4,7 +4,9 @@
  * other ranks wait for its outcome, so every rank exits alike.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "caviar/checkpoint.h"
 #include "caviar/comm.h"
@@ -22,10 +24,22 @@ static void usage(FILE *f)
             CV_ONNX_OPSET);
 }
 
+/* -o naming the model file itself (or a link to it) would replace the
+ * model by its export. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 static cv_status export_model(const char *model, const char *out, struct cv_error *err)
 {
     struct cv_config *cfg = NULL;
     cv_model *m = NULL;
+    if (same_file(model, out))
+        return cv_fail(err, CV_USAGE, "-o %s is the model file %s itself: nothing written", out,
+                       model);
     cv_status st = cv_ckpt_open_model(model, 1, &cfg, &m, err);
     if (st == CV_OK)
         st = cv_export_onnx(m, out, err);

@@ -140,6 +140,10 @@ expect_fail "fm-test.h5" "$CAVIAR" export "$DATA/fm-test.h5" -o "$TMP/x.onnx"
 expect_fail "no-dir" "$CAVIAR" export "$TMP/mlp/model.h5" -o "$TMP/no-dir/x.onnx"
 mkdir "$TMP/ro" && cp "$TMP/mlp.onnx" "$TMP/ro/keep.onnx"
 expect_fail "usage" "$CAVIAR" export "$TMP/mlp/model.h5"
+# -o naming the model itself (here through a link) must not replace it
+cp "$TMP/mlp/model.h5" "$TMP/ro/model.h5" && ln -s model.h5 "$TMP/ro/link.h5"
+expect_fail "is the model file" "$CAVIAR" export "$TMP/ro/model.h5" -o "$TMP/ro/link.h5"
+cmp -s "$TMP/mlp/model.h5" "$TMP/ro/model.h5" || fail "export over the model changed it"
 # an existing file is replaced whole or not at all: a failed export keeps it
 expect_fail "not-there.h5" "$CAVIAR" export "$TMP/not-there.h5" -o "$TMP/ro/keep.onnx"
 cmp -s "$TMP/mlp.onnx" "$TMP/ro/keep.onnx" || fail "a failed export changed the existing file"
@@ -149,4 +153,4 @@ rc=0
 run_np 2 export "$TMP/not-there.h5" -o "$TMP/x.onnx" >"$TMP/np2.txt" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "export under mpirun -np 2: exit $rc"
 [ "$(grep -c 'error' "$TMP/np2.txt")" -eq 1 ] || fail "export under mpirun: not one message"
-ok "refusals: missing model, a dataset, no directory, usage; nothing written or changed"
+ok "refusals: missing model, a dataset, no directory, usage, the model as output; nothing written or changed"
