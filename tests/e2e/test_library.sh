@@ -18,7 +18,7 @@ for f in lib/libcaviar.a lib/pkgconfig/caviar.pc include/caviar/model.h include/
     [ -f "$PREFIX/$f" ] || fail "cmake --install did not install $f"
 done
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
-flags=$(pkg-config --cflags --libs --static caviar) || fail "pkg-config does not know caviar"
+flags=$(pkg-config --cflags --libs caviar) || fail "pkg-config does not know caviar"
 case $flags in
 *"$ROOT"*) fail "pkg-config points into the source tree: $flags" ;;
 esac
