@@ -32,6 +32,8 @@ int cv_cmd_inspect(int argc, char **argv);
 int cv_cmd_sweep(int argc, char **argv);
 int cv_cmd_ensemble(int argc, char **argv);
 int cv_cmd_report(int argc, char **argv);
+/* the checking process of src/h5_check.c (hidden, no MPI) */
+int cv_cmd_check_h5(int argc, char **argv);
 
 /* Whether rank 0's stdout is a terminal a user watches (terminal.c):
  * progress is then rewritten in place. */
