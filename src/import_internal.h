@@ -1,5 +1,5 @@
 /*
- * import_internal.h - helpers shared by import_idx.c and import_csv.c.
+ * import_internal.h - helpers shared by import_idx.c, import_csv.c and import_images.c.
  */
 #ifndef CV_IMPORT_INTERNAL_H
 #define CV_IMPORT_INTERNAL_H
@@ -9,6 +9,14 @@
 
 #include "caviar/dataset.h"
 #include "caviar/import.h"
+
+#define CV_IMPORT_MAX_NAMES   1024 /* --class-names: names ... */
+#define CV_IMPORT_NAMES_BYTES 8192 /* ... and bytes */
+
+/* Split the comma-separated list into names (pointing into buf, a copy of
+ * list of `size` bytes).  Returns the count, or -1 when list has more than
+ * max names or does not fit buf. */
+int cv__import_split_names(const char *list, char *buf, size_t size, const char **names, int max);
 
 cv_status cv__import_shuffle(void *x, size_t row_bytes, void *y, size_t y_bytes, long long n,
                              uint64_t seed, struct cv_error *err);

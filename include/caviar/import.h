@@ -1,5 +1,6 @@
 /*
- * import.h - converting IDX (MNIST-style, gzip or raw) and CSV files into
+ * import.h - converting IDX (MNIST-style, gzip or raw), CSV files and
+ * folders of PNG/JPEG images into
  * caviar's HDF5 dataset format (caviar/dataset.h), with an optional seeded
  * shuffle and a held-out dev split (the last `dev` rows after shuffling,
  * stored in group "dev").
@@ -23,6 +24,7 @@ struct cv_import_opts {
 struct cv_import_summary {
     long long rows, dev_rows;
     int features, classes, target_dim;
+    long long skipped; /* images skipped as unreadable (import images, skip_bad) */
 };
 
 /* IDX: images (magic 0x00000803, uint8, N x rows x cols) and labels
@@ -36,5 +38,34 @@ cv_status cv_import_idx(const char *images, const char *labels, const char *out,
 cv_status cv_import_csv(const char *csv, const char *label, bool header, bool regression,
                         const char *out, const struct cv_import_opts *opts,
                         struct cv_import_summary *sum, struct cv_error *err);
+
+/* How an image is brought to the target size. */
+enum cv_image_fit {
+    CV_IMAGE_RESIZE, /* stretch the whole image to H x W */
+    CV_IMAGE_CROP    /* the largest centred region of H:W's aspect ratio, scaled to H x W */
+};
+
+struct cv_image_opts {
+    int height, width;     /* target size; 0 = the first image's (every image must match) */
+    enum cv_image_fit fit; /* when an image is not height x width */
+    int channels;          /* 1 (grayscale) or 3 (RGB) */
+    bool skip_bad;         /* skip (and count) unreadable files instead of stopping */
+    /* called with the message naming each skipped file (may be NULL) */
+    void (*on_skip)(const char *msg, void *arg);
+    void *on_skip_arg;
+};
+
+/* Images: `dir` holds one subfolder per class; its name is the class name.
+ * Ids follow opts->class_names when given (every folder must be named in
+ * it), else the folder names sorted bytewise.  Rows go class by class,
+ * files sorted by name within a class (then --shuffle).  Pixels are stored
+ * CHW as uint8 with scale 1/255 and the `shape` attribute.  Hidden files
+ * are ignored; any other file that is not a readable PNG or JPEG stops the
+ * import naming it, or is skipped and counted (skip_bad: sum->skipped).
+ * Errors: CV_IO, CV_FORMAT (no class subfolders, no images, a bad file),
+ * CV_NOMEM. */
+cv_status cv_import_images(const char *dir, const char *out, const struct cv_image_opts *io,
+                           const struct cv_import_opts *opts, struct cv_import_summary *sum,
+                           struct cv_error *err);
 
 #endif /* CAVIAR_IMPORT_H */

@@ -102,4 +102,29 @@ void cv_cli_phase(const char *phase);
 struct cv_error;
 int cv_cli_stop_point(const struct cv_comm *comm, const char *phase, struct cv_error *err);
 
+/* The image options (image_args.c), for getopt_long tables: */
+#include "caviar/import.h"
+enum cv_image_optcode {
+    CV_OPT_SIZE = 0x100,
+    CV_OPT_RESIZE,
+    CV_OPT_CROP,
+    CV_OPT_GRAYSCALE,
+    CV_OPT_RGB,
+    CV_OPT_ON_BAD
+};
+#define CV_IMAGE_LONGOPTS                                                                          \
+    {"size", required_argument, NULL, CV_OPT_SIZE}, {"resize", no_argument, NULL, CV_OPT_RESIZE},  \
+        {"crop", no_argument, NULL, CV_OPT_CROP},                                                  \
+        {"grayscale", no_argument, NULL, CV_OPT_GRAYSCALE},                                        \
+        {"rgb", no_argument, NULL, CV_OPT_RGB},                                                    \
+    {                                                                                              \
+        "on-bad", required_argument, NULL, CV_OPT_ON_BAD                                           \
+    }
+/* Apply image option c (a getopt_long code) to io: 1 done, 0 not an image
+ * option, -1 a bad value (rank 0 printed it: exit CV_EXIT_USAGE). */
+int cv_cli_image_arg(const char *cmd, int c, const char *arg, struct cv_image_opts *io);
+/* cv_image_opts.on_skip for the CLI: one stderr line per skipped file;
+ * arg is the command name. */
+void cv_cli_print_skipped(const char *msg, void *cmd);
+
 #endif /* CV_CLI_COMMANDS_H */

@@ -1,0 +1,62 @@
+/*
+ * image_args.c - the image options that `import images` and `predict` on a
+ * folder share: --size HxW, --resize/--crop, --grayscale/--rgb and
+ * --on-bad skip|stop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+static int bad(const char *cmd, const char *name, const char *text, const char *expected)
+{
+    if (cv_cli_rank() == 0)
+        fprintf(stderr, "caviar %s: error: --%s %s: expected %s\n", cmd, name, text, expected);
+    return -1;
+}
+
+/* "HxW", each side 1 to 65536. */
+static int size_arg(const char *cmd, const char *text, struct cv_image_opts *io)
+{
+    char *end, *x;
+    long h = strtol(text, &x, 10), w = 0;
+    bool ok = x != text && (*x == 'x' || *x == 'X');
+    if (ok) {
+        w = strtol(x + 1, &end, 10);
+        ok = end != x + 1 && !*end && h >= 1 && w >= 1 && h <= 65536 && w <= 65536;
+    }
+    if (!ok)
+        return bad(cmd, "size", text, "HxW, two integers from 1 to 65536 (e.g. 28x28)");
+    io->height = (int)h;
+    io->width = (int)w;
+    return 1;
+}
+
+int cv_cli_image_arg(const char *cmd, int c, const char *arg, struct cv_image_opts *io)
+{
+    switch (c) {
+    case CV_OPT_SIZE:
+        return size_arg(cmd, arg, io);
+    case CV_OPT_RESIZE:
+    case CV_OPT_CROP:
+        io->fit = c == CV_OPT_CROP ? CV_IMAGE_CROP : CV_IMAGE_RESIZE;
+        return 1;
+    case CV_OPT_GRAYSCALE:
+    case CV_OPT_RGB:
+        io->channels = c == CV_OPT_RGB ? 3 : 1;
+        return 1;
+    case CV_OPT_ON_BAD:
+        if (strcmp(arg, "skip") && strcmp(arg, "stop"))
+            return bad(cmd, "on-bad", arg, "skip or stop");
+        io->skip_bad = !strcmp(arg, "skip");
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void cv_cli_print_skipped(const char *msg, void *cmd)
+{
+    fprintf(stderr, "caviar %s: skipped %s\n", (const char *)cmd, msg);
+}
