@@ -83,7 +83,7 @@ cv_status cv__import_write(const char *out, struct cv_split_out *all,
         s[1].y_class = all->y_class + yoff;
     else
         s[1].y_vec = all->y_vec + yoff;
-    *sum = (struct cv_import_summary){keep,         opts->dev,       all->features,
-                                      all->classes, all->target_dim, 0};
+    *sum = (struct cv_import_summary){keep, opts->dev, all->features, all->classes, all->target_dim,
+                                      0,    0};
     return cv_dataset_write(out, s, opts->dev > 0 ? 2 : 1, err);
 }

@@ -13,18 +13,28 @@
 
 #include "caviar/status.h"
 
+/* What CSV import and predict do with a missing feature value (an empty
+ * field, NA, N/A, NaN or ?).  A missing label is always an error. */
+enum cv_missing {
+    CV_MISSING_REFUSE, /* an error naming file:line:column (the default) */
+    CV_MISSING_MEAN,   /* the mean of the column's values present in the file */
+    CV_MISSING_ZERO    /* 0 */
+};
+
 struct cv_import_opts {
     bool shuffle; /* permute rows (Fisher-Yates, keyed by seed) */
     uint64_t seed;
     long long dev;           /* rows held out into group "dev" (0 = none) */
     int classes;             /* 0 = max label + 1 */
     const char *class_names; /* comma-separated, or NULL */
+    enum cv_missing missing; /* CSV: missing feature values */
 };
 
 struct cv_import_summary {
     long long rows, dev_rows;
     int features, classes, target_dim;
     long long skipped; /* images skipped as unreadable (import images, skip_bad) */
+    long long filled;  /* CSV missing values filled (--missing mean or zero) */
 };
 
 /* IDX: images (magic 0x00000803, uint8, N x rows x cols) and labels
@@ -33,8 +43,13 @@ cv_status cv_import_idx(const char *images, const char *labels, const char *out,
                         const struct cv_import_opts *opts, struct cv_import_summary *sum,
                         struct cv_error *err);
 
-/* CSV: numeric cells; `label` is a column name (needs header) or a 0-based
- * index.  regression: the label column is a float target. */
+/* CSV: numeric feature cells (missing ones per opts->missing); `label` is a
+ * column name (needs header) or a 0-based index.  Labels are class ids, or
+ * class names numbered in the order of opts->class_names (else sorted
+ * bytewise) and stored as class_names; regression: a float target.
+ * Fields may be quoted (RFC 4180, within one line).  Errors name
+ * file:line[:column]: a malformed quote, a NUL byte, a cell that is not a
+ * number, a label column mixing numbers and names. */
 cv_status cv_import_csv(const char *csv, const char *label, bool header, bool regression,
                         const char *out, const struct cv_import_opts *opts,
                         struct cv_import_summary *sum, struct cv_error *err);

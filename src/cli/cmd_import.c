@@ -52,6 +52,7 @@ static int parse(int argc, char **argv, struct args *a)
                                          {"label-column", required_argument, NULL, 'c'},
                                          {"header", no_argument, NULL, 'H'},
                                          {"regression", no_argument, NULL, 'r'},
+                                         {"missing", required_argument, NULL, 'm'},
                                          {"output", required_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          CV_IMAGE_LONGOPTS,
@@ -100,6 +101,10 @@ static int parse(int argc, char **argv, struct args *a)
         case 'r':
             a->regression = true;
             break;
+        case 'm':
+            if (!cv_cli_missing_arg("import", optarg, &a->o.missing))
+                return -2;
+            break;
         case 'o':
             a->out = optarg;
             break;
@@ -128,6 +133,8 @@ static int run(const char *kind, struct args *a)
         return cv_cli_fail("import", &err);
     printf("imported %lld rows (+ %lld dev rows) x %d features, %d classes -> %s\n", s.rows,
            s.dev_rows, s.features, s.classes, a->out);
+    if (s.filled)
+        printf("filled %lld missing value(s) (--missing)\n", s.filled);
     if (s.skipped)
         printf("skipped %lld unreadable file(s) (named above)\n", s.skipped);
     return CV_EXIT_OK;

@@ -102,7 +102,7 @@ void cv_cli_phase(const char *phase);
 struct cv_error;
 int cv_cli_stop_point(const struct cv_comm *comm, const char *phase, struct cv_error *err);
 
-/* The image options (image_args.c), for getopt_long tables: */
+/* The image options (data_args.c), for getopt_long tables: */
 #include "caviar/import.h"
 enum cv_image_optcode {
     CV_OPT_SIZE = 0x100,
@@ -126,5 +126,7 @@ int cv_cli_image_arg(const char *cmd, int c, const char *arg, struct cv_image_op
 /* cv_image_opts.on_skip for the CLI: one stderr line per skipped file;
  * arg is the command name. */
 void cv_cli_print_skipped(const char *msg, void *cmd);
+/* --missing TEXT; false (after the message on rank 0) for a bad value. */
+bool cv_cli_missing_arg(const char *cmd, const char *text, enum cv_missing *out);
 
 #endif /* CV_CLI_COMMANDS_H */

@@ -1,7 +1,7 @@
 /*
- * image_args.c - the image options that `import images` and `predict` on a
- * folder share: --size HxW, --resize/--crop, --grayscale/--rgb and
- * --on-bad skip|stop.
+ * data_args.c - the data options that `import` and `predict` share: for
+ * image folders --size HxW, --resize/--crop, --grayscale/--rgb and
+ * --on-bad skip|stop; for CSV --missing refuse|mean|zero.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +54,15 @@ int cv_cli_image_arg(const char *cmd, int c, const char *arg, struct cv_image_op
     default:
         return 0;
     }
+}
+
+bool cv_cli_missing_arg(const char *cmd, const char *text, enum cv_missing *out)
+{
+    static const char *const names[] = {"refuse", "mean", "zero"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, names[i]))
+            return *out = (enum cv_missing)i, true;
+    return bad(cmd, "missing", text, "refuse, mean or zero") > 0;
 }
 
 void cv_cli_print_skipped(const char *msg, void *cmd)
