@@ -65,6 +65,35 @@ bool cv_cli_missing_arg(const char *cmd, const char *text, enum cv_missing *out)
     return bad(cmd, "missing", text, "refuse, mean or zero") > 0;
 }
 
+int cv_cli_pred_arg(const char *cmd, int c, const char *arg, struct cv_pred_opts *o)
+{
+    switch (c) {
+    case CV_OPT_LABEL:
+        o->label_column = arg;
+        return 1;
+    case CV_OPT_HEADER:
+        o->header = true;
+        return 1;
+    case CV_OPT_MISSING:
+        return cv_cli_missing_arg(cmd, arg, &o->missing) ? 1 : -1;
+    default:
+        return cv_cli_image_arg(cmd, c, arg, &o->image);
+    }
+}
+
+const char cv_cli_pred_help[] =
+    "DATA is an HDF5 split (file.h5[#group]; /y optional), a .csv file of features, or a\n"
+    "folder of PNG/JPEG images (one subfolder per class gives true labels; images\n"
+    "directly in it have none).  The model's stored input normalisation is applied.\n"
+    "  --label-column NAME|INDEX  CSV: the true label's column (else all are features)\n"
+    "  --header                   CSV: the first line names the columns\n"
+    "  --missing refuse|mean|zero CSV: missing feature values (default refuse)\n"
+    "  --size HxW [--resize|--crop] --grayscale|--rgb  images: default the model's\n"
+    "                             input shape, else its training data's `shape`\n"
+    "  --on-bad stop|skip         images: a file that is not a readable PNG/JPEG\n"
+    "Output columns (CSV): row,predicted[,predicted_name][,label],p0..pK-1; HDF5:\n"
+    "/probabilities, /predicted, /label and attribute class_names when known.\n";
+
 void cv_cli_print_skipped(const char *msg, void *cmd)
 {
     fprintf(stderr, "caviar %s: skipped %s\n", (const char *)cmd, msg);

@@ -170,3 +170,35 @@ rc=0
 "$CAVIAR" import images small --on-bad maybe -o keep.h5 2>err.txt || rc=$?
 [ $rc -eq 2 ] && grep -q -- "--on-bad maybe: expected skip or stop" err.txt || fail "--on-bad"
 ok "folders without classes or images, sizes that differ, bad options: one message each"
+
+# predict on the folders themselves: the probabilities of the imported file
+# exactly, the true label from the subfolder, the class name from the
+# model's training data; a flat folder (no subfolders) has no labels.
+mkdir -p flat-test
+cp test/*/*.png flat-test/
+run_np 2 predict run-img/model.h5 test -o pf.csv >out.txt || fail "predict on a folder: $(cat out.txt)"
+grep -q "wrote 500 predictions (10 outputs, with true labels)" out.txt || fail "$(cat out.txt)"
+run_np 1 predict run-img/model.h5 img-test.h5 -o ph.h5 >/dev/null || fail "predict on img-test.h5"
+run_np 1 predict run-img/model.h5 flat-test -o pflat.h5 >/dev/null || fail "predict on a flat folder"
+"$PY" - "$acc_img" <<'PY' || fail "predictions on the folder differ from those on its import"
+import csv, os, sys, h5py, numpy as np
+rows = list(csv.DictReader(open("pf.csv")))
+p = np.array([[float(r[f"p{j}"]) for j in range(10)] for r in rows])
+with h5py.File("ph.h5") as f, h5py.File("img-test.h5") as d, h5py.File("pflat.h5") as g:
+    assert np.allclose(p, f["probabilities"][:], rtol=1e-6, atol=1e-7)
+    y = d["y"][:]
+    assert "label" in f and np.array_equal(f["label"][:], y)
+    assert [int(r["label"]) for r in rows] == list(y)
+    pred = [int(r["predicted"]) for r in rows]
+    assert pred == list(f["predicted"][:])
+    names = [n.decode() if isinstance(n, bytes) else n for n in d.attrs["class_names"]]
+    assert [r["predicted_name"] for r in rows] == [names[i] for i in pred]
+    acc = float(np.mean(np.array(pred) == y))
+    assert abs(acc - float(sys.argv[1])) < 1e-9, (acc, sys.argv[1])
+    # the folder's rows go class by class; flat-test's by file name (= IDX index)
+    ids = [int(n[:-4]) for c in sorted(os.listdir("test")) for n in sorted(os.listdir("test/" + c))]
+    flat = g["probabilities"][:]
+    assert "label" not in g and flat.shape == (500, 10)
+    assert np.allclose(flat[np.argsort(np.argsort(ids))], f["probabilities"][:], rtol=1e-5, atol=1e-7)
+PY
+ok "predict on the PNG folder: the imported file's probabilities, true labels, class names"
