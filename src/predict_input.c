@@ -103,7 +103,9 @@ static cv_status csv_labels(struct cv__csv *t, int n_names, struct cv_pred_input
         in->label[i] = (int32_t)v;
         mx = in->label[i] > mx ? in->label[i] : mx;
     }
-    in->classes = n_names ? n_names : t->n_names ? t->n_names : mx + 1;
+    /* ids: any subset of the model's classes may occur (checked then) */
+    in->ids_only = !t->named;
+    in->classes = !t->named ? mx + 1 : n_names ? n_names : t->n_names;
     return CV_OK;
 }
 
@@ -174,10 +176,14 @@ cv_status cv_pred_input_open(const char *spec, const struct cv_pred_opts *o,
 cv_status cv_pred_input_check(const struct cv_pred_input *in, int inputs, int outputs,
                               enum cv_loss loss, struct cv_error *err)
 {
-    /* rows without labels fit any output count: checked as if one class an output */
+    if (in->ids_only && in->classes > outputs)
+        return cv_fail(err, CV_SHAPE, "%s: label %d, but the model has %d outputs", in->spec,
+                       in->classes - 1, outputs);
+    /* rows without labels (or with ids checked above) fit any output count:
+     * checked as if one class an output */
     struct cv_dataset_info d = {.n_rows = in->total,
                                 .features = in->features,
-                                .classes = in->classes ? in->classes : outputs,
+                                .classes = in->classes && !in->ids_only ? in->classes : outputs,
                                 .target_dim = 1};
     return cv_eval_check_split(in->spec, &d, inputs, outputs, loss, err);
 }

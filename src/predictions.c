@@ -36,8 +36,8 @@ static void csv_rows(FILE *f, const struct cv_pred_out *p, const int *pred)
     fputc('\n', f);
     for (long long i = 0; i < p->n; i++) {
         fprintf(f, "%lld,%d", i, pred[i]);
-        if (p->names)
-            put_name(f, p->names[pred[i]]);
+        if (p->names) /* a single output predicts 0 or 1: no name for 1 */
+            put_name(f, pred[i] < p->k ? p->names[pred[i]] : "");
         if (p->label)
             fprintf(f, ",%d", (int)p->label[i]);
         for (int j = 0; j < p->k; j++)

@@ -35,7 +35,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # (dlclosed, unsymbolisable) allocations.
 (cd "$CV_ROOT/build-asan" &&
     ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure \
-        -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress|hostile_config|checkpoint_faults|e2e_test_signals")
+        -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress|hostile_config|checkpoint_faults|e2e_test_signals|e2e_test_csv|e2e_test_images|predict_unlabeled")
 
 echo "== fuzz: libFuzzer on each input reader, ${CV_FUZZ_SECONDS:-60} s each (docs/testing.md)"
 bash "$CV_ROOT/tests/fuzz/run.sh"

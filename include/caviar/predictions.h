@@ -36,6 +36,7 @@ struct cv_pred_input {
     float *x;           /* (n, features) as stored: the model normalises (owned) */
     int32_t *label;     /* (n) true class ids, or NULL when the data has none (owned) */
     int classes;        /* of the labels (0 without) */
+    bool ids_only;      /* CSV class ids: classes is the largest + 1, any subset may occur */
     char spec[CV_PATH_MAX];
 };
 

@@ -38,6 +38,12 @@ with open("featlab.csv", "w") as f:
     f.write(",".join(["label"] + [f"px{i}" for i in range(784)]) + "\n")
     for row, c in zip(x, y):
         f.write(",".join(['"%s"' % names[c]] + ["%.9g" % v for v in row]) + "\n")
+with open("ids.csv", "w") as f:  # class ids, only classes 0-4 present
+    for row, c in zip(x, y):
+        if c < 5:
+            f.write(",".join([str(c)] + ["%.9g" % v for v in row]) + "\n")
+with open("id12.csv", "w") as f:
+    f.write(",".join(["12"] + ["0"] * 784) + "\n")
 with h5py.File("wrong.h5", "w") as d:
     d["X"] = np.zeros((5, 10), np.float32)
 PY
@@ -51,6 +57,8 @@ grep -q "wrote 1000 predictions (10 outputs) to p-nolab.h5" out.txt || fail "$(c
 run_np 2 predict m1/model.h5 feat.csv -o p-feat.csv >/dev/null || fail "predict feat.csv"
 run_np 1 predict m1/model.h5 featlab.csv --header --label-column label -o p-featlab.csv \
     >/dev/null || fail "predict featlab.csv"
+run_np 2 predict m1/model.h5 ids.csv --label-column 0 -o p-ids.h5 >/dev/null ||
+    fail "predict ids.csv (a subset of the classes)"
 "$PY" - <<'PY' || fail "predictions on label-free data"
 import csv, h5py, numpy as np
 names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -73,6 +81,10 @@ for path, labelled in (("p-feat.csv", False), ("p-featlab.csv", True)):
     assert [r["predicted_name"] for r in rows] == [names[i] for i in pred]
     if labelled:
         assert [int(r["label"]) for r in rows] == list(y)
+with h5py.File("p-ids.h5") as f:
+    sub = y < 5
+    assert np.array_equal(f["label"][:], y[sub])
+    assert np.allclose(f["probabilities"][:], P[sub], rtol=1e-5, atol=1e-7)
 # an independent forward pass: the model's weights and stored normalisation
 with h5py.File("m1/model.h5") as f:
     layers = [f["layers"][n] for n in sorted(f["layers"])]
@@ -128,6 +140,8 @@ expect_fail "two.csv: 2 features per row, but model.input describes 784" \
     run_np 2 predict m1/model.h5 two.csv -o keep.csv
 expect_fail "unknown.csv:[0-9]+:1: label 'Sneakerz' is not one of the 10 class names" \
     run_np 2 predict m1/model.h5 unknown.csv --header --label-column label -o keep.csv
+expect_fail "id12.csv: label 12, but the model has 10 outputs" \
+    run_np 2 predict m1/model.h5 id12.csv --label-column 0 -o keep.csv
 expect_fail "nul.csv:1:2: a NUL byte inside the field" \
     "$CAVIAR" predict m1/model.h5 nul.csv -o keep.csv
 expect_fail "nothere.h5: cannot open dataset" "$CAVIAR" predict m1/model.h5 nothere.h5 -o keep.csv
