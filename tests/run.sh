@@ -12,9 +12,12 @@ source "$CV_ROOT/jobs/lib/setup.sh"
 # iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts;
 # clang-format: tests/check_format.sh; python3-sklearn: test_metrics_sklearn;
 # chromium + python3-pil: test_report loads and screenshots the report pages;
-# clang, its libFuzzer runtime and OpenMP: the fuzz stage (tests/fuzz/run.sh)
+# clang, its libFuzzer runtime and OpenMP: the fuzz stage (tests/fuzz/run.sh);
+# python3-onnx + python3-opencv: test_onnx checks exports with real consumers;
+# python3-pil + python3-opencv: test_images checks decoded and resized pixels
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
-    iproute2 clang-format python3-sklearn chromium python3-pil clang libclang-rt-dev libomp-dev
+    iproute2 clang-format python3-sklearn chromium python3-pil clang libclang-rt-dev libomp-dev \
+    python3-onnx python3-opencv
 export OMP_NUM_THREADS=1
 
 echo "== format (.clang-format)"

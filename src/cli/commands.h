@@ -26,6 +26,7 @@ int cv_cmd_import(int argc, char **argv);
 int cv_cmd_train(int argc, char **argv);
 int cv_cmd_eval(int argc, char **argv);
 int cv_cmd_predict(int argc, char **argv);
+int cv_cmd_export(int argc, char **argv);
 int cv_cmd_gradcheck(int argc, char **argv);
 int cv_cmd_inspect(int argc, char **argv);
 int cv_cmd_sweep(int argc, char **argv);

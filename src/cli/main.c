@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"eval", cv_cmd_eval, false,
      "evaluate a model on a dataset: loss, accuracy, P/R/F1, confusion"},
     {"predict", cv_cmd_predict, false, "write a model's predictions to .h5 or .csv"},
+    {"export", cv_cmd_export, false, "write a model as ONNX (docs/export.md)"},
     {"gradcheck", cv_cmd_gradcheck, false, "compare backprop gradients with centred differences"},
     {"inspect", cv_cmd_inspect, false, "show what a model or checkpoint holds and verify it"},
     {"sweep", cv_cmd_sweep, true,
