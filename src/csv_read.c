@@ -226,6 +226,8 @@ static cv_status label_cell(struct reader *r, struct cv__csv *t, const char *s, 
 static cv_status add_row(struct reader *r, struct cv__csv *t, struct cv_error *err)
 {
     cv_status st = t->rows == t->cap ? grow(t, r->path, err) : CV_OK;
+    if (st == CV_OK && t->texts) /* grown by realloc: not zeroed */
+        t->texts[t->rows] = NULL;
     float *xr = t->x + (size_t)t->rows * (size_t)t->features;
     for (int c = 0, k = 0; st == CV_OK && c < t->cols; c++) {
         const char *s = r->c.v[c];
@@ -247,6 +249,8 @@ static cv_status add_row(struct reader *r, struct cv__csv *t, struct cv_error *e
     }
     if (st == CV_OK)
         t->rows++;
+    else if (t->texts) /* the failed row's label name, if it got that far */
+        free(t->texts[t->rows]);
     return st;
 }
 
