@@ -38,8 +38,9 @@ static void split_close(struct split *s)
         H5Fclose(s->file);
 }
 
-/* "file.h5#group" -> file path and group ("/" by default). */
-static cv_status split_open(const char *spec, struct split *s, struct cv_error *err)
+/* "file.h5#group" -> file path and group ("/" by default).  need_y: a
+ * missing /y is an error (else s->y stays -1). */
+static cv_status split_open(const char *spec, struct split *s, bool need_y, struct cv_error *err)
 {
     *s = (struct split){-1, -1, -1, -1, "", spec};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -61,6 +62,12 @@ static cv_status split_open(const char *spec, struct split *s, struct cv_error *
     if (s->x < 0)
         return cv_fail(err, CV_FORMAT,
                        "%s: no dataset /X (expected N x features, float32 or uint8)", spec);
+    if (!need_y && H5Lexists(s->group, "y", H5P_DEFAULT) <= 0)
+        return cv__h5_storage_ok(s->x) ? CV_OK
+                                       : cv_fail(err, CV_FORMAT,
+                                                 "%s: /X stores fewer or more bytes than its "
+                                                 "shape holds",
+                                                 spec);
     s->y = H5Dopen2(s->group, "y", H5P_DEFAULT);
     if (s->y < 0)
         return cv_fail(err, CV_FORMAT,
@@ -194,10 +201,31 @@ cv_status cv_dataset_probe(const char *spec, struct cv_dataset_info *info, struc
     cv_status st = cv__h5_check_dataset(spec, 0, 0, err);
     if (st != CV_OK)
         return st;
-    st = split_open(spec, &s, err);
+    st = split_open(spec, &s, true, err);
     if (st == CV_OK)
         st = probe_x(&s, info, err);
     if (st == CV_OK)
+        st = probe_y(&s, info, err);
+    split_close(&s);
+    return st;
+}
+
+/* ---- features without labels (predict) ---- */
+
+cv_status cv_dataset_probe_features(const char *spec, struct cv_dataset_info *info, bool *labeled,
+                                    struct cv_error *err)
+{
+    struct split s;
+    memset(info, 0, sizeof(*info));
+    *labeled = false;
+    cv_status st = cv__h5_check_dataset(spec, 0, 0, err);
+    if (st != CV_OK)
+        return st;
+    st = split_open(spec, &s, false, err);
+    if (st == CV_OK)
+        st = probe_x(&s, info, err);
+    *labeled = st == CV_OK && s.y >= 0;
+    if (*labeled)
         st = probe_y(&s, info, err);
     split_close(&s);
     return st;
@@ -277,14 +305,17 @@ static cv_status read_y(struct split *s, const struct cv_dataset_info *in, long 
     return CV_OK;
 }
 
-cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, float *x,
-                               int32_t *y_class, float *y_vec, struct cv_error *err)
+/* Rows [row0, row0 + n) of /X, and of /y when need_y. */
+static cv_status read_range(const char *spec, bool need_y, long long row0, long long n, float *x,
+                            int32_t *y_class, float *y_vec, struct cv_error *err)
 {
     struct split s;
     struct cv_dataset_info in;
+    bool labeled;
     cv_status st = cv__h5_check_dataset(spec, row0, n, err);
     if (st == CV_OK)
-        st = cv_dataset_probe(spec, &in, err);
+        st = need_y ? cv_dataset_probe(spec, &in, err)
+                    : cv_dataset_probe_features(spec, &in, &labeled, err);
     if (st != CV_OK)
         return st;
     if (row0 < 0 || n < 0 || row0 + n > in.n_rows)
@@ -292,13 +323,25 @@ cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, fl
                        in.n_rows);
     if (n == 0)
         return CV_OK;
-    st = split_open(spec, &s, err);
+    st = split_open(spec, &s, need_y, err);
     if (st == CV_OK)
         st = read_x(&s, &in, row0, n, x, err);
-    if (st == CV_OK)
+    if (st == CV_OK && need_y)
         st = read_y(&s, &in, row0, n, y_class, y_vec, err);
     split_close(&s);
     return st;
+}
+
+cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, float *x,
+                               int32_t *y_class, float *y_vec, struct cv_error *err)
+{
+    return read_range(spec, true, row0, n, x, y_class, y_vec, err);
+}
+
+cv_status cv_dataset_read_features(const char *spec, long long row0, long long n, float *x,
+                                   struct cv_error *err)
+{
+    return read_range(spec, false, row0, n, x, NULL, NULL, err);
 }
 
 /* ---- writing ---- */
@@ -325,7 +368,7 @@ static void write_attr(hid_t obj, const char *name, hid_t file_t, hid_t mem_t, h
     H5Sclose(sp);
 }
 
-static void write_names(hid_t g, const char *const *names, int n)
+void cv__h5_write_names(hid_t g, const char *const *names, int n)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
@@ -362,7 +405,7 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
         if (s->shape)
             write_attr(g, "shape", H5T_STD_I32LE, H5T_NATIVE_INT, 3, s->shape);
         if (s->class_names && s->classes > 0)
-            write_names(g, s->class_names, s->classes);
+            cv__h5_write_names(g, s->class_names, s->classes);
     }
     H5Gclose(g);
     return rc;
@@ -414,7 +457,7 @@ cv_status cv_dataset_class_names(const char *spec, int classes, char ***names, s
     cv_status st = cv__h5_check_dataset(spec, 0, 0, err);
     if (st != CV_OK)
         return st;
-    st = split_open(spec, &s, err);
+    st = split_open(spec, &s, true, err);
     hid_t a = st == CV_OK && classes > 0 && H5Aexists(s.group, "class_names") > 0
                   ? H5Aopen(s.group, "class_names", H5P_DEFAULT)
                   : -1;

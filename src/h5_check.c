@@ -57,32 +57,38 @@ void cv_h5_set_checker(const char *exe)
  * reads a bounded block at a time (64 MiB of floats). */
 #define BLOCK_FLOATS ((long long)1 << 24)
 
-static cv_status read_block(const char *spec, const struct cv_dataset_info *in, long long r0,
-                            long long n, struct cv_error *err)
+static cv_status read_block(const char *spec, const struct cv_dataset_info *in, bool labeled,
+                            long long r0, long long n, struct cv_error *err)
 {
     float *x = cv_calloc((size_t)(n * in->features), sizeof(float));
     int32_t *y = cv_calloc((size_t)n, sizeof(int32_t));
     float *yv = cv_calloc((size_t)(n * (in->target_dim > 0 ? in->target_dim : 1)), sizeof(float));
-    cv_status st = x && y && yv ? cv_dataset_read_rows(spec, r0, n, x, y, yv, err)
-                                : cv_fail(err, CV_NOMEM, "out of memory");
+    cv_status st = !x || !y || !yv ? cv_fail(err, CV_NOMEM, "out of memory")
+                   : labeled       ? cv_dataset_read_rows(spec, r0, n, x, y, yv, err)
+                                   : cv_dataset_read_features(spec, r0, n, x, err);
     free(x);
     free(y);
     free(yv);
     return st;
 }
 
+/* A split with labels as training and eval read it; one without (/X
+ * only), as predict does. */
 static cv_status run_dataset(const char *spec, long long row0, long long n, struct cv_error *err)
 {
     struct cv_dataset_info in;
     char **names = NULL;
-    cv_status st = cv_dataset_probe(spec, &in, err);
-    if (st == CV_OK)
+    bool labeled = false;
+    cv_status st = cv_dataset_probe_features(spec, &in, &labeled, err);
+    if (st == CV_OK && labeled)
+        st = cv_dataset_probe(spec, &in, err);
+    if (st == CV_OK && labeled)
         st = cv_dataset_class_names(spec, in.classes, &names, err);
     free(names);
     long long per = in.features > 0 ? BLOCK_FLOATS / in.features : 1;
     per = per > 0 ? per : 1;
     for (long long r = row0; st == CV_OK && r < row0 + n; r += per)
-        st = read_block(spec, &in, r, row0 + n - r < per ? row0 + n - r : per, err);
+        st = read_block(spec, &in, labeled, r, row0 + n - r < per ? row0 + n - r : per, err);
     return st;
 }
 

@@ -16,6 +16,9 @@
 herr_t cv__h5_write_dataset(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
                             const hsize_t *d, const void *data);
 
+/* Attribute class_names of g: n variable-length strings (dataset_h5.c). */
+void cv__h5_write_names(hid_t g, const char *const *names, int n);
+
 /* Create the HDF5 file `name`, which must not exist in any form (a symlink
  * at it, dangling or not, is refused, not followed); fapl may be
  * H5P_DEFAULT.  The file id, or < 0. */

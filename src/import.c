@@ -1,5 +1,5 @@
 /*
- * import.c - what IDX and CSV import share: the seeded row shuffle, the
+ * import.c - what IDX, CSV and image import share: the seeded row shuffle, the
  * dev split, class names, and handing the splits to cv_dataset_write.
  */
 #include <stdlib.h>
@@ -38,11 +38,17 @@ cv_status cv__import_shuffle(void *x, size_t row_bytes, void *y, size_t y_bytes,
     return CV_OK;
 }
 
-static int split_names(char *list, const char **names, int max)
+int cv__import_split_names(const char *list, char *buf, size_t size, const char **names, int max)
 {
     int n = 0;
-    for (char *t = strtok(list, ","); t && n < max; t = strtok(NULL, ","))
+    if (strlen(list) >= size)
+        return -1;
+    memcpy(buf, list, strlen(list) + 1);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        if (n == max)
+            return -1;
         names[n++] = t;
+    }
     return n;
 }
 
@@ -53,11 +59,12 @@ cv_status cv__import_write(const char *out, struct cv_split_out *all,
     if (opts->dev < 0 || opts->dev >= all->n_rows)
         return cv_fail(err, CV_USAGE, "--dev %lld: expected 0 <= N < %lld rows", opts->dev,
                        all->n_rows);
-    const char *names[1024];
-    char buf[8192] = "";
+    const char *names[CV_IMPORT_MAX_NAMES];
+    char buf[CV_IMPORT_NAMES_BYTES];
     if (opts->class_names) {
-        strncpy(buf, opts->class_names, sizeof(buf) - 1);
-        if (split_names(buf, names, 1024) != all->classes)
+        int n = cv__import_split_names(opts->class_names, buf, sizeof(buf), names,
+                                       CV_IMPORT_MAX_NAMES);
+        if (n != all->classes)
             return cv_fail(err, CV_USAGE, "--class-names: expected %d names", all->classes);
         all->class_names = names;
     }
@@ -76,7 +83,7 @@ cv_status cv__import_write(const char *out, struct cv_split_out *all,
         s[1].y_class = all->y_class + yoff;
     else
         s[1].y_vec = all->y_vec + yoff;
-    *sum = (struct cv_import_summary){keep, opts->dev, all->features, all->classes,
-                                      all->target_dim};
+    *sum = (struct cv_import_summary){keep, opts->dev, all->features, all->classes, all->target_dim,
+                                      0,    0};
     return cv_dataset_write(out, s, opts->dev > 0 ? 2 : 1, err);
 }

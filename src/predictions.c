@@ -1,6 +1,7 @@
 /*
- * predictions.c - prediction files: argmax, the CSV writer and the atomic
- * replace shared with the HDF5 writer in predictions_h5.c.
+ * predictions.c - prediction files: argmax, the CSV writer, the atomic
+ * replace shared with the HDF5 writer in predictions_h5.c, and gathering
+ * every rank's rows on rank 0 to write them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +15,39 @@
 #include "atomic_file.h"
 #include "util.h"
 
-static cv_status write_csv(const char *path, char *tmp, size_t size, const float *probs,
-                           const int *pred, long long n, int k, struct cv_error *err)
+/* A name as one CSV field: quoted (quotes doubled) when it needs it. */
+static void put_name(FILE *f, const char *s)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        fprintf(f, ",%s", s);
+        return;
+    }
+    fputs(",\"", f);
+    for (; *s; s++)
+        fputs(*s == '"' ? "\"\"" : (char[2]){*s, 0}, f);
+    fputc('"', f);
+}
+
+static void csv_rows(FILE *f, const struct cv_pred_out *p, const int *pred)
+{
+    fprintf(f, "row,predicted%s%s", p->names ? ",predicted_name" : "", p->label ? ",label" : "");
+    for (int j = 0; j < p->k; j++)
+        fprintf(f, ",p%d", j);
+    fputc('\n', f);
+    for (long long i = 0; i < p->n; i++) {
+        fprintf(f, "%lld,%d", i, pred[i]);
+        if (p->names) /* a single output predicts 0 or 1: no name for 1 */
+            put_name(f, pred[i] < p->k ? p->names[pred[i]] : "");
+        if (p->label)
+            fprintf(f, ",%d", (int)p->label[i]);
+        for (int j = 0; j < p->k; j++)
+            fprintf(f, ",%.7g", p->probs[(size_t)i * (size_t)p->k + (size_t)j]);
+        fputc('\n', f);
+    }
+}
+
+static cv_status write_csv(const char *path, char *tmp, size_t size, const struct cv_pred_out *p,
+                           const int *pred, struct cv_error *err)
 {
     int fd;
     cv_status st = cv__tmp_open(path, tmp, size, &fd, err);
@@ -26,16 +58,7 @@ static cv_status write_csv(const char *path, char *tmp, size_t size, const float
         close(fd);
         return cv_fail(err, CV_NOMEM, "%s: out of memory", tmp);
     }
-    fprintf(f, "row,predicted");
-    for (int j = 0; j < k; j++)
-        fprintf(f, ",p%d", j);
-    fputc('\n', f);
-    for (long long i = 0; i < n; i++) {
-        fprintf(f, "%lld,%d", i, pred[i]);
-        for (int j = 0; j < k; j++)
-            fprintf(f, ",%.7g", probs[(size_t)i * k + j]);
-        fputc('\n', f);
-    }
+    csv_rows(f, p, pred);
     bool ok = fflush(f) == 0;
     ok = fclose(f) == 0 && ok;
     return ok ? CV_OK : cv_fail(err, CV_IO, "%s: write failed: %s", tmp, strerror(errno));
@@ -47,24 +70,81 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-cv_status cv_predictions_write(const char *path, const float *probs, long long n, int k,
-                               struct cv_error *err)
+cv_status cv_predictions_write(const char *path, const struct cv_pred_out *p, struct cv_error *err)
 {
     bool h5 = ends_with(path, ".h5") || ends_with(path, ".hdf5");
     if (!h5 && !ends_with(path, ".csv"))
         return cv_fail(err, CV_USAGE, "-o %s: expected a file name ending in .h5 or .csv", path);
-    int *pred = cv_calloc((size_t)(n ? n : 1), sizeof(int));
+    int *pred = cv_calloc((size_t)(p->n ? p->n : 1), sizeof(int));
     if (!pred)
         return cv_fail(err, CV_NOMEM, "out of memory");
-    for (long long i = 0; i < n; i++)
-        pred[i] = cv_predicted_class(probs + (size_t)i * k, k);
+    for (long long i = 0; i < p->n; i++)
+        pred[i] = cv_predicted_class(p->probs + (size_t)i * (size_t)p->k, p->k);
     char tmp[4096] = "";
-    cv_status st = h5 ? cv__predictions_write_h5(path, tmp, sizeof(tmp), probs, pred, n, k, err)
-                      : write_csv(path, tmp, sizeof(tmp), probs, pred, n, k, err);
+    cv_status st = h5 ? cv__predictions_write_h5(path, tmp, sizeof(tmp), p, pred, err)
+                      : write_csv(path, tmp, sizeof(tmp), p, pred, err);
     free(pred);
     if (st == CV_OK)
         return cv__commit_file(tmp, path, err);
     if (tmp[0])
         unlink(tmp);
+    return st;
+}
+
+#define GATHER_MAX ((size_t)1 << 30)
+
+/* Rank 0's buffers for everything: probabilities and labels as floats
+ * (class ids are exact in float below 2^24). */
+struct gathered {
+    float *probs, *labels, *mine;
+    int32_t *ids;
+};
+
+static cv_status gather_alloc(const struct cv_pred_input *in, int k, bool root, struct gathered *g,
+                              struct cv_error *err)
+{
+    size_t n = (size_t)(in->total ? in->total : 1);
+    /* the gather takes at most 2^30 floats a rank and places them with int
+     * offsets; checked on the total, which every rank knows */
+    if ((size_t)in->total * (size_t)k > GATHER_MAX)
+        return cv_fail(
+            err, CV_INVAL,
+            "%s: %lld rows x %d outputs: more than %zu predictions to gather in one file", in->spec,
+            in->total, k, GATHER_MAX);
+    if (root && !(g->probs = cv_calloc(n * (size_t)k, sizeof(float))))
+        return cv_fail(err, CV_NOMEM, "out of memory for %lld predictions", in->total);
+    if (in->classes > 0) {
+        g->mine = cv_calloc((size_t)(in->n ? in->n : 1), sizeof(float));
+        g->labels = root ? cv_calloc(n, sizeof(float)) : NULL;
+        g->ids = root ? cv_calloc(n, sizeof(int32_t)) : NULL;
+        if (!g->mine || (root && (!g->labels || !g->ids)))
+            return cv_fail(err, CV_NOMEM, "out of memory for %lld labels", in->total);
+        for (long long i = 0; i < in->n; i++)
+            g->mine[i] = (float)in->label[i];
+    }
+    return CV_OK;
+}
+
+cv_status cv_predictions_gather_write(const cv_comm *comm, const char *path,
+                                      const struct cv_pred_input *in, const float *probs, int k,
+                                      const char *const *names, struct cv_error *err)
+{
+    struct gathered g = {0};
+    bool root = cv_comm_rank(comm) == 0;
+    cv_status st = cv_comm_agree(comm, gather_alloc(in, k, root, &g, err), err);
+    if (st == CV_OK)
+        st = cv_comm_gather_floats(comm, probs, (size_t)in->n * (size_t)k, g.probs, 0, err);
+    if (st == CV_OK && in->classes > 0)
+        st = cv_comm_gather_floats(comm, g.mine, (size_t)in->n, g.labels, 0, err);
+    for (long long i = 0; root && g.ids && i < in->total; i++)
+        g.ids[i] = (int32_t)g.labels[i];
+    struct cv_pred_out out = {g.probs, in->total, k, g.ids, names};
+    if (st == CV_OK && root)
+        st = cv_predictions_write(path, &out, err);
+    st = cv_comm_agree(comm, st, err);
+    free(g.probs);
+    free(g.labels);
+    free(g.mine);
+    free(g.ids);
     return st;
 }

@@ -50,6 +50,16 @@ cv_status cv_dataset_class_names(const char *spec, int classes, char ***names,
 cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, float *x,
                                int32_t *y_class, float *y_vec, struct cv_error *err);
 
+/* For predictions on data without labels: as cv_dataset_probe, but /y
+ * (and `classes`) may be absent; *labeled says whether /y is there (it is
+ * then checked as cv_dataset_probe checks it).  Training and eval keep
+ * refusing such a split. */
+cv_status cv_dataset_probe_features(const char *spec, struct cv_dataset_info *info, bool *labeled,
+                                    struct cv_error *err);
+/* Rows [row0, row0 + n) of /X alone, validated as cv_dataset_read_rows's. */
+cv_status cv_dataset_read_features(const char *spec, long long row0, long long n, float *x,
+                                   struct cv_error *err);
+
 /* One split to write. Exactly one of x_u8 / x_f32 is set; exactly one of
  * y_class / y_vec. */
 struct cv_split_out {

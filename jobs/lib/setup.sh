@@ -3,7 +3,8 @@
 # first), and configures + builds with CMake.  Quick when all is there.
 
 CV_PACKAGES=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-             hdf5-tools libopenblas-openmp-dev libyaml-dev zlib1g-dev)
+             hdf5-tools libopenblas-openmp-dev libyaml-dev zlib1g-dev libpng-dev
+             libjpeg62-turbo-dev)
 
 # Root runs Open MPI only with these; more ranks than cores need oversubscribe.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -3,7 +3,8 @@
  * members in parallel groups (the sweep driver, one job per member), and
  * `caviar ensemble eval MODEL.h5... --data TEST.h5` scores each member and
  * their combination (mean of the predicted probabilities, or a majority
- * vote), the rows split over the ranks.
+ * vote), the rows split over the ranks; `caviar ensemble predict` writes
+ * that combination as `predict` writes a model's predictions.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "caviar/checkpoint.h"
 #include "caviar/evaluate.h"
+#include "caviar/predictions.h"
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "commands.h"
@@ -194,7 +196,7 @@ static cv_status check_member(const struct ensemble_eval *e, int i, struct cv_er
     return CV_OK;
 }
 
-static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_error *err)
+static cv_status open_members(struct ensemble_eval *e, struct cv_error *err)
 {
     cv_status st = CV_OK;
     for (int i = 0; i < e->n && st == CV_OK; i++) {
@@ -202,6 +204,24 @@ static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_e
         if (st == CV_OK)
             st = check_member(e, i, err);
     }
+    return st;
+}
+
+/* Add one member's predictions p (rows, k) to the combination c: its
+ * probabilities / n, or a vote of 1/n for its class. */
+static void combine(const struct ensemble_eval *e, const float *p, long long rows, int k, float *c)
+{
+    for (long long r = 0; r < rows; r++, p += k, c += k)
+        if (e->majority && k > 1)
+            c[cv_predicted_class(p, k)] += 1.0f / (float)e->n;
+        else
+            for (int j = 0; j < k; j++)
+                c[j] += p[j] / (float)e->n;
+}
+
+static cv_status open_all(struct ensemble_eval *e, const char *data, struct cv_error *err)
+{
+    cv_status st = open_members(e, err);
     if (st == CV_OK)
         st = cv_shard_open(data, cv_comm_rank(e->comm), cv_comm_size(e->comm), EVAL_BATCH,
                            &e->shard, err);
@@ -237,15 +257,7 @@ static cv_status score_all(struct ensemble_eval *e, struct cv_error *err)
     for (int i = 0; i < e->n && st == CV_OK; i++) {
         cv_predict_shard(e->m[i].model, e->shard, e->xbuf, e->probs);
         st = cv_metrics_add(&e->m[i].mt, e->probs, y, yv, rows, err);
-        for (long long r = 0; r < rows; r++) {
-            const float *p = e->probs + r * k;
-            float *c = e->combined + r * k;
-            if (e->majority && k > 1)
-                c[cv_predicted_class(p, k)] += 1.0f / (float)e->n;
-            else
-                for (int j = 0; j < k; j++)
-                    c[j] += p[j] / (float)e->n;
-        }
+        combine(e, e->probs, rows, k, e->combined);
         st = cv_comm_agree(e->comm, st, err);
         if (st == CV_OK)
             st = cv_metrics_finish(&e->m[i].mt, e->comm, err);
@@ -282,6 +294,28 @@ static void print_report(const struct ensemble_eval *e, bool json)
            e->mt.accuracy, e->mt.f1, e->majority ? "majority vote" : "mean probabilities", e->n);
     printf("ensemble accuracy %.4f vs best member %.4f: %+.2f points\n", e->mt.accuracy, best,
            100 * (e->mt.accuracy - best));
+}
+
+/* The member paths (the operands from optind) and the world communicator:
+ * -1 to go on, else the exit code (usage: 2). */
+static int take_members(struct ensemble_eval *e, int argc, char **argv, bool args_ok,
+                        void (*usage)(FILE *), struct cv_error *err)
+{
+    e->n = argc - optind;
+    cv_error_clear(err);
+    if (!args_ok || e->n < 1 || e->n > MAX_MEMBERS) {
+        if (cv_cli_rank() == 0) {
+            usage(stderr);
+            if (e->n > MAX_MEMBERS)
+                fprintf(stderr, "at most %d members\n", MAX_MEMBERS);
+        }
+        return CV_EXIT_USAGE;
+    }
+    for (int i = 0; i < e->n; i++)
+        e->m[i].path = argv[optind + i];
+    if (cv_comm_create_world(&e->comm, err) != CV_OK)
+        return cv_cli_fail("ensemble", err);
+    return -1;
 }
 
 static void eval_free(struct ensemble_eval *e)
@@ -323,23 +357,11 @@ static int ensemble_eval(int argc, char **argv)
         else
             return cv_cli_rank() == 0 ? (eval_usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
     }
-    e.n = argc - optind;
-    if (!data || e.n < 1 || e.n > MAX_MEMBERS) {
-        if (cv_cli_rank() == 0) {
-            eval_usage(stderr);
-            if (e.n > MAX_MEMBERS)
-                fprintf(stderr, "at most %d members\n", MAX_MEMBERS);
-        }
-        return CV_EXIT_USAGE;
-    }
-    for (int i = 0; i < e.n; i++)
-        e.m[i].path = argv[optind + i];
     struct cv_error err;
-    cv_error_clear(&err);
-    cv_status st = cv_comm_create_world(&e.comm, &err);
-    if (st != CV_OK)
-        return cv_cli_fail("ensemble", &err);
-    st = cv_comm_agree(e.comm, open_all(&e, data, &err), &err);
+    int rc0 = take_members(&e, argc, argv, data, eval_usage, &err);
+    if (rc0 >= 0)
+        return rc0;
+    cv_status st = cv_comm_agree(e.comm, open_all(&e, data, &err), &err);
     if (st == CV_OK)
         st = score_all(&e, &err);
     int rc = CV_EXIT_OK;
@@ -351,12 +373,109 @@ static int ensemble_eval(int argc, char **argv)
     return rc;
 }
 
+/* ---- predict ---- */
+
+static void predict_usage(FILE *f)
+{
+    fprintf(f, "usage: caviar ensemble predict MODEL.h5... --data DATA -o OUT.h5|OUT.csv\n"
+               "                               [--vote mean|majority] [data options]\n\n"
+               "Write the ensemble's predictions as `caviar predict` writes a model's: the\n"
+               "members' mean probabilities (--vote mean, default) or the fraction of members\n"
+               "voting for each class (majority), the predicted class, its name and the true\n"
+               "label when known.\n");
+    fputs(cv_cli_pred_help, f);
+}
+
+/* Local: every member's predictions of this rank's rows, combined. */
+static cv_status predict_all(struct ensemble_eval *e, const char *data, struct cv_pred_opts *po,
+                             struct cv_pred_input *in, char ***names, struct cv_error *err)
+{
+    cv_status st = open_members(e, err);
+    int k = st == CV_OK ? cv_model_outputs(e->m[0].model) : 0;
+    int f = st == CV_OK ? cv_model_inputs(e->m[0].model) : 0;
+    if (st == CV_OK)
+        st = cv_pred_model_names(e->m[0].cfg, k, names, err);
+    if (st != CV_OK)
+        return st;
+    cv_pred_image_defaults(e->m[0].cfg, &po->image);
+    st = cv_pred_input_open(data, po, (const char *const *)*names, *names ? k : 0,
+                            cv_comm_rank(e->comm), cv_comm_size(e->comm), in, err);
+    if (st == CV_OK)
+        st = cv_pred_input_check(in, f, k, e->m[0].cfg->model.loss, err);
+    if (st != CV_OK)
+        return st;
+    size_t cells = (size_t)(in->n ? in->n : 1) * (size_t)k;
+    e->xbuf = cv_calloc((size_t)EVAL_BATCH * (size_t)f, sizeof(float));
+    e->probs = cv_calloc(cells, sizeof(float));
+    e->combined = cv_calloc(cells, sizeof(float));
+    if (!e->xbuf || !e->probs || !e->combined)
+        return cv_fail(err, CV_NOMEM, "out of memory for %lld predictions", in->n);
+    for (int i = 0; i < e->n; i++) {
+        cv_predict_rows(e->m[i].model, in->x, in->n, e->xbuf, e->probs);
+        combine(e, e->probs, in->n, k, e->combined);
+    }
+    return CV_OK;
+}
+
+static int ensemble_predict(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"vote", required_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         CV_PRED_LONGOPTS,
+                                         {0}};
+    struct ensemble_eval e = {0};
+    struct cv_pred_opts po = {
+        .image = {.on_skip = cv_cli_print_skipped, .on_skip_arg = "ensemble"}};
+    const char *data = NULL, *out = NULL;
+    int c, r;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        if ((r = cv_cli_pred_arg("ensemble", c, optarg, &po)) < 0)
+            return CV_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (c == 'h')
+            return predict_usage(stdout), CV_EXIT_OK;
+        if (c == 'd' || c == 'o')
+            *(c == 'd' ? &data : &out) = optarg;
+        else if (c == 'v' && (!strcmp(optarg, "mean") || !strcmp(optarg, "majority")))
+            e.majority = !strcmp(optarg, "majority");
+        else
+            return cv_cli_rank() == 0 ? (predict_usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
+    }
+    struct cv_error err;
+    int rc0 = take_members(&e, argc, argv, data && out, predict_usage, &err);
+    if (rc0 >= 0)
+        return rc0;
+    struct cv_pred_input in = {0};
+    char **names = NULL;
+    cv_status st = cv_comm_agree(e.comm, predict_all(&e, data, &po, &in, &names, &err), &err);
+    int k = st == CV_OK ? cv_model_outputs(e.m[0].model) : 0;
+    if (st == CV_OK)
+        st = cv_predictions_gather_write(e.comm, out, &in, e.combined, k,
+                                         (const char *const *)names, &err);
+    int rc = CV_EXIT_OK;
+    if (st != CV_OK)
+        rc = cv_cli_rank() == 0 ? cv_cli_fail("ensemble", &err) : CV_EXIT_ERROR;
+    else if (cv_cli_rank() == 0)
+        printf("wrote %lld predictions of %d member(s) (%s) to %s\n", in.total, e.n,
+               e.majority ? "majority vote" : "mean probabilities", out);
+    cv_pred_input_close(&in);
+    free(names);
+    eval_free(&e);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: caviar ensemble train CONFIG.yaml --members K | --from-sweep RESULTS --top K\n"
             "       caviar ensemble eval MODEL.h5... --data DATA.h5 [--vote mean|majority] "
-            "[--json]\n");
+            "[--json]\n"
+            "       caviar ensemble predict MODEL.h5... --data DATA -o OUT.h5|OUT.csv "
+            "[--vote mean|majority]\n");
 }
 
 int cv_cmd_ensemble(int argc, char **argv)
@@ -365,6 +484,8 @@ int cv_cmd_ensemble(int argc, char **argv)
         return ensemble_train(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "eval"))
         return ensemble_eval(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "predict"))
+        return ensemble_predict(argc - 1, argv + 1);
     bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     if (cv_cli_rank() == 0)
         usage(help ? stdout : stderr);

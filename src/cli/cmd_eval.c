@@ -1,8 +1,9 @@
 /*
  * cmd_eval.c - `caviar eval MODEL.h5 DATA.h5 [--json]` and
- * `caviar predict MODEL.h5 DATA.h5 -o preds.h5|preds.csv`.  Under mpirun the
- * ranks split the rows; metrics are summed over ranks, predictions gathered
- * on rank 0, which writes the output file atomically.
+ * `caviar predict MODEL.h5 DATA -o preds.h5|preds.csv` (DATA labelled or
+ * not: HDF5, CSV or a folder of images).  Under mpirun the ranks split the
+ * rows; metrics are summed over ranks, predictions gathered on rank 0,
+ * which writes the output file atomically.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,7 +18,7 @@
 #include "commands.h"
 #include "util.h"
 
-#define GATHER_MAX ((size_t)1 << 30)
+#define PREDICT_BATCH 256
 
 struct scored {
     cv_comm *comm;
@@ -83,60 +84,100 @@ int cv_cmd_eval(int argc, char **argv)
 
 static void predict_usage(FILE *f)
 {
-    fprintf(f, "usage: caviar predict MODEL.h5 DATA.h5 -o OUT.h5|OUT.csv\n\n"
-               "Write the model's outputs (probabilities) and predicted class for every row.\n"
-               "OUT.h5 holds /probabilities (N x outputs) and /predicted (N); OUT.csv has the\n"
-               "columns row,predicted,p0,p1,...  The file is replaced atomically.\n");
+    fprintf(f, "usage: caviar predict MODEL.h5 DATA -o OUT.h5|OUT.csv [data options]\n\n"
+               "Write the model's outputs (probabilities), the predicted class (and its name\n"
+               "when the model's training data stored class names) and the true label when\n"
+               "DATA has one, for every row.  The file is replaced atomically.\n");
+    fputs(cv_cli_pred_help, f);
+}
+
+struct predict_job {
+    cv_comm *comm;
+    struct cv_config *cfg;
+    cv_model *model;
+    char **names; /* the model's class names, or NULL */
+    struct cv_pred_input in;
+    float *xbuf, *probs;
+};
+
+/* Local: the model, its names, this rank's rows of data and their predictions. */
+static cv_status predict_open(struct predict_job *j, const char *model, const char *data,
+                              struct cv_pred_opts *o, struct cv_error *err)
+{
+    cv_status st = cv_ckpt_open_model(model, PREDICT_BATCH, &j->cfg, &j->model, err);
+    int k = st == CV_OK ? cv_model_outputs(j->model) : 0;
+    if (st == CV_OK)
+        st = cv_pred_model_names(j->cfg, k, &j->names, err);
+    if (st != CV_OK)
+        return st;
+    cv_pred_image_defaults(j->cfg, &o->image);
+    st = cv_pred_input_open(data, o, (const char *const *)j->names, j->names ? k : 0,
+                            cv_comm_rank(j->comm), cv_comm_size(j->comm), &j->in, err);
+    int f = cv_model_inputs(j->model);
+    if (st == CV_OK)
+        st = cv_pred_input_check(&j->in, f, k, j->cfg->model.loss, err);
+    if (st != CV_OK)
+        return st;
+    j->xbuf = cv_calloc((size_t)PREDICT_BATCH * (size_t)f, sizeof(float));
+    j->probs = cv_calloc((size_t)(j->in.n ? j->in.n : 1) * (size_t)k, sizeof(float));
+    if (!j->xbuf || !j->probs)
+        return cv_fail(err, CV_NOMEM, "out of memory for %lld predictions", j->in.n);
+    cv_predict_rows(j->model, j->in.x, j->in.n, j->xbuf, j->probs);
+    return CV_OK;
+}
+
+static void predict_free(struct predict_job *j)
+{
+    cv_pred_input_close(&j->in);
+    free(j->xbuf);
+    free(j->probs);
+    free(j->names);
+    cv_model_free(j->model);
+    cv_config_free(j->cfg);
+    cv_comm_free(j->comm);
 }
 
 int cv_cmd_predict(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         CV_PRED_LONGOPTS,
+                                         {0}};
+    struct cv_pred_opts po = {.image = {.on_skip = cv_cli_print_skipped, .on_skip_arg = "predict"}};
     const char *out = NULL;
-    int c;
+    int c, r;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        if (c == 'h')
+        if ((r = cv_cli_pred_arg("predict", c, optarg, &po)) != 0) {
+            if (r < 0)
+                return CV_EXIT_USAGE;
+        } else if (c == 'h') {
             return predict_usage(stdout), CV_EXIT_OK;
-        if (c != 'o')
+        } else if (c == 'o') {
+            out = optarg;
+        } else {
             return predict_usage(stderr), CV_EXIT_USAGE;
-        out = optarg;
+        }
     }
     if (argc - optind != 2 || !out)
         return cv_cli_rank() == 0 ? (predict_usage(stderr), CV_EXIT_USAGE) : CV_EXIT_USAGE;
     struct cv_error err;
     cv_error_clear(&err);
-    struct scored s = {0};
-    float *all = NULL;
-    cv_status st = score(&s, argv[optind], argv[optind + 1], &err);
-    long long n = st == CV_OK ? cv_shard_info(s.sc.shard)->n_rows : 0;
-    int k = st == CV_OK ? cv_model_outputs(s.sc.model) : 0, rank = cv_cli_rank();
-    /* the gather takes at most 2^30 floats a rank and places them with int
-     * offsets; checked on the total, which every rank knows, so that all
-     * ranks refuse alike instead of one leaving the others in the gather */
-    if (st == CV_OK && (size_t)n * (size_t)k > GATHER_MAX)
-        st = cv_fail(&err, CV_INVAL,
-                     "%s: %lld rows x %d outputs: more than %zu predictions to gather in one file",
-                     argv[optind + 1], n, k, GATHER_MAX);
-    if (st == CV_OK && rank == 0 &&
-        !(all = cv_calloc((size_t)(n ? n : 1) * (size_t)k, sizeof(float))))
-        st = cv_fail(&err, CV_NOMEM, "out of memory for %lld predictions", n);
-    if (s.comm)
-        st = cv_comm_agree(s.comm, st, &err);
+    struct predict_job j = {0};
+    cv_status st = cv_comm_create_world(&j.comm, &err);
+    if (st != CV_OK)
+        return cv_cli_fail("predict", &err);
+    st = cv_comm_agree(j.comm, predict_open(&j, argv[optind], argv[optind + 1], &po, &err), &err);
+    int k = st == CV_OK ? cv_model_outputs(j.model) : 0;
     if (st == CV_OK)
-        st = cv_comm_gather_floats(s.comm, s.sc.probs,
-                                   (size_t)cv_shard_rows(s.sc.shard) * (size_t)k, all, 0, &err);
-    if (st == CV_OK && rank == 0)
-        st = cv_predictions_write(out, all, n, k, &err);
-    if (s.comm)
-        st = cv_comm_agree(s.comm, st, &err);
-    int rc = CV_EXIT_OK;
+        st = cv_predictions_gather_write(j.comm, out, &j.in, j.probs, k,
+                                         (const char *const *)j.names, &err);
+    int rc = CV_EXIT_OK, rank = cv_cli_rank();
     if (st != CV_OK)
         rc = rank == 0 ? cv_cli_fail("predict", &err) : CV_EXIT_ERROR;
     else if (rank == 0)
-        printf("wrote %lld predictions (%d outputs) to %s\n", n, k, out);
-    free(all);
-    scored_free(&s);
+        printf("wrote %lld predictions (%d outputs%s) to %s\n", j.in.total, k,
+               j.in.label ? ", with true labels" : "", out);
+    predict_free(&j);
     return rc;
 }

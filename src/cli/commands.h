@@ -105,4 +105,47 @@ void cv_cli_phase(const char *phase);
 struct cv_error;
 int cv_cli_stop_point(const struct cv_comm *comm, const char *phase, struct cv_error *err);
 
+/* The data options (data_args.c), for getopt_long tables: */
+#include "caviar/import.h"
+#include "caviar/predictions.h"
+enum cv_data_optcode {
+    CV_OPT_SIZE = 0x100,
+    CV_OPT_RESIZE,
+    CV_OPT_CROP,
+    CV_OPT_GRAYSCALE,
+    CV_OPT_RGB,
+    CV_OPT_ON_BAD,
+    CV_OPT_LABEL,
+    CV_OPT_HEADER,
+    CV_OPT_MISSING
+};
+#define CV_IMAGE_LONGOPTS                                                                          \
+    {"size", required_argument, NULL, CV_OPT_SIZE}, {"resize", no_argument, NULL, CV_OPT_RESIZE},  \
+        {"crop", no_argument, NULL, CV_OPT_CROP},                                                  \
+        {"grayscale", no_argument, NULL, CV_OPT_GRAYSCALE},                                        \
+        {"rgb", no_argument, NULL, CV_OPT_RGB},                                                    \
+    {                                                                                              \
+        "on-bad", required_argument, NULL, CV_OPT_ON_BAD                                           \
+    }
+/* ... and those of predict and ensemble predict: the image options plus
+ * the CSV ones (--label-column, --header, --missing). */
+#define CV_PRED_LONGOPTS                                                                           \
+    CV_IMAGE_LONGOPTS, {"label-column", required_argument, NULL, CV_OPT_LABEL},                    \
+        {"header", no_argument, NULL, CV_OPT_HEADER},                                              \
+    {                                                                                              \
+        "missing", required_argument, NULL, CV_OPT_MISSING                                         \
+    }
+/* Apply predict option c to o: 1 done, 0 not one, -1 a bad value (printed). */
+int cv_cli_pred_arg(const char *cmd, int c, const char *arg, struct cv_pred_opts *o);
+/* The text of the options above for usage messages. */
+extern const char cv_cli_pred_help[];
+/* Apply image option c (a getopt_long code) to io: 1 done, 0 not an image
+ * option, -1 a bad value (rank 0 printed it: exit CV_EXIT_USAGE). */
+int cv_cli_image_arg(const char *cmd, int c, const char *arg, struct cv_image_opts *io);
+/* cv_image_opts.on_skip for the CLI: one stderr line per skipped file;
+ * arg is the command name. */
+void cv_cli_print_skipped(const char *msg, void *cmd);
+/* --missing TEXT; false (after the message on rank 0) for a bad value. */
+bool cv_cli_missing_arg(const char *cmd, const char *text, enum cv_missing *out);
+
 #endif /* CV_CLI_COMMANDS_H */

@@ -10,7 +10,7 @@ S=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/seeds
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-rm -rf "$S" && mkdir -p "$S"/{config,csv,idx,dataset,ckpt}
+rm -rf "$S" && mkdir -p "$S"/{config,csv,idx,dataset,ckpt,image}
 
 # config: the YAML, then overrides separated by NUL bytes
 cfg='data: {train: d.h5, dev: "d.h5#dev"}
@@ -59,4 +59,19 @@ printf 'data: {train: %s}\nmodel: {input: [1], layers: [{type: dense, units: 2, 
 "$CAVIAR" train "$W/c.yaml" >/dev/null
 cp "$W/run/model.h5" "$S/ckpt/model.h5"
 cp "$(ls "$W"/run/checkpoints/*.h5 | tail -1)" "$S/ckpt/checkpoint.h5"
+# image: a flags byte (bit 0 gray, 1 crop, 2 size 5x7, 3 two classes), a PNG or JPEG (Pillow)
+/usr/bin/python3 - "$S/image/" <<'PY'
+import io, sys, numpy as np
+from PIL import Image
+rng = np.random.default_rng(0)
+def save(name, flags, img, fmt, **kw):
+    b = io.BytesIO(); img.save(b, fmt, **kw)
+    open(sys.argv[1] + name, "wb").write(bytes([flags]) + b.getvalue())
+save("gray-png", 0x0, Image.fromarray(rng.integers(0, 256, (6, 9), dtype=np.uint8), "L"), "PNG")
+save("rgba-png-size", 0x6, Image.fromarray(rng.integers(0, 256, (8, 5, 4), dtype=np.uint8), "RGBA"), "PNG")
+save("palette-png", 0x9, Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).convert("P"), "PNG")
+save("rgb-jpeg", 0x3, Image.fromarray(rng.integers(0, 256, (16, 12, 3), dtype=np.uint8)), "JPEG", quality=80)
+save("gray-jpeg-size", 0x5, Image.fromarray(rng.integers(0, 256, (9, 9), dtype=np.uint8), "L"), "JPEG")
+save("progressive-jpeg", 0xc, Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)), "JPEG", progressive=True)
+PY
 ls -l "$S"/*

@@ -18,7 +18,7 @@ SECS=${CV_FUZZ_SECONDS:-60}
 RSS=${CV_FUZZ_RSS_MB:-2048}
 TIMEOUT=${CV_FUZZ_TIMEOUT:-10}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config csv idx dataset ckpt)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config csv idx dataset ckpt image)
 
 CC=clang cmake -S "$ROOT" -B "$B" -DCV_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$B" -j"${CV_JOBS:-2}" --target "${TARGETS[@]/#/fuzz_}"

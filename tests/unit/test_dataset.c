@@ -229,6 +229,46 @@ static void test_bad_files(void)
     ASSERT_EQ(cv_dataset_write("/nonexistent-dir/x.h5", &sp, 1, &e), CV_IO);
 }
 
+/* A file with /X alone (3 x 2 uint8, scale 0.5): predict reads it, the
+ * training reads refuse it; a labelled file still has its /y checked. */
+static void test_features_only(void)
+{
+    struct cv_error e;
+    struct cv_dataset_info in;
+    bool labeled = true;
+    hid_t f = H5Fcreate(p("xonly.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t d[2] = {3, 2};
+    unsigned char px[6] = {0, 2, 4, 6, 8, 10};
+    float scale = 0.5f;
+    hid_t sp = H5Screate_simple(2, d, NULL), ss = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(f, "X", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, px);
+    hid_t a = H5Acreate2(f, "scale", H5T_IEEE_F32LE, ss, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_FLOAT, &scale);
+    H5Aclose(a);
+    H5Dclose(ds);
+    H5Sclose(ss);
+    H5Sclose(sp);
+    H5Fclose(f);
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_dataset_probe_features(p("xonly.h5"), &in, &labeled, &e), CV_OK);
+    ASSERT_TRUE(!labeled);
+    ASSERT_EQ(in.n_rows, 3);
+    ASSERT_EQ(in.features, 2);
+    float x[4];
+    ASSERT_EQ(cv_dataset_read_features(p("xonly.h5"), 1, 2, x, &e), CV_OK);
+    ASSERT_NEAR(x[0], 2, 0); /* row 1: bytes 4, 6 times 0.5 */
+    ASSERT_NEAR(x[3], 5, 0);
+    ASSERT_EQ(cv_dataset_read_features(p("xonly.h5"), 2, 2, x, &e), CV_INVAL);
+    cv_error_clear(&e);
+    ASSERT_EQ(cv_dataset_probe(p("xonly.h5"), &in, &e), CV_FORMAT);
+    ASSERT_STR_CONTAINS(e.msg, "no dataset /y");
+    cv_error_clear(&e); /* lab7.h5 (test_bad_files): /y present, so checked */
+    ASSERT_EQ(cv_dataset_probe_features(p("lab7.h5"), &in, &labeled, &e), CV_OK);
+    ASSERT_TRUE(labeled);
+    ASSERT_EQ(in.classes, 5);
+}
+
 /* A split whose /X is declared rows x cols (chunked, never written: no
  * disk), /y int32 with attribute classes; `shape` of n_shape ints if > 0. */
 static void write_declared(const char *name, hsize_t rows, hsize_t cols, const int *shape,
@@ -355,6 +395,7 @@ int main(void)
     test_bad_files();
     test_hostile_h5();
     test_hostile_csv();
+    test_features_only();
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
