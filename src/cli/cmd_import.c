@@ -1,6 +1,7 @@
 /*
  * cmd_import.c - `caviar import idx|csv ... -o out.h5`.  Runs on rank 0 (the
  * others wait for its result under mpirun, so every rank exits alike).
+ * `import text` is cmd_import_text.c's.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -17,7 +18,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: caviar import idx --images F --labels F [--shuffle] [--seed S] [--dev N]\n"
                "                         [--classes K] [--class-names a,b,...] -o OUT.h5\n"
                "       caviar import csv FILE --label-column NAME|INDEX [--header] [--regression]\n"
-               "                         [--shuffle] [--seed S] [--dev N] -o OUT.h5\n\n"
+               "                         [--shuffle] [--seed S] [--dev N] -o OUT.h5\n"
+               "       caviar import text FILE (--window T | --lines) ... -o OUT.h5\n"
+               "                         (caviar import text --help)\n\n"
                "Write a caviar HDF5 dataset (docs/dataset-format.md): /X, /y, attribute classes.\n"
                "IDX files may be gzip-compressed or raw; pixels are stored as uint8 with scale\n"
                "1/255.  --dev N holds out the last N rows (after --shuffle) in group 'dev'.\n");
@@ -116,6 +119,8 @@ int cv_cmd_import(int argc, char **argv)
 {
     struct args a = {0};
     const char *kind = argc > 1 ? argv[1] : "";
+    if (!strcmp(kind, "text"))
+        return cv_cmd_import_text(argc - 1, argv + 1);
     int rc = (strcmp(kind, "idx") && strcmp(kind, "csv")) ? -1 : parse(argc - 1, argv + 1, &a);
     if (rc == 0 && !strcmp(kind, "csv") && optind + 1 < argc)
         a.csv = argv[optind + 1];

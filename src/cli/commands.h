@@ -23,6 +23,7 @@ enum cv_exit {
 };
 
 int cv_cmd_import(int argc, char **argv);
+int cv_cmd_import_text(int argc, char **argv); /* `import text`, called by cv_cmd_import */
 int cv_cmd_train(int argc, char **argv);
 int cv_cmd_eval(int argc, char **argv);
 int cv_cmd_predict(int argc, char **argv);
