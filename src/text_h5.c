@@ -248,8 +248,9 @@ cv_status cv_vocab_read(const char *spec, struct cv_vocab *v, bool *found, struc
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return cv_fail(err, CV_FORMAT, "%s: not an HDF5 file (or truncated)", path);
-    hid_t g = H5Gopen2(f, hash ? hash + 1 : "/", H5P_DEFAULT);
-    cv_status st = g < 0 ? cv_fail(err, CV_FORMAT, "%s: no group '%s'", path, hash + 1)
+    const char *group = hash ? hash + 1 : "/";
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    cv_status st = g < 0 ? cv_fail(err, CV_FORMAT, "%s: no group '%s'", path, group)
                          : cv__vocab_read_attrs(g, spec, v, found, err);
     if (st == CV_OK && !*found && hash) /* a dev split may rely on the root's */
         st = cv__vocab_read_attrs(f, spec, v, found, err);

@@ -33,6 +33,9 @@ struct cv_vocab {
  * outside it, tokens that are not one UTF-8 character each), CV_NOMEM. */
 cv_status cv_vocab_read(const char *spec, struct cv_vocab *v, bool *found, struct cv_error *err);
 void cv_vocab_deinit(struct cv_vocab *v); /* empty (or never read) is harmless */
+/* Replace *dst (empty or owned) with a copy of src.  Errors: CV_NOMEM
+ * (dst unchanged). */
+cv_status cv_vocab_copy(struct cv_vocab *dst, const struct cv_vocab *src, struct cv_error *err);
 
 /* The id of the token at the start of text (one UTF-8 character, *len its
  * bytes), or -1 when it is not in the vocabulary. */

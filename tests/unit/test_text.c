@@ -291,6 +291,52 @@ static void test_vlen_vocab(void)
     ASSERT_EQ(cv_vocab_read(p("w.txt"), &v, &found, &err), CV_FORMAT); /* not HDF5 */
 }
 
+/* A file whose vocab attributes are not what caviar writes: refused by
+ * name, never read past. */
+static void hostile_attr(const char *name, hid_t type, int rank, const hsize_t *dims,
+                         const void *data, int eol, const char *msg)
+{
+    hid_t f = H5Fcreate(p(name), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t sp = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "vocab", type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, type, data);
+    H5Aclose(a);
+    H5Sclose(sp);
+    if (eol != -1) {
+        sp = H5Screate(H5S_SCALAR);
+        a = H5Acreate2(f, "eol_id", H5T_NATIVE_INT, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_INT, &eol);
+        H5Aclose(a);
+        H5Sclose(sp);
+    }
+    H5Fclose(f);
+    struct cv_vocab v;
+    bool found;
+    struct cv_error err;
+    cv_error_clear(&err);
+    ASSERT_EQ(cv_vocab_read(p(name), &v, &found, &err), CV_FORMAT);
+    ASSERT_STR_CONTAINS(err.msg, msg);
+    ASSERT_TRUE(v.tokens == NULL && v.n == 0);
+}
+
+static void test_hostile_vocab(void)
+{
+    const int ints[4] = {1, 2, 3, 4};
+    const hsize_t d4 = 4, d22[2] = {2, 2};
+    hostile_attr("ints.h5", H5T_NATIVE_INT, 1, &d4, ints, -1, "not an array of UTF-8 characters");
+    hostile_attr("2d.h5", H5T_NATIVE_INT, 2, d22, ints, -1, "not a list of 1 to 2^21 tokens");
+    hid_t t8 = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t8, 8);
+    hostile_attr("wide.h5", t8, 1, &d4, "abcdefghabcdefghabcdefghabcdefgh", -1,
+                 "not an array of UTF-8 characters");
+    H5Tset_size(t8, 1);
+    hostile_attr("scalar.h5", t8, 0, NULL, "a", -1, "not a list of 1 to 2^21 tokens");
+    hostile_attr("eol.h5", t8, 1, &d4, "abcd", 4, "eol_id (4) is not a token id in [0, 4)");
+    hostile_attr("utf8.h5", t8, 1, &d4, "ab\xff\xfe", -1,
+                 "vocab token 2 is not one UTF-8 character");
+    H5Tclose(t8);
+}
+
 /* Out of memory at each allocation: CV_NOMEM, nothing written or leaked. */
 static void test_nomem(void)
 {
@@ -324,6 +370,7 @@ int main(void)
     test_refused();
     test_shuffle_dev();
     test_vlen_vocab();
+    test_hostile_vocab();
     test_nomem();
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
