@@ -3,8 +3,9 @@
  * (parameters, gradients, state) plus activations and scratch sized for
  * max_batch at build time.  Forward keeps every layer's output for backward;
  * backward ping-pongs between two input-gradient buffers.  The loss is
- * fused with the final activation when they match.  Nothing here knows of
- * ranks or MPI.
+ * fused with the final activation when they match.  A final output with a
+ * time axis (T, classes) takes per-step targets: each valid step is a
+ * softmax cross-entropy term of its row.  Nothing here knows of ranks or MPI.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ struct cv_model {
     struct cv_layer layers[CV_MAX_LAYERS];
     int n_layers;
     int inputs, outputs, max_batch;
+    int out_steps; /* T of a sequence output (per-step targets), else 0 */
     size_t n_params, n_state;
     float *params, *grads, *state, *scratch; /* arenas */
     bool borrowed;                           /* params and grads belong to the caller */
@@ -37,7 +39,8 @@ struct cv_model {
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
 {
     const struct cv_config *cfg = m->cfg;
-    struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2]};
+    struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2],
+                         cfg->model.input_steps};
     cv_status st = cv__shape_check("model.input", s, m->max_batch, err);
     if (st != CV_OK)
         return st;
@@ -52,6 +55,7 @@ static cv_status plan_layers(cv_model *m, struct cv_error *err)
     if (m->n_layers == 0)
         return cv_fail(err, CV_CONFIG, "model.layers: expected at least one layer");
     m->outputs = (int)cv_shape_size(s);
+    m->out_steps = s.t;
     return CV_OK;
 }
 
@@ -83,6 +87,11 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
     enum cv_loss loss = m->cfg->model.loss;
     m->final_act = last->act;
     m->final_slope = last->slope;
+    if (m->out_steps > 0 && loss != CV_LOSS_SOFTMAX_CE)
+        return cv_fail(err, CV_CONFIG,
+                       "model.loss = %s: a sequence output (%d steps) takes per-step classes: "
+                       "use softmax_cross_entropy",
+                       cv_loss_name(loss), m->out_steps);
     if (loss == CV_LOSS_MSE)
         return CV_OK;
     enum cv_activation want = loss == CV_LOSS_SOFTMAX_CE ? CV_ACT_SOFTMAX : CV_ACT_SIGMOID;
@@ -91,7 +100,7 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
                        "model.loss = %s expects the last layer's activation to be %s (or linear "
                        "logits), got %s",
                        cv_loss_name(loss), cv_activation_name(want), cv_activation_name(last->act));
-    if (loss == CV_LOSS_SOFTMAX_CE && m->outputs < 2)
+    if (loss == CV_LOSS_SOFTMAX_CE && m->outputs / cv_shape_steps(last->out) < 2)
         return cv_fail(
             err, CV_CONFIG,
             "model.loss = softmax_cross_entropy needs >= 2 outputs, the last layer has %d",
@@ -248,6 +257,15 @@ int cv_model_max_batch(const cv_model *m)
 {
     return m->max_batch;
 }
+int cv_model_output_steps(const cv_model *m)
+{
+    return m->out_steps;
+}
+int cv_model_vocab(const cv_model *m)
+{
+    const struct cv_layer *l = &m->layers[0];
+    return l->ops->type == CV_LAYER_EMBEDDING ? l->spec->vocab : 0;
+}
 const struct cv_config *cv_model_config(const cv_model *m)
 {
     return m->cfg;
@@ -292,17 +310,30 @@ static double loss(cv_model *m, const struct cv_batch *b, bool train, float scal
                    long long *correct)
 {
     const float *z = m->acts[m->n_layers - 1];
-    int f = m->outputs;
+    int f = m->outputs, rows = b->n;
     struct cv_ce_opts ce = {(float)m->cfg->model.label_smoothing, m->class_w};
+    if (m->out_steps > 0) /* one row per step; padded steps (class -1) count for nothing */
+        rows *= m->out_steps, f /= m->out_steps;
     switch (m->cfg->model.loss) {
     case CV_LOSS_SOFTMAX_CE:
-        return cv_loss_softmax_ce(z, b->y_class, b->n, f, scale, train ? &ce : NULL, d, correct);
+        return cv_loss_softmax_ce(z, b->y_class, rows, f, scale, train ? &ce : NULL, d, correct);
     case CV_LOSS_BCE:
         return cv_loss_bce_logits(z, b->y_class, b->y_vec, b->n, f, scale, d, correct);
     case CV_LOSS_MSE:
         return cv_loss_mse(z, b->y_class, b->y_vec, b->n, f, scale, d, correct);
     }
     return 0;
+}
+
+/* Samples, or with per-step targets the valid steps, of a batch. */
+static long long count_targets(const cv_model *m, const struct cv_batch *b)
+{
+    if (m->out_steps == 0 || !b->y_class)
+        return b->n;
+    long long c = 0;
+    for (size_t i = 0; i < (size_t)b->n * (size_t)m->out_steps; i++)
+        c += b->y_class[i] >= 0;
+    return c;
 }
 
 /* Layers last to first. */
@@ -321,7 +352,11 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
                           struct cv_batch_stats *stats)
 {
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
-    struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows};
+    struct cv_ctx ctx = {.train = true,
+                         .seed = m->cfg->train.seed,
+                         .step = step,
+                         .rows = b->rows,
+                         .lengths = b->lengths};
     if (b->n == 0) { /* a rank whose shard ran out still joins the exchange */
         memset(m->grads, 0, sizeof(float) * m->n_params);
         return;
@@ -335,7 +370,7 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
     if (stats) {
         stats->loss_sum += l;
         stats->correct += correct;
-        stats->count += b->n;
+        stats->count += count_targets(m, b);
         stats->t_forward += t1 - t0;
         stats->t_backward += cv_now() - t1;
     }
@@ -347,18 +382,20 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
     if (b->n == 0)
         return;
-    struct cv_ctx ctx = {.train = false, .seed = m->cfg->train.seed, .rows = b->rows};
+    struct cv_ctx ctx = {
+        .train = false, .seed = m->cfg->train.seed, .rows = b->rows, .lengths = b->lengths};
     forward(m, &ctx, b->x, b->n);
     if (stats && (b->y_class || b->y_vec)) {
         long long correct = 0;
         stats->loss_sum += loss(m, b, false, 0.0f, m->dbuf[0], &correct);
         stats->correct += correct;
-        stats->count += b->n;
+        stats->count += count_targets(m, b);
     }
     size_t total = (size_t)b->n * (size_t)m->outputs;
+    int steps = m->out_steps > 0 ? m->out_steps : 1; /* softmax over each step */
     memcpy(out, m->acts[m->n_layers - 1], sizeof(float) * total);
     if (m->fused)
-        cv_act_apply(out, b->n, m->outputs, m->final_act, m->final_slope);
+        cv_act_apply(out, b->n * steps, m->outputs / steps, m->final_act, m->final_slope);
 }
 
 /* ---- walking views (checkpoints, L2, summaries) ---- */
@@ -447,18 +484,34 @@ void cv_model_decay_mask(const cv_model *m, unsigned char *mask)
         decay_layer(&m->layers[i], m->params, mask, NULL);
 }
 
+/* (C, H, W), or (T steps, C, H, W) for a sequence; trailing 1s of a
+ * feature vector dropped for sequences: (T steps, F). */
+static void shape_text(struct cv_shape s, char *buf, size_t n)
+{
+    if (s.t == 0)
+        snprintf(buf, n, "(%d, %d, %d)", s.c, s.h, s.w);
+    else if (s.h == 1 && s.w == 1)
+        snprintf(buf, n, "(%d steps, %d)", s.t, s.c);
+    else
+        snprintf(buf, n, "(%d steps, %d, %d, %d)", s.t, s.c, s.h, s.w);
+}
+
 void cv_model_summary(const cv_model *m, void (*print)(void *arg, const char *line), void *arg)
 {
     char line[160];
-    snprintf(line, sizeof(line), "  input      (%d, %d, %d)", m->cfg->model.input[0],
-             m->cfg->model.input[1], m->cfg->model.input[2]);
+    char shape[64];
+    const int *in = m->cfg->model.input;
+    shape_text((struct cv_shape){in[0], in[1], in[2], m->cfg->model.input_steps}, shape,
+               sizeof(shape));
+    snprintf(line, sizeof(line), "  input      %s", shape);
     print(arg, line);
     for (int i = 0; i < m->n_layers; i++) {
         const struct cv_layer *l = &m->layers[i];
         size_t np = 0, ns = 0, nscr = 0;
         cv__layer_sizes(l, &np, &ns, &nscr);
-        snprintf(line, sizeof(line), "  %2d %-14s -> (%d, %d, %d)  %zu params%s", i,
-                 cv_layer_type_name(l->ops->type), l->out.c, l->out.h, l->out.w, np,
+        shape_text(l->out, shape, sizeof(shape));
+        snprintf(line, sizeof(line), "  %2d %-14s -> %s  %zu params%s", i,
+                 cv_layer_type_name(l->ops->type), shape, np,
                  i == m->n_layers - 1 && m->fused ? "  [activation fused into loss]" : "");
         print(arg, line);
     }
