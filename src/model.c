@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "caviar/model.h"
+#include "caviar/text.h"
 #include "kernels.h"
 #include "layer.h"
 
@@ -34,6 +35,8 @@ struct cv_model {
     float final_slope;
     bool fused;     /* final activation folded into the loss */
     float *class_w; /* (outputs) softmax CE class weights, NULL = none */
+
+    struct cv_vocab tokens; /* a text model's vocabulary (n = 0: none), for sampling */
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -205,6 +208,7 @@ void cv_model_free(cv_model *m)
     free(m->norm_mean);
     free(m->norm_std);
     free(m->class_w);
+    cv_vocab_deinit(&m->tokens);
     free(m);
 }
 
@@ -277,6 +281,16 @@ const float *cv_model_norm_mean(const cv_model *m)
 const float *cv_model_norm_std(const cv_model *m)
 {
     return m->has_norm ? m->norm_std : NULL;
+}
+
+const struct cv_vocab *cv_model_tokens(const cv_model *m)
+{
+    return m->tokens.n > 0 ? &m->tokens : NULL;
+}
+
+cv_status cv_model_set_tokens(cv_model *m, const struct cv_vocab *v, struct cv_error *err)
+{
+    return cv_vocab_copy(&m->tokens, v, err);
 }
 
 cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err)

@@ -37,4 +37,9 @@ int cv__utf8_encode(uint32_t c, char *buf);
  * surrogate, beyond U+10FFFF, truncated or a stray continuation byte). */
 int cv__utf8_decode(const unsigned char *s, size_t n, uint32_t *c);
 
+/* The index drawn from probabilities p (n) sharpened (temperature < 1) or
+ * flattened (> 1): p_i^(1/temperature), renormalised, at the uniform draw
+ * u in [0, 1).  Zero entries are never drawn unless all are. */
+int cv__sample_pick(const float *p, int n, double temperature, double u);
+
 #endif /* CV_TEXT_INTERNAL_H */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caviar/text.h"
 #include "run_dir.h"
 #include "train_internal.h"
 #include "transfer.h"
@@ -36,6 +37,19 @@ static cv_status check_targets(const struct trainer *tr, const struct cv_dataset
                                tr->cfg->model.loss, err);
 }
 
+/* A text model keeps the vocabulary of its training split, so that it
+ * travels into every checkpoint and model.h5 (for `caviar sample`). */
+static cv_status keep_vocab(struct trainer *tr, struct cv_error *err)
+{
+    struct cv_vocab v;
+    bool found;
+    cv_status st = cv_vocab_read(tr->cfg->data.train, &v, &found, err);
+    if (st == CV_OK && found)
+        st = cv_model_set_tokens(tr->model, &v, err);
+    cv_vocab_deinit(&v);
+    return st;
+}
+
 static cv_status open_data(struct trainer *tr, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -43,6 +57,8 @@ static cv_status open_data(struct trainer *tr, struct cv_error *err)
                                  err);
     if (st == CV_OK)
         st = check_targets(tr, cv_shard_info(tr->train), cfg->data.train, err);
+    if (st == CV_OK)
+        st = keep_vocab(tr, err);
     if (st == CV_OK && cfg->data.dev[0])
         st = cv_shard_open(cfg->data.dev, tr->rank, tr->world, tr->local_batch, &tr->dev, err);
     if (st == CV_OK && tr->dev)

@@ -67,6 +67,14 @@ const float *cv_model_norm_mean(const cv_model *m);
 const float *cv_model_norm_std(const cv_model *m);
 cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err);
 
+/* The vocabulary of a text model (caviar/text.h: one string per token id),
+ * kept so that it travels into checkpoints and model files, where `caviar
+ * sample` reads it; NULL when the model has none.  Training copies it from
+ * data.train; set_tokens copies v.  Errors: CV_NOMEM. */
+struct cv_vocab;
+const struct cv_vocab *cv_model_tokens(const cv_model *m);
+cv_status cv_model_set_tokens(cv_model *m, const struct cv_vocab *v, struct cv_error *err);
+
 /* A batch: n samples of (already normalised) inputs and targets.  With
  * per-step targets (cv_model_output_steps() = T > 0) y_class holds T class
  * ids per sample, -1 on steps that count for nothing (padding). */

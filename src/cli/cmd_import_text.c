@@ -5,7 +5,6 @@
  */
 #include <getopt.h>
 #include <limits.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -99,8 +98,9 @@ static int parse(int argc, char **argv, struct args *a)
     return a->in && a->out ? 0 : -1; /* a missing or double mode: cv_import_text says */
 }
 
-static int run(struct args *a)
+static int run(void *arg)
 {
+    struct args *a = arg;
     struct cv_error err;
     struct cv_text_summary s;
     cv_error_clear(&err);
@@ -115,15 +115,5 @@ static int run(struct args *a)
 int cv_cmd_import_text(int argc, char **argv)
 {
     struct args a = {0};
-    int rc = parse(argc, argv, &a);
-    if (rc == -2)
-        return CV_EXIT_USAGE;
-    if (rc != 0) {
-        if (cv_cli_rank() == 0)
-            usage(rc > 0 ? stdout : stderr);
-        return rc > 0 ? CV_EXIT_OK : CV_EXIT_USAGE;
-    }
-    int code = cv_cli_rank() == 0 ? run(&a) : 0;
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    return code;
+    return cv_cli_rank0_command(parse(argc, argv, &a), usage, run, &a);
 }
