@@ -31,7 +31,7 @@ cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d,
                        "%s: /y holds %d classes at each of %d steps, but the model outputs %d "
                        "values per sample (a per-step head: %d steps x %d classes)",
                        spec, d->classes, d->y_steps, outputs, d->y_steps, d->classes);
-    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != outputs)
+    if (loss == CV_LOSS_SOFTMAX_CE && per_row != outputs)
         return cv_fail(err, CV_SHAPE,
                        "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
                        "needs one output per class)",
@@ -76,9 +76,11 @@ static cv_status check_sequence(const char *spec, const struct cv_dataset_info *
 cv_status cv_eval_check_model(const char *spec, const struct cv_dataset_info *d, const cv_model *m,
                               struct cv_error *err)
 {
-    cv_status st = cv_eval_check_split(spec, d, cv_model_inputs(m), cv_model_outputs(m),
-                                       cv_model_config(m)->model.loss, err);
-    return st == CV_OK ? check_sequence(spec, d, m, err) : st;
+    /* the sequence checks first: their messages say what to change */
+    cv_status st = check_sequence(spec, d, m, err);
+    return st == CV_OK ? cv_eval_check_split(spec, d, cv_model_inputs(m), cv_model_outputs(m),
+                                             cv_model_config(m)->model.loss, err)
+                       : st;
 }
 
 cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,

@@ -33,8 +33,7 @@ static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 static cv_status check_targets(const struct trainer *tr, const struct cv_dataset_info *d,
                                const char *spec, struct cv_error *err)
 {
-    return cv_eval_check_split(spec, d, cv_model_inputs(tr->model), cv_model_outputs(tr->model),
-                               tr->cfg->model.loss, err);
+    return cv_eval_check_model(spec, d, tr->model, err);
 }
 
 /* A text model keeps the vocabulary of its training split, so that it
@@ -174,8 +173,8 @@ static cv_status lr_factors(struct trainer *tr, bool resumed, struct cv_error *e
 static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
-    if (tr->cfg->data.normalize == CV_NORM_STANDARD)
-        st = compute_norm(tr, err);
+    if (tr->cfg->data.normalize == CV_NORM_STANDARD && !cv_model_vocab(tr->model))
+        st = compute_norm(tr, err); /* token ids (an embedding's input) stay ids */
     if (st != CV_OK)
         return st;
     cv_model_init_params(tr->model, tr->cfg->train.seed);
