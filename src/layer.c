@@ -89,11 +89,14 @@ cv_status cv__shape_check(const char *what, struct cv_shape s, int max_batch, st
               !__builtin_mul_overflow((long long)s.c * s.h, (long long)s.w, &n) &&
               !__builtin_mul_overflow(n, (long long)cv_shape_steps(s), &n) &&
               !__builtin_mul_overflow(n, (long long)max_batch, &n) && n <= CV_MAX_BATCH_VALUES;
+    char steps[32] = "";
+    if (s.t > 0)
+        snprintf(steps, sizeof(steps), " x %d steps", s.t);
     if (!ok)
         return cv_fail(err, CV_SHAPE,
-                       "%s: (%d, %d, %d) x %d steps per sample x batch %d is more than %lld "
-                       "values (use a smaller batch, input or layer)",
-                       what, s.c, s.h, s.w, cv_shape_steps(s), max_batch, CV_MAX_BATCH_VALUES);
+                       "%s: (%d, %d, %d)%s per sample x batch %d is more than %lld values (use a "
+                       "smaller batch, input or layer)",
+                       what, s.c, s.h, s.w, steps, max_batch, CV_MAX_BATCH_VALUES);
     return CV_OK;
 }
 

@@ -62,23 +62,30 @@ static cv_status plan_layers(cv_model *m, struct cv_error *err)
     return CV_OK;
 }
 
-/* model.class_weights: one per output (balanced ones come from the trainer,
+/* Outputs of one step: the classes of per-step targets (all outputs
+ * without a time axis). */
+static int step_outputs(const cv_model *m)
+{
+    return m->out_steps > 0 ? m->outputs / m->out_steps : m->outputs;
+}
+
+/* model.class_weights: one per class (balanced ones come from the trainer,
  * which counts the labels: 1 until then). */
 static cv_status plan_class_weights(cv_model *m, struct cv_error *err)
 {
     const struct cv_config *c = m->cfg;
-    int k = c->model.n_class_weights;
+    int k = c->model.n_class_weights, classes = step_outputs(m);
     if (!k && !c->model.balanced)
         return CV_OK;
-    if (k && k != m->outputs)
+    if (k && k != classes)
         return cv_fail(err, CV_CONFIG,
                        "model.class_weights has %d entries, but the last layer has %d outputs "
                        "(one weight per class)",
-                       k, m->outputs);
-    m->class_w = cv_calloc((size_t)m->outputs, sizeof(float));
+                       k, classes);
+    m->class_w = cv_calloc((size_t)classes, sizeof(float));
     if (!m->class_w)
         return cv_fail(err, CV_NOMEM, "model: out of memory");
-    for (int j = 0; j < m->outputs; j++)
+    for (int j = 0; j < classes; j++)
         m->class_w[j] = k ? c->model.class_weights[j] : 1.0f;
     return CV_OK;
 }
@@ -103,11 +110,11 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
                        "model.loss = %s expects the last layer's activation to be %s (or linear "
                        "logits), got %s",
                        cv_loss_name(loss), cv_activation_name(want), cv_activation_name(last->act));
-    if (loss == CV_LOSS_SOFTMAX_CE && m->outputs / cv_shape_steps(last->out) < 2)
+    if (loss == CV_LOSS_SOFTMAX_CE && step_outputs(m) < 2)
         return cv_fail(
             err, CV_CONFIG,
             "model.loss = softmax_cross_entropy needs >= 2 outputs, the last layer has %d",
-            m->outputs);
+            step_outputs(m));
     m->final_act = want;
     m->fused = true;
     last->act = CV_ACT_LINEAR; /* the network emits logits */
@@ -216,7 +223,7 @@ cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_erro
 {
     if (!m->class_w)
         return cv_fail(err, CV_INVAL, "model: no class weights configured (model.class_weights)");
-    memcpy(m->class_w, w, sizeof(float) * (size_t)m->outputs);
+    memcpy(m->class_w, w, sizeof(float) * (size_t)step_outputs(m));
     return CV_OK;
 }
 
@@ -324,10 +331,9 @@ static double loss(cv_model *m, const struct cv_batch *b, bool train, float scal
                    long long *correct)
 {
     const float *z = m->acts[m->n_layers - 1];
-    int f = m->outputs, rows = b->n;
+    int f = step_outputs(m), rows = b->n * (m->out_steps > 0 ? m->out_steps : 1);
     struct cv_ce_opts ce = {(float)m->cfg->model.label_smoothing, m->class_w};
-    if (m->out_steps > 0) /* one row per step; padded steps (class -1) count for nothing */
-        rows *= m->out_steps, f /= m->out_steps;
+    /* with per-step targets a row per step; padded steps (class -1) count for nothing */
     switch (m->cfg->model.loss) {
     case CV_LOSS_SOFTMAX_CE:
         return cv_loss_softmax_ce(z, b->y_class, rows, f, scale, train ? &ce : NULL, d, correct);
@@ -409,7 +415,7 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
     int steps = m->out_steps > 0 ? m->out_steps : 1; /* softmax over each step */
     memcpy(out, m->acts[m->n_layers - 1], sizeof(float) * total);
     if (m->fused)
-        cv_act_apply(out, b->n * steps, m->outputs / steps, m->final_act, m->final_slope);
+        cv_act_apply(out, b->n * steps, step_outputs(m), m->final_act, m->final_slope);
 }
 
 /* ---- walking views (checkpoints, L2, summaries) ---- */

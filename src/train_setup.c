@@ -132,13 +132,16 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
  * every rank (a class without rows keeps weight 1). */
 static cv_status balance_classes(struct trainer *tr, struct cv_error *err)
 {
-    int k = cv_model_outputs(tr->model);
+    int steps = cv_model_output_steps(tr->model), k = cv_model_outputs(tr->model);
+    long long labels = cv_shard_rows(tr->train) * (steps > 0 ? steps : 1);
     const int32_t *y = cv_shard_labels(tr->train);
+    k /= steps > 0 ? steps : 1; /* per-step targets: classes of a step, -1 padding skipped */
     double *n = cv_calloc((size_t)k + 1, sizeof(double));
     float *w = cv_calloc((size_t)k, sizeof(float));
     cv_status st = !n || !w ? cv_fail(err, CV_NOMEM, "out of memory") : CV_OK;
-    for (long long i = 0; st == CV_OK && y && i < cv_shard_rows(tr->train); i++)
-        n[y[i] >= 0 && y[i] < k ? y[i] : k] += 1;
+    for (long long i = 0; st == CV_OK && y && i < labels; i++)
+        if (y[i] >= 0 || steps == 0)
+            n[y[i] >= 0 && y[i] < k ? y[i] : k] += 1;
     st = cv_comm_agree(tr->comm, st, err);
     if (st == CV_OK)
         st = cv_comm_sum_doubles(tr->comm, n, k + 1, err);

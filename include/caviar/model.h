@@ -111,9 +111,10 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
 void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
                       struct cv_batch_stats *stats);
 
-/* Replace the class weights of the softmax cross-entropy (outputs floats,
- * copied), e.g. model.class_weights = balanced computed from the labels.
- * CV_INVAL when the config has no class weights. */
+/* Replace the class weights of the softmax cross-entropy (one float per
+ * class: outputs, or outputs / output steps with per-step targets; copied), e.g.
+ * model.class_weights = balanced computed from the labels. CV_INVAL when the config has no class
+ * weights. */
 cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_error *err);
 
 /* Sum of w^2 over decayed (L2) parameters, for the reported cost. */

@@ -94,6 +94,27 @@ timeout 300 "$CAVIAR" gradcheck "$feat" --samples 4 model.layers.1.type=rnn >"$T
     { cat "$TMP/gc.txt"; fail "gradcheck rnn"; }
 ok "gradcheck passes for embedding, rnn, gru, lstm, bidirectional"
 
+# a sweep over the per-step GRU's units, then an ensemble of its 2 best
+# trials, evaluated per step (its accuracy is a fraction of valid steps)
+cp "$step" "$TMP/sw.yaml"
+cat >>"$TMP/sw.yaml" <<YAML
+sweep:
+  trials: 3
+  strategy: random
+  space:
+    model.layers.1.units: int_uniform(8, 16)
+YAML
+run_np 2 sweep "$TMP/sw.yaml" run.dir="$TMP/sw" >"$TMP/sw.log" 2>&1 || { cat "$TMP/sw.log"; fail "sweep"; }
+run_np 2 ensemble train "$TMP/sw.yaml" run.dir="$TMP/ens" --from-sweep "$TMP/sw/sweep/results.jsonl" \
+    --top 2 >"$TMP/ens.log" 2>&1 || { cat "$TMP/ens.log"; fail "ensemble train"; }
+# shellcheck disable=SC2046
+run_np 2 ensemble eval $(cat "$TMP/ens/ensemble/members.txt") --data "$TMP/step.h5#dev" --json \
+    >"$TMP/ens.json" || fail "ensemble eval"
+acc=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["ensemble"]["accuracy"])' \
+    "$TMP/ens.json")
+"$PY" -c "import sys; sys.exit(float('$acc') < 0.9)" || fail "ensemble of per-step GRUs: accuracy $acc"
+ok "sweep (3 trials) and ensemble (top 2) of per-step GRUs: accuracy $acc"
+
 # exact resume: a 2-rank LSTM run stopped mid-epoch (step 25 of 20 per epoch)
 want=$(params_hash "$TMP/run-row/model.h5")
 rc=0
@@ -121,6 +142,6 @@ expect_fail "step.h5: /y holds one class per step \\(12 steps\\), but the model'
     run_np 2 $T1 data.train=$TMP/step.h5 data.dev="" model.layers.2.units=6
 expect_fail "the first layer is not an embedding" \
     run_np 2 train "$feat" train.max_steps=3 run.dir="$TMP/bad" data.train=$TMP/row.h5 data.dev="" \
-    model.input=[12, 1]
+    model.input=[12,1]
 [ ! -e "$TMP/bad/model.h5" ] || fail "a failed run left a model file"
 ok "bad sequence data and models stop every rank with one message"

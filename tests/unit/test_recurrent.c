@@ -192,6 +192,10 @@ static void test_gradcheck_cells(void)
             add(&c, types[k], 5)->return_sequences = true;
             add(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
             ASSERT_TRUE(gradcheck(&c, true, ragged) < CV_GRADCHECK_THRESHOLD);
+            c.model.n_class_weights = 3; /* one weight per class of a step */
+            c.model.class_weights[0] = 0.5f, c.model.class_weights[1] = 2.0f;
+            c.model.class_weights[2] = 1.0f;
+            ASSERT_TRUE(gradcheck(&c, true, ragged) < CV_GRADCHECK_THRESHOLD);
             base(&c, 6, 4, CV_LOSS_SOFTMAX_CE); /* stacked, last step -> one class */
             add(&c, types[k], 4)->return_sequences = true;
             add(&c, types[k], 3);
