@@ -29,6 +29,7 @@
 #include "checkpoint_internal.h"
 #include "h5_internal.h"
 #include "util.h"
+#include "vocab_h5.h"
 
 #ifndef CAVIAR_VERSION_STRING
 #define CAVIAR_VERSION_STRING "dev"
@@ -225,6 +226,8 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
         st = write_floats(w, "normalization/mean", &nin, 1, cv_model_norm_mean(m), err);
     if (st == CV_OK && cv_model_norm_std(m))
         st = write_floats(w, "normalization/std", &nin, 1, cv_model_norm_std(m), err);
+    if (st == CV_OK && cv_model_tokens(m)) /* a text model's vocabulary, for sampling */
+        st = cv__vocab_write_attrs(w->file, cv_model_tokens(m), w->path, err);
     if (st == CV_OK && o)
         st = write_optimizer(w, o, err);
     if (st == CV_OK && ts)

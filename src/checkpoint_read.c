@@ -20,6 +20,7 @@
 #include "checkpoint_internal.h"
 #include "h5_internal.h"
 #include "util.h"
+#include "vocab_h5.h"
 
 struct h5r {
     hid_t file;
@@ -224,6 +225,18 @@ static cv_status read_norm(struct h5r *r, cv_model *m, struct cv_error *err)
     return st;
 }
 
+/* Root attributes vocab and eol_id of a text model, if there. */
+static cv_status read_tokens(struct h5r *r, cv_model *m, struct cv_error *err)
+{
+    struct cv_vocab v;
+    bool found;
+    cv_status st = cv__vocab_read_attrs(r->file, r->path, &v, &found, err);
+    if (st == CV_OK && found)
+        st = cv_model_set_tokens(m, &v, err);
+    cv_vocab_deinit(&v);
+    return st;
+}
+
 static cv_status read_optimizer(struct h5r *r, cv_optim *o, struct cv_error *err)
 {
     int n = (int)cv_optim_size(o);
@@ -304,6 +317,8 @@ cv_status cv_ckpt_load(const char *path, cv_model *m, cv_optim *o, struct cv_tra
         st = cv_model_each_state(m, view_reader, &r, err);
     if (st == CV_OK)
         st = read_norm(&r, m, err);
+    if (st == CV_OK)
+        st = read_tokens(&r, m, err);
     if (st == CV_OK && o)
         st = read_optimizer(&r, o, err);
     if (st == CV_OK && ts)

@@ -24,9 +24,10 @@
 
 /* ---- names ---- */
 
-const char *const cv__layer_names[] = {"dense",    "dropout",        "conv2d",    "maxpool",
-                                       "avgpool",  "global_avgpool", "batchnorm", "flatten",
-                                       "residual", "activation",     NULL};
+const char *const cv__layer_names[] = {"dense",    "dropout",        "conv2d",        "maxpool",
+                                       "avgpool",  "global_avgpool", "batchnorm",     "flatten",
+                                       "residual", "activation",     "embedding",     "rnn",
+                                       "gru",      "lstm",           "bidirectional", NULL};
 const char *const cv__act_names[] = {"linear",     "sigmoid", "tanh", "relu",
                                      "leaky_relu", "softmax", NULL};
 const char *const cv__init_names[] = {"auto", "he", "xavier", NULL};
@@ -152,11 +153,13 @@ static cv_status sp_input(struct pctx *p, const struct cv_node *n, void *base)
 {
     struct cv_config *c = base;
     long long v[3];
-    if (n->kind != CV_NODE_SEQ || (n->n != 1 && n->n != 3))
-        return cv__cfg_bad(p, n, "a list of 1 (features) or 3 (C, H, W) positive integers");
+    const char *want = "a list of 1 (features), 2 (T steps, F features) or 3 (C, H, W) positive "
+                       "integers";
+    if (n->kind != CV_NODE_SEQ || n->n < 1 || n->n > 3)
+        return cv__cfg_bad(p, n, want);
     for (int i = 0; i < n->n; i++)
         if (!cv__cfg_to_ll(n->kids[i], &v[i]) || v[i] < 1 || v[i] > 1 << 24)
-            return cv__cfg_bad(p, n, "a list of 1 (features) or 3 (C, H, W) positive integers");
+            return cv__cfg_bad(p, n, want);
     long long all = 1;
     for (int i = 0; i < n->n && all <= INT_MAX; i++)
         all *= v[i]; /* < 2^31 x 2^24: no overflow in 64 bits */
@@ -168,8 +171,9 @@ static cv_status sp_input(struct pctx *p, const struct cv_node *n, void *base)
                        cv__cfg_where(p, n, w, sizeof(w)), p->path, v[0], v[1], v[2], INT_MAX);
     }
     c->model.input_rank = n->n;
+    c->model.input_steps = n->n == 2 ? (int)v[0] : 0; /* [T, F]: a sequence */
     for (int i = 0; i < 3; i++)
-        c->model.input[i] = i < n->n ? (int)v[i] : 1;
+        c->model.input[i] = n->n == 2 ? (i ? 1 : (int)v[1]) : i < n->n ? (int)v[i] : 1;
     return CV_OK;
 }
 
@@ -314,15 +318,15 @@ static cv_status convert_root(struct pctx *p, const struct cv_node *root, struct
     return CV_OK;
 }
 
-/* Every layer with parameters (dense, conv2d, batchnorm, residual) frozen. */
+/* Every layer with parameters (all but dropout, pools, flatten, activation) frozen. */
 static bool all_frozen(const struct cv_config *c)
 {
     int with_params = 0, frozen = 0;
     for (int i = 0; i < c->model.n_layers; i++) {
         const struct cv_layer_spec *l = &c->model.layers[i];
         enum cv_layer_type t = l->type;
-        if (t == CV_LAYER_DENSE || t == CV_LAYER_CONV2D || t == CV_LAYER_BATCHNORM ||
-            t == CV_LAYER_RESIDUAL)
+        if (t != CV_LAYER_DROPOUT && t != CV_LAYER_MAXPOOL && t != CV_LAYER_AVGPOOL &&
+            t != CV_LAYER_GLOBAL_AVGPOOL && t != CV_LAYER_FLATTEN && t != CV_LAYER_ACTIVATION)
             with_params++, frozen += l->frozen;
     }
     return with_params > 0 && frozen == with_params;
@@ -505,7 +509,7 @@ const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_confi
                                 size_t n)
 {
     for (int i = 0; i < 3; i++)
-        if (a->model.input[i] != b->model.input[i])
+        if (a->model.input[i] != b->model.input[i] || a->model.input_steps != b->model.input_steps)
             return snprintf(buf, n, "model.input differs"), buf;
     if (a->model.n_layers != b->model.n_layers)
         return snprintf(buf, n, "layer count %d vs %d", a->model.n_layers, b->model.n_layers), buf;
@@ -513,15 +517,19 @@ const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_confi
         return snprintf(buf, n, "model.loss differs"), buf;
     for (int i = 0; i < a->model.n_layers; i++) {
         const struct cv_layer_spec *x = &a->model.layers[i], *y = &b->model.layers[i];
-        const char *what = x->type != y->type               ? "type"
-                           : x->units != y->units           ? "units"
-                           : x->activation != y->activation ? "activation"
-                           : x->filters != y->filters       ? "filters"
-                           : x->size != y->size             ? "size"
-                           : x->stride != y->stride         ? "stride"
-                           : x->pad != y->pad               ? "pad"
-                           : x->n_children != y->n_children ? "layers"
-                                                            : NULL;
+        const char *what = x->type != y->type                           ? "type"
+                           : x->units != y->units                       ? "units"
+                           : x->activation != y->activation             ? "activation"
+                           : x->filters != y->filters                   ? "filters"
+                           : x->size != y->size                         ? "size"
+                           : x->stride != y->stride                     ? "stride"
+                           : x->pad != y->pad                           ? "pad"
+                           : x->n_children != y->n_children             ? "layers"
+                           : x->vocab != y->vocab                       ? "vocab"
+                           : x->dim != y->dim                           ? "dim"
+                           : x->return_sequences != y->return_sequences ? "return_sequences"
+                           : x->merge != y->merge                       ? "merge_mode"
+                                                                        : NULL;
         if (what)
             return snprintf(buf, n, "model.layers.%d.%s differs", i, what), buf;
     }

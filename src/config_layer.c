@@ -14,6 +14,10 @@
 
 static cv_status sp_pad(struct pctx *p, const struct cv_node *n, void *base);
 static cv_status sp_trainable(struct pctx *p, const struct cv_node *n, void *base);
+static cv_status sp_layer(struct pctx *p, const struct cv_node *n, void *base);
+static cv_status convert_layer(struct pctx *p, const struct cv_node *n, struct cv_layer_spec *l);
+
+static const char *const merge_names[] = {"concat", "sum", NULL};
 
 /* Layer keys; `allowed` below says which apply to which type. */
 static const struct field layer_fields[] = {
@@ -31,6 +35,12 @@ static const struct field layer_fields[] = {
     {"eps", F_FLT, L(bn_eps), GT, 0, NONE, 0, NULL, 0, NULL},
     {"layers", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, cv__cfg_layers},
     {"trainable", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_trainable},
+    {"vocab", F_INT, L(vocab), GE, 1, LE, 1 << 24, NULL, 0, NULL},
+    {"dim", F_INT, L(dim), GE, 1, NONE, 0, NULL, 0, NULL},
+    {"pad_id", F_INT, L(pad_id), GE, -1, LT, 1 << 24, NULL, 0, NULL},
+    {"return_sequences", F_BOOL, L(return_sequences), NONE, 0, NONE, 0, NULL, 0, NULL},
+    {"merge_mode", LENUM(merge, merge_names)},
+    {"layer", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, sp_layer},
     {NULL}};
 
 /* Allowed keys per layer type, as a space-separated list (messages use it). */
@@ -45,6 +55,11 @@ static const char *const layer_keys[CV_LAYER_TYPE_COUNT] = {
     [CV_LAYER_FLATTEN] = "type",
     [CV_LAYER_RESIDUAL] = "type layers activation slope trainable",
     [CV_LAYER_ACTIVATION] = "type activation slope",
+    [CV_LAYER_EMBEDDING] = "type vocab dim pad_id trainable",
+    [CV_LAYER_RNN] = "type units return_sequences init trainable",
+    [CV_LAYER_GRU] = "type units return_sequences init trainable",
+    [CV_LAYER_LSTM] = "type units return_sequences init trainable",
+    [CV_LAYER_BIDIRECTIONAL] = "type layer merge_mode trainable",
 };
 
 static cv_status sp_pad(struct pctx *p, const struct cv_node *n, void *base)
@@ -83,6 +98,7 @@ static void layer_defaults(struct cv_layer_spec *l, int line)
     l->pad = CV_PAD_VALID;
     l->bn_momentum = 0.9f;
     l->bn_eps = 1e-5f;
+    l->pad_id = -1;
 }
 
 void cv__cfg_free_specs(struct cv_layer_spec *l, int n)
@@ -107,6 +123,15 @@ static cv_status finish_layer(struct pctx *p, const struct cv_node *n, struct cv
         need = "keep";
     else if (l->type == CV_LAYER_RESIDUAL && l->n_children < 1)
         need = "layers (a non-empty list)";
+    else if (l->type == CV_LAYER_EMBEDDING && (l->vocab < 1 || l->dim < 1))
+        need = "vocab and dim";
+    else if ((l->type == CV_LAYER_RNN || l->type == CV_LAYER_GRU || l->type == CV_LAYER_LSTM) &&
+             l->units < 1)
+        need = "units";
+    else if (l->type == CV_LAYER_BIDIRECTIONAL && l->n_children != 1)
+        need = "layer (an rnn, gru or lstm layer)";
+    if (!need && l->type == CV_LAYER_EMBEDDING && l->pad_id >= l->vocab)
+        need = "pad_id below vocab (or -1: none)";
     if (need) {
         char w[400];
         return cv_fail(p->err, CV_CONFIG, "%s: %s (%s) needs %s", cv__cfg_where(p, n, w, sizeof(w)),
@@ -132,6 +157,29 @@ static cv_status convert_layer(struct pctx *p, const struct cv_node *n, struct c
     if (st == CV_OK)
         st = cv__cfg_apply(p, n, layer_fields, layer_keys[l->type], l);
     return st == CV_OK ? finish_layer(p, n, l) : st;
+}
+
+/* bidirectional: layer, the one recurrent layer it runs both ways */
+static cv_status sp_layer(struct pctx *p, const struct cv_node *n, void *base)
+{
+    struct cv_layer_spec *parent = base, *child;
+    if (n->kind != CV_NODE_MAP)
+        return cv__cfg_bad(p, n, "a mapping: an rnn, gru or lstm layer");
+    cv__cfg_free_specs(parent->children, parent->n_children);
+    free(parent->children);
+    parent->n_children = 0;
+    parent->children = child = cv_calloc(1, sizeof(*child));
+    if (!child)
+        return cv_fail(p->err, CV_NOMEM, "out of memory");
+    parent->n_children = 1; /* freed on error too */
+    cv_status st = convert_layer(p, n, child);
+    if (st == CV_OK && child->type != CV_LAYER_RNN && child->type != CV_LAYER_GRU &&
+        child->type != CV_LAYER_LSTM) {
+        char w[400];
+        st = cv_fail(p->err, CV_CONFIG, "%s: %s.type = %s: expected rnn, gru or lstm",
+                     cv__cfg_where(p, n, w, sizeof(w)), p->path, cv__layer_names[child->type]);
+    }
+    return st;
 }
 
 /* model.layers, or a residual block's layers: base is the config or a spec */

@@ -1,7 +1,8 @@
 /*
  * dataset_h5.c - HDF5 datasets (docs/dataset-format.md): probe a split, read
  * a row range through a hyperslab (a rank's shard), validate what was read
- * (finite values, class ids in range), and write splits atomically.
+ * (finite values, token and class ids in range, sequence lengths), and
+ * write splits atomically.
  */
 #include <errno.h>
 #include <hdf5.h>
@@ -21,13 +22,15 @@
 #include "util.h"
 
 struct split {
-    hid_t file, group, x, y;
+    hid_t file, group, x, y, len; /* len: /lengths, or -1 */
     char file_path[CV_PATH_MAX];
     const char *spec;
 };
 
 static void split_close(struct split *s)
 {
+    if (s->len >= 0)
+        H5Dclose(s->len);
     if (s->y >= 0)
         H5Dclose(s->y);
     if (s->x >= 0)
@@ -42,7 +45,7 @@ static void split_close(struct split *s)
  * missing /y is an error (else s->y stays -1). */
 static cv_status split_open(const char *spec, struct split *s, bool need_y, struct cv_error *err)
 {
-    *s = (struct split){-1, -1, -1, -1, "", spec};
+    *s = (struct split){-1, -1, -1, -1, -1, "", spec};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const char *hash = strrchr(spec, '#');
     size_t len = hash ? (size_t)(hash - spec) : strlen(spec);
@@ -76,14 +79,18 @@ static cv_status split_open(const char *spec, struct split *s, bool need_y, stru
     if (!cv__h5_storage_ok(s->x) || !cv__h5_storage_ok(s->y))
         return cv_fail(err, CV_FORMAT, "%s: /%s stores fewer or more bytes than its shape holds",
                        spec, cv__h5_storage_ok(s->x) ? "y" : "X");
+    if (H5Lexists(s->group, "lengths", H5P_DEFAULT) > 0 &&
+        ((s->len = H5Dopen2(s->group, "lengths", H5P_DEFAULT)) < 0 || !cv__h5_storage_ok(s->len)))
+        return cv_fail(err, CV_FORMAT, "%s: /lengths cannot be read as N int32 lengths", spec);
     return CV_OK;
 }
 
+/* Rank of ds; its extent into d (up to 3 dims) when 1 to 3. */
 static int dims_of(hid_t ds, hsize_t *d)
 {
     hid_t sp = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(sp);
-    if (nd >= 1 && nd <= 2)
+    if (nd >= 1 && nd <= 3)
         H5Sget_simple_extent_dims(sp, d, NULL);
     H5Sclose(sp);
     return nd;
@@ -143,32 +150,85 @@ static cv_status read_shape(struct split *s, struct cv_dataset_info *info, struc
     return CV_OK;
 }
 
+/* Integer /X: token ids of a sequence (N x T), with vocab_size. */
+static cv_status probe_tokens(struct split *s, struct cv_dataset_info *info, int nd,
+                              struct cv_error *err)
+{
+    int v = 0;
+    if (nd != 2 || (!read_attr(s->x, "vocab_size", H5T_NATIVE_INT, &v, 1) &&
+                    !read_attr(s->group, "vocab_size", H5T_NATIVE_INT, &v, 1)))
+        return cv_fail(err, CV_FORMAT,
+                       "%s: integer /X must be N x T token ids with an attribute vocab_size "
+                       "(or uint8 features)",
+                       s->spec);
+    if (v < 1 || v > 1 << 24) /* ids travel as floats: exact below 2^24 */
+        return cv_fail(err, CV_FORMAT, "%s: /X attribute vocab_size = %d: expected 1 to %d",
+                       s->spec, v, 1 << 24);
+    info->vocab_size = v;
+    info->steps = info->features;
+    return CV_OK;
+}
+
 static cv_status probe_x(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
 {
-    hsize_t d[2] = {0, 0};
-    if (dims_of(s->x, d) != 2)
-        return cv_fail(err, CV_FORMAT, "%s: /X must be 2-D (N x features)", s->spec);
-    cv_status st = check_extent(s, "X", d, err);
+    hsize_t d[3] = {0, 0, 1}, cols[2];
+    int nd = dims_of(s->x, d);
+    if (nd != 2 && nd != 3)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: /X must be 2-D (N x features, or N x T token ids) or 3-D (N x T x F)",
+                       s->spec);
+    cols[0] = d[0];
+    if (__builtin_mul_overflow(d[1], d[2], &cols[1]))
+        cols[1] = (hsize_t)INT_MAX + 1; /* refused below */
+    cv_status st = check_extent(s, "X", cols, err);
     if (st != CV_OK)
         return st;
     hid_t t = H5Dget_type(s->x);
     H5T_class_t cls = H5Tget_class(t);
     bool u8 = cls == H5T_INTEGER && H5Tget_size(t) == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
     H5Tclose(t);
-    if (cls != H5T_FLOAT && !u8)
-        return cv_fail(err, CV_FORMAT, "%s: /X must be float32/float64 or uint8", s->spec);
+    if ((cls != H5T_FLOAT && cls != H5T_INTEGER) || (nd == 3 && cls != H5T_FLOAT))
+        return cv_fail(err, CV_FORMAT,
+                       "%s: /X must be float32/float64 or uint8 (N x features), int32 token ids "
+                       "(N x T) or float32 (N x T x F)",
+                       s->spec);
     info->n_rows = (long long)d[0];
-    info->features = (int)d[1];
+    info->features = (int)cols[1];
     info->x_uint8 = u8;
     info->scale = 1.0f;
+    info->steps = nd == 3 ? (int)d[1] : 0;
+    info->pad_id = -1;
+    if (cls == H5T_INTEGER && !u8 && (st = probe_tokens(s, info, nd, err)) != CV_OK)
+        return st;
+    if (info->vocab_size && !read_attr(s->x, "pad_id", H5T_NATIVE_INT, &info->pad_id, 1))
+        read_attr(s->group, "pad_id", H5T_NATIVE_INT, &info->pad_id, 1);
     if (u8 && !read_attr(s->x, "scale", H5T_NATIVE_FLOAT, &info->scale, 1))
         read_attr(s->group, "scale", H5T_NATIVE_FLOAT, &info->scale, 1);
     return read_shape(s, info, err);
 }
 
+/* Optional /lengths: N int32, only with a sequence /X. */
+static cv_status probe_lengths(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
+{
+    hsize_t d[3] = {0, 1, 1};
+    if (s->len < 0)
+        return CV_OK;
+    hid_t t = H5Dget_type(s->len);
+    H5T_class_t cls = H5Tget_class(t);
+    H5Tclose(t);
+    if (dims_of(s->len, d) != 1 || cls != H5T_INTEGER || d[0] != (hsize_t)info->n_rows)
+        return cv_fail(err, CV_FORMAT, "%s: /lengths must be %lld int32 values (one per row)",
+                       s->spec, info->n_rows);
+    if (!info->steps)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: /lengths needs a sequence /X (N x T token ids or N x T x F)", s->spec);
+    info->has_lengths = true;
+    return CV_OK;
+}
+
 static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct cv_error *err)
 {
-    hsize_t d[2] = {0, 1};
+    hsize_t d[3] = {0, 1, 1};
     int nd = dims_of(s->y, d);
     hid_t t = H5Dget_type(s->y);
     H5T_class_t cls = H5Tget_class(t);
@@ -181,12 +241,17 @@ static cv_status probe_y(struct split *s, struct cv_dataset_info *info, struct c
         return st;
     info->target_dim = (int)d[1];
     info->classes = 0;
-    if (nd == 1 && cls == H5T_INTEGER) {
+    if (nd == 2 && cls == H5T_INTEGER && (hsize_t)info->steps != d[1])
+        return cv_fail(err, CV_FORMAT,
+                       "%s: /y is %llu x %llu class ids (one per step), but /X has %d steps",
+                       s->spec, (unsigned long long)d[0], (unsigned long long)d[1], info->steps);
+    if (cls == H5T_INTEGER) {
         int classes = 0;
         if (!read_attr(s->group, "classes", H5T_NATIVE_INT, &classes, 1) || classes < 1)
             return cv_fail(err, CV_FORMAT, "%s: integer /y needs a positive attribute 'classes'",
                            s->spec);
         info->classes = classes;
+        info->y_steps = nd == 2 ? (int)d[1] : 0;
     } else if (cls != H5T_FLOAT) {
         return cv_fail(err, CV_FORMAT, "%s: /y must be N int32 class ids or N x k float targets",
                        s->spec);
@@ -204,6 +269,8 @@ cv_status cv_dataset_probe(const char *spec, struct cv_dataset_info *info, struc
     st = split_open(spec, &s, true, err);
     if (st == CV_OK)
         st = probe_x(&s, info, err);
+    if (st == CV_OK)
+        st = probe_lengths(&s, info, err);
     if (st == CV_OK)
         st = probe_y(&s, info, err);
     split_close(&s);
@@ -224,6 +291,8 @@ cv_status cv_dataset_probe_features(const char *spec, struct cv_dataset_info *in
     st = split_open(spec, &s, false, err);
     if (st == CV_OK)
         st = probe_x(&s, info, err);
+    if (st == CV_OK)
+        st = probe_lengths(&s, info, err);
     *labeled = st == CV_OK && s.y >= 0;
     if (*labeled)
         st = probe_y(&s, info, err);
@@ -231,12 +300,15 @@ cv_status cv_dataset_probe_features(const char *spec, struct cv_dataset_info *in
     return st;
 }
 
-/* Read rows [row0, row0+n) of ds (cols columns) into buf as mem_type. */
-static herr_t read_slab(hid_t ds, long long row0, long long n, int cols, hid_t mem_type, void *buf)
+/* Read rows [row0, row0+n) of ds (every column of its other 0 to 2
+ * dimensions) into buf as mem_type. */
+static herr_t read_slab(hid_t ds, long long row0, long long n, hid_t mem_type, void *buf)
 {
     hid_t fs = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(fs);
-    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
+    hsize_t start[3] = {(hsize_t)row0, 0, 0}, count[3] = {0, 1, 1};
+    H5Sget_simple_extent_dims(fs, count, NULL); /* nd <= 3: checked by the probe */
+    count[0] = (hsize_t)n;
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(nd, count, NULL);
     herr_t rc = H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf);
@@ -264,14 +336,14 @@ static cv_status read_x(struct split *s, const struct cv_dataset_info *in, long 
             long long cnt = n - r < block ? n - r : block;
             size_t len = (size_t)cnt * (size_t)in->features;
             float *dst = x + (size_t)r * (size_t)in->features;
-            rc = read_slab(s->x, row0 + r, cnt, in->features, H5T_NATIVE_UCHAR, raw);
+            rc = read_slab(s->x, row0 + r, cnt, H5T_NATIVE_UCHAR, raw);
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < len; i++)
                 dst[i] = (float)raw[i] * scale;
         }
         free(raw);
     } else {
-        rc = read_slab(s->x, row0, n, in->features, H5T_NATIVE_FLOAT, x);
+        rc = read_slab(s->x, row0, n, H5T_NATIVE_FLOAT, x);
     }
     if (rc < 0)
         return cv_fail(err, CV_FORMAT, "%s: cannot read /X rows %lld..%lld", s->spec, row0,
@@ -281,21 +353,69 @@ static cv_status read_x(struct split *s, const struct cv_dataset_info *in, long 
             return cv_fail(err, CV_NONFINITE, "%s: /X[%lld, %zu] is %s: inputs must be finite",
                            s->spec, row0 + (long long)(i / in->features), i % in->features,
                            isnan(x[i]) ? "NaN" : "infinite");
+    for (size_t i = 0; in->vocab_size && i < total; i++)
+        if (!(x[i] >= 0 && x[i] < (float)in->vocab_size) || x[i] != floorf(x[i]))
+            return cv_fail(err, CV_FORMAT,
+                           "%s: /X[%lld, %zu] = %g: token id outside [0, %d) (attribute "
+                           "vocab_size)",
+                           s->spec, row0 + (long long)(i / in->features), i % in->features, x[i],
+                           in->vocab_size);
     return CV_OK;
+}
+
+static cv_status read_len(struct split *s, const struct cv_dataset_info *in, long long row0,
+                          long long n, int32_t *len, struct cv_error *err)
+{
+    for (long long i = 0; !in->has_lengths && i < n; i++)
+        len[i] = in->steps;
+    if (!in->has_lengths)
+        return CV_OK;
+    if (read_slab(s->len, row0, n, H5T_NATIVE_INT32, len) < 0)
+        return cv_fail(err, CV_FORMAT, "%s: cannot read /lengths", s->spec);
+    for (long long i = 0; i < n; i++)
+        if (len[i] < 1 || len[i] > in->steps)
+            return cv_fail(err, CV_FORMAT,
+                           "%s: /lengths[%lld] = %d: expected 1 to %d (the steps of /X)", s->spec,
+                           row0 + i, len[i], in->steps);
+    return CV_OK;
+}
+
+/* Per-step classes: in range up to each row's length, -1 after it. */
+static cv_status check_step_classes(struct split *s, const struct cv_dataset_info *in,
+                                    long long row0, long long n, int32_t *yc, struct cv_error *err)
+{
+    int32_t *len = cv_calloc((size_t)n, sizeof(int32_t));
+    cv_status st = len ? read_len(s, in, row0, n, len, err)
+                       : cv_fail(err, CV_NOMEM, "out of memory reading %s", s->spec);
+    for (long long i = 0; st == CV_OK && i < n; i++)
+        for (int t = 0; t < in->y_steps; t++) {
+            int32_t *c = &yc[i * in->y_steps + t];
+            if (t >= len[i])
+                *c = -1;
+            else if (*c < 0 || *c >= in->classes)
+                st = cv_fail(err, CV_FORMAT, "%s: /y[%lld, %d] = %d: class id outside [0, %d)",
+                             s->spec, row0 + i, t, *c, in->classes);
+            if (st != CV_OK)
+                break;
+        }
+    free(len);
+    return st;
 }
 
 static cv_status read_y(struct split *s, const struct cv_dataset_info *in, long long row0,
                         long long n, int32_t *yc, float *yv, struct cv_error *err)
 {
     if (in->classes > 0 && yc) {
-        if (read_slab(s->y, row0, n, 1, H5T_NATIVE_INT32, yc) < 0)
+        if (read_slab(s->y, row0, n, H5T_NATIVE_INT32, yc) < 0)
             return cv_fail(err, CV_FORMAT, "%s: cannot read /y", s->spec);
+        if (in->y_steps)
+            return check_step_classes(s, in, row0, n, yc, err);
         for (long long i = 0; i < n; i++)
             if (yc[i] < 0 || yc[i] >= in->classes)
                 return cv_fail(err, CV_FORMAT, "%s: /y[%lld] = %d: class id outside [0, %d)",
                                s->spec, row0 + i, yc[i], in->classes);
     } else if (in->classes == 0 && yv) {
-        if (read_slab(s->y, row0, n, in->target_dim, H5T_NATIVE_FLOAT, yv) < 0)
+        if (read_slab(s->y, row0, n, H5T_NATIVE_FLOAT, yv) < 0)
             return cv_fail(err, CV_FORMAT, "%s: cannot read /y", s->spec);
         for (size_t i = 0; i < (size_t)n * (size_t)in->target_dim; i++)
             if (!isfinite(yv[i]))
@@ -305,28 +425,35 @@ static cv_status read_y(struct split *s, const struct cv_dataset_info *in, long 
     return CV_OK;
 }
 
+/* Probe `spec` (with its labels when need_y), check rows [row0, row0 + n)
+ * exist and open it (s must be closed by the caller in every case). */
+static cv_status open_rows(const char *spec, bool need_y, long long row0, long long n,
+                           struct split *s, struct cv_dataset_info *in, struct cv_error *err)
+{
+    bool labeled;
+    *s = (struct split){-1, -1, -1, -1, -1, "", spec};
+    cv_status st = cv__h5_check_dataset(spec, row0, n, err);
+    if (st == CV_OK)
+        st = need_y ? cv_dataset_probe(spec, in, err)
+                    : cv_dataset_probe_features(spec, in, &labeled, err);
+    if (st != CV_OK)
+        return st;
+    if (row0 < 0 || n < 0 || row0 + n > in->n_rows)
+        return cv_fail(err, CV_INVAL, "%s: rows %lld..%lld outside [0, %lld)", spec, row0, row0 + n,
+                       in->n_rows);
+    return split_open(spec, s, need_y, err);
+}
+
 /* Rows [row0, row0 + n) of /X, and of /y when need_y. */
 static cv_status read_range(const char *spec, bool need_y, long long row0, long long n, float *x,
                             int32_t *y_class, float *y_vec, struct cv_error *err)
 {
     struct split s;
     struct cv_dataset_info in;
-    bool labeled;
-    cv_status st = cv__h5_check_dataset(spec, row0, n, err);
-    if (st == CV_OK)
-        st = need_y ? cv_dataset_probe(spec, &in, err)
-                    : cv_dataset_probe_features(spec, &in, &labeled, err);
-    if (st != CV_OK)
-        return st;
-    if (row0 < 0 || n < 0 || row0 + n > in.n_rows)
-        return cv_fail(err, CV_INVAL, "%s: rows %lld..%lld outside [0, %lld)", spec, row0, row0 + n,
-                       in.n_rows);
-    if (n == 0)
-        return CV_OK;
-    st = split_open(spec, &s, need_y, err);
-    if (st == CV_OK)
+    cv_status st = open_rows(spec, need_y, row0, n, &s, &in, err);
+    if (st == CV_OK && n > 0)
         st = read_x(&s, &in, row0, n, x, err);
-    if (st == CV_OK && need_y)
+    if (st == CV_OK && n > 0 && need_y)
         st = read_y(&s, &in, row0, n, y_class, y_vec, err);
     split_close(&s);
     return st;
@@ -342,6 +469,18 @@ cv_status cv_dataset_read_features(const char *spec, long long row0, long long n
                                    struct cv_error *err)
 {
     return read_range(spec, false, row0, n, x, NULL, NULL, err);
+}
+
+cv_status cv_dataset_read_lengths(const char *spec, long long row0, long long n, int32_t *len,
+                                  struct cv_error *err)
+{
+    struct split s;
+    struct cv_dataset_info in;
+    cv_status st = open_rows(spec, false, row0, n, &s, &in, err);
+    if (st == CV_OK)
+        st = read_len(&s, &in, row0, n, len, err);
+    split_close(&s);
+    return st;
 }
 
 /* ---- writing ---- */

@@ -16,15 +16,22 @@
 cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d, int inputs,
                               int outputs, enum cv_loss loss, struct cv_error *err)
 {
+    long long per_row = (long long)d->classes * (d->y_steps > 0 ? d->y_steps : 1);
     bool ok_vec = d->classes == 0 && d->target_dim == outputs;
-    bool ok_cls = d->classes > 0 && (d->classes == outputs || (loss != CV_LOSS_SOFTMAX_CE &&
-                                                               outputs == 1 && d->classes <= 2));
+    bool ok_cls = d->classes > 0 &&
+                  (per_row == outputs ||
+                   (loss != CV_LOSS_SOFTMAX_CE && !d->y_steps && outputs == 1 && d->classes <= 2));
     if (d->n_rows < 1)
         return cv_fail(err, CV_FORMAT, "%s: no rows (a split needs at least one)", spec);
     if (d->features != inputs)
         return cv_fail(err, CV_SHAPE, "%s: %d features per row, but model.input describes %d", spec,
                        d->features, inputs);
-    if (loss == CV_LOSS_SOFTMAX_CE && d->classes != outputs)
+    if (d->y_steps > 0 && per_row != outputs)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: /y holds %d classes at each of %d steps, but the model outputs %d "
+                       "values per sample (a per-step head: %d steps x %d classes)",
+                       spec, d->classes, d->y_steps, outputs, d->y_steps, d->classes);
+    if (loss == CV_LOSS_SOFTMAX_CE && per_row != outputs)
         return cv_fail(err, CV_SHAPE,
                        "%s: %d classes, but the last layer has %d outputs (softmax_cross_entropy "
                        "needs one output per class)",
@@ -33,6 +40,47 @@ cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d,
         return cv_fail(err, CV_SHAPE, "%s: targets (%d classes, %d columns) do not fit %d outputs",
                        spec, d->classes, d->target_dim, outputs);
     return CV_OK;
+}
+
+/* Sequences: per-step targets need a sequence output of as many steps,
+ * per-row targets a non-sequence one; token ids need an embedding whose
+ * vocab holds them. */
+static cv_status check_sequence(const char *spec, const struct cv_dataset_info *d,
+                                const cv_model *m, struct cv_error *err)
+{
+    int steps = cv_model_output_steps(m), vocab = cv_model_vocab(m);
+    if (d->y_steps > 0 && steps != d->y_steps)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: /y holds one class per step (%d steps), but the model's output %s%d "
+                       "steps (a per-step head needs return_sequences: true on the last "
+                       "recurrent layer)",
+                       spec, d->y_steps, steps ? "has " : "is the last step, not a sequence of ",
+                       steps ? steps : d->y_steps);
+    if (d->y_steps == 0 && d->classes > 0 && steps > 0)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: /y holds one class per row, but the model outputs a sequence of %d "
+                       "steps (set return_sequences: false on the last recurrent layer)",
+                       spec, steps);
+    if (d->vocab_size > 0 && (vocab == 0 || d->vocab_size > vocab))
+        return cv_fail(err, CV_SHAPE, "%s: /X holds token ids below vocab_size %d, but %s", spec,
+                       d->vocab_size,
+                       vocab ? "the embedding's vocab is smaller"
+                             : "the first layer is not an embedding");
+    if (d->vocab_size == 0 && vocab > 0)
+        return cv_fail(err, CV_SHAPE,
+                       "%s: /X holds features, but the first layer (embedding) reads token ids",
+                       spec);
+    return CV_OK;
+}
+
+cv_status cv_eval_check_model(const char *spec, const struct cv_dataset_info *d, const cv_model *m,
+                              struct cv_error *err)
+{
+    /* the sequence checks first: their messages say what to change */
+    cv_status st = check_sequence(spec, d, m, err);
+    return st == CV_OK ? cv_eval_check_split(spec, d, cv_model_inputs(m), cv_model_outputs(m),
+                                             cv_model_config(m)->model.loss, err)
+                       : st;
 }
 
 cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,
@@ -79,6 +127,9 @@ cv_status cv_metrics_init(struct cv_metrics *mt, enum cv_loss kind, int classes,
                           struct cv_error *err)
 {
     memset(mt, 0, sizeof(*mt));
+    mt->steps = 1;
+    if (kind == CV_LOSS_SOFTMAX_CE && classes >= 2 && outputs > classes && outputs % classes == 0)
+        mt->steps = outputs / classes, outputs = classes; /* one prediction per step */
     mt->task = cv_metrics_task(kind, classes, outputs);
     mt->loss_kind = kind;
     mt->classes = classes < 2 ? 2 : classes;
@@ -213,6 +264,15 @@ cv_status cv_metrics_add(struct cv_metrics *mt, const float *probs, const int32_
                          const float *y_vec, long long n, struct cv_error *err)
 {
     int k = mt->outputs;
+    if (mt->steps > 1 && y) { /* each valid step is a row; padded ones are -1 */
+        for (long long i = 0; i < n * mt->steps; i++)
+            if (y[i] >= 0) {
+                mt->loss_sum += row_loss(mt, probs + (size_t)i * (size_t)k, y, NULL, i);
+                mt->count++;
+            }
+        add_classes(mt, probs, y, n * mt->steps);
+        return CV_OK;
+    }
     for (long long i = 0; i < n; i++)
         mt->loss_sum += row_loss(mt, probs + (size_t)i * (size_t)k, y, y_vec, i);
     mt->count += n;

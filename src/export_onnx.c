@@ -39,7 +39,8 @@ static void plan_free(struct plan *p)
 static cv_status plan_bind(struct plan *p, cv_model *m, struct cv_error *err)
 {
     const struct cv_config *cfg = cv_model_config(m);
-    struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2]};
+    struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2],
+                         cfg->model.input_steps};
     size_t np = 0, ns = 0, nscr = 0;
     for (int i = 0; i < cfg->model.n_layers; i++) {
         cv_status st = cv__layer_plan(&p->layers[i], &cfg->model.layers[i], i, s, 1, err);
@@ -157,6 +158,13 @@ cv_status cv_export_onnx(cv_model *m, const char *path, struct cv_error *err)
 {
     struct cv_onnx g = {0};
     struct cv_pb model = {0};
+    /* the emitters know per-sample layers only: a time axis (sequence
+     * layers, a time-distributed dense) has no ONNX form here yet */
+    if (cv_model_config(m)->model.input_steps > 0)
+        return cv_fail(err, CV_CONFIG,
+                       "export %s: a sequence model (model.input with a time axis) has no ONNX "
+                       "form in this version; nothing written",
+                       path);
     struct plan *p = cv_calloc(1, sizeof(*p));
     if (!p)
         return cv_fail(err, CV_NOMEM, "export: out of memory");

@@ -181,6 +181,11 @@ cv_onnx_emit_fn cv__onnx_emitter(enum cv_layer_type type)
         return residual;
     case CV_LAYER_ACTIVATION:
         return activation;
+    case CV_LAYER_EMBEDDING: /* sequence layers: no emitter yet (docs/export.md) */
+    case CV_LAYER_RNN:
+    case CV_LAYER_GRU:
+    case CV_LAYER_LSTM:
+    case CV_LAYER_BIDIRECTIONAL:
     case CV_LAYER_TYPE_COUNT: /* no default: a new type must be decided here */
         break;
     }

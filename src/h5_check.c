@@ -37,6 +37,7 @@
 #include "caviar/config.h"
 #include "caviar/dataset.h"
 #include "caviar/optim.h"
+#include "caviar/text.h"
 #include "h5_internal.h"
 #include "util.h"
 
@@ -61,11 +62,16 @@ static cv_status read_block(const char *spec, const struct cv_dataset_info *in, 
                             long long r0, long long n, struct cv_error *err)
 {
     float *x = cv_calloc((size_t)(n * in->features), sizeof(float));
-    int32_t *y = cv_calloc((size_t)n, sizeof(int32_t));
+    int32_t *y = cv_calloc((size_t)n * (size_t)(in->y_steps > 0 ? in->y_steps : 1),
+                           sizeof(int32_t));
     float *yv = cv_calloc((size_t)(n * (in->target_dim > 0 ? in->target_dim : 1)), sizeof(float));
-    cv_status st = !x || !y || !yv ? cv_fail(err, CV_NOMEM, "out of memory")
-                   : labeled       ? cv_dataset_read_rows(spec, r0, n, x, y, yv, err)
-                                   : cv_dataset_read_features(spec, r0, n, x, err);
+    int32_t *len = cv_calloc((size_t)n, sizeof(int32_t));
+    cv_status st = !x || !y || !yv || !len ? cv_fail(err, CV_NOMEM, "out of memory")
+                   : labeled               ? cv_dataset_read_rows(spec, r0, n, x, y, yv, err)
+                                           : cv_dataset_read_features(spec, r0, n, x, err);
+    if (st == CV_OK)
+        st = cv_dataset_read_lengths(spec, r0, n, len, err);
+    free(len);
     free(x);
     free(y);
     free(yv);
@@ -73,7 +79,7 @@ static cv_status read_block(const char *spec, const struct cv_dataset_info *in, 
 }
 
 /* A split with labels as training and eval read it; one without (/X
- * only), as predict does. */
+ * only), as predict does; its lengths and vocabulary (sequences). */
 static cv_status run_dataset(const char *spec, long long row0, long long n, struct cv_error *err)
 {
     struct cv_dataset_info in;
@@ -85,6 +91,11 @@ static cv_status run_dataset(const char *spec, long long row0, long long n, stru
     if (st == CV_OK && labeled)
         st = cv_dataset_class_names(spec, in.classes, &names, err);
     free(names);
+    struct cv_vocab v = {0};
+    bool found;
+    if (st == CV_OK)
+        st = cv_vocab_read(spec, &v, &found, err);
+    cv_vocab_deinit(&v);
     long long per = in.features > 0 ? BLOCK_FLOATS / in.features : 1;
     per = per > 0 ? per : 1;
     for (long long r = row0; st == CV_OK && r < row0 + n; r += per)

@@ -275,6 +275,10 @@ double cv_loss_softmax_ce(const float *logits, const int32_t *y, int n, int f, f
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * f;
         float *di = d + (size_t)i * f;
+        if (y[i] < 0) { /* a padded step: no loss, no gradient */
+            memset(di, 0, sizeof(float) * (size_t)f);
+            continue;
+        }
         float mx = z[argmax(z, f)];
         double s = 0, qz = 0, w = cw ? cw[y[i]] : 1.0;
         for (int j = 0; j < f; j++) {

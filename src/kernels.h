@@ -65,6 +65,8 @@ struct cv_ce_opts {
     float smoothing;
     const float *weights;
 };
+/* A row whose class is negative (a padded step) adds no loss, no hit and a
+ * zero gradient. */
 double cv_loss_softmax_ce(const float *logits, const int32_t *y, int n, int f, float scale,
                           const struct cv_ce_opts *o, float *d, long long *correct);
 double cv_loss_bce_logits(const float *logits, const int32_t *y_class, const float *y_vec, int n,

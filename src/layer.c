@@ -34,6 +34,16 @@ const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type)
         return &cv__batchnorm_ops;
     case CV_LAYER_RESIDUAL:
         return &cv__residual_ops;
+    case CV_LAYER_EMBEDDING:
+        return &cv__embedding_ops;
+    case CV_LAYER_RNN:
+        return &cv__rnn_ops;
+    case CV_LAYER_GRU:
+        return &cv__gru_ops;
+    case CV_LAYER_LSTM:
+        return &cv__lstm_ops;
+    case CV_LAYER_BIDIRECTIONAL:
+        return &cv__bidirectional_ops;
     case CV_LAYER_TYPE_COUNT: /* no default: a new type without ops must not compile */
         break;
     }
@@ -75,15 +85,33 @@ struct cv_view *cv__layer_add_state(struct cv_layer *l, const char *name, int nd
 cv_status cv__shape_check(const char *what, struct cv_shape s, int max_batch, struct cv_error *err)
 {
     long long n;
-    bool ok = s.c >= 1 && s.h >= 1 && s.w >= 1 && max_batch >= 1 &&
+    bool ok = s.c >= 1 && s.h >= 1 && s.w >= 1 && s.t >= 0 && max_batch >= 1 &&
               !__builtin_mul_overflow((long long)s.c * s.h, (long long)s.w, &n) &&
+              !__builtin_mul_overflow(n, (long long)cv_shape_steps(s), &n) &&
               !__builtin_mul_overflow(n, (long long)max_batch, &n) && n <= CV_MAX_BATCH_VALUES;
+    char steps[32] = "";
+    if (s.t > 0)
+        snprintf(steps, sizeof(steps), " x %d steps", s.t);
     if (!ok)
         return cv_fail(err, CV_SHAPE,
-                       "%s: (%d, %d, %d) per sample x batch %d is more than %lld values (use a "
+                       "%s: (%d, %d, %d)%s per sample x batch %d is more than %lld values (use a "
                        "smaller batch, input or layer)",
-                       what, s.c, s.h, s.w, max_batch, CV_MAX_BATCH_VALUES);
+                       what, s.c, s.h, s.w, steps, max_batch, CV_MAX_BATCH_VALUES);
     return CV_OK;
+}
+
+/* Layers that take a sequence (T, F): the recurrent ones, and those that
+ * apply to each step. */
+static bool takes_sequence(enum cv_layer_type t)
+{
+    return t == CV_LAYER_DENSE || t == CV_LAYER_DROPOUT || t == CV_LAYER_ACTIVATION ||
+           t == CV_LAYER_FLATTEN || t == CV_LAYER_RNN || t == CV_LAYER_GRU || t == CV_LAYER_LSTM ||
+           t == CV_LAYER_BIDIRECTIONAL;
+}
+
+bool cv__layer_is_recurrent(enum cv_layer_type t)
+{
+    return t == CV_LAYER_RNN || t == CV_LAYER_GRU || t == CV_LAYER_LSTM;
 }
 
 /* What plan produced must respect the limits in layer.h. */
@@ -131,6 +159,12 @@ cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, i
     if (!l->ops)
         return cv_fail(err, CV_CONFIG, "layer %d: type '%s' is not supported", index,
                        cv_layer_type_name(spec->type));
+    if (in.t > 0 && !takes_sequence(spec->type))
+        return cv_fail(err, CV_SHAPE,
+                       "layer %d (%s) gets a sequence of %d steps of %zu features, but applies "
+                       "only to non-sequences (use flatten, or a recurrent layer without "
+                       "return_sequences, before it)",
+                       index, cv_layer_type_name(spec->type), in.t, cv_shape_step(in));
     cv_status st = l->ops->plan(l, err);
     if (st == CV_OK && l->frozen) /* a frozen block freezes what is inside it */
         freeze_children(l);

@@ -12,7 +12,10 @@
  *   forward / backward for a batch of n <= max_batch samples.
  *   destroy - free priv and children.
  * Tensors are row-major, one sample per row; a sample of shape (C, H, W) is
- * C*H*W contiguous floats in CHW order.  Backward overwrites the parameter
+ * C*H*W contiguous floats in CHW order.  A shape with a time axis (t > 0)
+ * is t steps of C*H*W features, step after step (a sample of T steps of F
+ * features is T*F floats, (T, F) row-major); dense, activation and dropout
+ * layers apply to each step (time-distributed).  Backward overwrites the parameter
  * gradients (it never adds to them), so the arena needs no clearing.
  */
 #ifndef CV_LAYER_H
@@ -27,12 +30,25 @@
 #include "util.h"
 
 struct cv_shape {
-    int c, h, w; /* per-sample channels, height, width; dense features = c (h = w = 1) */
+    int c, h, w; /* per-step channels, height, width; dense features = c (h = w = 1) */
+    int t;       /* steps of a sequence, 0 = no time axis */
 };
+
+/* Floats of one step (the whole sample without a time axis). */
+static inline size_t cv_shape_step(struct cv_shape s)
+{
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+/* Steps of a sample: t, or 1 without a time axis. */
+static inline int cv_shape_steps(struct cv_shape s)
+{
+    return s.t > 0 ? s.t : 1;
+}
 
 static inline size_t cv_shape_size(struct cv_shape s)
 {
-    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+    return cv_shape_step(s) * (size_t)cv_shape_steps(s);
 }
 
 /* Size limits that plan checks, so that no size computed later overflows:
@@ -50,11 +66,19 @@ cv_status cv__shape_check(const char *what, struct cv_shape s, int max_batch, st
 
 /* Context of one forward/backward call. */
 struct cv_ctx {
-    bool train;            /* training mode: dropout on, batchnorm batch stats */
-    uint64_t seed;         /* train.seed */
-    uint64_t step;         /* global optimizer step (keys dropout masks) */
-    const long long *rows; /* n global dataset row ids of the batch (keys masks), or NULL */
+    bool train;             /* training mode: dropout on, batchnorm batch stats */
+    uint64_t seed;          /* train.seed */
+    uint64_t step;          /* global optimizer step (keys dropout masks) */
+    const long long *rows;  /* n global dataset row ids of the batch (keys masks), or NULL */
+    const int32_t *lengths; /* n valid steps per row (sequences), or NULL: all steps */
 };
+
+/* Valid steps of row i of a batch of sequences of t steps. */
+static inline int cv_ctx_length(const struct cv_ctx *ctx, int i, int t)
+{
+    int len = ctx->lengths ? ctx->lengths[i] : t;
+    return len < 1 ? 1 : len > t ? t : len;
+}
 
 #define CV_MAX_VIEWS 6
 
@@ -109,6 +133,8 @@ struct cv_layer {
 
 /* Find the ops for a layer type (NULL if not built in). */
 const struct cv_layer_ops *cv__layer_ops(enum cv_layer_type type);
+/* rnn, gru or lstm. */
+bool cv__layer_is_recurrent(enum cv_layer_type type);
 
 /* Declare a view during plan(); returns it for further tweaks. */
 struct cv_view *cv__layer_add_param(struct cv_layer *l, const char *name, bool decay, int ndims,
@@ -151,5 +177,10 @@ extern const struct cv_layer_ops cv__avgpool_ops;
 extern const struct cv_layer_ops cv__global_avgpool_ops;
 extern const struct cv_layer_ops cv__batchnorm_ops;
 extern const struct cv_layer_ops cv__residual_ops;
+extern const struct cv_layer_ops cv__embedding_ops;
+extern const struct cv_layer_ops cv__rnn_ops;
+extern const struct cv_layer_ops cv__gru_ops;
+extern const struct cv_layer_ops cv__lstm_ops;
+extern const struct cv_layer_ops cv__bidirectional_ops;
 
 #endif /* CV_LAYER_H */

@@ -19,7 +19,8 @@ static void activation_forward(struct cv_layer *l, const struct cv_ctx *ctx, con
                                float *y, int n)
 {
     (void)ctx;
-    size_t f = cv_shape_size(l->in);
+    size_t f = cv_shape_step(l->in); /* softmax over each step's features */
+    n *= cv_shape_steps(l->in);
     memcpy(y, x, sizeof(float) * f * (size_t)n);
     if (l->act == CV_ACT_SOFTMAX)
         cv_softmax_rows(y, y, n, (int)f);
@@ -33,7 +34,8 @@ static void activation_backward(struct cv_layer *l, const struct cv_ctx *ctx, co
     (void)ctx;
     (void)x;
     if (dx)
-        cv_act_backward(y, dy, dx, n, (int)cv_shape_size(l->in), l->act, l->slope);
+        cv_act_backward(y, dy, dx, n * cv_shape_steps(l->in), (int)cv_shape_step(l->in), l->act,
+                        l->slope);
 }
 
 const struct cv_layer_ops cv__activation_ops = {
@@ -46,7 +48,7 @@ const struct cv_layer_ops cv__activation_ops = {
 static cv_status flatten_plan(struct cv_layer *l, struct cv_error *err)
 {
     (void)err;
-    l->out = (struct cv_shape){(int)cv_shape_size(l->in), 1, 1};
+    l->out = (struct cv_shape){(int)cv_shape_size(l->in), 1, 1, 0};
     return CV_OK;
 }
 

@@ -76,7 +76,7 @@ static cv_status conv_plan(struct cv_layer *l, struct cv_error *err)
     int wd[4] = {sp->filters, l->in.c, c->k, c->k}, bd[1] = {sp->filters};
     cv__layer_add_param(l, "W", true, 4, wd); /* (F, C, k, k) */
     cv__layer_add_param(l, "b", false, 1, bd);
-    l->out = (struct cv_shape){sp->filters, oh, ow};
+    l->out = (struct cv_shape){sp->filters, oh, ow, 0};
     /* (C*k*k, OH*OW) columns per sample, and dz; a product that overflows
      * becomes SIZE_MAX, which cv__layer_plan refuses */
     size_t ckk, ohw = (size_t)oh * (size_t)ow, cols, dz;

@@ -1,7 +1,9 @@
 /*
  * layer_dense.c - fully connected layer with fused bias + activation:
  * y = g(x W^T + b).  Any input shape is consumed by its total size, so a
- * dense layer after conv/pool needs no explicit flatten.
+ * dense layer after conv/pool needs no explicit flatten.  On a sequence
+ * (T, F) it applies to each step (time-distributed): (T, F) -> (T, units),
+ * the batch's n x T steps as the rows of one GEMM.
  */
 #include "kernels.h"
 #include "layer.h"
@@ -10,15 +12,15 @@ enum { W_, B_ };
 
 static cv_status dense_plan(struct cv_layer *l, struct cv_error *err)
 {
-    int in = (int)cv_shape_size(l->in), out = l->spec->units;
+    int in = (int)cv_shape_step(l->in), out = l->spec->units;
     if (out < 1)
         return cv_fail(err, CV_CONFIG, "layer %d (dense): units = %d: expected >= 1", l->index,
                        out);
     int wd[2] = {out, in}, bd[1] = {out};
     cv__layer_add_param(l, "W", true, 2, wd);  /* (out, in) */
     cv__layer_add_param(l, "b", false, 1, bd); /* (out) */
-    l->out = (struct cv_shape){out, 1, 1};
-    l->scratch_per_sample = (size_t)out; /* dz for backward */
+    l->out = (struct cv_shape){out, 1, 1, l->in.t};
+    l->scratch_per_sample = cv_shape_size(l->out); /* dz for backward */
     return CV_OK;
 }
 
@@ -38,6 +40,7 @@ static void dense_forward(struct cv_layer *l, const struct cv_ctx *ctx, const fl
     (void)ctx;
     if (n == 0)
         return;
+    n *= cv_shape_steps(l->in); /* one row per step */
     /* y (n, out) = x (n, in) . W^T (in, out) */
     cv_gemm(false, true, n, out, in, 1.0f, x, in, l->params[W_].data, in, 0.0f, y, out);
     cv_bias_act_forward(y, l->params[B_].data, n, out, l->act, l->slope);
@@ -56,6 +59,7 @@ static void dense_backward(struct cv_layer *l, const struct cv_ctx *ctx, const f
             l->params[B_].grad[i] = 0.0f;
         return;
     }
+    n *= cv_shape_steps(l->in);
     cv_act_backward(y, dy, dz, n, out, l->act, l->slope);
     if (!l->frozen) { /* dW (out, in) = dz^T (out, n) . x (n, in) */
         cv_gemm(true, false, out, in, n, 1.0f, dz, out, x, in, 0.0f, l->params[W_].grad, in);

@@ -18,7 +18,7 @@ static cv_status pool_plan(struct cv_layer *l, struct cv_error *err)
 {
     int k = l->spec->size, s = l->spec->stride;
     if (l->ops->type == CV_LAYER_GLOBAL_AVGPOOL) {
-        l->out = (struct cv_shape){l->in.c, 1, 1};
+        l->out = (struct cv_shape){l->in.c, 1, 1, 0};
         return CV_OK;
     }
     if (s < 1)
@@ -29,7 +29,7 @@ static cv_status pool_plan(struct cv_layer *l, struct cv_error *err)
                        "layer %d (%s): a %dx%d window does not fit the input "
                        "(%d, %d, %d)",
                        l->index, cv_layer_type_name(l->ops->type), k, k, l->in.c, l->in.h, l->in.w);
-    l->out = (struct cv_shape){l->in.c, (l->in.h - k) / s + 1, (l->in.w - k) / s + 1};
+    l->out = (struct cv_shape){l->in.c, (l->in.h - k) / s + 1, (l->in.w - k) / s + 1, 0};
     if (is_max(l))
         l->scratch_per_sample = cv_shape_size(l->out); /* argmax, as an exact float index */
     return CV_OK;

@@ -3,8 +3,9 @@
  * (parameters, gradients, state) plus activations and scratch sized for
  * max_batch at build time.  Forward keeps every layer's output for backward;
  * backward ping-pongs between two input-gradient buffers.  The loss is
- * fused with the final activation when they match.  Nothing here knows of
- * ranks or MPI.
+ * fused with the final activation when they match.  A final output with a
+ * time axis (T, classes) takes per-step targets: each valid step is a
+ * softmax cross-entropy term of its row.  Nothing here knows of ranks or MPI.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "caviar/model.h"
+#include "caviar/text.h"
 #include "kernels.h"
 #include "layer.h"
 
@@ -20,6 +22,7 @@ struct cv_model {
     struct cv_layer layers[CV_MAX_LAYERS];
     int n_layers;
     int inputs, outputs, max_batch;
+    int out_steps; /* T of a sequence output (per-step targets), else 0 */
     size_t n_params, n_state;
     float *params, *grads, *state, *scratch; /* arenas */
     bool borrowed;                           /* params and grads belong to the caller */
@@ -32,12 +35,15 @@ struct cv_model {
     float final_slope;
     bool fused;     /* final activation folded into the loss */
     float *class_w; /* (outputs) softmax CE class weights, NULL = none */
+
+    struct cv_vocab tokens; /* a text model's vocabulary (n = 0: none), for sampling */
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
 {
     const struct cv_config *cfg = m->cfg;
-    struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2]};
+    struct cv_shape s = {cfg->model.input[0], cfg->model.input[1], cfg->model.input[2],
+                         cfg->model.input_steps};
     cv_status st = cv__shape_check("model.input", s, m->max_batch, err);
     if (st != CV_OK)
         return st;
@@ -52,26 +58,34 @@ static cv_status plan_layers(cv_model *m, struct cv_error *err)
     if (m->n_layers == 0)
         return cv_fail(err, CV_CONFIG, "model.layers: expected at least one layer");
     m->outputs = (int)cv_shape_size(s);
+    m->out_steps = s.t;
     return CV_OK;
 }
 
-/* model.class_weights: one per output (balanced ones come from the trainer,
+/* Outputs of one step: the classes of per-step targets (all outputs
+ * without a time axis). */
+static int step_outputs(const cv_model *m)
+{
+    return m->out_steps > 0 ? m->outputs / m->out_steps : m->outputs;
+}
+
+/* model.class_weights: one per class (balanced ones come from the trainer,
  * which counts the labels: 1 until then). */
 static cv_status plan_class_weights(cv_model *m, struct cv_error *err)
 {
     const struct cv_config *c = m->cfg;
-    int k = c->model.n_class_weights;
+    int k = c->model.n_class_weights, classes = step_outputs(m);
     if (!k && !c->model.balanced)
         return CV_OK;
-    if (k && k != m->outputs)
+    if (k && k != classes)
         return cv_fail(err, CV_CONFIG,
                        "model.class_weights has %d entries, but the last layer has %d outputs "
                        "(one weight per class)",
-                       k, m->outputs);
-    m->class_w = cv_calloc((size_t)m->outputs, sizeof(float));
+                       k, classes);
+    m->class_w = cv_calloc((size_t)classes, sizeof(float));
     if (!m->class_w)
         return cv_fail(err, CV_NOMEM, "model: out of memory");
-    for (int j = 0; j < m->outputs; j++)
+    for (int j = 0; j < classes; j++)
         m->class_w[j] = k ? c->model.class_weights[j] : 1.0f;
     return CV_OK;
 }
@@ -83,6 +97,11 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
     enum cv_loss loss = m->cfg->model.loss;
     m->final_act = last->act;
     m->final_slope = last->slope;
+    if (m->out_steps > 0 && loss != CV_LOSS_SOFTMAX_CE)
+        return cv_fail(err, CV_CONFIG,
+                       "model.loss = %s: a sequence output (%d steps) takes per-step classes: "
+                       "use softmax_cross_entropy",
+                       cv_loss_name(loss), m->out_steps);
     if (loss == CV_LOSS_MSE)
         return CV_OK;
     enum cv_activation want = loss == CV_LOSS_SOFTMAX_CE ? CV_ACT_SOFTMAX : CV_ACT_SIGMOID;
@@ -91,11 +110,11 @@ static cv_status plan_loss(cv_model *m, struct cv_error *err)
                        "model.loss = %s expects the last layer's activation to be %s (or linear "
                        "logits), got %s",
                        cv_loss_name(loss), cv_activation_name(want), cv_activation_name(last->act));
-    if (loss == CV_LOSS_SOFTMAX_CE && m->outputs < 2)
+    if (loss == CV_LOSS_SOFTMAX_CE && step_outputs(m) < 2)
         return cv_fail(
             err, CV_CONFIG,
             "model.loss = softmax_cross_entropy needs >= 2 outputs, the last layer has %d",
-            m->outputs);
+            step_outputs(m));
     m->final_act = want;
     m->fused = true;
     last->act = CV_ACT_LINEAR; /* the network emits logits */
@@ -196,6 +215,7 @@ void cv_model_free(cv_model *m)
     free(m->norm_mean);
     free(m->norm_std);
     free(m->class_w);
+    cv_vocab_deinit(&m->tokens);
     free(m);
 }
 
@@ -203,7 +223,7 @@ cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_erro
 {
     if (!m->class_w)
         return cv_fail(err, CV_INVAL, "model: no class weights configured (model.class_weights)");
-    memcpy(m->class_w, w, sizeof(float) * (size_t)m->outputs);
+    memcpy(m->class_w, w, sizeof(float) * (size_t)step_outputs(m));
     return CV_OK;
 }
 
@@ -269,6 +289,15 @@ int cv_model_max_batch(const cv_model *m)
 {
     return m->max_batch;
 }
+int cv_model_output_steps(const cv_model *m)
+{
+    return m->out_steps;
+}
+int cv_model_vocab(const cv_model *m)
+{
+    const struct cv_layer *l = &m->layers[0];
+    return l->ops->type == CV_LAYER_EMBEDDING ? l->spec->vocab : 0;
+}
 const struct cv_config *cv_model_config(const cv_model *m)
 {
     return m->cfg;
@@ -280,6 +309,16 @@ const float *cv_model_norm_mean(const cv_model *m)
 const float *cv_model_norm_std(const cv_model *m)
 {
     return m->has_norm ? m->norm_std : NULL;
+}
+
+const struct cv_vocab *cv_model_tokens(const cv_model *m)
+{
+    return m->tokens.n > 0 ? &m->tokens : NULL;
+}
+
+cv_status cv_model_set_tokens(cv_model *m, const struct cv_vocab *v, struct cv_error *err)
+{
+    return cv_vocab_copy(&m->tokens, v, err);
 }
 
 cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err)
@@ -313,11 +352,12 @@ static double loss(cv_model *m, const struct cv_batch *b, bool train, float scal
                    long long *correct)
 {
     const float *z = m->acts[m->n_layers - 1];
-    int f = m->outputs;
+    int f = step_outputs(m), rows = b->n * (m->out_steps > 0 ? m->out_steps : 1);
     struct cv_ce_opts ce = {(float)m->cfg->model.label_smoothing, m->class_w};
+    /* with per-step targets a row per step; padded steps (class -1) count for nothing */
     switch (m->cfg->model.loss) {
     case CV_LOSS_SOFTMAX_CE:
-        return cv_loss_softmax_ce(z, b->y_class, b->n, f, scale, train ? &ce : NULL, d, correct);
+        return cv_loss_softmax_ce(z, b->y_class, rows, f, scale, train ? &ce : NULL, d, correct);
     case CV_LOSS_BCE:
         return cv_loss_bce_logits(z, b->y_class, b->y_vec, b->n, f, scale, d, correct);
     case CV_LOSS_MSE:
@@ -334,6 +374,17 @@ static int first_to_train(const cv_model *m)
         if (cv__layer_trains(&m->layers[i]))
             return i;
     return m->n_layers;
+}
+
+/* Samples, or with per-step targets the valid steps, of a batch. */
+static long long count_targets(const cv_model *m, const struct cv_batch *b)
+{
+    if (m->out_steps == 0 || !b->y_class)
+        return b->n;
+    long long c = 0;
+    for (size_t i = 0; i < (size_t)b->n * (size_t)m->out_steps; i++)
+        c += b->y_class[i] >= 0;
+    return c;
 }
 
 /* Layers last to first, down to the first that trains. */
@@ -353,7 +404,11 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
                           struct cv_batch_stats *stats)
 {
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
-    struct cv_ctx ctx = {.train = true, .seed = m->cfg->train.seed, .step = step, .rows = b->rows};
+    struct cv_ctx ctx = {.train = true,
+                         .seed = m->cfg->train.seed,
+                         .step = step,
+                         .rows = b->rows,
+                         .lengths = b->lengths};
     if (b->n == 0) { /* a rank whose shard ran out still joins the exchange */
         memset(m->grads, 0, sizeof(float) * m->n_params);
         return;
@@ -367,7 +422,7 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
     if (stats) {
         stats->loss_sum += l;
         stats->correct += correct;
-        stats->count += b->n;
+        stats->count += count_targets(m, b);
         stats->t_forward += t1 - t0;
         stats->t_backward += cv_now() - t1;
     }
@@ -379,18 +434,20 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
     CV_ASSERT(b->n >= 0 && b->n <= m->max_batch);
     if (b->n == 0)
         return;
-    struct cv_ctx ctx = {.train = false, .seed = m->cfg->train.seed, .rows = b->rows};
+    struct cv_ctx ctx = {
+        .train = false, .seed = m->cfg->train.seed, .rows = b->rows, .lengths = b->lengths};
     forward(m, &ctx, b->x, b->n);
     if (stats && (b->y_class || b->y_vec)) {
         long long correct = 0;
         stats->loss_sum += loss(m, b, false, 0.0f, m->dbuf[0], &correct);
         stats->correct += correct;
-        stats->count += b->n;
+        stats->count += count_targets(m, b);
     }
     size_t total = (size_t)b->n * (size_t)m->outputs;
+    int steps = m->out_steps > 0 ? m->out_steps : 1; /* softmax over each step */
     memcpy(out, m->acts[m->n_layers - 1], sizeof(float) * total);
     if (m->fused)
-        cv_act_apply(out, b->n, m->outputs, m->final_act, m->final_slope);
+        cv_act_apply(out, b->n * steps, step_outputs(m), m->final_act, m->final_slope);
 }
 
 /* ---- walking views (checkpoints, L2, summaries) ---- */
@@ -479,18 +536,34 @@ void cv_model_decay_mask(const cv_model *m, unsigned char *mask)
         decay_layer(&m->layers[i], m->params, mask, NULL);
 }
 
+/* (C, H, W), or (T steps, C, H, W) for a sequence; trailing 1s of a
+ * feature vector dropped for sequences: (T steps, F). */
+static void shape_text(struct cv_shape s, char *buf, size_t n)
+{
+    if (s.t == 0)
+        snprintf(buf, n, "(%d, %d, %d)", s.c, s.h, s.w);
+    else if (s.h == 1 && s.w == 1)
+        snprintf(buf, n, "(%d steps, %d)", s.t, s.c);
+    else
+        snprintf(buf, n, "(%d steps, %d, %d, %d)", s.t, s.c, s.h, s.w);
+}
+
 void cv_model_summary(const cv_model *m, void (*print)(void *arg, const char *line), void *arg)
 {
     char line[160];
-    snprintf(line, sizeof(line), "  input      (%d, %d, %d)", m->cfg->model.input[0],
-             m->cfg->model.input[1], m->cfg->model.input[2]);
+    char shape[64];
+    const int *in = m->cfg->model.input;
+    shape_text((struct cv_shape){in[0], in[1], in[2], m->cfg->model.input_steps}, shape,
+               sizeof(shape));
+    snprintf(line, sizeof(line), "  input      %s", shape);
     print(arg, line);
     for (int i = 0; i < m->n_layers; i++) {
         const struct cv_layer *l = &m->layers[i];
         size_t np = 0, ns = 0, nscr = 0;
         cv__layer_sizes(l, &np, &ns, &nscr);
-        snprintf(line, sizeof(line), "  %2d %-14s -> (%d, %d, %d)  %zu params%s", i,
-                 cv_layer_type_name(l->ops->type), l->out.c, l->out.h, l->out.w, np,
+        shape_text(l->out, shape, sizeof(shape));
+        snprintf(line, sizeof(line), "  %2d %-14s -> %s  %zu params%s", i,
+                 cv_layer_type_name(l->ops->type), shape, np,
                  i == m->n_layers - 1 && m->fused ? "  [activation fused into loss]" : "");
         print(arg, line);
     }

@@ -76,16 +76,23 @@ static cv_status open_h5(const char *spec, int rank, int world, struct cv_pred_i
         return st;
     in->total = d.n_rows;
     in->features = d.features;
-    in->classes = labeled ? d.classes : 0; /* float targets are not labels */
+    /* float targets are not labels; per-step targets (a language model's
+     * next tokens) are not one label per row: the probabilities are written */
+    in->classes = labeled && !d.y_steps ? d.classes : 0;
     rank_block(in, rank, world);
     size_t n = (size_t)(in->n ? in->n : 1);
     in->x = cv_calloc_big(n * (size_t)d.features, sizeof(float));
     in->label = in->classes ? cv_calloc(n, sizeof(int32_t)) : NULL;
-    if (!in->x || (in->classes && !in->label))
+    in->lengths = d.steps ? cv_calloc(n, sizeof(int32_t)) : NULL;
+    if (!in->x || (in->classes && !in->label) || (d.steps && !in->lengths))
         return cv_fail(err, CV_NOMEM, "out of memory for %lld rows of %s", in->n, spec);
     if (in->classes)
-        return cv_dataset_read_rows(spec, in->first, in->n, in->x, in->label, NULL, err);
-    return cv_dataset_read_features(spec, in->first, in->n, in->x, err);
+        st = cv_dataset_read_rows(spec, in->first, in->n, in->x, in->label, NULL, err);
+    else
+        st = cv_dataset_read_features(spec, in->first, in->n, in->x, err);
+    if (st == CV_OK && d.steps) /* a sequence's last valid step, not its padding */
+        st = cv_dataset_read_lengths(spec, in->first, in->n, in->lengths, err);
+    return st;
 }
 
 /* CSV labels as class ids: integers >= 0 (names were mapped by the reader). */
@@ -192,10 +199,12 @@ void cv_pred_input_close(struct cv_pred_input *in)
 {
     free(in->x);
     free(in->label);
+    free(in->lengths);
     *in = (struct cv_pred_input){0};
 }
 
-void cv_predict_rows(cv_model *m, const float *x, long long n, float *xbuf, float *probs)
+void cv_predict_rows(cv_model *m, const float *x, const int32_t *lengths, long long n, float *xbuf,
+                     float *probs)
 {
     int mb = cv_model_max_batch(m), f = cv_model_inputs(m), k = cv_model_outputs(m);
     const float *mean = cv_model_norm_mean(m), *sd = cv_model_norm_std(m);
@@ -204,7 +213,7 @@ void cv_predict_rows(cv_model *m, const float *x, long long n, float *xbuf, floa
         const float *rows = x + (size_t)first * (size_t)f;
         for (size_t i = 0; i < (size_t)cnt * (size_t)f; i++)
             xbuf[i] = mean ? (rows[i] - mean[i % (size_t)f]) / sd[i % (size_t)f] : rows[i];
-        struct cv_batch b = {.n = cnt, .x = xbuf};
+        struct cv_batch b = {.n = cnt, .x = xbuf, .lengths = lengths ? lengths + first : NULL};
         cv_model_predict(m, &b, probs + (size_t)first * (size_t)k, NULL);
     }
 }

@@ -26,7 +26,7 @@ cv_status cv_scored_open(const char *model, const char *data, int rank, int worl
     const struct cv_dataset_info *d = st == CV_OK ? cv_shard_info(s->shard) : NULL;
     int in = cv_model_inputs(s->model), k = cv_model_outputs(s->model);
     if (st == CV_OK)
-        st = cv_eval_check_split(data, d, in, k, s->cfg->model.loss, err);
+        st = cv_eval_check_model(data, d, s->model, err);
     if (st == CV_OK)
         st = cv_dataset_class_names(data, d->classes, &s->names, err);
     if (st != CV_OK)

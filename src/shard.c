@@ -15,7 +15,9 @@ struct cv_shard {
     long long n, first; /* local rows, global id of the first */
     int max_batch;
     float *x;        /* (n, features) */
-    int32_t *y;      /* (n) class ids, or NULL */
+    int32_t *y;      /* (n) or (n, y_steps) class ids, or NULL */
+    int32_t *len;    /* (n) sequence lengths, or NULL */
+    int32_t *blen;   /* (max_batch) lengths of the batch */
     float *yv;       /* (n, target_dim), or NULL */
     long long *perm; /* (n) local order of this epoch */
     float *bx;       /* (max_batch, features) batch buffers */
@@ -81,9 +83,16 @@ static cv_status alloc_shard(cv_shard *s, struct cv_error *err)
     s->brows = cv_calloc(mb, sizeof(long long));
     s->bidx = cv_calloc(mb, sizeof(long long));
     s->aug = cv_calloc((size_t)cv_num_threads() * f, sizeof(float));
+    size_t ys = s->info.y_steps > 0 ? (size_t)s->info.y_steps : 1; /* classes per row */
+    if (s->info.has_lengths) {
+        s->len = cv_calloc(n, sizeof(int32_t));
+        s->blen = cv_calloc(mb, sizeof(int32_t));
+        if (!s->len || !s->blen)
+            return cv_fail(err, CV_NOMEM, "out of memory for the lengths of %lld rows", s->n);
+    }
     if (s->info.classes > 0) {
-        s->y = cv_calloc(n, sizeof(int32_t));
-        s->by = cv_calloc(mb, sizeof(int32_t));
+        s->y = cv_calloc(n * ys, sizeof(int32_t));
+        s->by = cv_calloc(mb * ys, sizeof(int32_t));
     } else {
         s->yv = cv_calloc(n * t, sizeof(float));
         s->byv = cv_calloc(mb * t, sizeof(float));
@@ -111,6 +120,8 @@ cv_status cv_shard_open(const char *spec, int rank, int world, int max_batch, cv
     }
     if (st == CV_OK && s->n > 0)
         st = cv_dataset_read_rows(spec, s->first, s->n, s->x, s->y, s->yv, err);
+    if (st == CV_OK && s->n > 0 && s->len)
+        st = cv_dataset_read_lengths(spec, s->first, s->n, s->len, err);
     if (st != CV_OK) {
         cv_shard_free(s);
         return st;
@@ -128,6 +139,8 @@ void cv_shard_free(cv_shard *s)
     free(s->x);
     free(s->y);
     free(s->yv);
+    free(s->len);
+    free(s->blen);
     free(s->perm);
     free(s->own_bx);
     free(s->by);
@@ -206,14 +219,17 @@ void cv_shard_shuffle(cv_shard *s, uint64_t seed, long long epoch, bool shuffle)
 static void gather(cv_shard *s, const long long *local, int n, struct cv_batch *b)
 {
     size_t f = (size_t)s->info.features, t = (size_t)s->info.target_dim;
+    size_t ys = s->info.y_steps > 0 ? (size_t)s->info.y_steps : 1;
     /* rows at random places in the shard: the copies wait on memory, so
      * the threads' loads overlap (docs/performance.md) */
 #pragma omp parallel for schedule(static) if ((size_t)n * f >= 65536)
     for (int i = 0; i < n; i++) {
         long long r = local[i];
         memcpy(s->bx + (size_t)i * f, s->x + (size_t)r * f, f * sizeof(float));
+        if (s->len)
+            s->blen[i] = s->len[r];
         if (s->y)
-            s->by[i] = s->y[r];
+            memcpy(s->by + (size_t)i * ys, s->y + (size_t)r * ys, ys * sizeof(int32_t));
         else
             memcpy(s->byv + (size_t)i * t, s->yv + (size_t)r * t, t * sizeof(float));
         s->brows[i] = s->first + r;
@@ -223,6 +239,7 @@ static void gather(cv_shard *s, const long long *local, int n, struct cv_batch *
     b->y_class = s->y ? s->by : NULL;
     b->y_vec = s->y ? NULL : s->byv;
     b->rows = s->brows;
+    b->lengths = s->len ? s->blen : NULL;
 }
 
 void cv_shard_gather_into(cv_shard *s, float *x)

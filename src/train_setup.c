@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caviar/text.h"
 #include "run_dir.h"
 #include "train_internal.h"
 #include "transfer.h"
@@ -32,8 +33,20 @@ static cv_status make_run_dir(struct trainer *tr, struct cv_error *err)
 static cv_status check_targets(const struct trainer *tr, const struct cv_dataset_info *d,
                                const char *spec, struct cv_error *err)
 {
-    return cv_eval_check_split(spec, d, cv_model_inputs(tr->model), cv_model_outputs(tr->model),
-                               tr->cfg->model.loss, err);
+    return cv_eval_check_model(spec, d, tr->model, err);
+}
+
+/* A text model keeps the vocabulary of its training split, so that it
+ * travels into every checkpoint and model.h5 (for `caviar sample`). */
+static cv_status keep_vocab(struct trainer *tr, struct cv_error *err)
+{
+    struct cv_vocab v;
+    bool found;
+    cv_status st = cv_vocab_read(tr->cfg->data.train, &v, &found, err);
+    if (st == CV_OK && found)
+        st = cv_model_set_tokens(tr->model, &v, err);
+    cv_vocab_deinit(&v);
+    return st;
 }
 
 static cv_status open_data(struct trainer *tr, struct cv_error *err)
@@ -43,6 +56,8 @@ static cv_status open_data(struct trainer *tr, struct cv_error *err)
                                  err);
     if (st == CV_OK)
         st = check_targets(tr, cv_shard_info(tr->train), cfg->data.train, err);
+    if (st == CV_OK)
+        st = keep_vocab(tr, err);
     if (st == CV_OK && cfg->data.dev[0])
         st = cv_shard_open(cfg->data.dev, tr->rank, tr->world, tr->local_batch, &tr->dev, err);
     if (st == CV_OK && tr->dev)
@@ -117,13 +132,16 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
  * every rank (a class without rows keeps weight 1). */
 static cv_status balance_classes(struct trainer *tr, struct cv_error *err)
 {
-    int k = cv_model_outputs(tr->model);
+    int steps = cv_model_output_steps(tr->model), k = cv_model_outputs(tr->model);
+    long long labels = cv_shard_rows(tr->train) * (steps > 0 ? steps : 1);
     const int32_t *y = cv_shard_labels(tr->train);
+    k /= steps > 0 ? steps : 1; /* per-step targets: classes of a step, -1 padding skipped */
     double *n = cv_calloc((size_t)k + 1, sizeof(double));
     float *w = cv_calloc((size_t)k, sizeof(float));
     cv_status st = !n || !w ? cv_fail(err, CV_NOMEM, "out of memory") : CV_OK;
-    for (long long i = 0; st == CV_OK && y && i < cv_shard_rows(tr->train); i++)
-        n[y[i] >= 0 && y[i] < k ? y[i] : k] += 1;
+    for (long long i = 0; st == CV_OK && y && i < labels; i++)
+        if (y[i] >= 0 || steps == 0)
+            n[y[i] >= 0 && y[i] < k ? y[i] : k] += 1;
     st = cv_comm_agree(tr->comm, st, err);
     if (st == CV_OK)
         st = cv_comm_sum_doubles(tr->comm, n, k + 1, err);
@@ -158,8 +176,8 @@ static cv_status lr_factors(struct trainer *tr, bool resumed, struct cv_error *e
 static cv_status fresh_start(struct trainer *tr, struct cv_error *err)
 {
     cv_status st = CV_OK;
-    if (tr->cfg->data.normalize == CV_NORM_STANDARD)
-        st = compute_norm(tr, err);
+    if (tr->cfg->data.normalize == CV_NORM_STANDARD && !cv_model_vocab(tr->model))
+        st = compute_norm(tr, err); /* token ids (an embedding's input) stay ids */
     if (st != CV_OK)
         return st;
     cv_model_init_params(tr->model, tr->cfg->train.seed);

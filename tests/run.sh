@@ -19,6 +19,8 @@ source "$CV_ROOT/jobs/lib/setup.sh"
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
     iproute2 clang-format python3-sklearn chromium python3-pil clang libclang-rt-dev libomp-dev \
     python3-onnx python3-opencv strace
+# wamerican: the English word list /usr/share/dict/words that test_charlm imports
+cv_install wamerican
 export OMP_NUM_THREADS=1
 
 echo "== format (.clang-format)"

@@ -36,6 +36,11 @@ enum cv_layer_type {
     CV_LAYER_FLATTEN,
     CV_LAYER_RESIDUAL,
     CV_LAYER_ACTIVATION, /* standalone activation, e.g. after batchnorm */
+    CV_LAYER_EMBEDDING,  /* token ids -> vectors */
+    CV_LAYER_RNN,        /* recurrent layers: tanh, GRU, LSTM */
+    CV_LAYER_GRU,
+    CV_LAYER_LSTM,
+    CV_LAYER_BIDIRECTIONAL, /* a recurrent layer run both ways */
     CV_LAYER_TYPE_COUNT
 };
 
@@ -106,6 +111,9 @@ enum cv_dist {
     CV_DIST_INT_UNIFORM
 };
 
+/* bidirectional: how the two directions' outputs combine */
+enum cv_merge { CV_MERGE_CONCAT, CV_MERGE_SUM };
+
 #define CV_PAD_SAME  (-1)
 #define CV_PAD_VALID (-2)
 
@@ -124,7 +132,13 @@ struct cv_layer_spec {
     float bn_momentum;              /* batchnorm: running-average momentum (default 0.9) */
     float bn_eps;                   /* batchnorm: variance epsilon (default 1e-5) */
     bool frozen;                    /* trainable: false - no update, no optimizer state */
-    struct cv_layer_spec *children; /* residual: the wrapped layers (owned) */
+    int vocab;                      /* embedding: token ids in [0, vocab) */
+    int dim;                        /* embedding: vector size */
+    int pad_id;                     /* embedding: id whose vector gets no gradient, -1 = none */
+    bool return_sequences;          /* rnn, gru, lstm: every step (T, units), else the last */
+    bool reverse;                   /* rnn, gru, lstm: run from the last step (bidirectional) */
+    enum cv_merge merge;            /* bidirectional: concat (default) or sum */
+    struct cv_layer_spec *children; /* residual: the wrapped layers; bidirectional: one (owned) */
     int n_children;                 /* residual: number of wrapped layers */
 };
 
@@ -151,8 +165,9 @@ struct cv_config {
     } data;
 
     struct {
-        int input[3];   /* per-sample shape (C, H, W); [784] -> {784, 1, 1} */
-        int input_rank; /* how many dims the config gave (1 or 3) */
+        int input[3];    /* per-sample shape (C, H, W); [784] -> {784, 1, 1} */
+        int input_rank;  /* how many dims the config gave (1, 2 or 3) */
+        int input_steps; /* [T, F]: T steps of input[0] = F features; 0 = no time axis */
         struct cv_layer_spec layers[CV_MAX_LAYERS];
         int n_layers;
         enum cv_loss loss;                   /* default softmax_cross_entropy */

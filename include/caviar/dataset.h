@@ -7,7 +7,10 @@
  * attribute: value = byte * scale), /y (N int32 class ids, or N x k float32
  * targets), attribute `classes` (int, 0 for regression targets), optional
  * `class_names` (string array) and `shape` (int[3], per-sample C,H,W).
- * A split is named "file.h5" (root) or "file.h5#group".
+ * Sequences: /X int32 (N x T) token ids with attribute `vocab_size`, or
+ * float32 (N x T x F); optional /lengths (N int32 in [1, T]); /y per row,
+ * or int32 (N x T) one class per step.  A split is named "file.h5" (root)
+ * or "file.h5#group".
  *
  * Reading is independent per process (no collectives): rank r reads only its
  * own rows through an HDF5 hyperslab.
@@ -28,6 +31,11 @@ struct cv_dataset_info {
     bool x_uint8;     /* /X stored as uint8 (scaled on read) */
     float scale;      /* uint8 scale (1 for float32) */
     int shape[3];     /* per-sample (C, H, W) if stored, else {features, 1, 1} */
+    int steps;        /* T of a sequence /X (N x T ids, N x T x F floats), else 0 */
+    int vocab_size;   /* > 0: /X holds token ids in [0, vocab_size) (features = T) */
+    int pad_id;       /* attribute pad_id, -1 if none */
+    bool has_lengths; /* /lengths holds each row's valid steps */
+    int y_steps;      /* T of per-step class ids /y (N x T; target_dim = T), else 0 */
 };
 
 /* Read the metadata of split `spec` ("file.h5" or "file.h5#group").
@@ -42,11 +50,13 @@ cv_status cv_dataset_class_names(const char *spec, int classes, char ***names,
                                  struct cv_error *err);
 
 /* Read rows [row0, row0 + n) of split `spec` into caller buffers:
- * x (n x features floats, uint8 already multiplied by scale), and either
- * y_class (n int32, when classes > 0) or y_vec (n x target_dim floats).
- * The unused y pointer may be NULL.  Validates: every x and y_vec value
- * finite (CV_NONFINITE naming file, row and column), class ids in
- * [0, classes) (CV_FORMAT naming file, row and value). */
+ * x (n x features floats, uint8 already multiplied by scale, token ids as
+ * floats), and either y_class (n int32, or n x y_steps, when classes > 0)
+ * or y_vec (n x target_dim floats).  The unused y pointer may be NULL.
+ * Validates: every x and y_vec value finite (CV_NONFINITE naming file, row
+ * and column), token ids in [0, vocab_size), lengths in [1, T], class ids
+ * in [0, classes) on valid steps (CV_FORMAT naming file, dataset, row and
+ * value).  Per-step classes beyond a row's length are set to -1. */
 cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, float *x,
                                int32_t *y_class, float *y_vec, struct cv_error *err);
 
@@ -59,6 +69,11 @@ cv_status cv_dataset_probe_features(const char *spec, struct cv_dataset_info *in
 /* Rows [row0, row0 + n) of /X alone, validated as cv_dataset_read_rows's. */
 cv_status cv_dataset_read_features(const char *spec, long long row0, long long n, float *x,
                                    struct cv_error *err);
+/* Read /lengths of rows [row0, row0 + n) into len (n int32), each checked
+ * in [1, steps]; all steps (T) when the split has no /lengths.  Errors as
+ * cv_dataset_read_rows. */
+cv_status cv_dataset_read_lengths(const char *spec, long long row0, long long n, int32_t *len,
+                                  struct cv_error *err);
 
 /* One split to write. Exactly one of x_u8 / x_f32 is set; exactly one of
  * y_class / y_vec. */

@@ -26,6 +26,13 @@
  * (naming spec and both counts).  Local: no collectives. */
 cv_status cv_eval_check_split(const char *spec, const struct cv_dataset_info *d, int inputs,
                               int outputs, enum cv_loss loss, struct cv_error *err);
+/* cv_eval_check_split for model m, and for sequences: per-step targets
+ * need a sequence output of as many steps (a per-step head on a last-step
+ * output is refused), per-row targets a non-sequence output, token ids an
+ * embedding whose vocab covers vocab_size.  Errors: CV_FORMAT, CV_SHAPE
+ * naming the split.  Local: no collectives. */
+cv_status cv_eval_check_model(const char *spec, const struct cv_dataset_info *d, const cv_model *m,
+                              struct cv_error *err);
 /* The same for a split not opened yet: probe it first (its file errors as
  * cv_dataset_probe's).  Local: agree the status before a collective. */
 cv_status cv_eval_probe_split(const char *spec, int inputs, int outputs, enum cv_loss loss,
@@ -54,7 +61,8 @@ struct cv_metrics {
     enum cv_task task;
     enum cv_loss loss_kind; /* how the loss is computed from probabilities */
     int classes;            /* confusion is classes x classes (>= 2) */
-    int outputs;            /* columns of probs */
+    int outputs;            /* columns of probs (per step) */
+    int steps;              /* per-step targets: a row is steps x outputs, else 1 */
     long long count;        /* rows seen */
     double loss_sum;        /* sum of per-row losses */
     long long *confusion;   /* (classes, classes): [true][predicted] (owned) */
@@ -109,7 +117,10 @@ double cv_metrics_figure(const struct cv_metrics *mt, int i);
 /* Zero the counts for another pass over the data, keeping the buffers. */
 void cv_metrics_reset(struct cv_metrics *mt);
 
-/* classes: the data's (0 for float targets).  Errors: CV_NOMEM. */
+/* classes: the data's (0 for float targets).  A softmax_cross_entropy
+ * model whose outputs are a multiple T > 1 of classes predicts per step:
+ * a row is then T predictions with T class ids (-1: padding, skipped).
+ * Errors: CV_NOMEM. */
 cv_status cv_metrics_init(struct cv_metrics *mt, enum cv_loss kind, int classes, int outputs,
                           struct cv_error *err);
 void cv_metrics_deinit(struct cv_metrics *mt);

@@ -57,6 +57,12 @@ float *cv_model_state(cv_model *m);      /* borrowed: the state arena */
 int cv_model_inputs(const cv_model *m);  /* features per sample */
 int cv_model_outputs(const cv_model *m); /* outputs per sample */
 int cv_model_max_batch(const cv_model *m);
+/* Steps of the output sequence (per-step targets), 0 when the output has
+ * no time axis; outputs then hold steps x classes values per sample. */
+int cv_model_output_steps(const cv_model *m);
+/* The token ids the first layer reads (embedding vocab), 0 if it reads
+ * features. */
+int cv_model_vocab(const cv_model *m);
 const struct cv_config *cv_model_config(const cv_model *m); /* borrowed */
 
 /* Per-feature input normalisation (x - mean) / std, applied by the data
@@ -65,20 +71,33 @@ const float *cv_model_norm_mean(const cv_model *m);
 const float *cv_model_norm_std(const cv_model *m);
 cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err);
 
-/* A batch: n samples of (already normalised) inputs and targets. */
+/* The vocabulary of a text model (caviar/text.h: one string per token id),
+ * kept so that it travels into checkpoints and model files, where `caviar
+ * sample` reads it; NULL when the model has none.  Training copies it from
+ * data.train; set_tokens copies v.  Errors: CV_NOMEM. */
+struct cv_vocab;
+const struct cv_vocab *cv_model_tokens(const cv_model *m);
+cv_status cv_model_set_tokens(cv_model *m, const struct cv_vocab *v, struct cv_error *err);
+
+/* A batch: n samples of (already normalised) inputs and targets.  With
+ * per-step targets (cv_model_output_steps() = T > 0) y_class holds T class
+ * ids per sample, -1 on steps that count for nothing (padding). */
 struct cv_batch {
     int n;                  /* samples in this batch (may be 0) */
     const float *x;         /* (n, inputs) */
-    const int32_t *y_class; /* (n) class ids, or NULL */
+    const int32_t *y_class; /* (n) or (n, T) class ids, or NULL */
     const float *y_vec;     /* (n, outputs) targets, or NULL */
     const long long *rows;  /* (n) global row ids (dropout keys), or NULL */
+    const int32_t *lengths; /* (n) valid steps of each sequence in [1, T], or NULL: all */
 };
 
-/* Sums over the samples of a batch. */
+/* Sums over the samples of a batch.  With per-step targets a sample's
+ * loss is the sum over its valid steps, and the sums below count steps:
+ * loss_sum / count is the loss per step. */
 struct cv_batch_stats {
-    double loss_sum;   /* sum of per-sample losses (without L2) */
+    double loss_sum;   /* sum of per-sample (per-step) losses (without L2) */
     long long correct; /* argmax hits (classification) */
-    long long count;   /* samples */
+    long long count;   /* samples (valid steps) */
     double t_forward;  /* seconds in forward (incl. loss) */
     double t_backward; /* seconds in backward */
 };
@@ -96,9 +115,10 @@ void cv_model_train_batch(cv_model *m, const struct cv_batch *b, uint64_t step, 
 void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
                       struct cv_batch_stats *stats);
 
-/* Replace the class weights of the softmax cross-entropy (outputs floats,
- * copied), e.g. model.class_weights = balanced computed from the labels.
- * CV_INVAL when the config has no class weights. */
+/* Replace the class weights of the softmax cross-entropy (one float per
+ * class: outputs, or outputs / output steps with per-step targets; copied), e.g.
+ * model.class_weights = balanced computed from the labels. CV_INVAL when the config has no class
+ * weights. */
 cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_error *err);
 
 /* Sum of w^2 over decayed (L2) parameters, for the reported cost. */

@@ -35,6 +35,7 @@ struct cv_pred_input {
     int features;       /* per row */
     float *x;           /* (n, features) as stored: the model normalises (owned) */
     int32_t *label;     /* (n) true class ids, or NULL when the data has none (owned) */
+    int32_t *lengths;   /* (n) valid steps of each sequence, or NULL: all (owned) */
     int classes;        /* of the labels (0 without) */
     bool ids_only;      /* CSV class ids: classes is the largest + 1, any subset may occur */
     char spec[CV_PATH_MAX];
@@ -69,8 +70,10 @@ cv_status cv_pred_input_check(const struct cv_pred_input *in, int inputs, int ou
 void cv_pred_input_close(struct cv_pred_input *in);
 
 /* probs (n, outputs) = m's predictions of the rows x (n, inputs),
- * normalised on the fly with m's statistics.  xbuf: (max_batch, inputs). */
-void cv_predict_rows(cv_model *m, const float *x, long long n, float *xbuf, float *probs);
+ * normalised on the fly with m's statistics; lengths (n, or NULL): each
+ * sequence's valid steps.  xbuf: (max_batch, inputs). */
+void cv_predict_rows(cv_model *m, const float *x, const int32_t *lengths, long long n, float *xbuf,
+                     float *probs);
 
 /* A prediction file's contents. */
 struct cv_pred_out {

@@ -71,6 +71,20 @@ int cv_cli_fail(const char *cmd, const struct cv_error *err)
     return CV_EXIT_ERROR;
 }
 
+int cv_cli_rank0_command(int parsed, void (*usage)(FILE *f), int (*run)(void *arg), void *arg)
+{
+    if (parsed == -2) /* a bad option value, already reported */
+        return CV_EXIT_USAGE;
+    if (parsed != 0) {
+        if (cv_cli_rank() == 0)
+            usage(parsed > 0 ? stdout : stderr);
+        return parsed > 0 ? CV_EXIT_OK : CV_EXIT_USAGE;
+    }
+    int code = cv_cli_rank() == 0 ? run(arg) : 0;
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return code;
+}
+
 int cv_cli_stop_point(const cv_comm *comm, const char *phase, struct cv_error *err)
 {
     cv_cli_phase(phase);

@@ -411,7 +411,7 @@ static cv_status predict_all(struct ensemble_eval *e, const char *data, struct c
     if (!e->xbuf || !e->probs || !e->combined)
         return cv_fail(err, CV_NOMEM, "out of memory for %lld predictions", in->n);
     for (int i = 0; i < e->n; i++) {
-        cv_predict_rows(e->m[i].model, in->x, in->n, e->xbuf, e->probs);
+        cv_predict_rows(e->m[i].model, in->x, in->lengths, in->n, e->xbuf, e->probs);
         combine(e, e->probs, in->n, k, e->combined);
     }
     return CV_OK;

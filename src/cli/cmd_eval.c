@@ -122,7 +122,7 @@ static cv_status predict_open(struct predict_job *j, const char *model, const ch
     j->probs = cv_calloc((size_t)(j->in.n ? j->in.n : 1) * (size_t)k, sizeof(float));
     if (!j->xbuf || !j->probs)
         return cv_fail(err, CV_NOMEM, "out of memory for %lld predictions", j->in.n);
-    cv_predict_rows(j->model, j->in.x, j->in.n, j->xbuf, j->probs);
+    cv_predict_rows(j->model, j->in.x, j->in.lengths, j->in.n, j->xbuf, j->probs);
     return CV_OK;
 }
 

@@ -13,6 +13,7 @@
 
 #include "caviar/comm.h"
 #include "caviar/dataset.h"
+#include "caviar/evaluate.h"
 #include "caviar/gradcheck.h"
 #include "commands.h"
 #include "util.h"
@@ -33,7 +34,22 @@ struct rows {
     float *x;
     int32_t *y;
     float *yv;
+    int32_t *len; /* sequence lengths, or NULL */
 };
+
+/* Standardise each feature with the rows' own statistics, like training
+ * (token ids stay ids). */
+static void standardise(float *x, int n, int f)
+{
+    for (int j = 0; j < f; j++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < n; i++)
+            s += x[(size_t)i * f + j], s2 += pow(x[(size_t)i * f + j], 2);
+        double mu = s / n, sd = sqrt(fmax(s2 / n - mu * mu, 0));
+        for (int i = 0; i < n; i++)
+            x[(size_t)i * f + j] = (float)((x[(size_t)i * f + j] - mu) / (sd > 1e-6 ? sd : 1));
+    }
+}
 
 static cv_status load_rows(const struct cv_config *cfg, int *n, struct rows *r,
                            struct cv_error *err)
@@ -44,25 +60,21 @@ static cv_status load_rows(const struct cv_config *cfg, int *n, struct rows *r,
         return st;
     *n = d.n_rows < *n ? (int)d.n_rows : *n;
     r->x = cv_calloc((size_t)*n * (size_t)d.features, sizeof(float));
-    r->y = cv_calloc((size_t)*n, sizeof(int32_t));
+    r->y = cv_calloc((size_t)*n * (size_t)(d.y_steps ? d.y_steps : 1), sizeof(int32_t));
     r->yv = cv_calloc((size_t)*n * (size_t)d.target_dim, sizeof(float));
-    if (!r->x || !r->y || !r->yv)
+    r->len = d.has_lengths ? cv_calloc((size_t)*n, sizeof(int32_t)) : NULL;
+    if (!r->x || !r->y || !r->yv || (d.has_lengths && !r->len))
         return cv_fail(err, CV_NOMEM, "out of memory");
     st = cv_dataset_read_rows(cfg->data.train, 0, *n, r->x, d.classes ? r->y : NULL,
                               d.classes ? NULL : r->yv, err);
+    if (st == CV_OK && r->len)
+        st = cv_dataset_read_lengths(cfg->data.train, 0, *n, r->len, err);
     if (st == CV_OK && d.classes == 0) {
         free(r->y);
         r->y = NULL;
     }
-    for (int j = 0; st == CV_OK && j < d.features; j++) { /* standardise like training */
-        double s = 0, s2 = 0;
-        for (int i = 0; i < *n; i++)
-            s += r->x[(size_t)i * d.features + j], s2 += pow(r->x[(size_t)i * d.features + j], 2);
-        double mu = s / *n, sd = sqrt(fmax(s2 / *n - mu * mu, 0));
-        for (int i = 0; i < *n; i++)
-            r->x[(size_t)i * d.features + j] = (float)((r->x[(size_t)i * d.features + j] - mu) /
-                                                       (sd > 1e-6 ? sd : 1));
-    }
+    if (st == CV_OK && !d.vocab_size)
+        standardise(r->x, *n, d.features);
     return st;
 }
 
@@ -99,9 +111,15 @@ static int run(struct cv_config *cfg, int samples, double eps, long per)
     unfreeze(cfg->model.layers, cfg->model.n_layers);
     if (st == CV_OK)
         st = cv_model_create(cfg, samples, &m, &err);
+    struct cv_dataset_info d;
+    if (st == CV_OK)
+        st = cv_dataset_probe(cfg->data.train, &d, &err);
+    if (st == CV_OK) /* rows that do not fit would be read past */
+        st = cv_eval_check_model(cfg->data.train, &d, m, &err);
     if (st == CV_OK) {
         cv_model_init_params(m, cfg->train.seed);
-        struct cv_batch b = {.n = samples, .x = r.x, .y_class = r.y, .y_vec = r.y ? NULL : r.yv};
+        struct cv_batch b = {
+            .n = samples, .x = r.x, .y_class = r.y, .y_vec = r.y ? NULL : r.yv, .lengths = r.len};
         st = cv_gradcheck(m, &b, eps, (size_t)per, &res, &err);
     }
     int rc = st == CV_OK ? report(&res) : cv_cli_fail("gradcheck", &err);
@@ -109,6 +127,7 @@ static int run(struct cv_config *cfg, int samples, double eps, long per)
     free(r.x);
     free(r.y);
     free(r.yv);
+    free(r.len);
     return rc;
 }
 

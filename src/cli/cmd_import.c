@@ -1,6 +1,7 @@
 /*
  * cmd_import.c - `caviar import idx|csv|images ... -o out.h5`.  Runs on rank 0 (the
  * others wait for its result under mpirun, so every rank exits alike).
+ * `import text` is cmd_import_text.c's.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -22,7 +23,9 @@ static void usage(FILE *f)
             "                         [--shuffle] [--seed S] [--dev N] -o OUT.h5\n"
             "       caviar import images DIR [--size HxW [--resize|--crop]] [--grayscale|--rgb]\n"
             "                         [--on-bad stop|skip] [--class-names a,b,...] [--shuffle]\n"
-            "                         [--seed S] [--dev N] -o OUT.h5\n\n"
+            "                         [--seed S] [--dev N] -o OUT.h5\n"
+            "       caviar import text FILE (--window T | --lines) ... -o OUT.h5\n"
+            "                         (caviar import text --help)\n\n"
             "Write a caviar HDF5 dataset (docs/dataset-format.md): /X, /y, attribute classes.\n"
             "IDX files may be gzip-compressed or raw; pixels are stored as uint8 with scale\n"
             "1/255.  --dev N holds out the last N rows (after --shuffle) in group 'dev'.\n"
@@ -151,6 +154,8 @@ int cv_cmd_import(int argc, char **argv)
                             .on_skip = cv_cli_print_skipped,
                             .on_skip_arg = "import"}};
     const char *kind = argc > 1 ? argv[1] : "";
+    if (!strcmp(kind, "text"))
+        return cv_cmd_import_text(argc - 1, argv + 1);
     bool images = !strcmp(kind, "images");
     int rc = (strcmp(kind, "idx") && strcmp(kind, "csv") && !images)
                  ? -1

@@ -1,8 +1,9 @@
 /*
  * cmd_inspect.c - `caviar inspect FILE.h5 [--json]`: what a model or
  * checkpoint holds (format and caviar version, kind, epoch/step, world size,
- * parameter count and checksum, optimizer state, last metrics, the config)
- * and whether every checksum verifies.  Exit 1 if it does not.
+ * parameter count and checksum, optimizer state, last metrics, the layers
+ * with their output shapes (a sequence's steps too), the config) and
+ * whether every checksum verifies.  Exit 1 if it does not.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "caviar/checkpoint.h"
 #include "caviar/comm.h"
+#include "caviar/model.h"
 #include "commands.h"
 
 static void usage(FILE *f)
@@ -36,6 +38,23 @@ static const char *last_line(const char *hist, char *buf, size_t n)
     return buf;
 }
 
+static void print_line(void *arg, const char *line)
+{
+    (void)arg;
+    printf("%s\n", line);
+}
+
+/* The layer summary of the stored model (built for a batch of 1). */
+static void print_layers(const struct cv_config *c)
+{
+    cv_model *m = NULL;
+    if (!c || cv_model_create(c, 1, &m, NULL) != CV_OK)
+        return;
+    printf("layers:\n");
+    cv_model_summary(m, print_line, NULL);
+    cv_model_free(m);
+}
+
 static void print_human(const char *path, const struct cv_ckpt_info *in, const struct cv_config *c,
                         const struct cv_error *verr)
 {
@@ -56,6 +75,7 @@ static void print_human(const char *path, const struct cv_ckpt_info *in, const s
     }
     printf("checksums       %s%s%s\n",
            verr->code == CV_OK ? "verify" : "FAIL: ", verr->code == CV_OK ? "" : verr->msg, "");
+    print_layers(c);
     if (c && c->text)
         printf("config:\n%s", c->text);
 }

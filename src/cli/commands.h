@@ -23,6 +23,7 @@ enum cv_exit {
 };
 
 int cv_cmd_import(int argc, char **argv);
+int cv_cmd_import_text(int argc, char **argv); /* `import text`, called by cv_cmd_import */
 int cv_cmd_train(int argc, char **argv);
 int cv_cmd_eval(int argc, char **argv);
 int cv_cmd_predict(int argc, char **argv);
@@ -34,6 +35,7 @@ int cv_cmd_ensemble(int argc, char **argv);
 int cv_cmd_report(int argc, char **argv);
 /* the checking process of src/h5_check.c (hidden, no MPI) */
 int cv_cmd_check_h5(int argc, char **argv);
+int cv_cmd_sample(int argc, char **argv);
 
 /* Whether rank 0's stdout is a terminal a user watches (terminal.c):
  * progress is then rewritten in place. */
@@ -47,6 +49,14 @@ int cv_cli_rank(void); /* rank in MPI_COMM_WORLD */
  * for CV_STOPPED, else 1). */
 struct cv_error;
 int cv_cli_fail(const char *cmd, const struct cv_error *err);
+
+/* The end of a command that runs on rank 0 alone (the others wait for its
+ * exit code, so every rank exits alike under mpirun), given how parsing
+ * went: 0 go on with run(arg), 1 --help (usage to stdout, exit 0), -1 a
+ * usage error (usage to stderr, exit 2), -2 a bad option value already
+ * reported (exit 2). */
+#include <stdio.h>
+int cv_cli_rank0_command(int parsed, void (*usage)(FILE *f), int (*run)(void *arg), void *arg);
 
 /* Parse the options of a command that takes only --json and --help.
  * Returns -1 to go on (optind at the first operand), else an exit code. */

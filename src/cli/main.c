@@ -33,6 +33,7 @@ static const struct command commands[] = {
     {"sweep", cv_cmd_sweep, true,
      "train many trials of a hyperparameter sweep at once (grid/random/asha)"},
     {"ensemble", cv_cmd_ensemble, true, "train ensemble members in parallel; evaluate an ensemble"},
+    {"sample", cv_cmd_sample, false, "print text from a character-level language model"},
     {"report", cv_cmd_report, false,
      "write an HTML page of runs, sweeps and ensembles (plots, metrics)"},
 };

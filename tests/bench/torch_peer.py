@@ -7,6 +7,7 @@ of steps; prints one JSON line with samples/s.
   torch_peer.py DATA.h5 --hidden 256,128 --batch 128 --steps 300 --threads 1
   torch_peer.py DATA.h5 ... --ddp 2      # DistributedDataParallel, gloo, 2 processes
   torch_peer.py DATA.h5 --cnn 32,64,96   # workload (c): the CNN of tests/bench/run.py
+  torch_peer.py DATA.h5 --lstm 128       # nn.LSTM over 28 rows of 28 pixels (rnn_bench.py)
 """
 import argparse
 import json
@@ -63,11 +64,27 @@ def cnn(filters, classes):
     return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), out)
 
 
+class LastStep(torch.nn.Module):
+    """nn.LSTM over the rows of an image, its last state into a Linear."""
+
+    def __init__(self, steps_in, hidden, classes):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(steps_in, hidden, batch_first=True)
+        self.out = torch.nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.out(h[-1])
+
+
 def train(args, rank=0, world=1):
     torch.manual_seed(1)
     torch.set_num_threads(args.threads)
     x, y = load(args.data, rank, world)
-    if args.cnn:
+    if args.lstm:
+        x = x.reshape(-1, 28, 28).contiguous()
+        net = LastStep(28, args.lstm, int(y.max()) + 1)
+    elif args.cnn:
         x = x.reshape(-1, 1, 28, 28).contiguous()
         net = cnn(args.cnn, int(y.max()) + 1)
     else:
@@ -119,6 +136,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ddp", type=int, default=0)
     p.add_argument("--cnn", default="", help="conv filters per block, e.g. 32,64,96")
+    p.add_argument("--lstm", type=int, default=0, help="LSTM units over 28 rows of 28 pixels")
     args = p.parse_args()
     args.hidden = [int(h) for h in args.hidden.split(",")]
     args.cnn = [int(f) for f in args.cnn.split(",")] if args.cnn else []

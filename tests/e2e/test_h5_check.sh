@@ -46,3 +46,18 @@ for f in "$ROOT"/tests/fuzz/known-hdf5/dataset/*; do
     expect_fail "$(basename "$f")" run_np 2 eval "$TMP/run/model.h5" "$f"
 done
 ok "the kept crafted files are refused"
+
+# the checker itself on files of the other kind (a model read as a dataset,
+# a dataset as a model) and on each split: caviar's refusal (exit 3) or a
+# clean read (0), never a fault of its own
+check_rc() {
+    local want=$1 rc=0
+    shift
+    "$CAVIAR" __check-h5 "$@" 0 0 >/dev/null 2>&1 || rc=$?
+    [ "$rc" -eq "$want" ] || fail "__check-h5 $*: exit $rc, expected $want"
+}
+check_rc 3 dataset "$TMP/run/model.h5"
+check_rc 3 ckpt "$DATA/fm-test.h5"
+check_rc 0 dataset "$DATA/fm.h5#dev"
+check_rc 0 ckpt "$TMP/run/model.h5"
+ok "the checker refuses files of the other kind cleanly"

@@ -56,8 +56,8 @@ static inline struct cv_batch local_part(int rank, int world)
     long long first = 0;
     for (int r = 0; r < rank; r++)
         first += cv_sched_rows(G, r, world);
-    struct cv_batch b = {(int)cv_sched_rows(G, rank, world), X + first * IN, Y + first, NULL,
-                         ROWS + first};
+    struct cv_batch b = {
+        (int)cv_sched_rows(G, rank, world), X + first * IN, Y + first, NULL, ROWS + first, NULL};
     return b;
 }
 

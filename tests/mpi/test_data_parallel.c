@@ -34,7 +34,7 @@ static void test_split_gradient(const cv_comm *comm)
     cv_model_create(&c, G, &part, NULL);
     cv_model_init_params(whole, 9);
     cv_model_init_params(part, 9);
-    struct cv_batch all = {G, X, Y, NULL, ROWS}, mine = local_part(rank, world);
+    struct cv_batch all = {G, X, Y, NULL, ROWS, NULL}, mine = local_part(rank, world);
     cv_model_train_batch(whole, &all, 3, 1.0f / G, NULL);
     size_t n = cv_model_n_params(part);
     cv_reducer *red = make_reducer(comm, part, cv_model_grads(part), n, ALLREDUCE, NULL, NULL);

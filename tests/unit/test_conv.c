@@ -60,7 +60,7 @@ static void test_vertical_edge(void)
      * every row of the 4x4 output is 0, 30, 30, 0 */
     struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 1, 3, 1, CV_PAD_VALID);
     struct one o;
-    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6}, 1, NULL), CV_OK);
+    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6, 0}, 1, NULL), CV_OK);
     float x[36], y[16];
     for (int i = 0; i < 36; i++)
         x[i] = (i % 6) < 3 ? 10.0f : 0.0f;
@@ -91,7 +91,7 @@ static void test_output_sizes(void)
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 2, c[i].f, c[i].s, c[i].pad);
         struct one o;
-        ASSERT_EQ(make(&o, &sp, (struct cv_shape){3, c[i].n, c[i].n}, 1, NULL), CV_OK);
+        ASSERT_EQ(make(&o, &sp, (struct cv_shape){3, c[i].n, c[i].n, 0}, 1, NULL), CV_OK);
         CV_TEST_REPORT(o.l.out.h == c[i].out && o.l.out.w == c[i].out,
                        "n %d f %d s %d: out %d, expected %d", c[i].n, c[i].f, c[i].s, o.l.out.h,
                        c[i].out);
@@ -107,7 +107,7 @@ static void test_pooling_by_hand(void)
     struct cv_layer_spec mp = spec(CV_LAYER_MAXPOOL, 0, 2, 2, 0),
                          ap = spec(CV_LAYER_AVGPOOL, 0, 2, 2, 0);
     struct one o;
-    make(&o, &mp, (struct cv_shape){1, 4, 4}, 1, NULL);
+    make(&o, &mp, (struct cv_shape){1, 4, 4, 0}, 1, NULL);
     o.l.ops->forward(&o.l, &ctx, x, y, 1);
     ASSERT_NEAR(y[0], 9, 0); /* max of {1,3,2,9} */
     ASSERT_NEAR(y[1], 2, 0);
@@ -118,7 +118,7 @@ static void test_pooling_by_hand(void)
     ASSERT_NEAR(dx[5], 1, 0); /* the gradient goes to the argmax only */
     ASSERT_NEAR(dx[0], 0, 0);
     drop(&o);
-    make(&o, &ap, (struct cv_shape){1, 4, 4}, 1, NULL);
+    make(&o, &ap, (struct cv_shape){1, 4, 4, 0}, 1, NULL);
     o.l.ops->forward(&o.l, &ctx, x, y, 1);
     ASSERT_NEAR(y[0], 3.75, 1e-6); /* (1+3+2+9)/4 */
     ASSERT_NEAR(y[3], 2.0, 1e-6);  /* (2+3+1+2)/4 */
@@ -129,7 +129,7 @@ static void test_matches_direct(void)
 {
     struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 4, 3, 2, 1);
     struct one o;
-    struct cv_shape in = {3, 9, 8};
+    struct cv_shape in = {3, 9, 8, 0};
     make(&o, &sp, in, 2, NULL);
     struct cv_rng r;
     cv_rng_seed(&r, 3, 0, 0, 0);
@@ -190,7 +190,7 @@ static void gradcheck_stack(struct cv_layer_spec *layers, int nl, const char *wh
         return;
     }
     cv_model_init_params(m, 5);
-    struct cv_batch b = {N, x, y, NULL, NULL};
+    struct cv_batch b = {N, x, y, NULL, NULL, NULL};
     struct cv_gradcheck_result res;
     cv_gradcheck(m, &b, CV_GRADCHECK_EPS, 0, &res, NULL);
     CV_TEST_REPORT(res.rel_error < CV_GRADCHECK_THRESHOLD, "%s: relative error %g", what,
@@ -231,7 +231,7 @@ static void test_batchnorm(void)
     struct one o;
     struct cv_layer_spec bn = a[1];
     bn.activation = CV_ACT_LINEAR;
-    make(&o, &bn, (struct cv_shape){2, 3, 3}, 4, NULL);
+    make(&o, &bn, (struct cv_shape){2, 3, 3, 0}, 4, NULL);
     cv__layer_init(&o.l, NULL);
     o.l.params[0].data[1] = 2.0f, o.l.params[1].data[1] = 0.5f; /* gamma, beta of channel 1 */
     float x[4 * 18], y[4 * 18];
@@ -284,7 +284,7 @@ static void test_residual(void)
     struct cv_layer_spec res = spec(CV_LAYER_RESIDUAL, 0, 0, 0, 0);
     res.children = bad, res.n_children = 1;
     cv_error_clear(&e);
-    ASSERT_EQ(make(&o, &res, (struct cv_shape){2, 6, 6}, 1, &e), CV_SHAPE);
+    ASSERT_EQ(make(&o, &res, (struct cv_shape){2, 6, 6, 0}, 1, &e), CV_SHAPE);
     ASSERT_STR_CONTAINS(e.msg, "layer 0 (residual): the branch maps (2, 6, 6) to (3, 5, 5)");
     drop(&o);
 }
@@ -295,18 +295,18 @@ static void test_shape_errors(void)
     struct one o;
     struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 2, 9, 1, CV_PAD_VALID);
     cv_error_clear(&e);
-    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6}, 1, &e), CV_SHAPE);
+    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6, 0}, 1, &e), CV_SHAPE);
     ASSERT_STR_CONTAINS(e.msg, "layer 0 (conv2d): a 9x9 kernel does not fit the input (1, 6, 6)");
     drop(&o);
     sp = spec(CV_LAYER_CONV2D, 2, 3, 1, CV_PAD_SAME);
     sp.activation = CV_ACT_SOFTMAX;
     cv_error_clear(&e);
-    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6}, 1, &e), CV_CONFIG);
+    ASSERT_EQ(make(&o, &sp, (struct cv_shape){1, 6, 6, 0}, 1, &e), CV_CONFIG);
     ASSERT_STR_CONTAINS(e.msg, "layer 0 (conv2d): activation softmax: expected an element-wise");
     drop(&o);
     sp = spec(CV_LAYER_MAXPOOL, 0, 5, 5, 0);
     cv_error_clear(&e);
-    ASSERT_EQ(make(&o, &sp, (struct cv_shape){3, 4, 4}, 1, &e), CV_SHAPE);
+    ASSERT_EQ(make(&o, &sp, (struct cv_shape){3, 4, 4, 0}, 1, &e), CV_SHAPE);
     ASSERT_STR_CONTAINS(e.msg, "window does not fit the input (3, 4, 4)");
     drop(&o);
 }

@@ -128,9 +128,15 @@ static void test_no_emitter(void)
     ASSERT_STR_CONTAINS(err.msg, "line 17");
     ASSERT_STR_CONTAINS(err.msg, "no form");
     ASSERT_EQ(g.graph.n, 0); /* nothing emitted */
-    for (int t = 0; t < CV_LAYER_TYPE_COUNT; t++)
-        CV_TEST_REPORT(cv__onnx_emitter((enum cv_layer_type)t) != NULL, "type %s has no emitter",
-                       cv_layer_type_name((enum cv_layer_type)t));
+    /* every per-sample layer type has an emitter; the sequence layers have
+     * none yet (docs/export.md) */
+    for (int t = 0; t < CV_LAYER_TYPE_COUNT; t++) {
+        bool seq = t == CV_LAYER_EMBEDDING || t == CV_LAYER_RNN || t == CV_LAYER_GRU ||
+                   t == CV_LAYER_LSTM || t == CV_LAYER_BIDIRECTIONAL;
+        CV_TEST_REPORT((cv__onnx_emitter((enum cv_layer_type)t) != NULL) != seq,
+                       "type %s: emitter %s", cv_layer_type_name((enum cv_layer_type)t),
+                       seq ? "unexpected" : "missing");
+    }
 }
 
 int main(void)

@@ -44,7 +44,7 @@ static double check(struct cv_config *c, bool vec_targets)
         return 1;
     }
     cv_model_init_params(m, 3);
-    struct cv_batch b = {N, x, vec_targets ? NULL : yc, vec_targets ? yv : NULL, rows};
+    struct cv_batch b = {N, x, vec_targets ? NULL : yc, vec_targets ? yv : NULL, rows, NULL};
     struct cv_gradcheck_result res;
     cv_gradcheck(m, &b, CV_GRADCHECK_EPS, 0, &res, NULL);
     cv_model_free(m);
@@ -107,7 +107,7 @@ static void test_forward_by_hand(void)
         p[i] = w[i];
     float in[2] = {1, 2}, out[1];
     /* z1 = [1-2+0.5, 2+2-3] = [-0.5, 1] -> a1 = [0, 1]; z2 = 0*2 + 1*(-1) + 0.25 */
-    struct cv_batch b = {1, in, NULL, NULL, NULL};
+    struct cv_batch b = {1, in, NULL, NULL, NULL, NULL};
     cv_model_predict(m, &b, out, NULL);
     ASSERT_NEAR(out[0], -0.75, 1e-7);
     cv_model_free(m);
@@ -154,7 +154,7 @@ static void test_loss_activation_rules(void)
     ASSERT_EQ(cv_model_create(&c, N, &m, NULL), CV_OK);
     cv_model_init_params(m, 1);
     float out[N * 3];
-    struct cv_batch b = {N, x, yc, NULL, NULL};
+    struct cv_batch b = {N, x, yc, NULL, NULL, NULL};
     cv_model_predict(m, &b, out, NULL);
     for (int i = 0; i < N; i++)
         ASSERT_NEAR(out[i * 3] + out[i * 3 + 1] + out[i * 3 + 2], 1.0, 1e-6);
@@ -178,13 +178,13 @@ static void test_dropout_statistics(void)
     for (int i = 0; i < 1000; i++)
         ones[i] = 1.0f;
     long long row = 5;
-    struct cv_batch b = {1, ones, NULL, NULL, &row};
+    struct cv_batch b = {1, ones, NULL, NULL, &row, NULL};
     float out[2];
     cv_model_predict(m, &b, out, NULL); /* inference: dropout off */
     ASSERT_NEAR(out[0], 1000.0, 1e-3);
     /* training: kept units are scaled by 1/keep, so the sum stays ~1000 */
     float t[2] = {0, 0};
-    struct cv_batch bt = {1, ones, NULL, t, &row};
+    struct cv_batch bt = {1, ones, NULL, t, &row, NULL};
     struct cv_batch_stats st = {0};
     cv_model_train_batch(m, &bt, 1, 1.0f, &st);
     double z = sqrt(2 * st.loss_sum); /* loss = 0.5 * out0^2 */
@@ -206,7 +206,7 @@ static void test_frozen_layers(void)
     size_t ends[3] = {8 * IN + 8, 8 * IN + 8 + 6 * 8 + 6, 8 * IN + 8 + 6 * 8 + 6 + 3 * 6 + 3};
     struct cv_config c0, cf;
     fixture_mlp(&c0, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
-    struct cv_batch b = {N, x, yc, NULL, rows};
+    struct cv_batch b = {.n = N, .x = x, .y_class = yc, .rows = rows};
     cv_model *m0 = NULL;
     ASSERT_EQ(cv_model_create(&c0, N, &m0, NULL), CV_OK);
     cv_model_init_params(m0, 3);
