@@ -405,11 +405,9 @@ static cv_status check_step_classes(struct split *s, const struct cv_dataset_inf
 static cv_status read_y(struct split *s, const struct cv_dataset_info *in, long long row0,
                         long long n, int32_t *yc, float *yv, struct cv_error *err)
 {
-    if (in->classes > 0 && yc) {
+    if (in->classes > 0 && yc && !in->y_steps) { /* per step: cv_dataset_read_step_classes */
         if (read_slab(s->y, row0, n, H5T_NATIVE_INT32, yc) < 0)
             return cv_fail(err, CV_FORMAT, "%s: cannot read /y", s->spec);
-        if (in->y_steps)
-            return check_step_classes(s, in, row0, n, yc, err);
         for (long long i = 0; i < n; i++)
             if (yc[i] < 0 || yc[i] >= in->classes)
                 return cv_fail(err, CV_FORMAT, "%s: /y[%lld] = %d: class id outside [0, %d)",
@@ -469,6 +467,22 @@ cv_status cv_dataset_read_features(const char *spec, long long row0, long long n
                                    struct cv_error *err)
 {
     return read_range(spec, false, row0, n, x, NULL, NULL, err);
+}
+
+cv_status cv_dataset_read_step_classes(const char *spec, long long row0, long long n, int32_t *y,
+                                       struct cv_error *err)
+{
+    struct split s;
+    struct cv_dataset_info in;
+    cv_status st = open_rows(spec, true, row0, n, &s, &in, err);
+    if (st == CV_OK && !in.y_steps)
+        st = cv_fail(err, CV_INVAL, "%s: /y holds one class per row, not per step", spec);
+    if (st == CV_OK && n > 0 && read_slab(s.y, row0, n, H5T_NATIVE_INT32, y) < 0)
+        st = cv_fail(err, CV_FORMAT, "%s: cannot read /y", spec);
+    if (st == CV_OK && n > 0)
+        st = check_step_classes(&s, &in, row0, n, y, err);
+    split_close(&s);
+    return st;
 }
 
 cv_status cv_dataset_read_lengths(const char *spec, long long row0, long long n, int32_t *len,

@@ -71,6 +71,8 @@ static cv_status read_block(const char *spec, const struct cv_dataset_info *in, 
                                            : cv_dataset_read_features(spec, r0, n, x, err);
     if (st == CV_OK)
         st = cv_dataset_read_lengths(spec, r0, n, len, err);
+    if (st == CV_OK && labeled && in->y_steps > 0)
+        st = cv_dataset_read_step_classes(spec, r0, n, y, err);
     free(len);
     free(x);
     free(y);

@@ -122,6 +122,8 @@ cv_status cv_shard_open(const char *spec, int rank, int world, int max_batch, cv
         st = cv_dataset_read_rows(spec, s->first, s->n, s->x, s->y, s->yv, err);
     if (st == CV_OK && s->n > 0 && s->len)
         st = cv_dataset_read_lengths(spec, s->first, s->n, s->len, err);
+    if (st == CV_OK && s->n > 0 && s->info.y_steps)
+        st = cv_dataset_read_step_classes(spec, s->first, s->n, s->y, err);
     if (st != CV_OK) {
         cv_shard_free(s);
         return st;

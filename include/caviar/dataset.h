@@ -51,12 +51,13 @@ cv_status cv_dataset_class_names(const char *spec, int classes, char ***names,
 
 /* Read rows [row0, row0 + n) of split `spec` into caller buffers:
  * x (n x features floats, uint8 already multiplied by scale, token ids as
- * floats), and either y_class (n int32, or n x y_steps, when classes > 0)
- * or y_vec (n x target_dim floats).  The unused y pointer may be NULL.
- * Validates: every x and y_vec value finite (CV_NONFINITE naming file, row
- * and column), token ids in [0, vocab_size), lengths in [1, T], class ids
- * in [0, classes) on valid steps (CV_FORMAT naming file, dataset, row and
- * value).  Per-step classes beyond a row's length are set to -1. */
+ * floats), and either y_class (n int32, when classes > 0) or y_vec
+ * (n x target_dim floats).  The unused y pointer may be NULL.  Per-step
+ * classes (y_steps > 0) are not read here (y_class is left alone): see
+ * cv_dataset_read_step_classes.  Validates: every x and y_vec value finite
+ * (CV_NONFINITE naming file, row and column), token ids in [0,
+ * vocab_size), class ids in [0, classes) (CV_FORMAT naming file, dataset,
+ * row and value). */
 cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, float *x,
                                int32_t *y_class, float *y_vec, struct cv_error *err);
 
@@ -69,6 +70,13 @@ cv_status cv_dataset_probe_features(const char *spec, struct cv_dataset_info *in
 /* Rows [row0, row0 + n) of /X alone, validated as cv_dataset_read_rows's. */
 cv_status cv_dataset_read_features(const char *spec, long long row0, long long n, float *x,
                                    struct cv_error *err);
+/* Per-step classes (y_steps > 0) of rows [row0, row0 + n) into y
+ * (n x y_steps int32): each in [0, classes) up to its row's length, set to
+ * -1 beyond it; lengths checked as cv_dataset_read_lengths.  CV_INVAL for
+ * a split with one class per row; errors as cv_dataset_read_rows. */
+cv_status cv_dataset_read_step_classes(const char *spec, long long row0, long long n, int32_t *y,
+                                       struct cv_error *err);
+
 /* Read /lengths of rows [row0, row0 + n) into len (n int32), each checked
  * in [1, steps]; all steps (T) when the split has no /lengths.  Errors as
  * cv_dataset_read_rows. */

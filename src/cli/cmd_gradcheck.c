@@ -69,6 +69,8 @@ static cv_status load_rows(const struct cv_config *cfg, int *n, struct rows *r,
                               d.classes ? NULL : r->yv, err);
     if (st == CV_OK && r->len)
         st = cv_dataset_read_lengths(cfg->data.train, 0, *n, r->len, err);
+    if (st == CV_OK && d.y_steps)
+        st = cv_dataset_read_step_classes(cfg->data.train, 0, *n, r->y, err);
     if (st == CV_OK && d.classes == 0) {
         free(r->y);
         r->y = NULL;

@@ -71,9 +71,11 @@ def main():
         peak = bench.sgemm_peak(tmp)
         cfg = write_config(tmp, args.data, args.steps)
         runs = {c[0]: [] for c in CAVIAR + TORCH}
-        for _ in range(args.reps):
+        for rep in range(args.reps):
+            rep_dir = os.path.join(tmp, f"rep{rep}")  # a run directory holds one run
+            os.mkdir(rep_dir)
             for label, ranks, threads in CAVIAR:
-                end = bench.run_caviar(args.caviar, cfg, ranks, threads, tmp, BATCH)
+                end = bench.run_caviar(args.caviar, cfg, ranks, threads, rep_dir, BATCH)
                 runs[label].append(end["samples_per_s"])
             for label, threads, ddp in TORCH:
                 runs[label].append(run_torch(args.data, args.steps, threads, ddp))

@@ -1,6 +1,7 @@
 /*
  * fuzz_dataset.c - the HDF5 dataset reader (cv_dataset_probe and
- * cv_dataset_read_rows, what every rank of `train`, `eval` and `predict`
+ * cv_dataset_read_rows (and the lengths and per-step classes of a
+ * sequence), what every rank of `train`, `eval` and `predict`
  * runs on a data file): the input is the .h5 file, read as its root split
  * and as "#dev".  Seeds are small valid datasets (tests/fuzz/seeds/dataset).
  */
@@ -13,6 +14,27 @@
 /* The harness allocates what the probe reports: bound it, so that a file
  * claiming billions of rows is not a finding of the harness's own. */
 #define MAX_VALUES (1 << 22)
+
+/* Sequences: lengths (n) and per-step classes (n x T = target_dim). */
+static void read_sequence(const char *spec, const struct cv_dataset_info *in)
+{
+    struct cv_error err;
+    cv_error_clear(&err);
+    int32_t *len = calloc((size_t)in->n_rows + 1, sizeof(int32_t));
+    int32_t *ys = calloc((size_t)in->n_rows * (size_t)in->target_dim + 1, sizeof(int32_t));
+    FUZZ_CHECK(len && ys, "out of memory");
+    cv_status st = cv_dataset_read_lengths(spec, 0, in->n_rows, len, &err);
+    FUZZ_CHECK(st == CV_OK || err.msg[0], "lengths status %d without a message", (int)st);
+    fuzz_note("lengths", (int)st, err.msg);
+    if (in->y_steps) {
+        cv_error_clear(&err);
+        st = cv_dataset_read_step_classes(spec, 0, in->n_rows, ys, &err);
+        FUZZ_CHECK(st == CV_OK || err.msg[0], "step classes status %d without a message", (int)st);
+        fuzz_note("step classes", (int)st, err.msg);
+    }
+    free(len);
+    free(ys);
+}
 
 static void read_split(const char *spec)
 {
@@ -35,6 +57,7 @@ static void read_split(const char *spec)
     fuzz_note("read", (int)st, err.msg);
     if (in.n_rows > 1) /* a shard that starts inside the file */
         cv_dataset_read_rows(spec, in.n_rows / 2, 1, x, yc, yv, &err);
+    read_sequence(spec, &in);
     free(x);
     free(yv);
     free(yc);

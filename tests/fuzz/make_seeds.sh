@@ -50,6 +50,25 @@ printf "$lab" >"$W/l.idx"
 printf "$img" >"$W/i.idx"
 "$CAVIAR" import idx --images "$W/i.idx" --labels "$W/l.idx" -o "$S/dataset/uint8-shape.h5" >/dev/null
 
+# sequences (h5py): int32 token ids with vocab_size, lengths and per-step
+# classes, with a dev group; float (N, T, F) steps with per-row classes
+/usr/bin/python3 - "$S/dataset" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1] + "/seq-tokens.h5", "w") as f:
+    for g, n in (("/", 3), ("dev", 2)):
+        grp = f.require_group(g)
+        grp["X"] = (np.arange(n * 4).reshape(n, 4) % 5).astype(np.int32)
+        grp["X"].attrs["vocab_size"] = 5
+        grp["X"].attrs["pad_id"] = 0
+        grp["lengths"] = np.array([4, 2, 3][:n], np.int32)
+        grp["y"] = (np.arange(n * 4).reshape(n, 4) % 3).astype(np.int32)
+        grp.attrs["classes"] = 3
+with h5py.File(sys.argv[1] + "/seq-float.h5", "w") as f:
+    f["X"] = np.linspace(-1, 1, 3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2)
+    f["y"] = np.array([0, 1, 0], np.int32)
+    f.attrs["classes"] = 2
+PY
+
 # a model and a checkpoint of a tiny MLP (train, optimizer and metrics groups)
 : >"$W/d.csv"
 for i in $(seq 0 15); do printf '%d,%d\n' "$i" $((i % 2)) >>"$W/d.csv"; done
