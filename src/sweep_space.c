@@ -11,10 +11,19 @@
 
 #include "caviar/sweep.h"
 #include "config_tree.h"
+#include "sweep_learn.h"
 #include "util.h"
 
 #define MAX_GRID 100000
 #define OVER_MAX 4096
+
+void cv__sweep_format(const struct cv_sweep_dim *d, double v, char *buf, size_t size)
+{
+    if (d->dist == CV_DIST_INT_UNIFORM)
+        snprintf(buf, size, "%lld", (long long)llround(v));
+    else
+        snprintf(buf, size, d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? "%.8g" : "%.6g", v);
+}
 
 void cv_sweep_sample_dim(const struct cv_sweep_dim *d, uint64_t seed, int trial, char *buf,
                          size_t size)
@@ -27,15 +36,15 @@ void cv_sweep_sample_dim(const struct cv_sweep_dim *d, uint64_t seed, int trial,
         snprintf(buf, size, "%s", d->choices[(int)(u * d->n_choices)]);
         break;
     case CV_DIST_UNIFORM:
-        snprintf(buf, size, "%.6g", d->lo + u * (d->hi - d->lo));
+        cv__sweep_format(d, d->lo + u * (d->hi - d->lo), buf, size);
         break;
     case CV_DIST_LOG_UNIFORM:
-        snprintf(buf, size, "%.6g", exp(log(d->lo) + u * (log(d->hi) - log(d->lo))));
+        cv__sweep_format(d, exp(log(d->lo) + u * (log(d->hi) - log(d->lo))), buf, size);
         break;
     case CV_DIST_ONE_MINUS_LOG_UNIFORM: {
         /* beta in [lo, hi]: 1 - beta log-uniform in [1 - hi, 1 - lo] */
         double a = log(1 - d->hi), b = log(1 - d->lo);
-        snprintf(buf, size, "%.8g", 1 - exp(a + u * (b - a)));
+        cv__sweep_format(d, 1 - exp(a + u * (b - a)), buf, size);
         break;
     }
     case CV_DIST_INT_UNIFORM:
@@ -104,21 +113,44 @@ void cv_sweep_trial_dir(const struct cv_sweep_plan *p, int i, char *buf, size_t 
     snprintf(buf, size, "%.900s/%s-%04d", p->dir, p->member, i);
 }
 
-cv_status cv_sweep_trial_config(const struct cv_sweep_plan *p, int i, struct cv_config **out,
-                                struct cv_error *err)
+/* The config of trial i with `params` ("key=value\n" lines) in place of
+ * the plan's hyperparameters when non-empty. */
+static cv_status config_with(const struct cv_sweep_plan *p, int i, const char *params,
+                             struct cv_config **out, struct cv_error *err)
 {
-    const char *over[CV_MAX_SWEEP + 8];
-    char dir[CV_PATH_MAX], run_dir[CV_PATH_MAX + 16];
+    const char *over[2 * CV_MAX_SWEEP + 8];
+    char dir[CV_PATH_MAX], run_dir[CV_PATH_MAX + 16], source[CV_PATH_MAX + 32];
+    char *lines = params[0] ? cv_strdup(params) : NULL;
     int n = 0;
-    for (int j = 0; j < p->n_over[i]; j++)
+    if (params[0] && !lines)
+        return cv_fail(err, CV_NOMEM, "out of memory");
+    for (char *l = lines, *nl; l && *l && n < CV_MAX_SWEEP; l = nl ? nl + 1 : NULL) {
+        if ((nl = strchr(l, '\n')))
+            *nl = '\0';
+        over[n++] = l;
+    }
+    for (int j = lines ? p->n_params[i] : 0; j < p->n_over[i]; j++)
         over[n++] = p->over[i][j];
     cv_sweep_trial_dir(p, i, dir, sizeof(dir));
     snprintf(run_dir, sizeof(run_dir), "run.dir=%s", dir);
     over[n++] = run_dir;
     over[n++] = "run.resume=auto";
-    char source[CV_PATH_MAX + 32];
     snprintf(source, sizeof(source), "%s (%s %d)", p->base->source, p->member, i);
-    return cv_config_parse(p->base->text, source, over, n, out, err);
+    cv_status st = cv_config_parse(p->base->text, source, over, n, out, err);
+    free(lines);
+    return st;
+}
+
+cv_status cv_sweep_trial_config(const struct cv_sweep_plan *p, int i, struct cv_config **out,
+                                struct cv_error *err)
+{
+    return config_with(p, i, "", out, err);
+}
+
+cv_status cv_sweep_job_config(const struct cv_sweep_plan *p, const struct cv_job *job,
+                              struct cv_config **out, struct cv_error *err)
+{
+    return config_with(p, job->trial, job->params, out, err);
 }
 
 /* Every trial's config must parse: an unknown key or a bad value in the
@@ -230,7 +262,8 @@ cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan
             p->over[i][b] = t;
         }
         p->n_params[i] = p->n_over[i];
-        if (st == CV_OK && cfg->sweep.strategy == CV_STRATEGY_ASHA)
+        if (st == CV_OK &&
+            (cfg->sweep.strategy == CV_STRATEGY_ASHA || cfg->sweep.strategy == CV_STRATEGY_PBT))
             st = add_over(p, i, "train.epochs", epochs, err); /* rungs stop earlier */
     }
     return finish_plan(p, st, out, err);
@@ -281,7 +314,7 @@ cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_resu
     return cv_config_parse(base->text, base->source, ptr, n, out, err);
 }
 
-static const char *param_of(const struct cv_result *r, const char *key)
+const char *cv__sweep_param(const struct cv_result *r, const char *key)
 {
     for (int j = 0; j < r->n_params; j++)
         if (!strcmp(r->params[j].key, key))
@@ -290,14 +323,14 @@ static const char *param_of(const struct cv_result *r, const char *key)
 }
 
 /* Map a value into the space where the dimension is uniform, and back. */
-static double to_flat(const struct cv_sweep_dim *d, double v)
+double cv__sweep_to_flat(const struct cv_sweep_dim *d, double v)
 {
     return d->dist == CV_DIST_LOG_UNIFORM             ? log(v)
            : d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? -log(1 - v)
                                                       : v;
 }
 
-static double from_flat(const struct cv_sweep_dim *d, double t)
+double cv__sweep_from_flat(const struct cv_sweep_dim *d, double t)
 {
     return d->dist == CV_DIST_LOG_UNIFORM             ? exp(t)
            : d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? 1 - exp(-t)
@@ -310,7 +343,7 @@ static void refine_choice(struct cv_sweep_dim *d, const struct cv_result *rows, 
     for (int c = 0; c < d->n_choices; c++) {
         bool used = false;
         for (int i = 0; i < top && !used; i++)
-            used = !strcmp(param_of(&rows[i], d->key), d->choices[c]);
+            used = !strcmp(cv__sweep_param(&rows[i], d->key), d->choices[c]);
         if (used)
             memmove(d->choices[kept++], d->choices[c], sizeof(d->choices[c]));
     }
@@ -322,7 +355,7 @@ static void refine_choice(struct cv_sweep_dim *d, const struct cv_result *rows, 
 static cv_status check_value(const struct cv_sweep_dim *d, const struct cv_result *r,
                              struct cv_error *err)
 {
-    const char *text = param_of(r, d->key);
+    const char *text = cv__sweep_param(r, d->key);
     char *end = NULL;
     double v = text ? strtod(text, &end) : NAN;
     if (!text)
@@ -330,7 +363,7 @@ static cv_status check_value(const struct cv_sweep_dim *d, const struct cv_resul
                        "trial %d of the results has no value for sweep.space key '%s': are they "
                        "from this sweep?",
                        r->trial, d->key);
-    if (d->dist != CV_DIST_CHOICE && (end == text || *end || !isfinite(to_flat(d, v))))
+    if (d->dist != CV_DIST_CHOICE && (end == text || *end || !isfinite(cv__sweep_to_flat(d, v))))
         return cv_fail(err, CV_CONFIG,
                        "trial %d of the results has %s = '%s': expected a number the range "
                        "can hold: are they from this sweep?",
@@ -342,13 +375,15 @@ static void refine_range(struct cv_sweep_dim *d, const struct cv_result *rows, i
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < top; i++) {
-        double t = to_flat(d, strtod(param_of(&rows[i], d->key), NULL)); /* checked */
+        double t = cv__sweep_to_flat(d,
+                                     strtod(cv__sweep_param(&rows[i], d->key), NULL)); /* checked */
         lo = fmin(lo, t);
         hi = fmax(hi, t);
     }
-    double old_lo = to_flat(d, d->lo), old_hi = to_flat(d, d->hi);
+    double old_lo = cv__sweep_to_flat(d, d->lo), old_hi = cv__sweep_to_flat(d, d->hi);
     double pad = fmax(0.5 * (hi - lo), 0.025 * (old_hi - old_lo));
-    double a = from_flat(d, fmax(old_lo, lo - pad)), b = from_flat(d, fmin(old_hi, hi + pad));
+    double a = cv__sweep_from_flat(d, fmax(old_lo, lo - pad)),
+           b = cv__sweep_from_flat(d, fmin(old_hi, hi + pad));
     if (d->dist == CV_DIST_INT_UNIFORM) {
         a = floor(a);
         b = ceil(b);

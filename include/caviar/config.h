@@ -95,7 +95,13 @@ enum cv_tristate { CV_AUTO, CV_ON, CV_OFF };
 /* comm.compression: how gradients cross between ranks */
 enum cv_compression { CV_COMPRESS_NONE, CV_COMPRESS_BF16 };
 
-enum cv_strategy { CV_STRATEGY_RANDOM, CV_STRATEGY_GRID, CV_STRATEGY_ASHA };
+enum cv_strategy {
+    CV_STRATEGY_RANDOM,
+    CV_STRATEGY_GRID,
+    CV_STRATEGY_ASHA,
+    CV_STRATEGY_TPE,
+    CV_STRATEGY_PBT
+};
 
 enum cv_dist {
     CV_DIST_CHOICE,
@@ -223,6 +229,11 @@ struct cv_config {
         int min_epochs;            /* asha minimum resource (default 1) */
         int max_epochs;            /* asha maximum resource (default train.epochs) */
         int budget_epochs;         /* total epochs handed out, 0 = no cap (default 0) */
+        int ready;                 /* pbt: epochs between exploit steps (default 1) */
+        double pbt_fraction;       /* pbt: bottom/top fraction of the population (default 0.25) */
+        double resample;           /* pbt: probability to resample a key, not perturb (0.25) */
+        int tpe_startup;           /* tpe: random trials before the model (default 10) */
+        int tpe_candidates;        /* tpe: candidates scored per proposal (default 24) */
         struct cv_sweep_dim space[CV_MAX_SWEEP];
         int n_space;
     } sweep;

@@ -177,10 +177,7 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
     struct cv_sweep_summary sum;
     if (cv_comm_rank(world) == 0)
         printf("sweep: %d trial(s), strategy %s, %d group(s) of %d rank(s); results in %s\n",
-               plan->n_trials,
-               cfg->sweep.strategy == CV_STRATEGY_GRID   ? "grid"
-               : cfg->sweep.strategy == CV_STRATEGY_ASHA ? "asha"
-                                                         : "random",
+               plan->n_trials, cv_strategy_name(cfg->sweep.strategy),
                cv_comm_size(world) / cfg->sweep.ranks_per_trial, cfg->sweep.ranks_per_trial,
                plan->dir);
     cv_status st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, err);
@@ -211,7 +208,7 @@ static cv_status new_tmp(const char *path, char *tmp, size_t size, struct cv_err
 static cv_status train_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
                            const cv_comm *world, int trial, struct cv_error *err)
 {
-    struct cv_job job = {trial, 0, 0};
+    struct cv_job job = {.trial = trial};
     struct cv_job_outcome out;
     cv_status st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL,
                                       &out, err);
@@ -247,10 +244,11 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
     if (trial >= plan->n_trials)
         return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
                        plan->n_trials - 1);
-    if (plan->strategy == CV_STRATEGY_ASHA)
+    if (plan->strategy != CV_STRATEGY_RANDOM && plan->strategy != CV_STRATEGY_GRID)
         return cv_fail(err, CV_USAGE,
-                       "--trial needs sweep.strategy random or grid: asha decides "
-                       "promotions from results as they come");
+                       "--trial needs sweep.strategy random or grid: %s decides from "
+                       "results as they come",
+                       cv_strategy_name(plan->strategy));
     int lock = -1; /* shared with the other tasks of the array, not with a whole sweep */
     cv_status st = cv_comm_rank(world) == 0
                        ? cv_sweep_prepare_dir(plan, CV_SWEEP_DIR_SHARED, &lock, err)

@@ -317,7 +317,7 @@ static void test_queue_budget_and_replay(void)
 
     /* replay: trials 0 and 2 finished before; 1 was running (interrupted) */
     ASSERT_EQ(cv_queue_create(4, CV_STRATEGY_RANDOM, 3, 1, 4, false, 0, &q, &err), CV_OK);
-    struct cv_job done0 = {0, 0, 0}, done2 = {2, 0, 0}, int1 = {1, 0, 0};
+    struct cv_job done0 = {.trial = 0}, done2 = {.trial = 2}, int1 = {.trial = 1};
     cv_queue_replay(q, &done0, CV_JOB_DONE, 0.5);
     cv_queue_replay(q, &int1, CV_JOB_INTERRUPTED, NAN);
     cv_queue_replay(q, &done2, CV_JOB_DONE, 0.6);
@@ -327,7 +327,7 @@ static void test_queue_budget_and_replay(void)
     ASSERT_EQ(k, 2);
     ASSERT_TRUE(k == 2 && order[0] == 1 && order[1] == 3);
     /* an interrupted job goes back to the queue */
-    cv_queue_report(q, &(struct cv_job){1, 0, 0}, CV_JOB_INTERRUPTED, NAN);
+    cv_queue_report(q, &(struct cv_job){.trial = 1}, CV_JOB_INTERRUPTED, NAN);
     ASSERT_EQ(cv_queue_next(q, &j), CV_QUEUE_RUN);
     ASSERT_EQ(j.trial, 1);
     cv_queue_free(q);
