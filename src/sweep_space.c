@@ -437,8 +437,15 @@ static cv_status with_space(const struct cv_config *cfg, const char *space, stru
         }
     if (st == CV_OK)
         st = cv__tree_emit(root, &text, err);
+    /* a new seed, so a range left as it was does not get the coarse
+     * sweep's draws again */
+    char seed[64];
+    const char *over[] = {seed};
+    snprintf(seed, sizeof(seed), "sweep.seed=%llu",
+             (unsigned long long)((cfg->sweep.seed ^ cv_hash_bytes(space, strlen(space))) &
+                                  ((1ULL << 53) - 1)));
     if (st == CV_OK)
-        st = cv_config_parse(text, cfg->source, NULL, 0, out, err);
+        st = cv_config_parse(text, cfg->source, over, 1, out, err);
     free(text);
     cv__tree_free(val);
     cv__tree_free(root);

@@ -426,6 +426,16 @@ static void test_refine(void)
         const struct cv_sweep_dim *u = &fine->sweep.space[2];
         ASSERT_TRUE(u->lo == 46 && u->hi == 118); /* [64, 100] padded by 18 */
         ASSERT_STR_CONTAINS(fine->text, "log_uniform(0.0005, 0.008)");
+        /* fresh points: a range left as it was is drawn anew, not replayed */
+        ASSERT_TRUE(fine->sweep.seed != c->sweep.seed);
+        int same = 0;
+        for (int i = 0; i < 8; i++) {
+            char a[64], b[64];
+            cv_sweep_sample_dim(&c->sweep.space[2], c->sweep.seed, i, a, sizeof(a));
+            cv_sweep_sample_dim(&c->sweep.space[2], fine->sweep.seed, i, b, sizeof(b));
+            same += !strcmp(a, b);
+        }
+        ASSERT_TRUE(same <= 1);
     }
     struct cv_config *none = NULL;
     ASSERT_EQ(c ? cv_sweep_refine(c, rows, 3, 4, &none, &err) : CV_OK, CV_USAGE);
