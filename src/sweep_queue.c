@@ -185,6 +185,14 @@ static int pbt_next(const cv_queue *q)
     return -1;
 }
 
+static bool pbt_paused(const cv_queue *q)
+{
+    for (int i = 0; i < q->n; i++)
+        if (q->t[i].state == T_PAUSED)
+            return true;
+    return false;
+}
+
 enum cv_queue_answer cv_queue_next(cv_queue *q, struct cv_job *job)
 {
     int m = q->strategy == CV_STRATEGY_PBT ? pbt_next(q) : -1;
@@ -208,9 +216,10 @@ enum cv_queue_answer cv_queue_next(cv_queue *q, struct cv_job *job)
             start(q, i, 0, job);
             return CV_QUEUE_RUN;
         }
-    bool more = q->strategy == CV_STRATEGY_ASHA ||
-                (q->strategy == CV_STRATEGY_PBT && q->advanced < q->n_rungs - 1);
-    return q->running > 0 && more ? CV_QUEUE_WAIT : CV_QUEUE_DONE;
+    if (q->strategy == CV_STRATEGY_PBT) /* a paused member goes on after the exploit step */
+        return q->advanced < q->n_rungs - 1 && (q->running > 0 || pbt_paused(q)) ? CV_QUEUE_WAIT
+                                                                                 : CV_QUEUE_DONE;
+    return q->running > 0 && q->strategy == CV_STRATEGY_ASHA ? CV_QUEUE_WAIT : CV_QUEUE_DONE;
 }
 
 int cv_queue_pbt_pending(const cv_queue *q)

@@ -44,9 +44,10 @@ static void flat_bounds(const struct cv_sweep_dim *d, double *lo, double *hi)
     *hi = cv__sweep_to_flat(d, d->hi) + pad;
 }
 
-/* ref: Optuna _ParzenEstimator: each sigma is the larger gap to a
- * neighbour (the bounds count as neighbours), clipped to
- * [range / min(100, 1 + n), range]; the prior is N(mid, range). */
+/* ref: Optuna _ParzenEstimator (consider_endpoints off, magic clip on):
+ * each sigma is the larger gap to a neighbouring observation (the bounds
+ * count only when there is a single one), clipped to
+ * [range / min(100, 1 + n + 1), range]; the prior is N(mid, range). */
 static void parzen_numeric(struct parzen *p, const struct cv_sweep_dim *d, const double *x, int n)
 {
     flat_bounds(d, &p->lo, &p->hi);
@@ -57,8 +58,14 @@ static void parzen_numeric(struct parzen *p, const struct cv_sweep_dim *d, const
     memcpy(s + 1, p->mu, (size_t)n * sizeof(double));
     s[n + 1] = p->hi;
     double min_s = range / fmin(100.0, 1.0 + n + 1);
-    for (int i = 0; i < n; i++)
-        p->sigma[i] = fmin(range, fmax(min_s, fmax(s[i + 1] - s[i], s[i + 2] - s[i + 1])));
+    for (int i = 0; i < n; i++) {
+        double left = s[i + 1] - s[i], right = s[i + 2] - s[i + 1];
+        double g = n < 2        ? fmax(left, right)
+                   : i == 0     ? right
+                   : i == n - 1 ? left
+                                : fmax(left, right);
+        p->sigma[i] = fmin(range, fmax(min_s, g));
+    }
     p->mu[n] = 0.5 * (p->lo + p->hi);
     p->sigma[n] = range;
     p->n = n + 1;
@@ -91,16 +98,17 @@ static double parzen_sample(const struct parzen *p, struct cv_rng *r)
     return p->lo + (p->hi - p->lo) * cv_rng_uniform_d(r); /* a far tail: any point */
 }
 
-/* Counts of each value plus a prior weight of 1 spread over the values. */
+/* ref: Optuna's categorical kernels: each observation's kernel puts
+ * 1 + 1 / (n + 1) on its value and 1 / (n + 1) on every other, the prior's
+ * is uniform; the estimator is their equal-weight mixture. */
 static void parzen_choice(struct parzen *p, const struct cv_sweep_dim *d, const double *x, int n)
 {
-    double total = 1.0 + n;
-    for (int c = 0; c < d->n_choices; c++)
-        p->weight[c] = 1.0 / d->n_choices;
+    int k = d->n_choices;
+    double smooth = 1.0 / (n + 1), per = 1.0 / (1.0 + smooth * k);
+    for (int c = 0; c < k; c++)
+        p->weight[c] = (1.0 / k + n * smooth * per) / (n + 1);
     for (int i = 0; i < n; i++)
-        p->weight[(int)x[i]] += 1.0;
-    for (int c = 0; c < d->n_choices; c++)
-        p->weight[c] /= total;
+        p->weight[(int)x[i]] += per / (n + 1);
 }
 
 /* A row's value of d in the flat space (choice: its index); false if the
