@@ -458,6 +458,17 @@ static struct cv_sweep_dim named(const char *key, enum cv_dist dist, double lo, 
     return d;
 }
 
+/* train.optimizer: choice(sgd, momentum, adam) */
+static struct cv_sweep_dim optimizers(void)
+{
+    struct cv_sweep_dim d = named("train.optimizer", CV_DIST_CHOICE, 0, 0);
+    d.n_choices = 3;
+    snprintf(d.choices[0], CV_CHOICE_MAX, "sgd");
+    snprintf(d.choices[1], CV_CHOICE_MAX, "momentum");
+    snprintf(d.choices[2], CV_CHOICE_MAX, "adam");
+    return d;
+}
+
 static double value_of(const char *lines, const char *key, char *text, size_t size)
 {
     const char *at = strstr(lines, key);
@@ -475,11 +486,7 @@ static void test_pbt_perturb(void)
     struct cv_sweep_dim d[4] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-4, 1e-1),
                                 named("train.beta1", CV_DIST_ONE_MINUS_LOG_UNIFORM, 0.5, 0.999),
                                 named("model.layers.0.units", CV_DIST_INT_UNIFORM, 8, 64),
-                                named("train.optimizer", CV_DIST_CHOICE, 0, 0)};
-    d[3].n_choices = 3;
-    snprintf(d[3].choices[0], CV_CHOICE_MAX, "sgd");
-    snprintf(d[3].choices[1], CV_CHOICE_MAX, "momentum");
-    snprintf(d[3].choices[2], CV_CHOICE_MAX, "adam");
+                                optimizers()};
     const char *from = "train.lr=0.01\ntrain.beta1=0.9\nmodel.layers.0.units=8\n"
                        "train.optimizer=sgd\n";
     int up = 0, down = 0, resampled = 0;
@@ -634,11 +641,7 @@ static void test_tpe(void)
 {
     struct cv_sweep_dim d[3] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-5, 1),
                                 named("model.layers.0.units", CV_DIST_INT_UNIFORM, 1, 1000),
-                                named("train.optimizer", CV_DIST_CHOICE, 0, 0)};
-    d[2].n_choices = 3;
-    snprintf(d[2].choices[0], CV_CHOICE_MAX, "sgd");
-    snprintf(d[2].choices[1], CV_CHOICE_MAX, "momentum");
-    snprintf(d[2].choices[2], CV_CHOICE_MAX, "adam");
+                                optimizers()};
     /* 9 seeds of 40 trials each: the median distance to the optimum */
     double gap_tpe[9], gap_rand[9];
     for (int s = 0; s < 9; s++) {
