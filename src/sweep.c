@@ -319,6 +319,12 @@ static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep
                        "ranks of the job",
                        src, o->ranks_per_trial, world);
     int groups = world / o->ranks_per_trial;
+    if (groups > p->n_trials && p->strategy == CV_STRATEGY_PBT)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.trials = %d: a pbt population smaller than its %d groups of "
+                       "%d rank(s) (a generation waits for every member): use fewer ranks, a "
+                       "larger ranks_per_trial or a larger population",
+                       src, p->n_trials, groups, o->ranks_per_trial);
     if (groups > p->n_trials)
         return cv_fail(err, CV_CONFIG,
                        "%s: %d groups of %d rank(s) for only %d %ss: use fewer "
@@ -462,7 +468,10 @@ static cv_status replay(struct coord *c, struct cv_error *err)
             st = cv_fail(err, CV_CORRUPT, "%s: trial %d is not in this %s of %d", c->results,
                          rows[i].trial, c->plan->member, c->plan->n_trials);
         else
-            cv_queue_replay(c->q, &job, rows[i].status, rows[i].value);
+            st = cv__learner_check(c->learn, &rows[i], c->results, err);
+        if (st != CV_OK)
+            break;
+        cv_queue_replay(c->q, &job, rows[i].status, rows[i].value);
         cv__learner_observe(c->learn, &rows[i]);
         if (st == CV_OK)
             cv__sweep_progress_record(&c->prog, rows[i].trial, rows[i].status, rows[i].value, true);

@@ -132,6 +132,45 @@ void cv__learner_observe(struct cv__learner *l, const struct cv_result *r)
     l->obs[l->n_obs++] = *r;
 }
 
+/* A value of d that results.jsonl holds: one of a choice's values, a
+ * number inside a range. */
+static bool holds(const struct cv_sweep_dim *d, const char *text)
+{
+    if (d->dist == CV_DIST_CHOICE) {
+        for (int c = 0; c < d->n_choices; c++)
+            if (!strcmp(text, d->choices[c]))
+                return true;
+        return false;
+    }
+    char *end;
+    double v = strtod(text, &end);
+    return end != text && !*end && v >= d->lo && v <= d->hi;
+}
+
+cv_status cv__learner_check(const struct cv__learner *l, const struct cv_result *r,
+                            const char *path, struct cv_error *err)
+{
+    const struct cv_config *c = l ? l->cfg : NULL;
+    if (c && r->status == CV_JOB_EXPLOIT && r->parent >= l->plan->n_trials)
+        return cv_fail(err, CV_CORRUPT, "%s: trial %d copied %s %d, which is not in this %s of %d",
+                       path, r->trial, l->plan->member, r->parent, l->plan->member,
+                       l->plan->n_trials);
+    for (int j = 0; c && j < c->sweep.n_space; j++) {
+        const struct cv_sweep_dim *d = &c->sweep.space[j];
+        const char *v = cv__sweep_param(r, d->key);
+        if (v && !holds(d, v))
+            return cv_fail(err, CV_CORRUPT,
+                           "%s: trial %d has %s = '%.100s', outside sweep.space.%s (%s): a %s "
+                           "keeps each value inside its distribution; are these results from "
+                           "this sweep?",
+                           path, r->trial, d->key, v, d->key,
+                           d->dist == CV_DIST_CHOICE ? "not one of its choice values"
+                                                     : "out of its range",
+                           cv_strategy_name(l->plan->strategy));
+    }
+    return CV_OK;
+}
+
 /* Trial i's values: its current ones, else the plan's. */
 static char *params_of(const struct cv__learner *l, int i, char *buf, size_t size)
 {

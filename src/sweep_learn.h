@@ -63,6 +63,11 @@ void cv__learner_free(struct cv__learner *l);
 /* A results line, written now or replayed on resume: tpe models finished
  * ones; the trial's values become its current ones (pbt, resume). */
 void cv__learner_observe(struct cv__learner *l, const struct cv_result *r);
+/* Resume: a replayed line's values must lie in the space (a choice value
+ * among its values, a number in its range); CV_CORRUPT naming path, the
+ * trial and the key otherwise. */
+cv_status cv__learner_check(const struct cv__learner *l, const struct cv_result *r,
+                            const char *path, struct cv_error *err);
 /* Before a job is handed out: pbt does a complete generation's exploit
  * step (checkpoints copied, lineage lines appended, the queue advanced). */
 cv_status cv__learner_prepare(struct cv__learner *l, cv_queue *q, struct cv_error *err);

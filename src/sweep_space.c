@@ -224,6 +224,42 @@ static cv_status count_grid(const struct cv_config *cfg, int *n, struct cv_error
     return CV_OK;
 }
 
+/* pbt: a population to exploit, generations inside the training. */
+static cv_status check_pbt(const struct cv_config *cfg, struct cv_error *err)
+{
+    const char *src = cfg->source;
+    if (cfg->sweep.trials < 2)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.trials = %d: pbt needs a population of at least 2 members "
+                       "(sweep.trials is the population)",
+                       src, cfg->sweep.trials);
+    if (cfg->sweep.ready >= cfg->sweep.max_epochs)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.ready = %d epochs is not shorter than the training "
+                       "(sweep.max_epochs = %d): no exploit step would ever happen",
+                       src, cfg->sweep.ready, cfg->sweep.max_epochs);
+    return CV_OK;
+}
+
+/* tpe: some trials for the model to propose, and something to model. */
+static cv_status check_tpe(const struct cv_config *cfg, struct cv_error *err)
+{
+    int open = 0;
+    for (int j = 0; j < cfg->sweep.n_space; j++)
+        open += cfg->sweep.space[j].dist != CV_DIST_CHOICE || cfg->sweep.space[j].n_choices > 1;
+    if (open == 0)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.space: every key is a choice of one value: tpe has nothing to "
+                       "model (give a range or a choice of several values)",
+                       cfg->source);
+    if (cfg->sweep.tpe_startup >= cfg->sweep.trials)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.tpe_startup = %d random trials is not less than sweep.trials = "
+                       "%d: the model would propose none (use strategy random, or more trials)",
+                       cfg->source, cfg->sweep.tpe_startup, cfg->sweep.trials);
+    return CV_OK;
+}
+
 cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan **out,
                                struct cv_error *err)
 {
@@ -236,6 +272,10 @@ cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan
                        cfg->source);
     int n = cfg->sweep.trials;
     cv_status st = CV_OK;
+    if (cfg->sweep.strategy == CV_STRATEGY_PBT && (st = check_pbt(cfg, err)) != CV_OK)
+        return st;
+    if (cfg->sweep.strategy == CV_STRATEGY_TPE && (st = check_tpe(cfg, err)) != CV_OK)
+        return st;
     if (cfg->sweep.strategy == CV_STRATEGY_GRID && (st = count_grid(cfg, &n, err)) != CV_OK)
         return st;
     struct cv_sweep_plan *p = plan_new(cfg, "sweep", "trial", n, nd + 1);
