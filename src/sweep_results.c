@@ -346,3 +346,34 @@ void cv_results_print(const struct cv_result *rows, int n, const char *metric, F
         fputc('\n', f);
     }
 }
+
+/* The last job line of trial t at rung k (not an exploit line), or -1. */
+static int job_row(const struct cv_result *rows, int n, int t, int k)
+{
+    int at = -1;
+    for (int i = 0; i < n; i++)
+        if (rows[i].trial == t && rows[i].rung == k && rows[i].status != CV_JOB_EXPLOIT &&
+            rows[i].status != CV_JOB_INTERRUPTED)
+            at = i;
+    return at;
+}
+
+int cv_results_pbt_ancestry(const struct cv_result *rows, int n, int member, int *line, int max)
+{
+    int top = -1, cur = member;
+    for (int i = 0; i < n; i++)
+        if (rows[i].trial == member && rows[i].status != CV_JOB_EXPLOIT &&
+            rows[i].status != CV_JOB_INTERRUPTED && rows[i].rung > top)
+            top = rows[i].rung;
+    if (top < 0 || top >= max)
+        return 0;
+    for (int k = top; k >= 0; k--) {
+        line[k] = job_row(rows, n, cur, k);
+        if (line[k] < 0)
+            return 0; /* a gap: not a complete pbt history */
+        for (int i = 0; k > 0 && i < n; i++)
+            if (rows[i].status == CV_JOB_EXPLOIT && rows[i].trial == cur && rows[i].rung == k - 1)
+                cur = rows[i].parent; /* before generation k its weights were the parent's */
+    }
+    return top + 1;
+}

@@ -153,6 +153,12 @@ cv_status cv_results_read(const char *path, struct cv_result **rows, int *n, str
 /* The best line of each trial (its last, highest rung; exploit lines do
  * not count), sorted best first by value (failed last); returns the count. */
 int cv_results_best_per_trial(struct cv_result *rows, int n, bool minimize);
+/* pbt: where member's final model comes from.  line[k] = the index in
+ * rows of the job line whose training at generation k led to it (its own,
+ * or before a copy the donor's, and so on back); returns the number of
+ * generations, 0 if the history is incomplete or longer than max.  The
+ * params of those lines are the member's whole schedule of values. */
+int cv_results_pbt_ancestry(const struct cv_result *rows, int n, int member, int *line, int max);
 /* The summary table. */
 void cv_results_print(const struct cv_result *rows, int n, const char *metric, FILE *f);
 
