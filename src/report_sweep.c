@@ -182,6 +182,16 @@ static void rungs(struct cv__html *h, const struct sweep_view *v, int idx)
     free(names);
 }
 
+static void put_values(struct cv__html *h, const struct cv_result *r)
+{
+    for (int j = 0; j < r->n_params; j++) {
+        cv__html_put(h, "%s", j ? ", " : "");
+        cv__html_text(h, r->params[j].key);
+        cv__html_put(h, " = ");
+        cv__html_text(h, r->params[j].value);
+    }
+}
+
 /* pbt: every exploit step, then the best member's schedule of values. */
 static void lineage(struct cv__html *h, const struct sweep_view *v, int idx)
 {
@@ -200,12 +210,7 @@ static void lineage(struct cv__html *h, const struct sweep_view *v, int idx)
         cv__html_put(h, "</td><td>");
         cv__html_num(h, r->parent_value, "%.6g");
         cv__html_put(h, "</td><td>");
-        for (int j = 0; j < r->n_params; j++) {
-            cv__html_put(h, "%s", j ? ", " : "");
-            cv__html_text(h, r->params[j].key);
-            cv__html_put(h, " = ");
-            cv__html_text(h, r->params[j].value);
-        }
+        put_values(h, r);
         cv__html_put(h, "</td></tr>\n");
     }
     cv__html_put(h, "</table>\n");
@@ -221,12 +226,7 @@ static void lineage(struct cv__html *h, const struct sweep_view *v, int idx)
         cv__html_put(h, "<tr><td>%d</td><td>%d</td><td>trial %d</td><td>", k, r->epochs, r->trial);
         cv__html_num(h, r->value, "%.6g");
         cv__html_put(h, "</td><td>");
-        for (int j = 0; j < r->n_params; j++) {
-            cv__html_put(h, "%s", j ? ", " : "");
-            cv__html_text(h, r->params[j].key);
-            cv__html_put(h, " = ");
-            cv__html_text(h, r->params[j].value);
-        }
+        put_values(h, r);
         cv__html_put(h, "</td></tr>\n");
     }
     cv__html_put(h, "</table>\n");
