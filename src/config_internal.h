@@ -57,6 +57,7 @@ void cv__cfg_push(struct pctx *p, const char *key, size_t *mark);
 void cv__cfg_pop(struct pctx *p, size_t mark);
 bool cv__cfg_scalar(const struct cv_node *n);
 bool cv__cfg_to_ll(const struct cv_node *n, long long *v);
+bool cv__cfg_to_double(const struct cv_node *n, double *v);
 /* Index of s in the NULL-terminated names, or -1. */
 int cv__cfg_find_name(const char *const *names, const char *s);
 /* Convert one node into the field f of base. */
