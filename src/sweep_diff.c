@@ -12,7 +12,7 @@
 
 static const char *shown(const struct cv_node *n)
 {
-    return !n                          ? "(absent)"
+    return !n                          ? "(not set)"
            : n->kind == CV_NODE_SCALAR ? n->text
            : n->kind == CV_NODE_MAP    ? "(a mapping)"
                                        : "(a list)";

@@ -103,6 +103,9 @@ enum cv_strategy {
     CV_STRATEGY_PBT
 };
 
+/* sweep.direction: auto = from the metric's name (losses, mae, rmse: min) */
+enum cv_direction { CV_DIRECTION_AUTO, CV_DIRECTION_MAX, CV_DIRECTION_MIN };
+
 enum cv_dist {
     CV_DIST_CHOICE,
     CV_DIST_UNIFORM,
@@ -219,21 +222,22 @@ struct cv_config {
     } run;
 
     struct {
-        int trials;                /* number of trials (random/asha); grid: all points */
-        int ranks_per_trial;       /* default 1 */
-        enum cv_strategy strategy; /* default random */
-        char metric[64];           /* default "dev.accuracy" */
-        bool minimize;             /* true for loss-like metrics (derived from name) */
-        uint64_t seed;             /* sampling seed (default = train.seed) */
-        int eta;                   /* asha reduction factor (default 3) */
-        int min_epochs;            /* asha minimum resource (default 1) */
-        int max_epochs;            /* asha maximum resource (default train.epochs) */
-        int budget_epochs;         /* total epochs handed out, 0 = no cap (default 0) */
-        int ready;                 /* pbt: epochs between exploit steps (default 1) */
-        double pbt_fraction;       /* pbt: bottom/top fraction of the population (default 0.25) */
-        double resample;           /* pbt: probability to resample a key, not perturb (0.25) */
-        int tpe_startup;           /* tpe: random trials before the model (default 10) */
-        int tpe_candidates;        /* tpe: candidates scored per proposal (default 24) */
+        int trials;                  /* number of trials (random/asha); grid: all points */
+        int ranks_per_trial;         /* default 1 */
+        enum cv_strategy strategy;   /* default random */
+        char metric[64];             /* default "dev.accuracy" */
+        enum cv_direction direction; /* auto | max | min (default auto) */
+        bool minimize;               /* min, or auto and a loss-like metric name */
+        uint64_t seed;               /* sampling seed (default = train.seed) */
+        int eta;                     /* asha reduction factor (default 3) */
+        int min_epochs;              /* asha minimum resource (default 1) */
+        int max_epochs;              /* asha maximum resource (default train.epochs) */
+        int budget_epochs;           /* total epochs handed out, 0 = no cap (default 0) */
+        int ready;                   /* pbt: epochs between exploit steps (default 1) */
+        double pbt_fraction;         /* pbt: bottom/top fraction of the population (default 0.25) */
+        double resample;             /* pbt: probability to resample a key, not perturb (0.25) */
+        int tpe_startup;             /* tpe: random trials before the model (default 10) */
+        int tpe_candidates;          /* tpe: candidates scored per proposal (default 24) */
         struct cv_sweep_dim space[CV_MAX_SWEEP];
         int n_space;
     } sweep;
