@@ -169,12 +169,44 @@ static cv_status validate(const struct cv_sweep_plan *p, struct cv_error *err)
     return CV_OK;
 }
 
+/* pbt: members copy each other's weights and optimizer state, so the
+ * space may change neither the architecture nor the optimizer. */
+static cv_status check_pbt_plan(const struct cv_sweep_plan *p, struct cv_error *err)
+{
+    const struct cv_config *b = p->base;
+    for (int j = 0; j < b->sweep.n_space; j++)
+        if (!strcmp(b->sweep.space[j].key, "train.optimizer"))
+            return cv_fail(err, CV_CONFIG,
+                           "%s:%d: sweep.space.train.optimizer: pbt members copy each other's "
+                           "optimizer state, so the optimizer may not vary",
+                           b->source, b->sweep.space[j].line);
+    struct cv_config *first = NULL, *c = NULL;
+    char why[128];
+    const char *d = NULL;
+    cv_status st = cv_sweep_trial_config(p, 0, &first, err);
+    for (int i = 1; i < p->n_trials && st == CV_OK && !d; i++) {
+        st = cv_sweep_trial_config(p, i, &c, err);
+        d = st == CV_OK ? cv_config_arch_diff(first, c, why, sizeof(why)) : NULL;
+        cv_config_free(c);
+        c = NULL;
+    }
+    cv_config_free(first);
+    if (st == CV_OK && d)
+        st = cv_fail(err, CV_CONFIG,
+                     "%s: sweep.space changes the architecture (%s): pbt members copy each "
+                     "other's weights, so the space may hold training hyperparameters only",
+                     b->source, d);
+    return st;
+}
+
 /* The last step of building a plan: validate it and hand it out, or free it. */
 static cv_status finish_plan(struct cv_sweep_plan *p, cv_status st, struct cv_sweep_plan **out,
                              struct cv_error *err)
 {
     if (st == CV_OK)
         st = validate(p, err);
+    if (st == CV_OK && p->strategy == CV_STRATEGY_PBT)
+        st = check_pbt_plan(p, err);
     if (st != CV_OK) {
         cv_sweep_plan_free(p);
         return st;
