@@ -15,6 +15,7 @@
 #include "atomic_file.h"
 #include "commands.h"
 #include "run_dir.h"
+#include "util.h"
 
 struct sweep_args {
     const char *refine; /* --refine RESULTS */
@@ -113,6 +114,22 @@ static cv_status write_best(const struct cv_config *cfg, const char *dir,
     return st;
 }
 
+/* pbt: the values the best member's model was trained with, generation by
+ * generation, traced back through its copies. */
+static void print_schedule(const struct cv_result *all, int n, int member)
+{
+    int line[64], g = cv_results_pbt_ancestry(all, n, member, line, 64);
+    if (g > 0)
+        printf("schedule of trial %d (values by generation, as its model was trained):\n", member);
+    for (int k = 0; k < g; k++) {
+        const struct cv_result *r = &all[line[k]];
+        printf("  up to epoch %3d as trial %d:", r->epochs, r->trial);
+        for (int j = 0; j < r->n_params; j++)
+            printf(" %s=%s", r->params[j].key, r->params[j].value);
+        printf("\n");
+    }
+}
+
 static cv_status report(const struct cv_config *cfg, const char *dir, struct cv_error *err)
 {
     char path[CV_PATH_MAX + 32];
@@ -122,9 +139,18 @@ static cv_status report(const struct cv_config *cfg, const char *dir, struct cv_
     cv_status st = cv_results_read(path, &rows, &n, err);
     if (st != CV_OK)
         return st;
+    struct cv_result *all = cfg->sweep.strategy == CV_STRATEGY_PBT
+                                ? cv_calloc((size_t)n + 1, sizeof(*all))
+                                : NULL;
+    if (all)
+        memcpy(all, rows, (size_t)n * sizeof(*all));
+    int n_all = n;
     n = cv_results_best_per_trial(rows, n, cfg->sweep.minimize);
     printf("\n");
     cv_results_print(rows, n, cfg->sweep.metric, stdout);
+    if (all && n > 0)
+        print_schedule(all, n_all, rows[0].trial);
+    free(all);
     if (n > 0 && (rows[0].status == CV_JOB_DONE || rows[0].status == CV_JOB_PAUSED))
         st = write_best(cfg, dir, &rows[0], err);
     free(rows);
