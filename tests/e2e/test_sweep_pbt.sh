@@ -51,6 +51,8 @@ bad "every key is a choice of one value: tpe has nothing to model" 2 "$TMP/p.yam
     run.dir="$TMP/bad"
 bad "sweep.pbt_fraction" 2 "$TMP/p.yaml" sweep.pbt_fraction=0.7 run.dir="$TMP/bad"
 bad "sweep.direction" 2 "$TMP/p.yaml" sweep.direction=up run.dir="$TMP/bad"
+bad "--trial needs sweep.strategy random or grid: pbt decides" 1 "$TMP/p.yaml" --trial 0 \
+    run.dir="$TMP/bad"
 [ ! -e "$TMP/bad/sweep/results.jsonl" ] || fail "a refused sweep wrote results"
 ok "pbt/tpe bad input refused before training, each naming its key"
 

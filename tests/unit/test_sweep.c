@@ -481,6 +481,30 @@ static double value_of(const char *lines, const char *key, char *text, size_t si
     return strtod(text, NULL);
 }
 
+/* sweep.direction: auto follows the metric's name, max and min override it. */
+static void test_direction(void)
+{
+    const char *cases[][2] = {{"dev.accuracy", "auto"},
+                              {"dev.loss", "auto"},
+                              {"dev.rmse", "auto"},
+                              {"dev.accuracy", "min"},
+                              {"dev.loss", "max"}};
+    const bool want[] = {false, true, true, true, false};
+    for (int i = 0; i < 5; i++) {
+        char text[256];
+        struct cv_error err;
+        snprintf(text, sizeof(text),
+                 "sweep:\n  metric: %s\n  direction: %s\n  space:\n"
+                 "    train.lr: log_uniform(1e-4, 1)\n",
+                 cases[i][0], cases[i][1]);
+        struct cv_config *c = config_with(text, &err);
+        ASSERT_TRUE(c != NULL);
+        if (c)
+            ASSERT_EQ(c->sweep.minimize, want[i]);
+        cv_config_free(c);
+    }
+}
+
 static void test_pbt_perturb(void)
 {
     struct cv_sweep_dim d[4] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-4, 1e-1),
@@ -685,6 +709,7 @@ int main(void)
     test_queue_budget_and_replay();
     test_results_roundtrip();
     test_refine();
+    test_direction();
     test_pbt_perturb();
     test_pbt_pairs();
     test_queue_pbt();
