@@ -154,8 +154,9 @@ static void coord_record(struct coord *c, int group, const struct request *req)
     if (c->opts->quiet)
         return;
     printf("[%s %d", c->plan->member, req->job.trial);
-    if (c->plan->strategy == CV_STRATEGY_ASHA)
-        printf(", rung %d", req->job.rung);
+    if (c->plan->strategy == CV_STRATEGY_ASHA || c->plan->strategy == CV_STRATEGY_PBT)
+        printf(", %s %d", c->plan->strategy == CV_STRATEGY_ASHA ? "rung" : "generation",
+               req->job.rung);
     printf("] %s after %d epoch(s): %s %.4f, %.1f s (group %d, %.0f s into the %s)%s%s\n",
            cv_job_status_name(o->status), o->epochs_done, c->opts->metric, value, o->seconds, group,
            cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",

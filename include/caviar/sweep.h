@@ -1,11 +1,13 @@
 /*
  * sweep.h - many models trained at once in one MPI job: hyperparameter
- * sweeps (grid, seeded random, ASHA) and ensembles.
+ * sweeps (grid, seeded random, ASHA, TPE, PBT) and ensembles.
  *
  *   plan    the trials: each is the base config plus `key=value` overrides
  *           (sampled from sweep.space, a grid point, or an ensemble seed);
  *   queue   which trial a free group trains next and up to which epoch
- *           (pure bookkeeping, no MPI: unit-tested on its own);
+ *           (pure bookkeeping, no MPI: unit-tested on its own); tpe and
+ *           pbt also decide a job's values as the sweep runs (job.params,
+ *           src/sweep_learn.h);
  *   driver  the job's P ranks form P/k groups (k = sweep.ranks_per_trial);
  *           each group trains one job at a time, data parallel inside the
  *           group.  World rank 0 is also the coordinator: it answers the
