@@ -107,6 +107,7 @@ static const struct field train_fields[] = {
     {"clip_norm", F_DBL, C(train.clip_norm), GE, 0, NONE, 0, NULL, 0, NULL},
     {"seed", F_U64, C(train.seed), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"max_steps", F_I64, C(train.max_steps), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"schedule", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, cv__cfg_schedule},
     {NULL}};
 static const struct field comm_fields[] = {
     {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},

@@ -557,3 +557,84 @@ cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *r
     free(space);
     return st;
 }
+
+/* ---- pbt: a member's history as one run ---- */
+
+/* The schedule of key k over the ancestry, as flow text "{0: v0, e1: v1}",
+ * appended to buf; false if the key is not in the space. */
+static bool schedule_text(const struct cv_result *rows, const int *line, int g, const char *key,
+                          char *buf, size_t size)
+{
+    size_t len = strlen(buf);
+    const char *prev = NULL;
+    if (!cv__sweep_param(&rows[line[0]], key))
+        return false;
+    len += (size_t)snprintf(buf + len, size - len, "%s%s: {", len > 0 ? ", " : "", key);
+    for (int k = 0; k < g && len < size; k++) {
+        const char *v = cv__sweep_param(&rows[line[k]], key);
+        if (v && (!prev || strcmp(v, prev)))
+            len += (size_t)snprintf(buf + len, size - len, "%s%d: %s", prev ? ", " : "",
+                                    k ? rows[line[k - 1]].epochs : 0, v);
+        prev = v ? v : prev;
+    }
+    if (len < size)
+        snprintf(buf + len, size - len, "}");
+    return true;
+}
+
+/* A key of the space that is not schedulable must keep one value along the
+ * ancestry; its name otherwise. */
+static const char *fixed_key_changes(const struct cv_config *base, const struct cv_result *rows,
+                                     const int *line, int g)
+{
+    for (int j = 0; j < base->sweep.n_space; j++) {
+        const char *key = base->sweep.space[j].key, *first = cv__sweep_param(&rows[line[0]], key);
+        for (int k = 1; cv_sched_key_find(key) < 0 && first && k < g; k++) {
+            const char *v = cv__sweep_param(&rows[line[k]], key);
+            if (v && strcmp(v, first))
+                return key;
+        }
+    }
+    return NULL;
+}
+
+cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct cv_result *rows,
+                                     int n, int member, const char *run_dir, struct cv_config **out,
+                                     char *why, size_t why_size, struct cv_error *err)
+{
+    int line[64], g = cv_results_pbt_ancestry(rows, n, member, line, 64);
+    const char *fixed = g > 0 ? fixed_key_changes(base, rows, line, g) : NULL;
+    *out = NULL;
+    if (g == 0 || fixed) {
+        snprintf(why, why_size, "%s", g == 0 ? "its lineage is incomplete" : fixed);
+        return CV_OK;
+    }
+    const struct cv_result *first = &rows[line[0]];
+    char(*over)[CV_KEY_MAX + 1100] = cv_calloc(CV_MAX_SWEEP + 3, sizeof(*over));
+    char *sched = cv_calloc(16384, 1);
+    const char *ptr[CV_MAX_SWEEP + 3];
+    int m = 0;
+    cv_status st = over && sched ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
+    for (int j = 0; st == CV_OK && j < first->n_params; j++)
+        if (cv_sched_key_find(first->params[j].key) < 0) {
+            snprintf(over[m], sizeof(over[m]), "%s=%s", first->params[j].key,
+                     first->params[j].value);
+            ptr[m] = over[m];
+            m++;
+        }
+    if (st == CV_OK) {
+        snprintf(sched, 16384, "train.schedule={");
+        for (int k = 0; k < CV_SCHED_KEYS; k++)
+            schedule_text(rows, line, g, cv_sched_key_name((enum cv_sched_key)k), sched + 16,
+                          16384 - 17);
+        strcat(sched, "}");
+        ptr[m++] = sched;
+        snprintf(over[m], sizeof(over[m]), "run.dir=%.1000s", run_dir);
+        ptr[m] = over[m];
+        m++;
+        st = cv_config_parse(base->text, base->source, ptr, m, out, err);
+    }
+    free(over);
+    free(sched);
+    return st;
+}

@@ -103,6 +103,23 @@ enum cv_strategy {
     CV_STRATEGY_PBT
 };
 
+/* train.schedule: keys whose value may change from an epoch on */
+enum cv_sched_key {
+    CV_SCHED_LR,
+    CV_SCHED_BETA1,
+    CV_SCHED_BETA2,
+    CV_SCHED_L2,
+    CV_SCHED_WEIGHT_DECAY,
+    CV_SCHED_KEYS
+};
+#define CV_MAX_SCHEDULE 256
+
+struct cv_sched_point {
+    enum cv_sched_key key; /* which value */
+    int epoch;             /* from this epoch on (0 = the first) */
+    double value;
+};
+
 /* sweep.direction: auto = from the metric's name (losses, mae, rmse: min) */
 enum cv_direction { CV_DIRECTION_AUTO, CV_DIRECTION_MAX, CV_DIRECTION_MIN };
 
@@ -199,6 +216,8 @@ struct cv_config {
         double clip_norm;            /* global gradient-norm clip, 0 = off */
         uint64_t seed;               /* default 1 */
         long long max_steps;         /* stop after this many optimizer steps, 0 = no limit */
+        struct cv_sched_point schedule[CV_MAX_SCHEDULE]; /* train.schedule (a pbt replay) */
+        int n_schedule;
     } train;
 
     struct {
@@ -268,6 +287,13 @@ const char *cv_monitor_name(enum cv_monitor m); /* "dev.loss", ... */
 /* The first architectural difference between a and b (input, layers,
  * loss) described in buf ("model.layers.2.units differs"), or NULL when a
  * model of one can load the parameters of the other. */
+/* The value of schedulable key k for 0-based epoch e: the latest
+ * train.schedule point at or before e, else the config's own value. */
+double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int e);
+/* "train.lr", ... for a schedulable key; -1 from the name if not one. */
+const char *cv_sched_key_name(enum cv_sched_key k);
+int cv_sched_key_find(const char *name);
+
 const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
                                 size_t n);
 

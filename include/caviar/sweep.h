@@ -236,6 +236,15 @@ void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
 /* The config of a results row: base text + its hyperparameters + run.dir. */
 cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_result *r,
                               const char *run_dir, struct cv_config **out, struct cv_error *err);
+/* pbt: the config that replays `member`'s whole history as one plain run:
+ * the first generation's values, and train.schedule with every later
+ * value from the epoch it took effect (the values of its ancestors before
+ * each copy).  *out NULL (CV_OK) with `why` when that cannot be: a key of
+ * the space that train.schedule cannot change took several values, or the
+ * lineage is incomplete. */
+cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct cv_result *rows,
+                                     int n, int member, const char *run_dir, struct cv_config **out,
+                                     char *why, size_t why_size, struct cv_error *err);
 /* Coarse to fine: a copy of cfg whose sweep.space is narrowed around the
  * `top` best finished rows (sorted best first): numeric keys to the span of
  * their values padded by half of it (at least 5% of the old range, log and

@@ -97,14 +97,38 @@ bad:
 
 /* ---- the report: table on stdout, best.yaml ---- */
 
+/* The config to train: pbt replays the best member's whole schedule when
+ * train.schedule can hold it, else (and for the other strategies) the
+ * best trial's final values. */
+static cv_status best_config(const struct cv_config *cfg, const struct cv_result *best,
+                             const struct cv_result *all, int n_all, const char *run_dir,
+                             struct cv_config **out, struct cv_error *err)
+{
+    char why[CV_KEY_MAX + 64] = "";
+    cv_status st = CV_OK;
+    *out = NULL;
+    if (all)
+        st = cv_sweep_pbt_replay_config(cfg, all, n_all, best->trial, run_dir, out, why,
+                                        sizeof(why), err);
+    if (st == CV_OK && *out)
+        printf("best.yaml replays trial %d's schedule (train.schedule) in one run\n", best->trial);
+    else if (st == CV_OK && all)
+        printf("best.yaml holds trial %d's final values only: %s%s\n", best->trial, why,
+               strchr(why, ' ') ? "" : " changed along its lineage, and train.schedule cannot");
+    if (st == CV_OK && !*out)
+        st = cv_sweep_row_config(cfg, best, run_dir, out, err);
+    return st;
+}
+
 static cv_status write_best(const struct cv_config *cfg, const char *dir,
-                            const struct cv_result *best, struct cv_error *err)
+                            const struct cv_result *best, const struct cv_result *all, int n_all,
+                            struct cv_error *err)
 {
     char path[CV_PATH_MAX + 32], run_dir[CV_PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/best.yaml", dir);
     snprintf(run_dir, sizeof(run_dir), "%s/best", cfg->run.dir);
     struct cv_config *bc = NULL;
-    cv_status st = cv_sweep_row_config(cfg, best, run_dir, &bc, err);
+    cv_status st = best_config(cfg, best, all, n_all, run_dir, &bc, err);
     if (st == CV_OK)
         st = cv__write_text_atomic(path, bc->text, err);
     cv_config_free(bc);
@@ -150,9 +174,9 @@ static cv_status report(const struct cv_config *cfg, const char *dir, struct cv_
     cv_results_print(rows, n, cfg->sweep.metric, stdout);
     if (all && n > 0)
         print_schedule(all, n_all, rows[0].trial);
-    free(all);
     if (n > 0 && (rows[0].status == CV_JOB_DONE || rows[0].status == CV_JOB_PAUSED))
-        st = write_best(cfg, dir, &rows[0], err);
+        st = write_best(cfg, dir, &rows[0], all, n_all, err);
+    free(all);
     free(rows);
     return st;
 }

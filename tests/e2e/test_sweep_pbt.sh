@@ -7,6 +7,9 @@
 #    same results, lineage and models as an uninterrupted one; the lineage
 #    is consistent (every parent existed and was better at that time); the
 #    report has the lineage section; a refused resume names the key;
+#  - a pbt sweep over train.lr and 1 - beta1: best.yaml replays the best
+#    member's whole schedule (train.schedule) as one plain run, which ends
+#    with exactly the member's parameters; a bad train.schedule is refused;
 #  - a results line whose value is outside its choice is refused on resume;
 #  - a tpe sweep runs its start-up trials as random draws, then proposals.
 source "$(dirname "$0")/lib.sh"
@@ -119,6 +122,31 @@ PY
 grep -q 'id="s0-lineage"' "$TMP/report.html" && grep -q 'id="s0-schedule"' "$TMP/report.html" ||
     fail "report: no lineage or schedule"
 ok "pbt: SIGTERM after an exploit step (exit 75), resumed: same results, lineage and models"
+
+# ---- pbt over schedulable keys: best.yaml replays the best member exactly
+"$PY" - "$DATA/fm.h5" "$TMP/small.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1]) as s, h5py.File(sys.argv[2], "w") as d:
+    for k in ("X", "y"):
+        d[k] = s["dev"][k][:1000]
+    for k, v in s["dev"].attrs.items():
+        d.attrs[k] = v
+PY
+run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/rep" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
+    'sweep.space={train.lr: "log_uniform(1e-4, 1e-2)", train.beta1: "one_minus_log_uniform(0.5, 0.99)"}' \
+    >"$TMP/rep.txt" || { cat "$TMP/rep.txt"; fail "pbt over lr and beta1"; }
+grep -q "best.yaml replays trial" "$TMP/rep.txt" || fail "best.yaml does not replay the schedule"
+grep -q "schedule:" "$TMP/rep/sweep/best.yaml" || fail "best.yaml has no train.schedule"
+best=$(sed -n 's/^best: trial \([0-9]*\),.*/\1/p' "$TMP/rep.txt")
+run_np 1 train "$TMP/rep/sweep/best.yaml" >/dev/null || fail "best.yaml does not train"
+want=$(params_hash "$TMP/rep/sweep/trial-000$best/model.h5")
+got=$(params_hash "$TMP/rep/best/model.h5")
+[ "$got" = "$want" ] || fail "replay of trial $best: params $got != the member's $want"
+expect_fail "train.schedule.train.batch" run_np 1 train "$TMP/rep/sweep/best.yaml" \
+    run.dir="$TMP/rep-bad" 'train.schedule={train.batch: {0: 64}}'
+expect_fail "train.schedule.train.lr.-1" run_np 1 train "$TMP/rep/sweep/best.yaml" \
+    run.dir="$TMP/rep-bad" 'train.schedule={train.lr: {-1: 0.1}}'
+ok "pbt: best.yaml replays trial $best's schedule in one run, to the same parameters"
 
 # ---- a value outside its choice in results.jsonl is refused on resume
 cp -r "$TMP/ref" "$TMP/edit"

@@ -9,6 +9,7 @@
  *    lengths: every trial runs exactly once (grid/random) and ASHA promotes
  *    only trials in the top 1/eta of their rung, never twice, within budget;
  *  - results.jsonl round trip, a torn last line, ranking; refinement;
+ *  - train.schedule (a pbt member's replay) parses and holds its values;
  *  - pbt: generations wait for each other and for the exploit step; the
  *    bottom copies the top; perturbed values stay in their ranges (a choice
  *    within its values); tpe: proposals stay in range, are reproducible,
@@ -505,6 +506,34 @@ static void test_direction(void)
     }
 }
 
+/* train.schedule: the latest point at or before an epoch, else the key's own value. */
+static void test_train_schedule(void)
+{
+    struct cv_error err;
+    struct cv_config *c = config_with("sweep:\n  space:\n    train.lr: log_uniform(1e-4, 1)\n",
+                                      &err);
+    const char *over[] = {"train.schedule={train.lr: {4: 0.05, 0: 0.1}, train.l2: {2: 0.001}}"};
+    struct cv_config *s = NULL;
+    ASSERT_EQ(c ? cv_config_parse(c->text, "t.yaml", over, 1, &s, &err) : CV_CONFIG, CV_OK);
+    if (s) {
+        ASSERT_EQ(s->train.n_schedule, 3);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 0), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 3), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 4), 0.05, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 99), 0.05, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, 1), s->train.l2, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, 2), 0.001, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_BETA1, 7), s->train.beta1, 0);
+    }
+    cv_config_free(s);
+    const char *bad[] = {"train.schedule={train.beta1: {1: 1.5}}"};
+    s = NULL;
+    ASSERT_EQ(c ? cv_config_parse(c->text, "t.yaml", bad, 1, &s, &err) : CV_OK, CV_CONFIG);
+    ASSERT_STR_CONTAINS(err.msg, "train.schedule.train.beta1.1");
+    cv_config_free(s);
+    cv_config_free(c);
+}
+
 static void test_pbt_perturb(void)
 {
     struct cv_sweep_dim d[4] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-4, 1e-1),
@@ -710,6 +739,7 @@ int main(void)
     test_results_roundtrip();
     test_refine();
     test_direction();
+    test_train_schedule();
     test_pbt_perturb();
     test_pbt_pairs();
     test_queue_pbt();
