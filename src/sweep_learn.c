@@ -207,7 +207,7 @@ cv_status cv__learner_params(struct cv__learner *l, struct cv_job *job, struct c
 /* Copy src to dst through a temporary file, synced, then renamed in. */
 static cv_status copy_file(const char *src, const char *dst, struct cv_error *err)
 {
-    char tmp[CV_PATH_MAX + 128], buf[1 << 16];
+    char tmp[CV_PATH_MAX + 128] = "", buf[1 << 16];
     int out = -1, in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return cv_fail(err, CV_IO, "cannot open %s: %s", src, strerror(errno));
