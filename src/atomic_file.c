@@ -133,12 +133,18 @@ static bool write_all(int fd, const char *text, size_t len)
 
 cv_status cv__write_text_atomic(const char *path, const char *text, struct cv_error *err)
 {
+    return cv__write_bytes_atomic(path, text, strlen(text), err);
+}
+
+cv_status cv__write_bytes_atomic(const char *path, const void *data, size_t len,
+                                 struct cv_error *err)
+{
     char tmp[4096];
     int fd;
     cv_status st = cv__tmp_open(path, tmp, sizeof(tmp), &fd, err);
     if (st != CV_OK)
         return st;
-    bool ok = write_all(fd, text, strlen(text));
+    bool ok = write_all(fd, data, len);
     int e = ok ? 0 : errno;
     if (close(fd) != 0 && ok)
         ok = false, e = errno;

@@ -37,6 +37,9 @@ cv_status cv__commit_file(const char *tmp, const char *path, struct cv_error *er
 
 /* Write text to path atomically (temporary, fsync, rename). */
 cv_status cv__write_text_atomic(const char *path, const char *text, struct cv_error *err);
+/* The same for len bytes of data (a binary file, e.g. an ONNX export). */
+cv_status cv__write_bytes_atomic(const char *path, const void *data, size_t len,
+                                 struct cv_error *err);
 
 /* mkdir -p for a directory the user named (symlinks on the way are the
  * user's choice); 0 on success, -1 with errno set. */

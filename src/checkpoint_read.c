@@ -44,6 +44,9 @@ static hid_t open_attr1(hid_t obj, const char *name)
 
 static cv_status open_read(const char *path, struct h5r *r, struct cv_error *err)
 {
+    cv_status st = cv__h5_check_ckpt(path, err);
+    if (st != CV_OK)
+        return st;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported by caviar */
     r->path = path;
     if (access(path, R_OK) != 0)

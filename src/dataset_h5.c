@@ -191,7 +191,10 @@ cv_status cv_dataset_probe(const char *spec, struct cv_dataset_info *info, struc
 {
     struct split s;
     memset(info, 0, sizeof(*info));
-    cv_status st = split_open(spec, &s, err);
+    cv_status st = cv__h5_check_dataset(spec, 0, 0, err);
+    if (st != CV_OK)
+        return st;
+    st = split_open(spec, &s, err);
     if (st == CV_OK)
         st = probe_x(&s, info, err);
     if (st == CV_OK)
@@ -279,7 +282,9 @@ cv_status cv_dataset_read_rows(const char *spec, long long row0, long long n, fl
 {
     struct split s;
     struct cv_dataset_info in;
-    cv_status st = cv_dataset_probe(spec, &in, err);
+    cv_status st = cv__h5_check_dataset(spec, row0, n, err);
+    if (st == CV_OK)
+        st = cv_dataset_probe(spec, &in, err);
     if (st != CV_OK)
         return st;
     if (row0 < 0 || n < 0 || row0 + n > in.n_rows)
@@ -406,7 +411,10 @@ cv_status cv_dataset_class_names(const char *spec, int classes, char ***names, s
 {
     struct split s;
     *names = NULL;
-    cv_status st = split_open(spec, &s, err);
+    cv_status st = cv__h5_check_dataset(spec, 0, 0, err);
+    if (st != CV_OK)
+        return st;
+    st = split_open(spec, &s, err);
     hid_t a = st == CV_OK && classes > 0 && H5Aexists(s.group, "class_names") > 0
                   ? H5Aopen(s.group, "class_names", H5P_DEFAULT)
                   : -1;

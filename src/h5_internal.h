@@ -39,4 +39,19 @@ bool cv__h5_storage_ok(hid_t ds);
  * to its end (libhdf5 1.10 loops forever on a free-space object of size 0). */
 bool cv__h5_vlen_ok(hid_t file, hid_t ds, const char *path);
 
+/* Before a reader touches a file: the checking process (src/h5_check.c)
+ * reads it first - a dataset split's header, class names and rows
+ * [row0, row0 + n); a model or checkpoint, all of it.  CV_CORRUPT naming
+ * the file when libhdf5 faulted there; else CV_OK (the reader then reports
+ * any error of caviar's own). */
+cv_status cv__h5_check_dataset(const char *spec, long long row0, long long n, struct cv_error *err);
+cv_status cv__h5_check_ckpt(const char *path, struct cv_error *err);
+/* The checking process's exit code when caviar's readers refused the file
+ * (no fault: the reader runs and gives its own message). */
+#define CV_H5_CHECK_REFUSED 3
+/* In the checking process: run the readers of `kind` ("dataset" with the
+ * rows [row0, row0 + n) of split spec, or "ckpt") unchecked; its exit
+ * code (0 or CV_H5_CHECK_REFUSED). */
+int cv__h5_check_run(const char *kind, const char *spec, long long row0, long long n);
+
 #endif /* CV_H5_INTERNAL_H */

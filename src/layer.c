@@ -108,6 +108,14 @@ static cv_status check_plan(const struct cv_layer *l, struct cv_error *err)
     return st;
 }
 
+static void freeze_children(struct cv_layer *l)
+{
+    for (int i = 0; i < l->n_children; i++) {
+        l->children[i].frozen = true;
+        freeze_children(&l->children[i]);
+    }
+}
+
 cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, int index,
                          struct cv_shape in, int max_batch, struct cv_error *err)
 {
@@ -119,11 +127,24 @@ cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, i
     l->max_batch = max_batch;
     l->act = spec->activation;
     l->slope = spec->leaky_slope;
+    l->frozen = spec->frozen;
     if (!l->ops)
         return cv_fail(err, CV_CONFIG, "layer %d: type '%s' is not supported", index,
                        cv_layer_type_name(spec->type));
     cv_status st = l->ops->plan(l, err);
+    if (st == CV_OK && l->frozen) /* a frozen block freezes what is inside it */
+        freeze_children(l);
     return st == CV_OK ? check_plan(l, err) : st;
+}
+
+bool cv__layer_trains(const struct cv_layer *l)
+{
+    if (l->n_params > 0 && !l->frozen)
+        return true;
+    for (int i = 0; i < l->n_children; i++)
+        if (cv__layer_trains(&l->children[i]))
+            return true;
+    return false;
 }
 
 void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state, size_t *n_scratch)

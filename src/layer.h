@@ -87,12 +87,14 @@ struct cv_layer_ops {
 struct cv_layer {
     const struct cv_layer_ops *ops;
     const struct cv_layer_spec *spec;
-    int index;                           /* position among its siblings */
-    struct cv_shape in, out;             /* per-sample shapes */
-    int max_batch;                       /* largest n forward/backward will see */
-    enum cv_activation act;              /* effective activation (the model may turn a final
-                                            softmax/sigmoid into linear when fused with the loss) */
-    float slope;                         /* leaky_relu slope */
+    int index;               /* position among its siblings */
+    struct cv_shape in, out; /* per-sample shapes */
+    int max_batch;           /* largest n forward/backward will see */
+    enum cv_activation act;  /* effective activation (the model may turn a final
+                                softmax/sigmoid into linear when fused with the loss) */
+    float slope;             /* leaky_relu slope */
+    bool frozen; /* trainable: false: backward writes no parameter gradients (the optimizer
+                    skips them and the exchange leaves them out) */
     struct cv_view params[CV_MAX_VIEWS]; /* trainable tensors */
     int n_params;
     struct cv_view state[CV_MAX_VIEWS]; /* persistent non-trainable tensors */
@@ -117,6 +119,9 @@ struct cv_view *cv__layer_add_state(struct cv_layer *l, const char *name, int nd
 /* Plan a layer from its spec and input shape (picks the ops, calls plan). */
 cv_status cv__layer_plan(struct cv_layer *l, const struct cv_layer_spec *spec, int index,
                          struct cv_shape in, int max_batch, struct cv_error *err);
+
+/* Whether the layer (or a layer inside it) has parameters to train. */
+bool cv__layer_trains(const struct cv_layer *l);
 
 /* Floats a planned layer (and its children) needs in each arena. */
 void cv__layer_sizes(const struct cv_layer *l, size_t *n_params, size_t *n_state,

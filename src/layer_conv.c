@@ -237,10 +237,11 @@ static void conv_backward(struct cv_layer *l, const struct cv_ctx *ctx, const fl
             size_t o = ((size_t)i * F + f) * ohw;
             cv_act_backward(y + o, dy + o, dz + f * ld + (size_t)i * ohw, 1, ohw, l->act, l->slope);
         }
-    cv_channel_bias_backward(dz, l->params[B_].grad, 1, F, (int)ld);
-    /* dW (F, CKK) = dz (F, n*OHW) . columns^T */
-    cv_gemm(false, true, F, ckk, (int)ld, 1.0f, dz, (int)ld, col, (int)ld, 0.0f, l->params[W_].grad,
-            ckk);
+    if (!l->frozen) { /* dW (F, CKK) = dz (F, n*OHW) . columns^T */
+        cv_channel_bias_backward(dz, l->params[B_].grad, 1, F, (int)ld);
+        cv_gemm(false, true, F, ckk, (int)ld, 1.0f, dz, (int)ld, col, (int)ld, 0.0f,
+                l->params[W_].grad, ckk);
+    }
     if (!dx)
         return;
     /* dcolumns (CKK, n*OHW) = W^T . dz, into the columns' place */

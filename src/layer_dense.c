@@ -57,9 +57,10 @@ static void dense_backward(struct cv_layer *l, const struct cv_ctx *ctx, const f
         return;
     }
     cv_act_backward(y, dy, dz, n, out, l->act, l->slope);
-    /* dW (out, in) = dz^T (out, n) . x (n, in) */
-    cv_gemm(true, false, out, in, n, 1.0f, dz, out, x, in, 0.0f, l->params[W_].grad, in);
-    cv_bias_backward(dz, l->params[B_].grad, n, out);
+    if (!l->frozen) { /* dW (out, in) = dz^T (out, n) . x (n, in) */
+        cv_gemm(true, false, out, in, n, 1.0f, dz, out, x, in, 0.0f, l->params[W_].grad, in);
+        cv_bias_backward(dz, l->params[B_].grad, n, out);
+    }
     if (dx) /* dx (n, in) = dz (n, out) . W (out, in) */
         cv_gemm(false, false, n, in, out, 1.0f, dz, out, l->params[W_].data, in, 0.0f, dx, in);
 }

@@ -220,6 +220,27 @@ size_t cv_model_n_params(const cv_model *m)
 {
     return m->n_params;
 }
+
+static void widen_span(const cv_model *m, const struct cv_layer *l, size_t *lo, size_t *hi)
+{
+    for (int i = 0; i < l->n_params && !l->frozen; i++) {
+        size_t a = (size_t)(l->params[i].data - m->params), b = a + l->params[i].count;
+        *lo = a < *lo ? a : *lo;
+        *hi = b > *hi ? b : *hi;
+    }
+    for (int i = 0; i < l->n_children; i++)
+        widen_span(m, &l->children[i], lo, hi);
+}
+
+void cv_model_trainable_span(const cv_model *m, size_t *lo, size_t *hi)
+{
+    *lo = m->n_params;
+    *hi = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        widen_span(m, &m->layers[i], lo, hi);
+    if (*lo >= *hi)
+        *lo = *hi = 0;
+}
 float *cv_model_params(cv_model *m)
 {
     return m->params;
@@ -305,13 +326,24 @@ static double loss(cv_model *m, const struct cv_batch *b, bool train, float scal
     return 0;
 }
 
-/* Layers last to first. */
+/* The first layer backward must reach: below it nothing trains (frozen
+ * layers of a transferred trunk, pooling), so no gradient is needed there. */
+static int first_to_train(const cv_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (cv__layer_trains(&m->layers[i]))
+            return i;
+    return m->n_layers;
+}
+
+/* Layers last to first, down to the first that trains. */
 static void backward(cv_model *m, const struct cv_ctx *ctx, const float *x, int n)
 {
     int cur = 0; /* dbuf[cur] holds dLoss/d(output of layer i) */
-    for (int i = m->n_layers - 1; i >= 0; i--) {
+    int first = first_to_train(m);
+    for (int i = m->n_layers - 1; i >= first; i--) {
         struct cv_layer *l = &m->layers[i];
-        float *dx = i > 0 ? m->dbuf[cur ^ 1] : NULL;
+        float *dx = i > first ? m->dbuf[cur ^ 1] : NULL;
         l->ops->backward(l, ctx, i > 0 ? m->acts[i - 1] : x, m->acts[i], m->dbuf[cur], dx, n);
         cur ^= 1;
     }

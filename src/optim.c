@@ -95,15 +95,18 @@ cv_status cv_optim_set_lr_scale(cv_optim *o, const float *scale, struct cv_error
 }
 
 /* Gradient norm (after L2) and clipping, only when clipping is on: the
- * common case then makes a single pass over the arena.  w, g and the mask
- * are views of n elements; sum_sq makes the norm global when sharded. */
-static double clip(cv_optim *o, const float *w, float *g, const unsigned char *dm, long long n,
-                   float lam, double (*sum_sq)(void *, double), void *arg)
+ * common case then makes a single pass over the arena.  w, g, the mask and
+ * the factors (sc, may be NULL) are views of n elements; a frozen element
+ * (factor 0) has no L2 term either.  sum_sq makes the norm global when
+ * sharded. */
+static double clip(cv_optim *o, const float *w, float *g, const unsigned char *dm, const float *sc,
+                   long long n, float lam, double (*sum_sq)(void *, double), void *arg)
 {
     double sq = 0;
 #pragma omp parallel for simd schedule(static) reduction(+ : sq)
     for (long long i = 0; i < n; i++) {
-        g[i] += lam * (float)dm[i] * w[i];
+        float l2 = sc && sc[i] == 0 ? 0.0f : lam * (float)dm[i];
+        g[i] += l2 * w[i];
         sq += (double)g[i] * g[i];
     }
     if (sum_sq)
@@ -226,7 +229,7 @@ double cv_optim_step_part(cv_optim *o, float *params, float *g, size_t lo, size_
     for (long long i = 0; sc && i < n; i++)
         g[i] = sc[i] != 0 ? g[i] : 0.0f; /* a frozen layer adds nothing to the norm */
     if (o->clip > 0) {
-        norm = clip(o, w, g, dm, n, k.lam, sum_sq, arg);
+        norm = clip(o, w, g, dm, sc, n, k.lam, sum_sq, arg);
         k.lam = 0; /* already added */
     }
     o->t++;

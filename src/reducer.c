@@ -4,7 +4,9 @@
  * Why each strategy exists, with the measurements: docs/performance.md.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "comm_internal.h"
 #include "reducer.h"
@@ -18,12 +20,13 @@ size_t cv__slice_start(size_t n, int q, int p)
     return s < n ? s : n;
 }
 
-cv_status cv__plan_slices(size_t n, int p, int **counts, int **displs, size_t *widest,
+cv_status cv__plan_slices(const cv_reducer *r, int p, int **counts, int **displs, size_t *widest,
                           const char *what, struct cv_error *err)
 {
-    if (n > (size_t)INT32_MAX) /* MPI's counts and displacements are ints */
+    size_t n = r->count;
+    if (r->first + n > (size_t)INT32_MAX) /* MPI's counts and displacements are ints */
         return cv_fail(err, CV_INVAL, "%s: %zu parameters: at most %d can be sliced over ranks",
-                       what, n, INT32_MAX);
+                       what, r->first + n, INT32_MAX);
     *counts = cv_calloc((size_t)p, sizeof(int));
     *displs = cv_calloc((size_t)p, sizeof(int));
     if (!*counts || !*displs)
@@ -31,7 +34,7 @@ cv_status cv__plan_slices(size_t n, int p, int **counts, int **displs, size_t *w
     *widest = 0;
     for (int q = 0; q < p; q++) {
         size_t a = cv__slice_start(n, q, p), b = cv__slice_start(n, q + 1, p);
-        (*displs)[q] = (int)a;
+        (*displs)[q] = (int)(r->first + a);
         (*counts)[q] = (int)(b - a);
         *widest = b - a > *widest ? b - a : *widest;
     }
@@ -90,22 +93,33 @@ cv_status cv_reducer_create(const struct cv_config *cfg, const cv_comm *comm, cv
         free(r);
         return st;
     }
+    size_t lo, hi;
+    cv_model_trainable_span(m, &lo, &hi);
     *r = (cv_reducer){.comm = comm,
                       .model = m,
                       .grads = cv_model_grads(m),
                       .n = cv_model_n_params(m),
-                      .hi = cv_model_n_params(m)};
+                      .first = lo,
+                      .count = hi - lo,
+                      .lo = lo,
+                      .hi = hi};
     bool many = cv_comm_size(comm) > 1, fallback = true;
     bool bf16 = cfg->comm.compression == CV_COMPRESS_BF16;
     if (many && !bf16 && cfg->comm.shared_memory != CV_OFF && cfg->comm.shard_optimizer != CV_OFF)
         st = try_node(r, &fallback, err);
     if (st == CV_OK && fallback)
-        st = many && (bf16 || shard(cfg, r->n)) ? cv__reducer_sharded(r, bf16, err)
-                                                : cv__reducer_allreduce(r, err);
+        st = many && (bf16 || shard(cfg, r->count)) ? cv__reducer_sharded(r, bf16, err)
+                                                    : cv__reducer_allreduce(r, err);
     if (st != CV_OK) {
         cv_reducer_free(r);
         return st;
     }
+    size_t len = strlen(r->what);
+    if (r->count < r->n && len < sizeof(r->what))
+        snprintf(r->what + len, sizeof(r->what) - len,
+                 "; the %zu parameters of frozen layers outside the trainable span are not "
+                 "exchanged",
+                 r->n - r->count);
     *out = r;
     return CV_OK;
 }

@@ -84,11 +84,14 @@ struct cv_reducer {
     const cv_comm *comm;   /* the replica group */
     const cv_comm *slices; /* ranks whose slices partition the arena, or NULL */
     cv_model *model;
-    float *grads;   /* (n) the gradient arena this rank's backward writes */
-    size_t n;       /* parameters */
-    size_t lo, hi;  /* the owned slice */
-    char what[256]; /* cv_reducer_describe */
-    void *impl;     /* the strategy's own state */
+    float *grads;        /* (n) the gradient arena this rank's backward writes */
+    size_t n;            /* parameters */
+    size_t first, count; /* the trainable span [first, first + count) of the arena
+                            (cv_model_trainable_span): only it is exchanged, owned
+                            and updated; frozen layers outside it cost nothing */
+    size_t lo, hi;       /* the owned slice */
+    char what[256];      /* cv_reducer_describe */
+    void *impl;          /* the strategy's own state */
 };
 
 /* Each strategy fills in *r (ops, slices, lo, hi, what, impl) for the
@@ -105,10 +108,11 @@ cv_status cv__reducer_node(cv_reducer *r, cv_comm *node, cv_comm *cross, struct 
  * cut at multiples of 16 floats so that no cache line has two owners. */
 size_t cv__slice_start(size_t n, int q, int p);
 
-/* (*counts)[q], (*displs)[q]: rank q's slice of n floats over p ranks
- * (allocated here, freed by the caller, also on failure), *widest the
- * longest.  CV_INVAL, naming `what`, beyond 2^31 - 1 floats (MPI counts). */
-cv_status cv__plan_slices(size_t n, int p, int **counts, int **displs, size_t *widest,
+/* (*counts)[q], (*displs)[q]: rank q's slice of r's trainable span over
+ * p ranks, as arena offsets (allocated here, freed by the caller, also on
+ * failure), *widest the longest.  CV_INVAL, naming `what`, beyond 2^31 - 1
+ * floats (MPI counts and displacements are ints). */
+cv_status cv__plan_slices(const cv_reducer *r, int p, int **counts, int **displs, size_t *widest,
                           const char *what, struct cv_error *err);
 
 /* acc += in, n floats; the OpenMP threads share the work when it is large. */

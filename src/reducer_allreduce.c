@@ -13,7 +13,7 @@ static cv_status finish(cv_reducer *r, struct cv_error *err)
 {
     if (r->comm->size == 1)
         return CV_OK;
-    return cv__comm_sum_floats(r->comm, r->grads, r->n, err);
+    return cv__comm_sum_floats(r->comm, r->grads + r->first, r->count, err);
 }
 
 static const struct cv_reducer_ops allreduce_ops = {

@@ -67,14 +67,20 @@ static cv_status share(cv_reducer *r, float *arena, struct cv_error *err)
 }
 
 /* Each owner copies its slice of the model's parameters into the shared
- * arena (the pages' first touch, on its NUMA node), then the model
- * computes on the shared arenas. */
+ * arena (the pages' first touch, on its NUMA node), node rank 0 the frozen
+ * parameters outside the trainable span, then the model computes on the
+ * shared arenas. */
 static cv_status adopt(cv_reducer *r, struct cv_error *err)
 {
     struct node *s = r->impl;
     const float *own = cv_model_params(r->model);
+    size_t end = r->first + r->count;
     if (own != s->params)
         memcpy(s->params + r->lo, own + r->lo, (r->hi - r->lo) * sizeof(float));
+    if (own != s->params && s->node->rank == 0) {
+        memcpy(s->params, own, r->first * sizeof(float));
+        memcpy(s->params + end, own + end, (r->n - end) * sizeof(float));
+    }
     cv_status st = node_sync(s, "node-shared parameters", err);
     if (st == CV_OK && own != s->params)
         cv_model_use_arenas(r->model, s->params, r->grads);
@@ -147,7 +153,7 @@ static cv_status plan(cv_reducer *r, struct node *s, struct cv_error *err)
     size_t widest;
     if (r->n == 0)
         return cv_fail(err, CV_INVAL, "node-shared arenas: a model without parameters");
-    cv_status st = cv__plan_slices(r->n, s->node->size, &s->counts, &s->displs, &widest,
+    cv_status st = cv__plan_slices(r, s->node->size, &s->counts, &s->displs, &widest,
                                    "node-shared arenas (comm.shared_memory)", err);
     if (st != CV_OK)
         return st;

@@ -103,7 +103,7 @@ static cv_status finish_compressed(cv_reducer *r, struct cv_error *err)
                             MPI_UINT16_T, r->comm->comm);
     if (rc != MPI_SUCCESS)
         return cv__mpi_fail(err, rc, "MPI_Allgatherv (bfloat16 gradients)");
-    cv_bf16_unpack(all, r->grads, r->n);
+    cv_bf16_unpack(all + r->first, r->grads + r->first, r->count);
     return CV_OK;
 }
 
@@ -140,7 +140,7 @@ static const struct cv_reducer_ops compressed_ops = {
 
 static cv_status plan(cv_reducer *r, struct sharded *s, struct cv_error *err)
 {
-    cv_status st = cv__plan_slices(r->n, r->comm->size, &s->counts, &s->displs, &s->widest,
+    cv_status st = cv__plan_slices(r, r->comm->size, &s->counts, &s->displs, &s->widest,
                                    "comm.shard_optimizer / comm.compression", err);
     if (st != CV_OK)
         return st;

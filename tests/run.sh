@@ -12,9 +12,12 @@ source "$CV_ROOT/jobs/lib/setup.sh"
 # iproute2: tests/e2e/test_two_hosts.sh makes two network-namespace hosts;
 # clang-format: tests/check_format.sh; python3-sklearn: test_metrics_sklearn;
 # chromium + python3-pil: test_report loads and screenshots the report pages;
-# clang, its libFuzzer runtime and OpenMP: the fuzz stage (tests/fuzz/run.sh)
+# clang, its libFuzzer runtime and OpenMP: the fuzz stage (tests/fuzz/run.sh);
+# python3-onnx + python3-opencv: test_onnx checks exports with real consumers;
+# strace: test_h5_check counts the HDF5 checking processes
 cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slurmd slurm-client munge \
-    iproute2 clang-format python3-sklearn chromium python3-pil clang libclang-rt-dev libomp-dev
+    iproute2 clang-format python3-sklearn chromium python3-pil clang libclang-rt-dev libomp-dev \
+    python3-onnx python3-opencv strace
 export OMP_NUM_THREADS=1
 
 echo "== format (.clang-format)"
@@ -35,7 +38,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # (dlclosed, unsymbolisable) allocations.
 (cd "$CV_ROOT/build-asan" &&
     ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure \
-        -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress|hostile_config|checkpoint_faults|e2e_test_signals")
+        -R "train_eval|bad_input|hostile_input|diverge|resume_exact|e2e_test_sweep|e2e_test_ensemble|e2e_test_run_dir|e2e_test_report|metrics_sklearn|e2e_test_progress|hostile_config|checkpoint_faults|e2e_test_signals|h5_check")
 
 echo "== fuzz: libFuzzer on each input reader, ${CV_FUZZ_SECONDS:-60} s each (docs/testing.md)"
 bash "$CV_ROOT/tests/fuzz/run.sh"

@@ -13,6 +13,7 @@
 #define CAVIAR_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "caviar/status.h"

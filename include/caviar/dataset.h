@@ -73,4 +73,15 @@ struct cv_split_out {
 cv_status cv_dataset_write(const char *path, const struct cv_split_out *splits, int n_splits,
                            struct cv_error *err);
 
+/* Every HDF5 file is read first by a checking process, before this
+ * process's readers (datasets, models, checkpoints) call libhdf5 on it: a
+ * file on which libhdf5 faults is then refused (CV_CORRUPT, naming it)
+ * instead of crashing this process (src/h5_check.c).  `exe`: a caviar
+ * executable to start for it (the tool sets itself); CV_H5_CHECK_FORK: a
+ * fork of this process (only in a program that is not an MPI rank: MPI
+ * may have registered its memory); NULL or "" (the default in a program
+ * of your own): no check.  Setting it forgets the files checked so far. */
+#define CV_H5_CHECK_FORK "fork"
+void cv_h5_set_checker(const char *exe);
+
 #endif /* CAVIAR_DATASET_H */

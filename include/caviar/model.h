@@ -41,6 +41,10 @@ bool cv_set_flush_denormals(bool on);
 void cv_model_init_params(cv_model *m, uint64_t seed);
 
 size_t cv_model_n_params(const cv_model *m);
+/* The span [*lo, *hi) of the parameter arena that holds every parameter
+ * to train: frozen layers (trainable: false) at either end lie outside it
+ * and need no gradient exchange.  Empty (0, 0) when nothing trains. */
+void cv_model_trainable_span(const cv_model *m, size_t *lo, size_t *hi);
 float *cv_model_params(cv_model *m); /* borrowed: the parameter arena */
 float *cv_model_grads(cv_model *m);  /* borrowed: the gradient arena */
 /* Compute on the caller's parameter and gradient arenas (n_params floats

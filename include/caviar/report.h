@@ -14,6 +14,8 @@
 #ifndef CAVIAR_REPORT_H
 #define CAVIAR_REPORT_H
 
+#include <stddef.h>
+
 #include "caviar/status.h"
 
 /* What a directory holds. */

@@ -213,7 +213,7 @@ static bool raise_entry(const char *e, size_t len, const char *phase, int *sig)
     static const struct {
         const char *name;
         int sig;
-    } sigs[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}};
+    } sigs[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}};
     char entry[96], want[64];
     int rank = -1;
     if (len >= sizeof(entry))

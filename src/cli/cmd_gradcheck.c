@@ -78,6 +78,16 @@ static int report(const struct cv_gradcheck_result *r)
     return pass ? CV_EXIT_OK : CV_EXIT_ERROR;
 }
 
+/* A frozen layer computes no parameter gradient in training, but its math
+ * is checked all the same. */
+static void unfreeze(struct cv_layer_spec *l, int n)
+{
+    for (int i = 0; i < n; i++) {
+        l[i].frozen = false;
+        unfreeze(l[i].children, l[i].n_children);
+    }
+}
+
 static int run(struct cv_config *cfg, int samples, double eps, long per)
 {
     struct cv_error err;
@@ -86,6 +96,7 @@ static int run(struct cv_config *cfg, int samples, double eps, long per)
     cv_model *m = NULL;
     struct cv_gradcheck_result res;
     cv_status st = load_rows(cfg, &samples, &r, &err);
+    unfreeze(cfg->model.layers, cfg->model.n_layers);
     if (st == CV_OK)
         st = cv_model_create(cfg, samples, &m, &err);
     if (st == CV_OK) {

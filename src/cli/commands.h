@@ -26,11 +26,14 @@ int cv_cmd_import(int argc, char **argv);
 int cv_cmd_train(int argc, char **argv);
 int cv_cmd_eval(int argc, char **argv);
 int cv_cmd_predict(int argc, char **argv);
+int cv_cmd_export(int argc, char **argv);
 int cv_cmd_gradcheck(int argc, char **argv);
 int cv_cmd_inspect(int argc, char **argv);
 int cv_cmd_sweep(int argc, char **argv);
 int cv_cmd_ensemble(int argc, char **argv);
 int cv_cmd_report(int argc, char **argv);
+/* the checking process of src/h5_check.c (hidden, no MPI) */
+int cv_cmd_check_h5(int argc, char **argv);
 
 /* Whether rank 0's stdout is a terminal a user watches (terminal.c):
  * progress is then rewritten in place. */

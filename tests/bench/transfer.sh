@@ -5,16 +5,20 @@
 #   scratch   the same network, fresh weights
 #   frozen    init_from the 0-4 model, convolutions frozen (trainable: false),
 #             a new 10-way head (the old one had 5 outputs)
-#   finetune  init_from, every layer trained, loaded layers at 0.1 x the rate
-# Prints the test accuracy on classes 5-9 of each, and exits 1 unless both
-# transferred runs beat the scratch run.  TRAIN.h5 has a #dev group
-# (caviar import idx --dev); one rank, OMP_NUM_THREADS=1 unless set.
+#   finetune  init_from, every layer trained, loaded layers at LR_LOADED x the rate
+# Prints the test accuracy on classes 5-9 of each for every seed in SEEDS,
+# and exits 1 unless the medians of both transferred runs beat scratch's.
+# TRAIN.h5 has a #dev group (caviar import idx --dev); one rank,
+# OMP_NUM_THREADS=1 unless set.
 set -euo pipefail
 CAVIAR=$(realpath "$1")
 TRAIN=$(realpath "$2")
 TEST=$(realpath "$3")
 WORK=${WORK:-$(mktemp -d /tmp/caviar-transfer.XXXXXX)}
 ROWS=${ROWS:-1000}
+SEEDS=${SEEDS:-4 5 6}          # seeds of the classes 5-9 runs (medians are compared)
+SRC_EPOCHS=${SRC_EPOCHS:-4}   # epochs of the source model
+LR_LOADED=${LR_LOADED:-1}     # fine-tuning: learning-rate factor of the loaded layers
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=/usr/bin/python3
 
@@ -62,23 +66,33 @@ YAML
 
 # the source model: classes 0-4, 5 outputs
 "$CAVIAR" train "$WORK/cnn.yaml" data.train="$WORK/a.h5" "data.dev=$WORK/a.h5#dev" \
-    model.layers.7.units=5 train.epochs=4 train.batch=128 run.dir="$WORK/src" >"$WORK/src.log"
+    model.layers.7.units=5 train.epochs="$SRC_EPOCHS" train.batch=128 run.dir="$WORK/src" \
+    >"$WORK/src.log"
 freeze=(model.layers.0.trainable=false model.layers.1.trainable=false
     model.layers.3.trainable=false model.layers.4.trainable=false)
-"$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/scratch" >"$WORK/scratch.log"
-"$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/frozen" model.init_from="$WORK/src/model.h5" \
-    "${freeze[@]}" >"$WORK/frozen.log"
-"$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/finetune" model.init_from="$WORK/src/model.h5" \
-    train.lr_loaded=0.1 >"$WORK/finetune.log"
-grep "init_from" "$WORK/frozen.log"
 acc() {
     "$CAVIAR" eval "$WORK/$1/model.h5" "$WORK/b-test.h5" --json |
         "$PY" -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["accuracy"])'
 }
 src=$("$CAVIAR" eval "$WORK/src/model.h5" "$WORK/a.h5#dev" --json |
     "$PY" -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["accuracy"])')
-s=$(acc scratch) f=$(acc frozen) t=$(acc finetune)
-echo "source model (classes 0-4, dev accuracy): $src"
-echo "classes 5-9 from $ROWS rows, test accuracy: scratch $s | frozen convs + new head $f | fine-tuned (0.1 lr on loaded) $t"
-"$PY" -c 'import sys; s, f, t = map(float, sys.argv[1:]); sys.exit(0 if f > s and t > s else 1)' \
-    "$s" "$f" "$t" || { echo "FAIL: transfer did not beat scratch"; exit 1; }
+echo "source model (classes 0-4, $SRC_EPOCHS epochs, dev accuracy): $src"
+S=() F=() T=()
+for seed in $SEEDS; do
+    run() { "$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/$1-$seed" train.seed="$seed" \
+        "${@:2}" >"$WORK/$1-$seed.log"; }
+    run scratch
+    run frozen model.init_from="$WORK/src/model.h5" "${freeze[@]}"
+    run finetune model.init_from="$WORK/src/model.h5" train.lr_loaded="$LR_LOADED"
+    S+=("$(acc "scratch-$seed")") F+=("$(acc "frozen-$seed")") T+=("$(acc "finetune-$seed")")
+    echo "seed $seed, classes 5-9 from $ROWS rows, test accuracy: scratch ${S[-1]} |" \
+        "frozen convs + new head ${F[-1]} | fine-tuned (lr_loaded $LR_LOADED) ${T[-1]}"
+done
+grep "init_from" "$WORK/frozen-${SEEDS%% *}.log"
+"$PY" - "${#S[@]}" "${S[@]}" "${F[@]}" "${T[@]}" <<'PY' || { echo "FAIL: transfer did not beat scratch"; exit 1; }
+import statistics, sys
+k = int(sys.argv[1]); v = list(map(float, sys.argv[2:]))
+s, f, t = (statistics.median(v[i * k:(i + 1) * k]) for i in range(3))
+print("median over %d seeds: scratch %.4f | frozen %.4f | fine-tuned %.4f" % (k, s, f, t))
+sys.exit(0 if f > s and t > s else 1)
+PY

@@ -59,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct cv_error err;
     struct cv_ckpt_info info;
     struct cv_config *cfg = NULL;
+    fuzz_h5_checker();
     fuzz_write(fuzz_path("ckpt.h5", path, sizeof(path)), data, size);
     cv_error_clear(&err);
     cv_status st = cv_ckpt_info(path, &info, &err);

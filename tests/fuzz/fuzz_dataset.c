@@ -43,6 +43,7 @@ static void read_split(const char *spec)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[256], dev[300];
+    fuzz_h5_checker();
     fuzz_write(fuzz_path("data.h5", path, sizeof(path)), data, size);
     snprintf(dev, sizeof(dev), "%s#dev", path);
     read_split(path);

@@ -26,8 +26,10 @@ cmake --build "$B" -j"${CV_JOBS:-2}" --target "${TARGETS[@]/#/fuzz_}"
 export OMP_NUM_THREADS=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # as in tests/fuzz/CMakeLists.txt: a huge malloc returns NULL (libhdf5 asks
-# for what a corrupt file claims), and libhdf5's own lost memory is suppressed
-export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1
+# for what a corrupt file claims: above 1.5 GB, under libFuzzer's 2 GB
+# malloc limit, it fails as an allocation can), and libhdf5's own lost
+# memory is suppressed
+export ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=1536:detect_leaks=1
 export LSAN_OPTIONS=suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0
 # A fault whose deepest frame outside the sanitizer and libFuzzer runtimes
 # (which have no source lines) is in libhdf5 itself - a memory error, a

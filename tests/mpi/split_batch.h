@@ -15,6 +15,7 @@
 #include "fixtures.h"
 #include "reducer.h"
 #include "test.h"
+#include "transfer.h"
 #include "util.h"
 
 #define G  13 /* global batch: uneven over 2, 3 and 4 ranks */
@@ -93,14 +94,25 @@ static inline size_t wrong_sums(const float *sum, size_t lo, size_t hi, int worl
 enum strategy { ALLREDUCE, SHARDED, COMPRESSED, NODE };
 
 /* A reducer of `kind` over n floats of `arena` (m: the model, may be NULL
- * unless adopted); NODE
- * takes `node` and `cross` (the hosts' layout), which it frees. */
+ * unless adopted; with m, only its trainable span is exchanged, as the
+ * trainer does); NODE takes `node` and `cross` (the hosts' layout), which
+ * it frees. */
 static inline cv_reducer *make_reducer(const cv_comm *comm, cv_model *m, float *arena, size_t n,
                                        int kind, cv_comm *node, cv_comm *cross)
 {
     cv_reducer *r = cv_calloc(1, sizeof(*r));
     ASSERT_TRUE(r != NULL);
-    *r = (cv_reducer){.comm = comm, .model = m, .grads = arena, .n = n, .hi = n};
+    size_t lo = 0, hi = n;
+    if (m)
+        cv_model_trainable_span(m, &lo, &hi);
+    *r = (cv_reducer){.comm = comm,
+                      .model = m,
+                      .grads = arena,
+                      .n = n,
+                      .first = lo,
+                      .count = hi - lo,
+                      .lo = lo,
+                      .hi = hi};
     cv_status st = kind == ALLREDUCE    ? cv__reducer_allreduce(r, NULL)
                    : kind == SHARDED    ? cv__reducer_sharded(r, false, NULL)
                    : kind == COMPRESSED ? cv__reducer_sharded(r, true, NULL)
@@ -127,14 +139,28 @@ static inline void check_partition(const cv_comm *comm, const cv_reducer *red, s
     ASSERT_EQ((long long)all[2 * world - 1], (long long)n);
 }
 
+/* Frozen layers' learning-rate factor 0 for the optimizer, as the trainer
+ * sets it. */
+static inline void freeze_in_optimizer(cv_model *m, cv_optim *o)
+{
+    float *scale = cv_calloc(cv_model_n_params(m), sizeof(float));
+    ASSERT_TRUE(scale != NULL);
+    if (scale && cv__transfer_lr_scale(m, NULL, scale))
+        ASSERT_EQ(cv_optim_set_lr_scale(o, scale, NULL), CV_OK);
+    free(scale);
+}
+
 /* A sharded optimizer (Adam, L2, optionally a global-norm clip) follows a
  * replicated one on private arenas step for step: the norm, the parameters
  * and, once shared, the moments.  The sharded side is `kind` (SHARDED, or
- * NODE over the given hosts' layout, adopted as the trainer does); the
- * replicated side is one allreduce.  At odd
- * steps the last rank has no rows (the end of an epoch), on both sides. */
+ * NODE over the given hosts' layout, adopted as the trainer does; or
+ * ALLREDUCE); the replicated side is one allreduce of the whole arena.  At
+ * odd steps the last rank has no rows (the end of an epoch), on both sides.
+ * frozen >= 0: that layer is trainable: false on both sides; the tested
+ * side exchanges only the trainable span, the replicated side everything,
+ * and the frozen layer's parameters must not move. */
 static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv_comm *node,
-                                              cv_comm *cross, double clip)
+                                              cv_comm *cross, double clip, int frozen)
 {
     int rank = cv_comm_rank(world), p = cv_comm_size(world);
     struct cv_config c;
@@ -142,6 +168,8 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
     c.train.optimizer = CV_OPT_ADAM;
     c.train.l2 = 0.3;
     c.train.clip_norm = clip;
+    if (frozen >= 0)
+        c.model.layers[frozen].frozen = true;
     cv_model *ms = NULL, *mr = NULL;
     cv_optim *os = NULL, *orep = NULL;
     cv_model_create(&c, G, &ms, NULL);
@@ -152,9 +180,16 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
     cv_optim_create(&c, mr, &orep, NULL);
     size_t n = cv_model_n_params(ms), lo, hi;
     cv_reducer *rs = make_reducer(world, ms, cv_model_grads(ms), n, kind, node, cross);
-    cv_reducer *rr = make_reducer(world, mr, cv_model_grads(mr), n, ALLREDUCE, NULL, NULL);
+    cv_reducer *rr = make_reducer(world, NULL, cv_model_grads(mr), n, ALLREDUCE, NULL, NULL);
     if (!rs || !rr || !os || !orep)
         return;
+    freeze_in_optimizer(ms, os);
+    freeze_in_optimizer(mr, orep);
+    float *p0 = cv_calloc(n, sizeof(float));
+    ASSERT_TRUE(p0 != NULL);
+    if (!p0)
+        return;
+    memcpy(p0, cv_model_params(ms), n * sizeof(float));
     ASSERT_EQ(cv_reducer_adopt(rs, NULL), CV_OK);
     cv_reducer_owned(rs, &lo, &hi);
     struct cv_batch mine = local_part(rank, p);
@@ -186,6 +221,19 @@ static inline void sharded_matches_replicated(const cv_comm *world, int kind, cv
     bool same = false;
     cv_comm_same_bytes(world, cv_model_params(ms), n * sizeof(float), &same, NULL, NULL);
     ASSERT_TRUE(same);
+    size_t first, end, moved = 0, outside = 0;
+    cv_model_trainable_span(ms, &first, &end);
+    for (size_t i = 0; i < n; i++) {
+        bool out = i < first || i >= end;
+        outside += out;
+        moved += out && cv_model_params(ms)[i] != p0[i];
+    }
+    CV_TEST_REPORT(frozen < 0 ? outside == 0 : outside > 0 && moved == 0,
+                   "kind %d frozen %d: %zu of %zu parameters outside the span %zu..%zu moved", kind,
+                   frozen, moved, outside, first, end);
+    CV_TEST_REPORT(lo >= first && hi <= end, "kind %d: owned %zu..%zu outside the span %zu..%zu",
+                   kind, lo, hi, first, end);
+    free(p0);
     /* moments live on their owners until shared (as before a checkpoint) */
     cv_reducer_share(rs, cv_optim_m1(os), NULL);
     cv_reducer_share(rs, cv_optim_m2(os), NULL);

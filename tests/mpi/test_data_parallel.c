@@ -173,8 +173,14 @@ int main(int argc, char **argv)
     cv_comm_create_world(&comm, NULL);
     test_split_gradient(comm);
     test_replicas_identical(comm);
-    sharded_matches_replicated(comm, SHARDED, NULL, NULL, 0);
-    sharded_matches_replicated(comm, SHARDED, NULL, NULL, 0.05);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, 0, -1);
+    sharded_matches_replicated(comm, SHARDED, NULL, NULL, 0.05, -1);
+    /* trainable: false at either end of the arena: only the span between
+     * is exchanged, by every strategy */
+    for (int kind = ALLREDUCE; kind <= SHARDED; kind++) {
+        sharded_matches_replicated(comm, kind, NULL, NULL, 0.05, 0);
+        sharded_matches_replicated(comm, kind, NULL, NULL, 0, 3);
+    }
     /* 20 floats: fewer than 16 per rank; 1,000,003: 2-3 slices of unequal
      * length, each longer than one message of the pairwise reduce-scatter */
     size_t sizes[] = {20, 1000003};

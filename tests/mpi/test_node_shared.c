@@ -120,7 +120,12 @@ int main(int argc, char **argv)
         for (int clip = 0; clip < 2; clip++) {
             cv_comm *node, *cross;
             if (make_hosts(world, per[k], &node, &cross))
-                sharded_matches_replicated(world, NODE, node, cross, clip ? 0.05 : 0);
+                sharded_matches_replicated(world, NODE, node, cross, clip ? 0.05 : 0, -1);
+        }
+        for (int frozen = 0; frozen <= 3; frozen += 3) { /* the first or the last layer */
+            cv_comm *node, *cross;
+            if (make_hosts(world, per[k], &node, &cross))
+                sharded_matches_replicated(world, NODE, node, cross, 0.05, frozen);
         }
     }
     int failed = cv_test_failed;

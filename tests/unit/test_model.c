@@ -1,7 +1,8 @@
 /*
  * test_model.c - the network against independent expectations: centred
  * differences for every activation, loss and dropout; a hand-computed
- * forward pass; init statistics; the fused-loss rules and their errors.
+ * forward pass; init statistics; the fused-loss rules and their errors;
+ * frozen layers' gradients.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -192,6 +193,49 @@ static void test_dropout_statistics(void)
 }
 
 /* IN -> 7 ReLU -> 4 tanh -> 3 softmax, softmax cross-entropy. */
+/* trainable: false: backward writes no gradient for the frozen layer (its
+ * arena slice keeps what was there), stops below the first layer that
+ * trains, and every other gradient is exactly that of the same network
+ * with nothing frozen (the input gradient still flows through a frozen
+ * layer above trainable ones).  The trainable span leaves out a frozen
+ * layer at the front. */
+static void test_frozen_layers(void)
+{
+    int units[3] = {8, 6, 3};
+    enum cv_activation acts[3] = {CV_ACT_RELU, CV_ACT_TANH, CV_ACT_SOFTMAX};
+    size_t ends[3] = {8 * IN + 8, 8 * IN + 8 + 6 * 8 + 6, 8 * IN + 8 + 6 * 8 + 6 + 3 * 6 + 3};
+    struct cv_config c0, cf;
+    fixture_mlp(&c0, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+    struct cv_batch b = {N, x, yc, NULL, rows};
+    cv_model *m0 = NULL;
+    ASSERT_EQ(cv_model_create(&c0, N, &m0, NULL), CV_OK);
+    cv_model_init_params(m0, 3);
+    cv_model_train_batch(m0, &b, 1, 1.0f / N, NULL);
+    for (int f = 0; f < 2; f++) {
+        fixture_mlp(&cf, IN, units, acts, 3, CV_LOSS_SOFTMAX_CE);
+        cf.model.layers[f].frozen = true;
+        cv_model *m = NULL;
+        ASSERT_EQ(cv_model_create(&cf, N, &m, NULL), CV_OK);
+        size_t n = cv_model_n_params(m), lo, hi, wrong = 0;
+        ASSERT_EQ(n, ends[2]);
+        cv_model_init_params(m, 3);
+        for (size_t i = 0; i < n; i++)
+            cv_model_grads(m)[i] = NAN;
+        cv_model_train_batch(m, &b, 1, 1.0f / N, NULL);
+        size_t flo = f == 0 ? 0 : ends[f - 1], fhi = ends[f];
+        for (size_t i = 0; i < n; i++) {
+            float g = cv_model_grads(m)[i], want = cv_model_grads(m0)[i];
+            wrong += i >= flo && i < fhi ? !isnan(g) : g != want;
+        }
+        CV_TEST_REPORT(wrong == 0, "layer %d frozen: %zu of %zu gradients wrong", f, wrong, n);
+        cv_model_trainable_span(m, &lo, &hi);
+        ASSERT_EQ(lo, f == 0 ? ends[0] : 0);
+        ASSERT_EQ(hi, n);
+        cv_model_free(m);
+    }
+    cv_model_free(m0);
+}
+
 int main(void)
 {
     make_data();
@@ -201,5 +245,6 @@ int main(void)
     test_init_statistics();
     test_loss_activation_rules();
     test_dropout_statistics();
+    test_frozen_layers();
     TEST_MAIN_END();
 }
