@@ -42,7 +42,8 @@ static const char *const monitor_names[] = {
 static const char *const norm_names[] = {"none", "standard", NULL};
 static const char *const resume_names[] = {"never", "auto", NULL};
 static const char *const compression_names[] = {"none", "bf16", NULL};
-static const char *const strategy_names[] = {"random", "grid", "asha", NULL};
+static const char *const strategy_names[] = {"random", "grid", "asha", "tpe", "pbt", NULL};
+static const char *const direction_names[] = {"auto", "max", "min", NULL};
 const char *cv_layer_type_name(enum cv_layer_type t)
 {
     return (unsigned)t < CV_LAYER_TYPE_COUNT ? cv__layer_names[t] : "?";
@@ -107,6 +108,7 @@ static const struct field train_fields[] = {
     {"clip_norm", F_DBL, C(train.clip_norm), GE, 0, NONE, 0, NULL, 0, NULL},
     {"seed", F_U64, C(train.seed), NONE, 0, NONE, 0, NULL, 0, NULL},
     {"max_steps", F_I64, C(train.max_steps), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"schedule", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, cv__cfg_schedule},
     {NULL}};
 static const struct field comm_fields[] = {
     {"shard_optimizer", F_TRI, C(comm.shard_optimizer), NONE, 0, NONE, 0, NULL, 0, NULL},
@@ -135,6 +137,12 @@ static const struct field sweep_fields[] = {
     {"min_epochs", F_INT, C(sweep.min_epochs), GE, 1, NONE, 0, NULL, 0, NULL},
     {"max_epochs", F_INT, C(sweep.max_epochs), GE, 1, NONE, 0, NULL, 0, NULL},
     {"budget_epochs", F_INT, C(sweep.budget_epochs), GE, 0, NONE, 0, NULL, 0, NULL},
+    {"direction", ENUM(sweep.direction, direction_names)},
+    {"ready", F_INT, C(sweep.ready), GE, 1, NONE, 0, NULL, 0, NULL},
+    {"pbt_fraction", F_DBL, C(sweep.pbt_fraction), GT, 0, LE, 0.5, NULL, 0, NULL},
+    {"resample", F_DBL, C(sweep.resample), GE, 0, LE, 1, NULL, 0, NULL},
+    {"tpe_startup", F_INT, C(sweep.tpe_startup), GE, 1, NONE, 0, NULL, 0, NULL},
+    {"tpe_candidates", F_INT, C(sweep.tpe_candidates), GE, 1, LE, 10000, NULL, 0, NULL},
     {"space", F_SPECIAL, 0, NONE, 0, NONE, 0, NULL, 0, cv__cfg_space},
     {NULL}};
 
@@ -289,6 +297,11 @@ static void defaults(struct cv_config *c)
     snprintf(c->sweep.metric, sizeof(c->sweep.metric), "dev.accuracy");
     c->sweep.eta = 3;
     c->sweep.min_epochs = 1;
+    c->sweep.ready = 1;
+    c->sweep.pbt_fraction = 0.25;
+    c->sweep.resample = 0.25;
+    c->sweep.tpe_startup = 10;
+    c->sweep.tpe_candidates = 24;
 }
 
 static cv_status convert_root(struct pctx *p, const struct cv_node *root, struct cv_config *c)
@@ -389,6 +402,8 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
     c->sweep.minimize = (len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss")) ||
                         (len >= 4 && !strcmp(c->sweep.metric + len - 4, ".mae")) ||
                         (len >= 5 && !strcmp(c->sweep.metric + len - 5, ".rmse"));
+    if (c->sweep.direction != CV_DIRECTION_AUTO) /* sweep.direction overrides the name */
+        c->sweep.minimize = c->sweep.direction == CV_DIRECTION_MIN;
     if (c->comm.compression != CV_COMPRESS_NONE && c->comm.shard_optimizer == CV_ON)
         return cv_fail(p->err, CV_CONFIG,
                        "%s: comm.compression = %s needs comm.shard_optimizer = auto or false "

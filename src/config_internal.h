@@ -72,6 +72,8 @@ cv_status cv__cfg_apply(struct pctx *p, const struct cv_node *n, const struct fi
  * sweep.space (base: the config); the specs' children, freed. */
 cv_status cv__cfg_layers(struct pctx *p, const struct cv_node *n, void *base);
 cv_status cv__cfg_space(struct pctx *p, const struct cv_node *n, void *base);
+/* train.schedule (config_schedule.c; base: the config). */
+cv_status cv__cfg_schedule(struct pctx *p, const struct cv_node *n, void *base);
 void cv__cfg_free_specs(struct cv_layer_spec *l, int n);
 
 #endif /* CV_CONFIG_INTERNAL_H */

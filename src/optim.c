@@ -73,6 +73,14 @@ void cv_optim_free(cv_optim *o)
     free(o);
 }
 
+void cv_optim_set_hyper(cv_optim *o, double beta1, double beta2, double l2, double weight_decay)
+{
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->l2 = l2;
+    o->wd = o->kind == CV_OPT_ADAMW ? weight_decay : 0;
+}
+
 cv_status cv_optim_set_lr_scale(cv_optim *o, const float *scale, struct cv_error *err)
 {
     free(o->scale);

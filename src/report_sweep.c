@@ -2,8 +2,9 @@
  * report_sweep.c - the sections of a sweep and of an ensemble.
  * A sweep: results.jsonl as a table sorted by the metric, the metric
  * against each hyperparameter (log axes for log-uniform keys), parallel
- * coordinates, ASHA's rungs (each trial's metric per rung) and the best
- * trial's own section.  An ensemble: each member and the mean of their
+ * coordinates, ASHA's rungs and PBT's generations (each trial's metric at
+ * each), PBT's lineage (every exploit step, the best member's schedule of
+ * values) and the best trial's own section.  An ensemble: each member and the mean of their
  * probabilities evaluated on the dev split, and how often two members
  * predict the same class.  A sweep without a finished trial shows what
  * exists and says so.
@@ -172,12 +173,63 @@ static void rungs(struct cv__html *h, const struct sweep_view *v, int idx)
     }
     snprintf(id, sizeof(id), "s%d-rungs", idx);
     if (ns > 0)
-        cv__svg_lines(h, id, "ASHA rungs: each trial's metric at the epochs it reached", "epochs",
-                      v->metric, s, ns, 0);
+        cv__svg_lines(h, id,
+                      "Each trial's metric at the epochs it reached (asha rungs, pbt generations)",
+                      "epochs", v->metric, s, ns, 0);
     free(s);
     free(x);
     free(y);
     free(names);
+}
+
+static void put_values(struct cv__html *h, const struct cv_result *r)
+{
+    for (int j = 0; j < r->n_params; j++) {
+        cv__html_put(h, "%s", j ? ", " : "");
+        cv__html_text(h, r->params[j].key);
+        cv__html_put(h, " = ");
+        cv__html_text(h, r->params[j].value);
+    }
+}
+
+/* pbt: every exploit step, then the best member's schedule of values. */
+static void lineage(struct cv__html *h, const struct sweep_view *v, int idx)
+{
+    cv__html_put(h,
+                 "<h3>Lineage</h3>\n<table class=\"lineage\" id=\"s%d-lineage\"><tr>"
+                 "<th>after epoch</th><th>trial</th><th>copied</th><th>its value</th>"
+                 "<th>copied value</th><th>new values</th></tr>\n",
+                 idx);
+    for (int i = 0; i < v->n_all; i++) {
+        const struct cv_result *r = &v->all[i];
+        if (r->status != CV_JOB_EXPLOIT)
+            continue;
+        cv__html_put(h, "<tr><td>%d</td><td>%d</td><td>%d</td><td>", r->epochs, r->trial,
+                     r->parent);
+        cv__html_num(h, r->value, "%.6g");
+        cv__html_put(h, "</td><td>");
+        cv__html_num(h, r->parent_value, "%.6g");
+        cv__html_put(h, "</td><td>");
+        put_values(h, r);
+        cv__html_put(h, "</td></tr>\n");
+    }
+    cv__html_put(h, "</table>\n");
+    int line[64], g = cv_results_pbt_ancestry(v->all, v->n_all, v->best[0].trial, line, 64);
+    cv__html_put(h,
+                 "<h3>Schedule of trial %d</h3>\n<table class=\"schedule\" id=\"s%d-schedule\">"
+                 "<tr><th>generation</th><th>up to epoch</th><th>trained as</th><th>",
+                 v->best[0].trial, idx);
+    cv__html_text(h, v->metric);
+    cv__html_put(h, "</th><th>values</th></tr>\n");
+    for (int k = 0; k < g; k++) {
+        const struct cv_result *r = &v->all[line[k]];
+        cv__html_put(h, "<tr><td>%d</td><td>%d</td><td>trial %d</td><td>", k, r->epochs, r->trial);
+        cv__html_num(h, r->value, "%.6g");
+        cv__html_put(h, "</td><td>");
+        put_values(h, r);
+        cv__html_put(h, "</td></tr>\n");
+    }
+    cv__html_put(h, "</table>\n");
 }
 
 /* ---- the section ---- */
@@ -232,8 +284,8 @@ void cv__report_sweep(struct cv__html *h, const char *dir, int idx)
         cv__html_put(h, "<p>%d trial(s) with results, %d finished; metric <b>", v.n_best,
                      v.n_finished);
         cv__html_text(h, v.metric);
-        cv__html_put(h, "</b> (%s is better)%s</p>\n", v.minimize ? "lower" : "higher",
-                     v.cfg && v.cfg->sweep.strategy == CV_STRATEGY_ASHA ? ", strategy ASHA" : "");
+        cv__html_put(h, "</b> (%s is better), strategy %s</p>\n", v.minimize ? "lower" : "higher",
+                     v.cfg ? cv_strategy_name(v.cfg->sweep.strategy) : "unknown");
         results_table(h, &v, idx);
     }
     if (v.n_finished == 0)
@@ -242,9 +294,12 @@ void cv__report_sweep(struct cv__html *h, const char *dir, int idx)
         cv__html_put(h, "<div class=\"plots\">");
         per_param(h, &v, idx);
         parallel(h, &v, idx);
-        if (v.cfg && v.cfg->sweep.strategy == CV_STRATEGY_ASHA)
+        if (v.cfg &&
+            (v.cfg->sweep.strategy == CV_STRATEGY_ASHA || v.cfg->sweep.strategy == CV_STRATEGY_PBT))
             rungs(h, &v, idx);
         cv__html_put(h, "</div>\n");
+        if (v.cfg && v.cfg->sweep.strategy == CV_STRATEGY_PBT)
+            lineage(h, &v, idx);
         best_trial(h, &v, idx);
     }
     free(v.all);

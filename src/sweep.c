@@ -29,6 +29,8 @@
 #include "caviar/sweep.h"
 #include "atomic_file.h"
 #include "run_dir.h"
+#include "sweep_diff.h"
+#include "sweep_learn.h"
 #include "sweep_progress.h"
 #include "util.h"
 
@@ -51,6 +53,7 @@ struct coord { /* on world rank 0 only */
     const struct cv_sweep_opts *opts;
     const cv_comm *world;
     cv_queue *q;
+    struct cv__learner *learn; /* tpe, pbt: proposals, exploit steps */
     char results[CV_PATH_MAX + 32];
     int groups, k;
     int *parked; /* groups waiting for a job (cv_queue_next said WAIT) */
@@ -109,6 +112,11 @@ void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
     char dir[CV_PATH_MAX];
     cv_sweep_trial_dir(p, job->trial, dir, sizeof(dir));
     snprintf(r->model, sizeof(r->model), "%.*s/model.h5", (int)sizeof(r->model) - 10, dir);
+    r->parent = -1;
+    if (job->params[0]) {
+        cv__sweep_params_from_lines(job->params, r);
+        return;
+    }
     for (int j = 0; j < p->n_params[job->trial]; j++) {
         const char *ov = p->over[job->trial][j], *eq = strchr(ov, '=');
         snprintf(r->params[j].key, sizeof(r->params[j].key), "%.*s", (int)(eq - ov), ov);
@@ -120,7 +128,8 @@ void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
 static void coord_record(struct coord *c, int group, const struct request *req)
 {
     const struct cv_job_outcome *o = &req->out;
-    double value = cv_outcome_metric(o, c->opts->metric);
+    /* as results.jsonl keeps it, so a resumed tpe/pbt decides the same */
+    double value = cv__sweep_round(cv_outcome_metric(o, c->opts->metric));
     cv_queue_report(c->q, &req->job, o->status, value);
     struct cv_sweep_summary *s = c->sum;
     s->jobs++;
@@ -136,15 +145,18 @@ static void coord_record(struct coord *c, int group, const struct request *req)
         return;
     }
     cv_sweep_result(c->plan, &req->job, o, c->opts->metric, r);
+    r->value = cv__sweep_round(r->value);
     if (cv_result_append(c->results, r, c->opts->metric, &c->io_err) != CV_OK)
         c->stopping = true; /* results can no longer be kept: wind down */
+    cv__learner_observe(c->learn, r);
     free(r);
     cv__sweep_progress_record(&c->prog, req->job.trial, o->status, value, false);
     if (c->opts->quiet)
         return;
     printf("[%s %d", c->plan->member, req->job.trial);
-    if (c->plan->strategy == CV_STRATEGY_ASHA)
-        printf(", rung %d", req->job.rung);
+    if (c->plan->strategy == CV_STRATEGY_ASHA || c->plan->strategy == CV_STRATEGY_PBT)
+        printf(", %s %d", c->plan->strategy == CV_STRATEGY_ASHA ? "rung" : "generation",
+               req->job.rung);
     printf("] %s after %d epoch(s): %s %.4f, %.1f s (group %d, %.0f s into the %s)%s%s\n",
            cv_job_status_name(o->status), o->epochs_done, c->opts->metric, value, o->seconds, group,
            cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",
@@ -162,9 +174,20 @@ static bool coord_answer(struct coord *c, struct reply *rep)
         rep->kind = REPLY_STOP;
         return true;
     }
+    if (cv__learner_prepare(c->learn, c->q, &c->io_err) != CV_OK) {
+        c->stopping = true; /* an exploit step failed: wind down, the message is kept */
+        rep->kind = REPLY_STOP;
+        return true;
+    }
     enum cv_queue_answer a = cv_queue_next(c->q, &rep->job);
     if (a == CV_QUEUE_WAIT)
         return false;
+    if (a == CV_QUEUE_RUN && cv__learner_params(c->learn, &rep->job, &c->io_err) != CV_OK) {
+        cv_queue_report(c->q, &rep->job, CV_JOB_INTERRUPTED, NAN); /* not handed out */
+        c->stopping = true;
+        rep->kind = REPLY_STOP;
+        return true;
+    }
     rep->kind = a == CV_QUEUE_RUN ? REPLY_RUN : REPLY_DONE;
     return true;
 }
@@ -297,6 +320,12 @@ static cv_status check_plan(const struct cv_sweep_plan *p, const struct cv_sweep
                        "ranks of the job",
                        src, o->ranks_per_trial, world);
     int groups = world / o->ranks_per_trial;
+    if (groups > p->n_trials && p->strategy == CV_STRATEGY_PBT)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.trials = %d: a pbt population smaller than its %d groups of "
+                       "%d rank(s) (a generation waits for every member): use fewer ranks, a "
+                       "larger ranks_per_trial or a larger population",
+                       src, p->n_trials, groups, o->ranks_per_trial);
     if (groups > p->n_trials)
         return cv_fail(err, CV_CONFIG,
                        "%s: %d groups of %d rank(s) for only %d %ss: use fewer "
@@ -330,24 +359,51 @@ static cv_status make_dirs(const struct cv_sweep_plan *p, struct cv_error *err)
     return st;
 }
 
-static cv_status check_config(const struct cv_sweep_plan *p, const char *path, struct cv_error *err)
+/* The whole of a text file (malloc'd), or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long len = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    char *s = len >= 0 && len < (1L << 24) ? cv_calloc((size_t)len + 1, 1) : NULL;
+    if (s && (fseek(f, 0, SEEK_SET) != 0 || fread(s, 1, (size_t)len, f) != (size_t)len)) {
+        free(s);
+        s = NULL;
+    }
+    if (f)
+        fclose(f);
+    return s;
+}
+
+/* config.yaml must be this config's.  On --resume, a larger sweep.trials
+ * or sweep.budget_epochs extends the sweep (pbt: the population is fixed),
+ * and config.yaml becomes the new one. */
+static cv_status check_config(const struct cv_sweep_plan *p, const char *path,
+                              enum cv_sweep_dir_use use, struct cv_error *err)
 {
     if (access(path, F_OK) != 0)
         return cv__write_text_atomic(path, p->base->text, err);
-    size_t len = strlen(p->base->text);
-    FILE *f = fopen(path, "r");
-    char *old = cv_calloc(1, len + 2);
-    size_t got = f && old ? fread(old, 1, len + 1, f) : 0;
-    bool same = got == len && !memcmp(old, p->base->text, len);
-    if (f)
-        fclose(f);
+    char *old = slurp(path);
+    if (!old)
+        return cv_fail(err, CV_IO, "cannot read %s: %s", path, strerror(errno));
+    struct cv_config_diff *d = cv_calloc(1, sizeof(*d));
+    cv_status st = d ? cv__config_diff(old, p->base->text, d, err)
+                     : cv_fail(err, CV_NOMEM, "out of memory");
     free(old);
-    if (!same)
-        return cv_fail(err, CV_CONFIG,
-                       "%s belongs to a different config (%s differs from this "
-                       "one): use the same config and overrides, or choose another run.dir",
-                       p->dir, path);
-    return CV_OK;
+    bool extend = st == CV_OK && use == CV_SWEEP_DIR_CONTINUE && d->n == d->n_extend &&
+                  !(d->trials && p->strategy == CV_STRATEGY_PBT);
+    if (st == CV_OK && d->n > 0 && extend) {
+        printf("extending %s: %s\n", p->dir, d->text);
+        st = cv__write_text_atomic(path, p->base->text, err);
+    } else if (st == CV_OK && d->n > 0) {
+        st = cv_fail(err, CV_CONFIG,
+                     "%s belongs to a different config (use the same config and overrides, or "
+                     "choose another run.dir; --resume may only raise sweep.trials or "
+                     "sweep.budget_epochs%s): %d key(s) differ from %s: %s",
+                     p->dir, p->strategy == CV_STRATEGY_PBT ? ", and pbt not its population" : "",
+                     d->n, path, d->text);
+    }
+    free(d);
+    return st;
 }
 
 /* --overwrite, under the lock: an earlier sweep's files and its trials'
@@ -391,7 +447,7 @@ cv_status cv_sweep_prepare_dir(const struct cv_sweep_plan *p, enum cv_sweep_dir_
                      "--overwrite, or choose another run.dir",
                      results);
     if (st == CV_OK)
-        st = check_config(p, path, err);
+        st = check_config(p, path, use, err);
     if (st != CV_OK) {
         cv__dir_unlock(*lock_fd);
         *lock_fd = -1;
@@ -408,12 +464,16 @@ static cv_status replay(struct coord *c, struct cv_error *err)
         return CV_OK;
     cv_status st = cv_results_read(c->results, &rows, &n, err);
     for (int i = 0; i < n && st == CV_OK; i++) {
-        struct cv_job job = {rows[i].trial, rows[i].rung, 0};
+        struct cv_job job = {.trial = rows[i].trial, .rung = rows[i].rung};
         if (rows[i].trial >= c->plan->n_trials)
             st = cv_fail(err, CV_CORRUPT, "%s: trial %d is not in this %s of %d", c->results,
                          rows[i].trial, c->plan->member, c->plan->n_trials);
         else
-            cv_queue_replay(c->q, &job, rows[i].status, rows[i].value);
+            st = cv__learner_check(c->learn, &rows[i], c->results, err);
+        if (st != CV_OK)
+            break;
+        cv_queue_replay(c->q, &job, rows[i].status, rows[i].value);
+        cv__learner_observe(c->learn, &rows[i]);
         if (st == CV_OK)
             cv__sweep_progress_record(&c->prog, rows[i].trial, rows[i].status, rows[i].value, true);
     }
@@ -444,6 +504,8 @@ static cv_status coord_init(struct coord *c, const struct cv_sweep_plan *p,
                                    o->minimize, o->budget, &c->q, err);
     snprintf(c->results, sizeof(c->results), "%s/results.jsonl", p->dir);
     if (st == CV_OK)
+        st = cv__learner_create(p, o->minimize, o->metric, c->results, &c->learn, err);
+    if (st == CV_OK)
         st = cv_sweep_prepare_dir(p,
                                   o->resume      ? CV_SWEEP_DIR_CONTINUE
                                   : o->overwrite ? CV_SWEEP_DIR_OVERWRITE
@@ -458,6 +520,7 @@ static void coord_free(struct coord *c)
 {
     cv__dir_unlock(c->lock_fd);
     cv_queue_free(c->q);
+    cv__learner_free(c->learn);
     free(c->parked);
     cv__sweep_progress_deinit(&c->prog);
 }

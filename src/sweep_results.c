@@ -21,11 +21,17 @@
 
 #define LINE_MAX_BYTES 65536
 
-static const char *status_names[] = {"done", "paused", "failed", "interrupted"};
+static const char *status_names[] = {"done", "paused", "failed", "interrupted", "exploit"};
 
 const char *cv_job_status_name(enum cv_job_status s)
 {
     return status_names[s];
+}
+
+const char *cv_strategy_name(enum cv_strategy s)
+{
+    static const char *const names[] = {"random", "grid", "asha", "tpe", "pbt"};
+    return names[s];
 }
 
 /* ---- writing ---- */
@@ -120,7 +126,12 @@ cv_status cv_result_append(const char *path, const struct cv_result *r, const ch
         put(&o, ":");
         put_value(&o, r->params[j].value);
     }
-    put(&o, "},\"model\":");
+    put(&o, "}");
+    if (r->status == CV_JOB_EXPLOIT) {
+        put(&o, ",\"parent\":%d", r->parent);
+        put_num(&o, "parent_value", r->parent_value);
+    }
+    put(&o, ",\"model\":");
     put_str(&o, r->model);
     put(&o, ",\"message\":");
     put_str(&o, r->message);
@@ -163,10 +174,10 @@ static const char *from_tree(const struct cv_node *t, struct cv_result *r)
     if (t->kind != CV_NODE_MAP || !text(t, "status", status, sizeof(status)))
         return "an object with \"status\"";
     int k = 0;
-    while (k < 4 && strcmp(status, status_names[k]) != 0)
+    while (k < 5 && strcmp(status, status_names[k]) != 0)
         k++;
-    if (k == 4)
-        return "status done, paused, failed or interrupted";
+    if (k == 5)
+        return "status done, paused, failed, interrupted or exploit";
     r->status = (enum cv_job_status)k;
     double trial = num(t, "trial"), rung = num(t, "rung"), epochs = num(t, "epochs");
     /* converted to int below: out of range would be undefined, not wrapped */
@@ -182,6 +193,11 @@ static const char *from_tree(const struct cv_node *t, struct cv_result *r)
     r->dev_loss = num(t, "dev_loss");
     r->dev_accuracy = num(t, "dev_accuracy");
     r->seconds = num(t, "seconds");
+    double parent = num(t, "parent");
+    if (r->status == CV_JOB_EXPLOIT && !(parent >= 0 && parent <= INT_MAX))
+        return "\"parent\" in [0, 2147483647] on an exploit line";
+    r->parent = r->status == CV_JOB_EXPLOIT ? (int)parent : -1;
+    r->parent_value = num(t, "parent_value");
     text(t, "model", r->model, sizeof(r->model));
     text(t, "message", r->message, sizeof(r->message));
     const struct cv_node *p = cv__tree_get(t, "params");
@@ -296,6 +312,8 @@ int cv_results_best_per_trial(struct cv_result *rows, int n, bool minimize)
     int kept = 0;
     for (int i = 0; i < n; i++) {
         int j = 0;
+        if (rows[i].status == CV_JOB_EXPLOIT)
+            continue;
         while (j < kept && rows[j].trial != rows[i].trial)
             j++;
         if (j == kept)
@@ -327,4 +345,35 @@ void cv_results_print(const struct cv_result *rows, int n, const char *metric, F
             fprintf(f, "  (%s)", r->message);
         fputc('\n', f);
     }
+}
+
+/* The last job line of trial t at rung k (not an exploit line), or -1. */
+static int job_row(const struct cv_result *rows, int n, int t, int k)
+{
+    int at = -1;
+    for (int i = 0; i < n; i++)
+        if (rows[i].trial == t && rows[i].rung == k && rows[i].status != CV_JOB_EXPLOIT &&
+            rows[i].status != CV_JOB_INTERRUPTED)
+            at = i;
+    return at;
+}
+
+int cv_results_pbt_ancestry(const struct cv_result *rows, int n, int member, int *line, int max)
+{
+    int top = -1, cur = member;
+    for (int i = 0; i < n; i++)
+        if (rows[i].trial == member && rows[i].status != CV_JOB_EXPLOIT &&
+            rows[i].status != CV_JOB_INTERRUPTED && rows[i].rung > top)
+            top = rows[i].rung;
+    if (top < 0 || top >= max)
+        return 0;
+    for (int k = top; k >= 0; k--) {
+        line[k] = job_row(rows, n, cur, k);
+        if (line[k] < 0)
+            return 0; /* a gap: not a complete pbt history */
+        for (int i = 0; k > 0 && i < n; i++)
+            if (rows[i].status == CV_JOB_EXPLOIT && rows[i].trial == cur && rows[i].rung == k - 1)
+                cur = rows[i].parent; /* before generation k its weights were the parent's */
+    }
+    return top + 1;
 }

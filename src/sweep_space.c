@@ -11,10 +11,19 @@
 
 #include "caviar/sweep.h"
 #include "config_tree.h"
+#include "sweep_learn.h"
 #include "util.h"
 
 #define MAX_GRID 100000
 #define OVER_MAX 4096
+
+void cv__sweep_format(const struct cv_sweep_dim *d, double v, char *buf, size_t size)
+{
+    if (d->dist == CV_DIST_INT_UNIFORM)
+        snprintf(buf, size, "%lld", (long long)llround(v));
+    else
+        snprintf(buf, size, d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? "%.8g" : "%.6g", v);
+}
 
 void cv_sweep_sample_dim(const struct cv_sweep_dim *d, uint64_t seed, int trial, char *buf,
                          size_t size)
@@ -27,15 +36,15 @@ void cv_sweep_sample_dim(const struct cv_sweep_dim *d, uint64_t seed, int trial,
         snprintf(buf, size, "%s", d->choices[(int)(u * d->n_choices)]);
         break;
     case CV_DIST_UNIFORM:
-        snprintf(buf, size, "%.6g", d->lo + u * (d->hi - d->lo));
+        cv__sweep_format(d, d->lo + u * (d->hi - d->lo), buf, size);
         break;
     case CV_DIST_LOG_UNIFORM:
-        snprintf(buf, size, "%.6g", exp(log(d->lo) + u * (log(d->hi) - log(d->lo))));
+        cv__sweep_format(d, exp(log(d->lo) + u * (log(d->hi) - log(d->lo))), buf, size);
         break;
     case CV_DIST_ONE_MINUS_LOG_UNIFORM: {
         /* beta in [lo, hi]: 1 - beta log-uniform in [1 - hi, 1 - lo] */
         double a = log(1 - d->hi), b = log(1 - d->lo);
-        snprintf(buf, size, "%.8g", 1 - exp(a + u * (b - a)));
+        cv__sweep_format(d, 1 - exp(a + u * (b - a)), buf, size);
         break;
     }
     case CV_DIST_INT_UNIFORM:
@@ -104,21 +113,44 @@ void cv_sweep_trial_dir(const struct cv_sweep_plan *p, int i, char *buf, size_t 
     snprintf(buf, size, "%.900s/%s-%04d", p->dir, p->member, i);
 }
 
-cv_status cv_sweep_trial_config(const struct cv_sweep_plan *p, int i, struct cv_config **out,
-                                struct cv_error *err)
+/* The config of trial i with `params` ("key=value\n" lines) in place of
+ * the plan's hyperparameters when non-empty. */
+static cv_status config_with(const struct cv_sweep_plan *p, int i, const char *params,
+                             struct cv_config **out, struct cv_error *err)
 {
-    const char *over[CV_MAX_SWEEP + 8];
-    char dir[CV_PATH_MAX], run_dir[CV_PATH_MAX + 16];
+    const char *over[2 * CV_MAX_SWEEP + 8];
+    char dir[CV_PATH_MAX], run_dir[CV_PATH_MAX + 16], source[CV_PATH_MAX + 32];
+    char *lines = params[0] ? cv_strdup(params) : NULL;
     int n = 0;
-    for (int j = 0; j < p->n_over[i]; j++)
+    if (params[0] && !lines)
+        return cv_fail(err, CV_NOMEM, "out of memory");
+    for (char *l = lines, *nl; l && *l && n < CV_MAX_SWEEP; l = nl ? nl + 1 : NULL) {
+        if ((nl = strchr(l, '\n')))
+            *nl = '\0';
+        over[n++] = l;
+    }
+    for (int j = lines ? p->n_params[i] : 0; j < p->n_over[i]; j++)
         over[n++] = p->over[i][j];
     cv_sweep_trial_dir(p, i, dir, sizeof(dir));
     snprintf(run_dir, sizeof(run_dir), "run.dir=%s", dir);
     over[n++] = run_dir;
     over[n++] = "run.resume=auto";
-    char source[CV_PATH_MAX + 32];
     snprintf(source, sizeof(source), "%s (%s %d)", p->base->source, p->member, i);
-    return cv_config_parse(p->base->text, source, over, n, out, err);
+    cv_status st = cv_config_parse(p->base->text, source, over, n, out, err);
+    free(lines);
+    return st;
+}
+
+cv_status cv_sweep_trial_config(const struct cv_sweep_plan *p, int i, struct cv_config **out,
+                                struct cv_error *err)
+{
+    return config_with(p, i, "", out, err);
+}
+
+cv_status cv_sweep_job_config(const struct cv_sweep_plan *p, const struct cv_job *job,
+                              struct cv_config **out, struct cv_error *err)
+{
+    return config_with(p, job->trial, job->params, out, err);
 }
 
 /* Every trial's config must parse: an unknown key or a bad value in the
@@ -137,12 +169,44 @@ static cv_status validate(const struct cv_sweep_plan *p, struct cv_error *err)
     return CV_OK;
 }
 
+/* pbt: members copy each other's weights and optimizer state, so the
+ * space may change neither the architecture nor the optimizer. */
+static cv_status check_pbt_plan(const struct cv_sweep_plan *p, struct cv_error *err)
+{
+    const struct cv_config *b = p->base;
+    for (int j = 0; j < b->sweep.n_space; j++)
+        if (!strcmp(b->sweep.space[j].key, "train.optimizer"))
+            return cv_fail(err, CV_CONFIG,
+                           "%s:%d: sweep.space.train.optimizer: pbt members copy each other's "
+                           "optimizer state, so the optimizer may not vary",
+                           b->source, b->sweep.space[j].line);
+    struct cv_config *first = NULL, *c = NULL;
+    char why[128];
+    const char *d = NULL;
+    cv_status st = cv_sweep_trial_config(p, 0, &first, err);
+    for (int i = 1; i < p->n_trials && st == CV_OK && !d; i++) {
+        st = cv_sweep_trial_config(p, i, &c, err);
+        d = st == CV_OK ? cv_config_arch_diff(first, c, why, sizeof(why)) : NULL;
+        cv_config_free(c);
+        c = NULL;
+    }
+    cv_config_free(first);
+    if (st == CV_OK && d)
+        st = cv_fail(err, CV_CONFIG,
+                     "%s: sweep.space changes the architecture (%s): pbt members copy each "
+                     "other's weights, so the space may hold training hyperparameters only",
+                     b->source, d);
+    return st;
+}
+
 /* The last step of building a plan: validate it and hand it out, or free it. */
 static cv_status finish_plan(struct cv_sweep_plan *p, cv_status st, struct cv_sweep_plan **out,
                              struct cv_error *err)
 {
     if (st == CV_OK)
         st = validate(p, err);
+    if (st == CV_OK && p->strategy == CV_STRATEGY_PBT)
+        st = check_pbt_plan(p, err);
     if (st != CV_OK) {
         cv_sweep_plan_free(p);
         return st;
@@ -192,6 +256,42 @@ static cv_status count_grid(const struct cv_config *cfg, int *n, struct cv_error
     return CV_OK;
 }
 
+/* pbt: a population to exploit, generations inside the training. */
+static cv_status check_pbt(const struct cv_config *cfg, struct cv_error *err)
+{
+    const char *src = cfg->source;
+    if (cfg->sweep.trials < 2)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.trials = %d: pbt needs a population of at least 2 members "
+                       "(sweep.trials is the population)",
+                       src, cfg->sweep.trials);
+    if (cfg->sweep.ready >= cfg->sweep.max_epochs)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.ready = %d epochs is not shorter than the training "
+                       "(sweep.max_epochs = %d): no exploit step would ever happen",
+                       src, cfg->sweep.ready, cfg->sweep.max_epochs);
+    return CV_OK;
+}
+
+/* tpe: some trials for the model to propose, and something to model. */
+static cv_status check_tpe(const struct cv_config *cfg, struct cv_error *err)
+{
+    int open = 0;
+    for (int j = 0; j < cfg->sweep.n_space; j++)
+        open += cfg->sweep.space[j].dist != CV_DIST_CHOICE || cfg->sweep.space[j].n_choices > 1;
+    if (open == 0)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.space: every key is a choice of one value: tpe has nothing to "
+                       "model (give a range or a choice of several values)",
+                       cfg->source);
+    if (cfg->sweep.tpe_startup >= cfg->sweep.trials)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.tpe_startup = %d random trials is not less than sweep.trials = "
+                       "%d: the model would propose none (use strategy random, or more trials)",
+                       cfg->source, cfg->sweep.tpe_startup, cfg->sweep.trials);
+    return CV_OK;
+}
+
 cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan **out,
                                struct cv_error *err)
 {
@@ -204,6 +304,10 @@ cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan
                        cfg->source);
     int n = cfg->sweep.trials;
     cv_status st = CV_OK;
+    if (cfg->sweep.strategy == CV_STRATEGY_PBT && (st = check_pbt(cfg, err)) != CV_OK)
+        return st;
+    if (cfg->sweep.strategy == CV_STRATEGY_TPE && (st = check_tpe(cfg, err)) != CV_OK)
+        return st;
     if (cfg->sweep.strategy == CV_STRATEGY_GRID && (st = count_grid(cfg, &n, err)) != CV_OK)
         return st;
     struct cv_sweep_plan *p = plan_new(cfg, "sweep", "trial", n, nd + 1);
@@ -230,7 +334,8 @@ cv_status cv_sweep_plan_sample(const struct cv_config *cfg, struct cv_sweep_plan
             p->over[i][b] = t;
         }
         p->n_params[i] = p->n_over[i];
-        if (st == CV_OK && cfg->sweep.strategy == CV_STRATEGY_ASHA)
+        if (st == CV_OK &&
+            (cfg->sweep.strategy == CV_STRATEGY_ASHA || cfg->sweep.strategy == CV_STRATEGY_PBT))
             st = add_over(p, i, "train.epochs", epochs, err); /* rungs stop earlier */
     }
     return finish_plan(p, st, out, err);
@@ -281,7 +386,7 @@ cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_resu
     return cv_config_parse(base->text, base->source, ptr, n, out, err);
 }
 
-static const char *param_of(const struct cv_result *r, const char *key)
+const char *cv__sweep_param(const struct cv_result *r, const char *key)
 {
     for (int j = 0; j < r->n_params; j++)
         if (!strcmp(r->params[j].key, key))
@@ -290,14 +395,14 @@ static const char *param_of(const struct cv_result *r, const char *key)
 }
 
 /* Map a value into the space where the dimension is uniform, and back. */
-static double to_flat(const struct cv_sweep_dim *d, double v)
+double cv__sweep_to_flat(const struct cv_sweep_dim *d, double v)
 {
     return d->dist == CV_DIST_LOG_UNIFORM             ? log(v)
            : d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? -log(1 - v)
                                                       : v;
 }
 
-static double from_flat(const struct cv_sweep_dim *d, double t)
+double cv__sweep_from_flat(const struct cv_sweep_dim *d, double t)
 {
     return d->dist == CV_DIST_LOG_UNIFORM             ? exp(t)
            : d->dist == CV_DIST_ONE_MINUS_LOG_UNIFORM ? 1 - exp(-t)
@@ -310,7 +415,7 @@ static void refine_choice(struct cv_sweep_dim *d, const struct cv_result *rows, 
     for (int c = 0; c < d->n_choices; c++) {
         bool used = false;
         for (int i = 0; i < top && !used; i++)
-            used = !strcmp(param_of(&rows[i], d->key), d->choices[c]);
+            used = !strcmp(cv__sweep_param(&rows[i], d->key), d->choices[c]);
         if (used)
             memmove(d->choices[kept++], d->choices[c], sizeof(d->choices[c]));
     }
@@ -322,7 +427,7 @@ static void refine_choice(struct cv_sweep_dim *d, const struct cv_result *rows, 
 static cv_status check_value(const struct cv_sweep_dim *d, const struct cv_result *r,
                              struct cv_error *err)
 {
-    const char *text = param_of(r, d->key);
+    const char *text = cv__sweep_param(r, d->key);
     char *end = NULL;
     double v = text ? strtod(text, &end) : NAN;
     if (!text)
@@ -330,7 +435,7 @@ static cv_status check_value(const struct cv_sweep_dim *d, const struct cv_resul
                        "trial %d of the results has no value for sweep.space key '%s': are they "
                        "from this sweep?",
                        r->trial, d->key);
-    if (d->dist != CV_DIST_CHOICE && (end == text || *end || !isfinite(to_flat(d, v))))
+    if (d->dist != CV_DIST_CHOICE && (end == text || *end || !isfinite(cv__sweep_to_flat(d, v))))
         return cv_fail(err, CV_CONFIG,
                        "trial %d of the results has %s = '%s': expected a number the range "
                        "can hold: are they from this sweep?",
@@ -342,13 +447,15 @@ static void refine_range(struct cv_sweep_dim *d, const struct cv_result *rows, i
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < top; i++) {
-        double t = to_flat(d, strtod(param_of(&rows[i], d->key), NULL)); /* checked */
+        double t = cv__sweep_to_flat(d,
+                                     strtod(cv__sweep_param(&rows[i], d->key), NULL)); /* checked */
         lo = fmin(lo, t);
         hi = fmax(hi, t);
     }
-    double old_lo = to_flat(d, d->lo), old_hi = to_flat(d, d->hi);
+    double old_lo = cv__sweep_to_flat(d, d->lo), old_hi = cv__sweep_to_flat(d, d->hi);
     double pad = fmax(0.5 * (hi - lo), 0.025 * (old_hi - old_lo));
-    double a = from_flat(d, fmax(old_lo, lo - pad)), b = from_flat(d, fmin(old_hi, hi + pad));
+    double a = cv__sweep_from_flat(d, fmax(old_lo, lo - pad)),
+           b = cv__sweep_from_flat(d, fmin(old_hi, hi + pad));
     if (d->dist == CV_DIST_INT_UNIFORM) {
         a = floor(a);
         b = ceil(b);
@@ -402,8 +509,15 @@ static cv_status with_space(const struct cv_config *cfg, const char *space, stru
         }
     if (st == CV_OK)
         st = cv__tree_emit(root, &text, err);
+    /* a new seed, so a range left as it was does not get the coarse
+     * sweep's draws again */
+    char seed[64];
+    const char *over[] = {seed};
+    snprintf(seed, sizeof(seed), "sweep.seed=%llu",
+             (unsigned long long)((cfg->sweep.seed ^ cv_hash_bytes(space, strlen(space))) &
+                                  ((1ULL << 53) - 1)));
     if (st == CV_OK)
-        st = cv_config_parse(text, cfg->source, NULL, 0, out, err);
+        st = cv_config_parse(text, cfg->source, over, 1, out, err);
     free(text);
     cv__tree_free(val);
     cv__tree_free(root);
@@ -441,5 +555,86 @@ cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *r
     space_text(dims, nd, space, 65536);
     cv_status st = with_space(cfg, space, out, err);
     free(space);
+    return st;
+}
+
+/* ---- pbt: a member's history as one run ---- */
+
+/* The schedule of key k over the ancestry, as flow text "{0: v0, e1: v1}",
+ * appended to buf; false if the key is not in the space. */
+static bool schedule_text(const struct cv_result *rows, const int *line, int g, const char *key,
+                          char *buf, size_t size)
+{
+    size_t len = strlen(buf);
+    const char *prev = NULL;
+    if (!cv__sweep_param(&rows[line[0]], key))
+        return false;
+    len += (size_t)snprintf(buf + len, size - len, "%s%s: {", len > 0 ? ", " : "", key);
+    for (int k = 0; k < g && len < size; k++) {
+        const char *v = cv__sweep_param(&rows[line[k]], key);
+        if (v && (!prev || strcmp(v, prev)))
+            len += (size_t)snprintf(buf + len, size - len, "%s%d: %s", prev ? ", " : "",
+                                    k ? rows[line[k - 1]].epochs : 0, v);
+        prev = v ? v : prev;
+    }
+    if (len < size)
+        snprintf(buf + len, size - len, "}");
+    return true;
+}
+
+/* A key of the space that is not schedulable must keep one value along the
+ * ancestry; its name otherwise. */
+static const char *fixed_key_changes(const struct cv_config *base, const struct cv_result *rows,
+                                     const int *line, int g)
+{
+    for (int j = 0; j < base->sweep.n_space; j++) {
+        const char *key = base->sweep.space[j].key, *first = cv__sweep_param(&rows[line[0]], key);
+        for (int k = 1; cv_sched_key_find(key) < 0 && first && k < g; k++) {
+            const char *v = cv__sweep_param(&rows[line[k]], key);
+            if (v && strcmp(v, first))
+                return key;
+        }
+    }
+    return NULL;
+}
+
+cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct cv_result *rows,
+                                     int n, int member, const char *run_dir, struct cv_config **out,
+                                     char *why, size_t why_size, struct cv_error *err)
+{
+    int line[64], g = cv_results_pbt_ancestry(rows, n, member, line, 64);
+    const char *fixed = g > 0 ? fixed_key_changes(base, rows, line, g) : NULL;
+    *out = NULL;
+    if (g == 0 || fixed) {
+        snprintf(why, why_size, "%s", g == 0 ? "its lineage is incomplete" : fixed);
+        return CV_OK;
+    }
+    const struct cv_result *first = &rows[line[0]];
+    char(*over)[CV_KEY_MAX + 1100] = cv_calloc(CV_MAX_SWEEP + 3, sizeof(*over));
+    char *sched = cv_calloc(16384, 1);
+    const char *ptr[CV_MAX_SWEEP + 3];
+    int m = 0;
+    cv_status st = over && sched ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
+    for (int j = 0; st == CV_OK && j < first->n_params; j++)
+        if (cv_sched_key_find(first->params[j].key) < 0) {
+            snprintf(over[m], sizeof(over[m]), "%s=%s", first->params[j].key,
+                     first->params[j].value);
+            ptr[m] = over[m];
+            m++;
+        }
+    if (st == CV_OK) {
+        snprintf(sched, 16384, "train.schedule={");
+        for (int k = 0; k < CV_SCHED_KEYS; k++)
+            schedule_text(rows, line, g, cv_sched_key_name((enum cv_sched_key)k), sched + 16,
+                          16384 - 17);
+        strcat(sched, "}");
+        ptr[m++] = sched;
+        snprintf(over[m], sizeof(over[m]), "run.dir=%.1000s", run_dir);
+        ptr[m] = over[m];
+        m++;
+        st = cv_config_parse(base->text, base->source, ptr, m, out, err);
+    }
+    free(over);
+    free(sched);
     return st;
 }

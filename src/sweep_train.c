@@ -20,7 +20,7 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     for (int i = 0; i < CV_FIG_COUNT; i++)
         out->dev_fig[i] = NAN;
     struct cv_config *cfg = NULL;
-    cv_status st = cv_sweep_trial_config(plan, job->trial, &cfg, err);
+    cv_status st = cv_sweep_job_config(plan, job, &cfg, err);
     if (st != CV_OK)
         return st;
     struct cv_train_opts opts = {.stop = stop,

@@ -266,6 +266,21 @@ static void epoch_hook(struct trainer *tr)
         tr->opts->on_epoch(tr->opts->on_epoch_arg, tr->run_dir);
 }
 
+/* train.schedule: the values of the epoch about to run.  Scaling the
+ * epoch's rate keeps the decay and warmup shapes, as a run resumed with
+ * that train.lr (a pbt generation) computes them. */
+static void apply_schedule(struct trainer *tr)
+{
+    const struct cv_config *c = tr->cfg;
+    int e = (int)tr->ts.epoch;
+    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, e) / c->train.lr;
+    if (c->train.n_schedule > 0)
+        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, e),
+                           cv_config_sched_value(c, CV_SCHED_BETA2, e),
+                           cv_config_sched_value(c, CV_SCHED_L2, e),
+                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, e));
+}
+
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -280,6 +295,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
     }
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
+        apply_schedule(tr);
         cv_status st = run_steps(tr, &limit, err);
         if (st == CV_OK)
             st = cv__train_finish_epoch(tr, limit ? "end" : "epoch", res, err);
@@ -348,7 +364,8 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
                        struct cv_error *err)
 {
     static const struct cv_train_opts none;
-    struct trainer tr = {.cfg = cfg, .comm = comm, .opts = opts ? opts : &none, .lock_fd = -1};
+    struct trainer tr = {
+        .cfg = cfg, .comm = comm, .opts = opts ? opts : &none, .lock_fd = -1, .lr_scale = 1};
     tr.rank = cv_comm_rank(comm);
     tr.world = cv_comm_size(comm);
     tr.t_start = cv_now();

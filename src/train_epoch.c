@@ -133,7 +133,7 @@ double cv__train_step_lr(const struct trainer *tr, long long step)
     long long n_rows = cv_shard_info(tr->train)->n_rows;
     long long per_epoch = cv_sched_steps(n_rows, tr->cfg->train.batch, tr->world);
     return cv__recipe_lr(tr->cfg, &tr->ts.recipe, (int)tr->ts.epoch) *
-           cv_optim_warmup(tr->cfg, step, per_epoch);
+           cv_optim_warmup(tr->cfg, step, per_epoch) * tr->lr_scale;
 }
 
 /* Collective: the epoch-end decisions (best epoch, plateau, early stop),

@@ -47,7 +47,8 @@ struct trainer {
     struct cv_progress prog;    /* rank 0's progress line (src/progress.h) */
     FILE *log;                  /* quiet runs (sweep trials): RUN_DIR/train.log on rank 0 */
     char run_dir[CV_PATH_MAX];
-    int lock_fd; /* rank 0: the run directory's lock, or -1 */
+    int lock_fd;     /* rank 0: the run directory's lock, or -1 */
+    double lr_scale; /* train.schedule's lr of the epoch / train.lr (1 without) */
 };
 
 /* Rank 0's lines: stdout, or RUN_DIR/train.log for a quiet run. */

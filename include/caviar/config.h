@@ -101,7 +101,33 @@ enum cv_tristate { CV_AUTO, CV_ON, CV_OFF };
 /* comm.compression: how gradients cross between ranks */
 enum cv_compression { CV_COMPRESS_NONE, CV_COMPRESS_BF16 };
 
-enum cv_strategy { CV_STRATEGY_RANDOM, CV_STRATEGY_GRID, CV_STRATEGY_ASHA };
+enum cv_strategy {
+    CV_STRATEGY_RANDOM,
+    CV_STRATEGY_GRID,
+    CV_STRATEGY_ASHA,
+    CV_STRATEGY_TPE,
+    CV_STRATEGY_PBT
+};
+
+/* train.schedule: keys whose value may change from an epoch on */
+enum cv_sched_key {
+    CV_SCHED_LR,
+    CV_SCHED_BETA1,
+    CV_SCHED_BETA2,
+    CV_SCHED_L2,
+    CV_SCHED_WEIGHT_DECAY,
+    CV_SCHED_KEYS
+};
+#define CV_MAX_SCHEDULE 256
+
+struct cv_sched_point {
+    enum cv_sched_key key; /* which value */
+    int epoch;             /* from this epoch on (0 = the first) */
+    double value;
+};
+
+/* sweep.direction: auto = from the metric's name (losses, mae, rmse: min) */
+enum cv_direction { CV_DIRECTION_AUTO, CV_DIRECTION_MAX, CV_DIRECTION_MIN };
 
 enum cv_dist {
     CV_DIST_CHOICE,
@@ -206,6 +232,8 @@ struct cv_config {
         double clip_norm;            /* global gradient-norm clip, 0 = off */
         uint64_t seed;               /* default 1 */
         long long max_steps;         /* stop after this many optimizer steps, 0 = no limit */
+        struct cv_sched_point schedule[CV_MAX_SCHEDULE]; /* train.schedule (a pbt replay) */
+        int n_schedule;
     } train;
 
     struct {
@@ -229,16 +257,22 @@ struct cv_config {
     } run;
 
     struct {
-        int trials;                /* number of trials (random/asha); grid: all points */
-        int ranks_per_trial;       /* default 1 */
-        enum cv_strategy strategy; /* default random */
-        char metric[64];           /* default "dev.accuracy" */
-        bool minimize;             /* true for loss-like metrics (derived from name) */
-        uint64_t seed;             /* sampling seed (default = train.seed) */
-        int eta;                   /* asha reduction factor (default 3) */
-        int min_epochs;            /* asha minimum resource (default 1) */
-        int max_epochs;            /* asha maximum resource (default train.epochs) */
-        int budget_epochs;         /* total epochs handed out, 0 = no cap (default 0) */
+        int trials;                  /* number of trials (random/asha); grid: all points */
+        int ranks_per_trial;         /* default 1 */
+        enum cv_strategy strategy;   /* default random */
+        char metric[64];             /* default "dev.accuracy" */
+        enum cv_direction direction; /* auto | max | min (default auto) */
+        bool minimize;               /* min, or auto and a loss-like metric name */
+        uint64_t seed;               /* sampling seed (default = train.seed) */
+        int eta;                     /* asha reduction factor (default 3) */
+        int min_epochs;              /* asha minimum resource (default 1) */
+        int max_epochs;              /* asha maximum resource (default train.epochs) */
+        int budget_epochs;           /* total epochs handed out, 0 = no cap (default 0) */
+        int ready;                   /* pbt: epochs between exploit steps (default 1) */
+        double pbt_fraction;         /* pbt: bottom/top fraction of the population (default 0.25) */
+        double resample;             /* pbt: probability to resample a key, not perturb (0.25) */
+        int tpe_startup;             /* tpe: random trials before the model (default 10) */
+        int tpe_candidates;          /* tpe: candidates scored per proposal (default 24) */
         struct cv_sweep_dim space[CV_MAX_SWEEP];
         int n_space;
     } sweep;
@@ -269,6 +303,13 @@ const char *cv_monitor_name(enum cv_monitor m); /* "dev.loss", ... */
 /* The first architectural difference between a and b (input, layers,
  * loss) described in buf ("model.layers.2.units differs"), or NULL when a
  * model of one can load the parameters of the other. */
+/* The value of schedulable key k for 0-based epoch e: the latest
+ * train.schedule point at or before e, else the config's own value. */
+double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int e);
+/* "train.lr", ... for a schedulable key; -1 from the name if not one. */
+const char *cv_sched_key_name(enum cv_sched_key k);
+int cv_sched_key_find(const char *name);
+
 const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
                                 size_t n);
 

@@ -39,6 +39,9 @@ double cv_optim_warmup(const struct cv_config *cfg, long long step, long long st
  * parameter: no update, its moments stay zero, its gradient is left out of
  * the clipping norm), or NULL for none.  Errors: CV_NOMEM. */
 cv_status cv_optim_set_lr_scale(cv_optim *o, const float *scale, struct cv_error *err);
+/* Change beta1, beta2, l2 and weight_decay (used by adamw only) between
+ * steps, as train.schedule does from an epoch on; the moments are kept. */
+void cv_optim_set_hyper(cv_optim *o, double beta1, double beta2, double l2, double weight_decay);
 
 /* One update: params -= f(grads + L2), with global batch `count` for the
  * L2 term.  grads may be modified (clipping).  Returns the gradient norm

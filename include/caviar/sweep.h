@@ -1,11 +1,13 @@
 /*
  * sweep.h - many models trained at once in one MPI job: hyperparameter
- * sweeps (grid, seeded random, ASHA) and ensembles.
+ * sweeps (grid, seeded random, ASHA, TPE, PBT) and ensembles.
  *
  *   plan    the trials: each is the base config plus `key=value` overrides
  *           (sampled from sweep.space, a grid point, or an ensemble seed);
  *   queue   which trial a free group trains next and up to which epoch
- *           (pure bookkeeping, no MPI: unit-tested on its own);
+ *           (pure bookkeeping, no MPI: unit-tested on its own); tpe and
+ *           pbt also decide a job's values as the sweep runs (job.params,
+ *           src/sweep_learn.h);
  *   driver  the job's P ranks form P/k groups (k = sweep.ranks_per_trial);
  *           each group trains one job at a time, data parallel inside the
  *           group.  World rank 0 is also the coordinator: it answers the
@@ -65,20 +67,38 @@ void cv_sweep_sample_dim(const struct cv_sweep_dim *d, uint64_t seed, int trial,
 
 /* ---- queue ---- */
 
-enum cv_job_status { CV_JOB_DONE, CV_JOB_PAUSED, CV_JOB_FAILED, CV_JOB_INTERRUPTED };
+/* CV_JOB_EXPLOIT is not a job's end but a PBT lineage line: the member
+ * copied `parent` after generation `rung` and goes on with new params. */
+enum cv_job_status {
+    CV_JOB_DONE,
+    CV_JOB_PAUSED,
+    CV_JOB_FAILED,
+    CV_JOB_INTERRUPTED,
+    CV_JOB_EXPLOIT
+};
+
+#define CV_JOB_PARAMS 12288
 
 struct cv_job {
     int trial;
-    int rung;   /* asha rung; 0 for grid/random */
-    int epochs; /* train up to this epoch; 0 = the trial config's */
+    int rung;                   /* asha rung, pbt generation; 0 for grid/random/tpe */
+    int epochs;                 /* train up to this epoch; 0 = the trial config's */
+    char params[CV_JOB_PARAMS]; /* tpe, pbt: "key=value\n" lines that replace the plan's
+                                   hyperparameters of the trial; "" = the plan's */
 };
 
+/* The config of a job: as cv_sweep_trial_config, with job->params (tpe,
+ * pbt) in place of the plan's hyperparameters when non-empty. */
+cv_status cv_sweep_job_config(const struct cv_sweep_plan *p, const struct cv_job *job,
+                              struct cv_config **out, struct cv_error *err);
 enum cv_queue_answer { CV_QUEUE_RUN, CV_QUEUE_WAIT, CV_QUEUE_DONE };
 
 typedef struct cv_queue cv_queue;
 
 /* strategy asha: rungs at min_epochs * eta^k epochs, the last at
- * max_epochs; grid/random: one job per trial.  budget > 0 caps the epochs
+ * max_epochs; pbt: generations every min_epochs (= sweep.ready) epochs up
+ * to max_epochs (CV_CONFIG if more than 64); grid/random/tpe: one job per
+ * trial.  budget > 0 caps the epochs
  * handed out (a job costs its epochs minus those its trial already has). */
 cv_status cv_queue_create(int n_trials, enum cv_strategy strategy, int eta, int min_epochs,
                           int max_epochs, bool minimize, long long budget, cv_queue **out,
@@ -93,6 +113,15 @@ void cv_queue_report(cv_queue *q, const struct cv_job *job, enum cv_job_status s
 /* Replay a result of an earlier (interrupted) run of the sweep. */
 void cv_queue_replay(cv_queue *q, const struct cv_job *job, enum cv_job_status st, double metric);
 int cv_queue_rungs(const cv_queue *q, int *epochs, int max);
+/* pbt: the generation that is complete and waits for its exploit step
+ * (then cv_queue_next says WAIT until cv_queue_pbt_advance), or -1. */
+int cv_queue_pbt_pending(const cv_queue *q);
+/* pbt: each member's value at generation k (NAN: failed) and whether it
+ * takes part (trained generation k; members finished early do not). */
+void cv_queue_pbt_members(const cv_queue *q, int k, double *value, bool *alive);
+/* pbt: the exploit step is done (donor[i] >= 0: member i copied donor[i],
+ * so a failed member goes on); the next generation may start. */
+void cv_queue_pbt_advance(cv_queue *q, const int *donor);
 long long cv_queue_epochs_spent(const cv_queue *q);
 int cv_queue_running(const cv_queue *q);
 
@@ -110,18 +139,28 @@ struct cv_result {
         char value[1024]; /* YAML text, as given to the override */
     } params[CV_MAX_SWEEP + 2];
     char model[CV_PATH_MAX]; /* the trial's model.h5 */
+    int parent;              /* exploit lines: the member copied (else -1) */
+    double parent_value;     /* exploit lines: its value at that generation */
 };
 
 const char *cv_job_status_name(enum cv_job_status s);
+/* "random", "grid", "asha", "tpe", "pbt". */
+const char *cv_strategy_name(enum cv_strategy s);
 /* Append one line (one write(), then fsync) to path. */
 cv_status cv_result_append(const char *path, const struct cv_result *r, const char *metric,
                            struct cv_error *err);
 /* Read every line of path; *rows malloc'd.  A torn last line (killed
  * mid-write) is skipped; any other bad line is CV_CORRUPT naming path:line. */
 cv_status cv_results_read(const char *path, struct cv_result **rows, int *n, struct cv_error *err);
-/* The best line of each trial (its last, highest rung), sorted best first
- * by value (failed last); returns the count. */
+/* The best line of each trial (its last, highest rung; exploit lines do
+ * not count), sorted best first by value (failed last); returns the count. */
 int cv_results_best_per_trial(struct cv_result *rows, int n, bool minimize);
+/* pbt: where member's final model comes from.  line[k] = the index in
+ * rows of the job line whose training at generation k led to it (its own,
+ * or before a copy the donor's, and so on back); returns the number of
+ * generations, 0 if the history is incomplete or longer than max.  The
+ * params of those lines are the member's whole schedule of values. */
+int cv_results_pbt_ancestry(const struct cv_result *rows, int n, int member, int *line, int max);
 /* The summary table. */
 void cv_results_print(const struct cv_result *rows, int n, const char *metric, FILE *f);
 
@@ -197,6 +236,15 @@ void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
 /* The config of a results row: base text + its hyperparameters + run.dir. */
 cv_status cv_sweep_row_config(const struct cv_config *base, const struct cv_result *r,
                               const char *run_dir, struct cv_config **out, struct cv_error *err);
+/* pbt: the config that replays `member`'s whole history as one plain run:
+ * the first generation's values, and train.schedule with every later
+ * value from the epoch it took effect (the values of its ancestors before
+ * each copy).  *out NULL (CV_OK) with `why` when that cannot be: a key of
+ * the space that train.schedule cannot change took several values, or the
+ * lineage is incomplete. */
+cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct cv_result *rows,
+                                     int n, int member, const char *run_dir, struct cv_config **out,
+                                     char *why, size_t why_size, struct cv_error *err);
 /* Coarse to fine: a copy of cfg whose sweep.space is narrowed around the
  * `top` best finished rows (sorted best first): numeric keys to the span of
  * their values padded by half of it (at least 5% of the old range, log and

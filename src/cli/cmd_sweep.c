@@ -15,6 +15,7 @@
 #include "atomic_file.h"
 #include "commands.h"
 #include "run_dir.h"
+#include "util.h"
 
 struct sweep_args {
     const char *refine; /* --refine RESULTS */
@@ -96,14 +97,38 @@ bad:
 
 /* ---- the report: table on stdout, best.yaml ---- */
 
+/* The config to train: pbt replays the best member's whole schedule when
+ * train.schedule can hold it, else (and for the other strategies) the
+ * best trial's final values. */
+static cv_status best_config(const struct cv_config *cfg, const struct cv_result *best,
+                             const struct cv_result *all, int n_all, const char *run_dir,
+                             struct cv_config **out, struct cv_error *err)
+{
+    char why[CV_KEY_MAX + 64] = "";
+    cv_status st = CV_OK;
+    *out = NULL;
+    if (all)
+        st = cv_sweep_pbt_replay_config(cfg, all, n_all, best->trial, run_dir, out, why,
+                                        sizeof(why), err);
+    if (st == CV_OK && *out)
+        printf("best.yaml replays trial %d's schedule (train.schedule) in one run\n", best->trial);
+    else if (st == CV_OK && all)
+        printf("best.yaml holds trial %d's final values only: %s%s\n", best->trial, why,
+               strchr(why, ' ') ? "" : " changed along its lineage, and train.schedule cannot");
+    if (st == CV_OK && !*out)
+        st = cv_sweep_row_config(cfg, best, run_dir, out, err);
+    return st;
+}
+
 static cv_status write_best(const struct cv_config *cfg, const char *dir,
-                            const struct cv_result *best, struct cv_error *err)
+                            const struct cv_result *best, const struct cv_result *all, int n_all,
+                            struct cv_error *err)
 {
     char path[CV_PATH_MAX + 32], run_dir[CV_PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/best.yaml", dir);
     snprintf(run_dir, sizeof(run_dir), "%s/best", cfg->run.dir);
     struct cv_config *bc = NULL;
-    cv_status st = cv_sweep_row_config(cfg, best, run_dir, &bc, err);
+    cv_status st = best_config(cfg, best, all, n_all, run_dir, &bc, err);
     if (st == CV_OK)
         st = cv__write_text_atomic(path, bc->text, err);
     cv_config_free(bc);
@@ -111,6 +136,22 @@ static cv_status write_best(const struct cv_config *cfg, const char *dir,
         printf("best: trial %d, %s %.4f; its config: %s (train it with caviar train %s)\n",
                best->trial, cfg->sweep.metric, best->value, path, path);
     return st;
+}
+
+/* pbt: the values the best member's model was trained with, generation by
+ * generation, traced back through its copies. */
+static void print_schedule(const struct cv_result *all, int n, int member)
+{
+    int line[64], g = cv_results_pbt_ancestry(all, n, member, line, 64);
+    if (g > 0)
+        printf("schedule of trial %d (values by generation, as its model was trained):\n", member);
+    for (int k = 0; k < g; k++) {
+        const struct cv_result *r = &all[line[k]];
+        printf("  up to epoch %3d as trial %d:", r->epochs, r->trial);
+        for (int j = 0; j < r->n_params; j++)
+            printf(" %s=%s", r->params[j].key, r->params[j].value);
+        printf("\n");
+    }
 }
 
 static cv_status report(const struct cv_config *cfg, const char *dir, struct cv_error *err)
@@ -122,11 +163,20 @@ static cv_status report(const struct cv_config *cfg, const char *dir, struct cv_
     cv_status st = cv_results_read(path, &rows, &n, err);
     if (st != CV_OK)
         return st;
+    struct cv_result *all = cfg->sweep.strategy == CV_STRATEGY_PBT
+                                ? cv_calloc((size_t)n + 1, sizeof(*all))
+                                : NULL;
+    if (all)
+        memcpy(all, rows, (size_t)n * sizeof(*all));
+    int n_all = n;
     n = cv_results_best_per_trial(rows, n, cfg->sweep.minimize);
     printf("\n");
     cv_results_print(rows, n, cfg->sweep.metric, stdout);
+    if (all && n > 0)
+        print_schedule(all, n_all, rows[0].trial);
     if (n > 0 && (rows[0].status == CV_JOB_DONE || rows[0].status == CV_JOB_PAUSED))
-        st = write_best(cfg, dir, &rows[0], err);
+        st = write_best(cfg, dir, &rows[0], all, n_all, err);
+    free(all);
     free(rows);
     return st;
 }
@@ -177,10 +227,7 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
     struct cv_sweep_summary sum;
     if (cv_comm_rank(world) == 0)
         printf("sweep: %d trial(s), strategy %s, %d group(s) of %d rank(s); results in %s\n",
-               plan->n_trials,
-               cfg->sweep.strategy == CV_STRATEGY_GRID   ? "grid"
-               : cfg->sweep.strategy == CV_STRATEGY_ASHA ? "asha"
-                                                         : "random",
+               plan->n_trials, cv_strategy_name(cfg->sweep.strategy),
                cv_comm_size(world) / cfg->sweep.ranks_per_trial, cfg->sweep.ranks_per_trial,
                plan->dir);
     cv_status st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, err);
@@ -211,7 +258,7 @@ static cv_status new_tmp(const char *path, char *tmp, size_t size, struct cv_err
 static cv_status train_one(const struct cv_config *cfg, const struct cv_sweep_plan *plan,
                            const cv_comm *world, int trial, struct cv_error *err)
 {
-    struct cv_job job = {trial, 0, 0};
+    struct cv_job job = {.trial = trial};
     struct cv_job_outcome out;
     cv_status st = cv_sweep_train_job((void *)cv_cli_stop_signals(), world, plan, &job, NULL, NULL,
                                       &out, err);
@@ -247,10 +294,11 @@ static cv_status run_one(const struct cv_config *cfg, const struct cv_sweep_plan
     if (trial >= plan->n_trials)
         return cv_fail(err, CV_USAGE, "--trial %d: the sweep has trials 0 to %d", trial,
                        plan->n_trials - 1);
-    if (plan->strategy == CV_STRATEGY_ASHA)
+    if (plan->strategy != CV_STRATEGY_RANDOM && plan->strategy != CV_STRATEGY_GRID)
         return cv_fail(err, CV_USAGE,
-                       "--trial needs sweep.strategy random or grid: asha decides "
-                       "promotions from results as they come");
+                       "--trial needs sweep.strategy random or grid: %s decides from "
+                       "results as they come",
+                       cv_strategy_name(plan->strategy));
     int lock = -1; /* shared with the other tasks of the array, not with a whole sweep */
     cv_status st = cv_comm_rank(world) == 0
                        ? cv_sweep_prepare_dir(plan, CV_SWEEP_DIR_SHARED, &lock, err)

@@ -8,13 +8,20 @@
  *  - the queue, driven by a simulated cluster of G workers with uneven job
  *    lengths: every trial runs exactly once (grid/random) and ASHA promotes
  *    only trials in the top 1/eta of their rung, never twice, within budget;
- *  - results.jsonl round trip, a torn last line, ranking; refinement.
+ *  - results.jsonl round trip, a torn last line, ranking; refinement;
+ *  - train.schedule (a pbt member's replay) parses and holds its values;
+ *  - pbt: generations wait for each other and for the exploit step; the
+ *    bottom copies the top; perturbed values stay in their ranges (a choice
+ *    within its values); tpe: proposals stay in range, are reproducible,
+ *    and on a known objective get much closer to its optimum than random
+ *    draws with the same number of trials.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "caviar/sweep.h"
+#include "sweep_learn.h"
 #include "test.h"
 
 #define DRAWS 8000
@@ -317,7 +324,7 @@ static void test_queue_budget_and_replay(void)
 
     /* replay: trials 0 and 2 finished before; 1 was running (interrupted) */
     ASSERT_EQ(cv_queue_create(4, CV_STRATEGY_RANDOM, 3, 1, 4, false, 0, &q, &err), CV_OK);
-    struct cv_job done0 = {0, 0, 0}, done2 = {2, 0, 0}, int1 = {1, 0, 0};
+    struct cv_job done0 = {.trial = 0}, done2 = {.trial = 2}, int1 = {.trial = 1};
     cv_queue_replay(q, &done0, CV_JOB_DONE, 0.5);
     cv_queue_replay(q, &int1, CV_JOB_INTERRUPTED, NAN);
     cv_queue_replay(q, &done2, CV_JOB_DONE, 0.6);
@@ -327,7 +334,7 @@ static void test_queue_budget_and_replay(void)
     ASSERT_EQ(k, 2);
     ASSERT_TRUE(k == 2 && order[0] == 1 && order[1] == 3);
     /* an interrupted job goes back to the queue */
-    cv_queue_report(q, &(struct cv_job){1, 0, 0}, CV_JOB_INTERRUPTED, NAN);
+    cv_queue_report(q, &(struct cv_job){.trial = 1}, CV_JOB_INTERRUPTED, NAN);
     ASSERT_EQ(cv_queue_next(q, &j), CV_QUEUE_RUN);
     ASSERT_EQ(j.trial, 1);
     cv_queue_free(q);
@@ -426,11 +433,296 @@ static void test_refine(void)
         const struct cv_sweep_dim *u = &fine->sweep.space[2];
         ASSERT_TRUE(u->lo == 46 && u->hi == 118); /* [64, 100] padded by 18 */
         ASSERT_STR_CONTAINS(fine->text, "log_uniform(0.0005, 0.008)");
+        /* fresh points: a range left as it was is drawn anew, not replayed */
+        ASSERT_TRUE(fine->sweep.seed != c->sweep.seed);
+        int same = 0;
+        for (int i = 0; i < 8; i++) {
+            char a[64], b[64];
+            cv_sweep_sample_dim(&c->sweep.space[2], c->sweep.seed, i, a, sizeof(a));
+            cv_sweep_sample_dim(&c->sweep.space[2], fine->sweep.seed, i, b, sizeof(b));
+            same += !strcmp(a, b);
+        }
+        ASSERT_TRUE(same <= 1);
     }
     struct cv_config *none = NULL;
     ASSERT_EQ(c ? cv_sweep_refine(c, rows, 3, 4, &none, &err) : CV_OK, CV_USAGE);
     cv_config_free(fine);
     cv_config_free(c);
+}
+
+/* ---- strategies that learn ---- */
+
+static struct cv_sweep_dim named(const char *key, enum cv_dist dist, double lo, double hi)
+{
+    struct cv_sweep_dim d = dim(dist, lo, hi);
+    snprintf(d.key, sizeof(d.key), "%s", key);
+    return d;
+}
+
+/* train.optimizer: choice(sgd, momentum, adam) */
+static struct cv_sweep_dim optimizers(void)
+{
+    struct cv_sweep_dim d = named("train.optimizer", CV_DIST_CHOICE, 0, 0);
+    d.n_choices = 3;
+    snprintf(d.choices[0], CV_CHOICE_MAX, "sgd");
+    snprintf(d.choices[1], CV_CHOICE_MAX, "momentum");
+    snprintf(d.choices[2], CV_CHOICE_MAX, "adam");
+    return d;
+}
+
+static double value_of(const char *lines, const char *key, char *text, size_t size)
+{
+    const char *at = strstr(lines, key);
+    ASSERT_TRUE(at != NULL);
+    if (!at)
+        return NAN;
+    at += strlen(key) + 1;
+    size_t n = strcspn(at, "\n");
+    snprintf(text, size, "%.*s", (int)n, at);
+    return strtod(text, NULL);
+}
+
+/* sweep.direction: auto follows the metric's name, max and min override it. */
+static void test_direction(void)
+{
+    const char *cases[][2] = {{"dev.accuracy", "auto"},
+                              {"dev.loss", "auto"},
+                              {"dev.rmse", "auto"},
+                              {"dev.accuracy", "min"},
+                              {"dev.loss", "max"}};
+    const bool want[] = {false, true, true, true, false};
+    for (int i = 0; i < 5; i++) {
+        char text[256];
+        struct cv_error err;
+        snprintf(text, sizeof(text),
+                 "sweep:\n  metric: %s\n  direction: %s\n  space:\n"
+                 "    train.lr: log_uniform(1e-4, 1)\n",
+                 cases[i][0], cases[i][1]);
+        struct cv_config *c = config_with(text, &err);
+        ASSERT_TRUE(c != NULL);
+        if (c)
+            ASSERT_EQ(c->sweep.minimize, want[i]);
+        cv_config_free(c);
+    }
+}
+
+/* train.schedule: the latest point at or before an epoch, else the key's own value. */
+static void test_train_schedule(void)
+{
+    struct cv_error err;
+    struct cv_config *c = config_with("sweep:\n  space:\n    train.lr: log_uniform(1e-4, 1)\n",
+                                      &err);
+    const char *over[] = {"train.schedule={train.lr: {4: 0.05, 0: 0.1}, train.l2: {2: 0.001}}"};
+    struct cv_config *s = NULL;
+    ASSERT_EQ(c ? cv_config_parse(c->text, "t.yaml", over, 1, &s, &err) : CV_CONFIG, CV_OK);
+    if (s) {
+        ASSERT_EQ(s->train.n_schedule, 3);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 0), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 3), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 4), 0.05, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 99), 0.05, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, 1), s->train.l2, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, 2), 0.001, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_BETA1, 7), s->train.beta1, 0);
+    }
+    cv_config_free(s);
+    const char *bad[] = {"train.schedule={train.beta1: {1: 1.5}}"};
+    s = NULL;
+    ASSERT_EQ(c ? cv_config_parse(c->text, "t.yaml", bad, 1, &s, &err) : CV_OK, CV_CONFIG);
+    ASSERT_STR_CONTAINS(err.msg, "train.schedule.train.beta1.1");
+    cv_config_free(s);
+    cv_config_free(c);
+}
+
+static void test_pbt_perturb(void)
+{
+    struct cv_sweep_dim d[4] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-4, 1e-1),
+                                named("train.beta1", CV_DIST_ONE_MINUS_LOG_UNIFORM, 0.5, 0.999),
+                                named("model.layers.0.units", CV_DIST_INT_UNIFORM, 8, 64),
+                                optimizers()};
+    const char *from = "train.lr=0.01\ntrain.beta1=0.9\nmodel.layers.0.units=8\n"
+                       "train.optimizer=sgd\n";
+    int up = 0, down = 0, resampled = 0;
+    char out[1024], t[64];
+    for (int m = 0; m < 200; m++) {
+        cv__pbt_perturb(d, 4, from, 0.0, 7, m / 10, m, out, sizeof(out));
+        double lr = value_of(out, "train.lr", t, sizeof(t));
+        double b = value_of(out, "train.beta1", t, sizeof(t));
+        double u = value_of(out, "model.layers.0.units", t, sizeof(t));
+        value_of(out, "train.optimizer", t, sizeof(t));
+        ASSERT_TRUE(lr == 0.008 || lr == 0.012);                       /* x 0.8 or x 1.2 */
+        ASSERT_TRUE(fabs(b - 0.92) < 1e-12 || fabs(b - 0.88) < 1e-12); /* 1 - beta scaled */
+        ASSERT_TRUE(u == 8 || u == 10);      /* clamped at the lower bound, or up by 1.2 */
+        ASSERT_TRUE(!strcmp(t, "momentum")); /* sgd's only neighbour */
+        up += lr > 0.01;
+        down += lr < 0.01;
+        cv__pbt_perturb(d, 4, from, 1.0, 7, 0, m, out, sizeof(out));
+        lr = value_of(out, "train.lr", t, sizeof(t));
+        ASSERT_TRUE(lr >= 1e-4 && lr <= 1e-1);
+        resampled += lr != 0.008 && lr != 0.012;
+        value_of(out, "train.optimizer", t, sizeof(t));
+        ASSERT_TRUE(!strcmp(t, "sgd") || !strcmp(t, "momentum") || !strcmp(t, "adam"));
+    }
+    ASSERT_TRUE(up > 60 && down > 60);
+    ASSERT_TRUE(resampled > 190);
+    char again[1024];
+    cv__pbt_perturb(d, 4, from, 0.25, 7, 3, 5, out, sizeof(out));
+    cv__pbt_perturb(d, 4, from, 0.25, 7, 3, 5, again, sizeof(again));
+    ASSERT_TRUE(!strcmp(out, again)); /* seeded by (seed, generation, member) */
+}
+
+static void test_pbt_pairs(void)
+{
+    /* 8 members: 4 and 6 best, 1 failed, 7 not in this generation */
+    double v[8] = {0.5, NAN, 0.3, 0.6, 0.9, 0.4, 0.8, 0.1};
+    bool alive[8] = {1, 1, 1, 1, 1, 1, 1, 0};
+    int donor[8], again[8];
+    cv__pbt_pairs(v, alive, 8, false, 0.25, 3, 0, donor);
+    /* 7 alive: floor(7 / 4) = 1 */
+    for (int i = 0; i < 8; i++)
+        ASSERT_EQ(donor[i], i == 1 ? 4 : -1);
+    cv__pbt_pairs(v, alive, 8, false, 0.3, 3, 0, donor); /* floor(2.1) = 2: 1 and 2 copy 4 or 6 */
+    for (int i = 0; i < 8; i++) {
+        if (i == 1 || i == 2)
+            ASSERT_TRUE(donor[i] == 4 || donor[i] == 6);
+        else
+            ASSERT_EQ(donor[i], -1);
+    }
+    cv__pbt_pairs(v, alive, 8, false, 0.3, 3, 0, again);
+    ASSERT_TRUE(!memcmp(donor, again, sizeof(donor)));
+    cv__pbt_pairs(v, alive, 8, true, 0.3, 3, 0, donor); /* minimize: 1 and 4 copy 2 or 5 */
+    ASSERT_TRUE(donor[1] == 2 || donor[1] == 5);        /* failed is worst either way */
+    ASSERT_TRUE(donor[4] == 2 || donor[4] == 5);
+    ASSERT_EQ(donor[6], -1);
+    bool two[2] = {1, 1};
+    double v2[2] = {0.2, 0.7};
+    cv__pbt_pairs(v2, two, 2, false, 0.25, 3, 0, donor);
+    ASSERT_TRUE(donor[0] == 1 && donor[1] == -1);
+}
+
+/* 5 members, ready 2 of 5 epochs: generations at 2, 4, 5 epochs. */
+static void test_queue_pbt(void)
+{
+    struct cv_error err;
+    cv_queue *q = NULL;
+    ASSERT_EQ(cv_queue_create(5, CV_STRATEGY_PBT, 3, 2, 5, false, 0, &q, &err), CV_OK);
+    int rungs[8];
+    ASSERT_EQ(cv_queue_rungs(q, rungs, 8), 3);
+    ASSERT_TRUE(rungs[0] == 2 && rungs[1] == 4 && rungs[2] == 5);
+    struct cv_job j[5];
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 5; i++) {
+            ASSERT_EQ(cv_queue_next(q, &j[i]), CV_QUEUE_RUN);
+            ASSERT_EQ(j[i].rung, k);
+            ASSERT_EQ(j[i].epochs, rungs[k]);
+        }
+        ASSERT_EQ(cv_queue_pbt_pending(q), -1);
+        for (int i = 0; i < 4; i++) /* member 4 still trains: the others wait */
+            cv_queue_report(q, &j[i], i == 2 ? CV_JOB_FAILED : CV_JOB_PAUSED, 0.1 * i);
+        struct cv_job w; /* the last generation: nothing more to hand out */
+        ASSERT_EQ(cv_queue_next(q, &w), k < 2 ? CV_QUEUE_WAIT : CV_QUEUE_DONE);
+        ASSERT_EQ(cv_queue_pbt_pending(q), -1);
+        cv_queue_report(q, &j[4], k == 2 ? CV_JOB_DONE : CV_JOB_PAUSED, 0.4);
+        if (k == 2)
+            break;
+        ASSERT_EQ(cv_queue_pbt_pending(q), k); /* complete: the exploit step is due */
+        ASSERT_EQ(cv_queue_next(q, &w), CV_QUEUE_WAIT);
+        double v[5];
+        bool alive[5];
+        cv_queue_pbt_members(q, k, v, alive);
+        ASSERT_TRUE(alive[0] && alive[2] && alive[4] && isnan(v[2]) && v[4] == 0.4);
+        int donor[5] = {-1, -1, 4, -1, -1}; /* the failed member copies member 4 */
+        cv_queue_pbt_advance(q, donor);
+        ASSERT_EQ(cv_queue_pbt_pending(q), -1);
+    }
+    struct cv_job w;
+    ASSERT_EQ(cv_queue_next(q, &w), CV_QUEUE_DONE);
+    cv_queue_free(q);
+    /* more than 64 generations is refused, naming sweep.ready */
+    ASSERT_EQ(cv_queue_create(5, CV_STRATEGY_PBT, 3, 1, 65, false, 0, &q, &err), CV_CONFIG);
+    ASSERT_STR_CONTAINS(err.msg, "sweep.ready");
+}
+
+/* A known objective over (lr, units, optimizer): its optimum is lr = 10^-2.5,
+ * units = 100, adam (value 1). */
+static double objective(const char *lines)
+{
+    char t[64];
+    double lr = value_of(lines, "train.lr", t, sizeof(t));
+    double u = value_of(lines, "model.layers.0.units", t, sizeof(t));
+    value_of(lines, "train.optimizer", t, sizeof(t));
+    double a = log10(lr) + 2.5, b = (u - 100) / 100;
+    return 1 - a * a - b * b - (strcmp(t, "adam") ? 0.02 : 0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The best value after `trials` sequential trials; tpe after 8 random ones. */
+static double search(const struct cv_sweep_dim *d, bool tpe, uint64_t seed, int trials)
+{
+    struct cv_result *rows = calloc((size_t)trials, sizeof(*rows));
+    double best = -INFINITY;
+    char lines[1024];
+    for (int i = 0; rows && i < trials; i++) {
+        size_t len = 0;
+        if (tpe && i >= 8) {
+            cv__tpe_propose(d, 3, rows, i, false, seed, i, 24, lines, sizeof(lines));
+        } else {
+            lines[0] = '\0';
+            for (int j = 0; j < 3; j++) {
+                len += (size_t)snprintf(lines + len, sizeof(lines) - len, "%s=", d[j].key);
+                cv_sweep_sample_dim(&d[j], seed, i, lines + len, sizeof(lines) - len);
+                len += strlen(lines + len);
+                len += (size_t)snprintf(lines + len, sizeof(lines) - len, "\n");
+            }
+        }
+        rows[i].trial = i;
+        rows[i].status = CV_JOB_DONE;
+        rows[i].value = objective(lines);
+        cv__sweep_params_from_lines(lines, &rows[i]);
+        best = fmax(best, rows[i].value);
+    }
+    free(rows);
+    return best;
+}
+
+static void test_tpe(void)
+{
+    struct cv_sweep_dim d[3] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-5, 1),
+                                named("model.layers.0.units", CV_DIST_INT_UNIFORM, 1, 1000),
+                                optimizers()};
+    /* 9 seeds of 40 trials each: the median distance to the optimum */
+    double gap_tpe[9], gap_rand[9];
+    for (int s = 0; s < 9; s++) {
+        gap_tpe[s] = 1 - search(d, true, 100 + (uint64_t)s, 40);
+        gap_rand[s] = 1 - search(d, false, 100 + (uint64_t)s, 40);
+    }
+    qsort(gap_tpe, 9, sizeof(double), cmp_double);
+    qsort(gap_rand, 9, sizeof(double), cmp_double);
+    printf("40 trials, median distance to the optimum over 9 seeds: tpe %.4f, random %.4f\n",
+           gap_tpe[4], gap_rand[4]);
+    ASSERT_TRUE(gap_tpe[4] * 2.5 < gap_rand[4]);
+    /* in range, and the same proposal for the same results */
+    struct cv_result rows[12] = {0};
+    char a[512], b[512], t[64];
+    for (int i = 0; i < 12; i++) {
+        rows[i].value = i * 0.1;
+        snprintf(a, sizeof(a), "train.lr=%g\nmodel.layers.0.units=%d\ntrain.optimizer=sgd\n",
+                 pow(10, -i * 0.4), 1 + 80 * i);
+        cv__sweep_params_from_lines(a, &rows[i]);
+    }
+    for (int trial = 12; trial < 40; trial++) {
+        cv__tpe_propose(d, 3, rows, 12, false, 9, trial, 24, a, sizeof(a));
+        cv__tpe_propose(d, 3, rows, 12, false, 9, trial, 24, b, sizeof(b));
+        ASSERT_TRUE(!strcmp(a, b));
+        double lr = value_of(a, "train.lr", t, sizeof(t));
+        double u = value_of(a, "model.layers.0.units", t, sizeof(t));
+        ASSERT_TRUE(lr >= 1e-5 && lr <= 1 && u >= 1 && u <= 1000 && u == floor(u));
+    }
 }
 
 int main(void)
@@ -446,5 +738,11 @@ int main(void)
     test_queue_budget_and_replay();
     test_results_roundtrip();
     test_refine();
+    test_direction();
+    test_train_schedule();
+    test_pbt_perturb();
+    test_pbt_pairs();
+    test_queue_pbt();
+    test_tpe();
     TEST_MAIN_END();
 }

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Sweeps that learn, through the CLI (docs/sweeps.md):
+#  - bad input for pbt and tpe: each one message naming the key, non-zero
+#    exit on every rank, before anything trains, no results written;
+#  - a pbt sweep (4 members, 2 groups, ready every epoch) stopped by SIGTERM
+#    to its ranks after its first exploit step and resumed ends with the
+#    same results, lineage and models as an uninterrupted one; the lineage
+#    is consistent (every parent existed and was better at that time); the
+#    report has the lineage section; a refused resume names the key;
+#  - a pbt sweep over train.lr and 1 - beta1: best.yaml replays the best
+#    member's whole schedule (train.schedule) as one plain run, which ends
+#    with exactly the member's parameters; a bad train.schedule is refused;
+#  - a results line whose value is outside its choice is refused on resume;
+#  - a tpe sweep runs its start-up trials as random draws, then proposals.
+source "$(dirname "$0")/lib.sh"
+fm_data
+base=$(tiny_config)
+
+# pbt_config FILE: 4 members over lr and the dropout keep, 4 epochs, ready 1.
+pbt_config() {
+    sed -e "s/epochs: 2, seed: 3/epochs: 4, seed: 3/" -e "s/units: 64/units: 32/" "$base" >"$1"
+    cat >>"$1" <<YAML
+sweep:
+  trials: 4
+  strategy: pbt
+  ready: 1
+  space:
+    train.lr: log_uniform(1e-4, 1e-2)
+    model.layers.1.keep: uniform(0.5, 1)
+YAML
+}
+pbt_config "$TMP/p.yaml"
+
+# ---- bad input
+bad() { # PATTERN NP ARGS...
+    local pattern=$1 np=$2
+    shift 2
+    expect_fail "$pattern" run_np "$np" sweep "$@"
+}
+bad "sweep.trials = 2: a pbt population smaller than its 3 groups" 3 "$TMP/p.yaml" \
+    sweep.trials=2 run.dir="$TMP/bad"
+bad "sweep.trials = 1: pbt needs a population of at least 2" 1 "$TMP/p.yaml" sweep.trials=1 \
+    run.dir="$TMP/bad"
+bad "sweep.ready = 4 epochs is not shorter than the training" 2 "$TMP/p.yaml" sweep.ready=4 \
+    run.dir="$TMP/bad"
+bad "sweep.space changes the architecture \(model.layers.0.units differs\)" 2 "$TMP/p.yaml" \
+    'sweep.space={model.layers.0.units: "int_uniform(16, 48)"}' run.dir="$TMP/bad"
+bad "sweep.space.train.optimizer: pbt members copy" 2 "$TMP/p.yaml" \
+    'sweep.space={train.optimizer: "choice(adam, momentum)"}' run.dir="$TMP/bad"
+bad "sweep.tpe_startup = 10 random trials is not less than sweep.trials = 4" 2 "$TMP/p.yaml" \
+    sweep.strategy=tpe run.dir="$TMP/bad"
+bad "every key is a choice of one value: tpe has nothing to model" 2 "$TMP/p.yaml" \
+    sweep.strategy=tpe sweep.tpe_startup=2 'sweep.space={train.optimizer: "choice(adam)"}' \
+    run.dir="$TMP/bad"
+bad "sweep.pbt_fraction" 2 "$TMP/p.yaml" sweep.pbt_fraction=0.7 run.dir="$TMP/bad"
+bad "sweep.direction" 2 "$TMP/p.yaml" sweep.direction=up run.dir="$TMP/bad"
+bad "--trial needs sweep.strategy random or grid: pbt decides" 1 "$TMP/p.yaml" --trial 0 \
+    run.dir="$TMP/bad"
+[ ! -e "$TMP/bad/sweep/results.jsonl" ] || fail "a refused sweep wrote results"
+ok "pbt/tpe bad input refused before training, each naming its key"
+
+# ---- pbt: uninterrupted, then stopped by SIGTERM and resumed
+run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/ref" >"$TMP/ref.txt" || { cat "$TMP/ref.txt"; fail "pbt"; }
+grep -q '"status":"exploit"' "$TMP/ref/sweep/results.jsonl" || fail "no exploit step"
+rc=0
+timeout -k 10 "$STEP_TIMEOUT" mpirun -np 2 --bind-to none "$CAVIAR" sweep "$TMP/p.yaml" \
+    run.dir="$TMP/int" >"$TMP/int.txt" 2>&1 &
+pid=$!
+for i in $(seq 1 900); do # until the first exploit step is recorded
+    grep -q '"status":"exploit"' "$TMP/int/sweep/results.jsonl" 2>/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+done
+# SIGTERM to the ranks, as a batch system's preemption does (mpirun itself
+# would end the job on a TERM of its own)
+pkill -TERM -f "^$CAVIAR sweep $TMP/p.yaml run.dir=$TMP/int" || fail "no pbt sweep to signal"
+wait $pid || rc=$?
+[ "$rc" -eq 75 ] || { cat "$TMP/int.txt"; fail "stopped pbt: expected exit 75, got $rc"; }
+grep -q '"status":"interrupted"' "$TMP/int/sweep/results.jsonl" ||
+    fail "stopped pbt: no job was interrupted (stopped too late to test a resume)"
+bad "1 key\(s\) differ .*: train.lr: 2.0e-3 -> 3e-3" 2 "$TMP/p.yaml" run.dir="$TMP/int" train.lr=3e-3 --resume
+run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/int" --resume >"$TMP/res.txt" ||
+    { cat "$TMP/res.txt"; fail "pbt resume"; }
+grep -q "result line(s) kept" "$TMP/res.txt" || fail "resume did not replay results"
+# the same lines (order aside: groups finish in any order), interrupted ones aside
+lines() {
+    "$PY" - "$1" <<'PY'
+import json, sys
+keep = ("trial", "rung", "epochs", "status", "value", "params", "parent", "parent_value")
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for r in sorted(json.dumps({k: r.get(k) for k in keep}, sort_keys=True)
+                for r in rows if r["status"] != "interrupted"):
+    print(r)
+PY
+}
+diff <(lines "$TMP/ref/sweep/results.jsonl") <(lines "$TMP/int/sweep/results.jsonl") ||
+    fail "resumed pbt results differ from the uninterrupted sweep's"
+for t in 0 1 2 3; do
+    want=$(params_hash "$TMP/ref/sweep/trial-000$t/model.h5")
+    got=$(params_hash "$TMP/int/sweep/trial-000$t/model.h5")
+    [ "$got" = "$want" ] || fail "member $t: params $got != uninterrupted $want"
+done
+# lineage: each exploit line's parent had a job line at that generation
+# with the recorded value, better than the copier's own
+"$PY" - "$TMP/int/sweep/results.jsonl" <<'PY' || fail "lineage is not consistent"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = {(r["trial"], r["rung"]): r for r in rows if r["status"] in ("done", "paused", "failed")}
+ex = [r for r in rows if r["status"] == "exploit"]
+assert ex, "no exploit lines"
+for r in ex:
+    p, k = r["parent"], r["rung"]
+    assert p != r["trial"], r
+    assert (p, k) in jobs and jobs[(p, k)]["value"] == r["parent_value"], r
+    assert (r["trial"], k) in jobs and jobs[(r["trial"], k)].get("value") == r["value"], r
+    assert r["value"] is None or r["parent_value"] > r["value"], r
+    assert (r["trial"], k + 1) in jobs, ("no next generation", r)
+    assert jobs[(r["trial"], k + 1)]["params"] == r["params"], ("values not used", r)
+print(len(ex), "exploit steps consistent")
+PY
+"$CAVIAR" report "$TMP/int" -o "$TMP/report.html" >/dev/null || fail "report"
+grep -q 'id="s0-lineage"' "$TMP/report.html" && grep -q 'id="s0-schedule"' "$TMP/report.html" ||
+    fail "report: no lineage or schedule"
+ok "pbt: SIGTERM after an exploit step (exit 75), resumed: same results, lineage and models"
+
+# ---- pbt over schedulable keys: best.yaml replays the best member exactly
+"$PY" - "$DATA/fm.h5" "$TMP/small.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1]) as s, h5py.File(sys.argv[2], "w") as d:
+    for k in ("X", "y"):
+        d[k] = s["dev"][k][:1000]
+    for k, v in s["dev"].attrs.items():
+        d.attrs[k] = v
+PY
+run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/rep" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
+    'sweep.space={train.lr: "log_uniform(1e-4, 1e-2)", train.beta1: "one_minus_log_uniform(0.5, 0.99)"}' \
+    >"$TMP/rep.txt" || { cat "$TMP/rep.txt"; fail "pbt over lr and beta1"; }
+grep -q "best.yaml replays trial" "$TMP/rep.txt" || fail "best.yaml does not replay the schedule"
+grep -q "schedule:" "$TMP/rep/sweep/best.yaml" || fail "best.yaml has no train.schedule"
+best=$(sed -n 's/^best: trial \([0-9]*\),.*/\1/p' "$TMP/rep.txt")
+run_np 1 train "$TMP/rep/sweep/best.yaml" >/dev/null || fail "best.yaml does not train"
+want=$(params_hash "$TMP/rep/sweep/trial-000$best/model.h5")
+got=$(params_hash "$TMP/rep/best/model.h5")
+[ "$got" = "$want" ] || fail "replay of trial $best: params $got != the member's $want"
+expect_fail "train.schedule.train.batch" run_np 1 train "$TMP/rep/sweep/best.yaml" \
+    run.dir="$TMP/rep-bad" 'train.schedule={train.batch: {0: 64}}'
+expect_fail "train.schedule.train.lr.-1" run_np 1 train "$TMP/rep/sweep/best.yaml" \
+    run.dir="$TMP/rep-bad" 'train.schedule={train.lr: {-1: 0.1}}'
+ok "pbt: best.yaml replays trial $best's schedule in one run, to the same parameters"
+
+# ---- a value outside its choice in results.jsonl is refused on resume
+cp -r "$TMP/ref" "$TMP/edit"
+sed -i -e "s|$TMP/ref|$TMP/edit|g" "$TMP/edit/sweep/config.yaml" # the run.dir override
+"$PY" - "$TMP/edit/sweep/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rows[0]["params"]["model.layers.1.keep"] = 7
+open(sys.argv[1], "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PY
+bad "trial [0-9]+ has model.layers.1.keep = '7', outside sweep.space.model.layers.1.keep" 2 \
+    "$TMP/p.yaml" run.dir="$TMP/edit" --resume
+ok "a value outside its distribution in the results is refused on resume"
+
+# ---- tpe: start-up draws are random search's, then proposals
+sed -e "s/strategy: pbt/strategy: tpe/" -e "s/trials: 4/trials: 5/" "$TMP/p.yaml" >"$TMP/t.yaml"
+run_np 2 sweep "$TMP/t.yaml" run.dir="$TMP/tpe" sweep.tpe_startup=3 train.epochs=1 \
+    >"$TMP/tpe.txt" || { cat "$TMP/tpe.txt"; fail "tpe"; }
+sed -e "s/strategy: pbt/strategy: random/" -e "s/trials: 4/trials: 5/" "$TMP/p.yaml" >"$TMP/r.yaml"
+run_np 2 sweep "$TMP/r.yaml" run.dir="$TMP/rnd" train.epochs=1 train.max_steps=1 >/dev/null ||
+    fail "random"
+"$PY" - "$TMP/tpe/sweep/results.jsonl" "$TMP/rnd/sweep/results.jsonl" <<'PY' ||
+import json, sys
+t = {r["trial"]: r["params"] for r in map(json.loads, open(sys.argv[1])) if r["status"] == "done"}
+r = {r["trial"]: r["params"] for r in map(json.loads, open(sys.argv[2]))}
+assert len(t) == 5, t
+assert all(t[i] == r[i] for i in range(3)), "start-up trials are not the random draws"
+assert any(t[i] != r[i] for i in (3, 4)), "no proposal differs from a random draw"
+PY
+    fail "tpe start-up/proposals"
+ok "tpe: 3 start-up trials as random search draws them, then 2 proposals"
