@@ -19,6 +19,7 @@ ROWS=${ROWS:-1000}
 SEEDS=${SEEDS:-4 5 6}          # seeds of the classes 5-9 runs (medians are compared)
 SRC_EPOCHS=${SRC_EPOCHS:-4}   # epochs of the source model
 LR_LOADED=${LR_LOADED:-1}     # fine-tuning: learning-rate factor of the loaded layers
+NORMALIZE=${NORMALIZE:-standard} # data.normalize of every run
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=/usr/bin/python3
 
@@ -48,7 +49,7 @@ with h5py.File(test) as t:
 PY
 
 cat >"$WORK/cnn.yaml" <<YAML
-data: {train: $WORK/b.h5, dev: "$WORK/b.h5#dev"}
+data: {train: $WORK/b.h5, dev: "$WORK/b.h5#dev", normalize: $NORMALIZE}
 model:
   input: [1, 28, 28]
   layers:
