@@ -20,12 +20,25 @@
 #include "util.h"
 
 #define MAX_SIDE 65536 /* rows and columns, as for IDX images */
+/* Pixels of one image: the decoders allocate (and libjpeg clears) buffers
+ * of the size a header claims, so a header is checked before decoding. */
+#define MAX_PIXELS ((long long)1 << 26)
+
+static cv_status check_size(const char *path, long long h, long long w, struct cv_error *err)
+{
+    if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || h * w > MAX_PIXELS)
+        return cv_fail(err, CV_FORMAT,
+                       "%s: image size %lld x %lld: expected 1 to %d pixels a side and at most "
+                       "%lld pixels",
+                       path, h, w, MAX_SIDE, MAX_PIXELS);
+    return CV_OK;
+}
 
 static cv_status alloc_pixels(const char *path, struct cv__image *img, struct cv_error *err)
 {
-    if (img->w < 1 || img->h < 1 || img->w > MAX_SIDE || img->h > MAX_SIDE)
-        return cv_fail(err, CV_FORMAT, "%s: image size %d x %d: expected 1 to %d pixels a side",
-                       path, img->h, img->w, MAX_SIDE);
+    cv_status st = check_size(path, img->h, img->w, err);
+    if (st != CV_OK)
+        return st;
     img->px = cv_calloc((size_t)img->h * (size_t)img->w, (size_t)img->c);
     return img->px ? CV_OK
                    : cv_fail(err, CV_NOMEM, "%s: out of memory for %d x %d pixels", path, img->h,
@@ -84,6 +97,9 @@ static cv_status jpeg_rows(struct jpeg_decompress_struct *d, const char *path,
                            struct cv__image *img, struct cv_error *err)
 {
     jpeg_read_header(d, TRUE);
+    cv_status checked = check_size(path, d->image_height, d->image_width, err);
+    if (checked != CV_OK)
+        return checked;
     img->c = d->num_components == 1 ? 1 : 3;
     d->out_color_space = img->c == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(d);
