@@ -62,4 +62,18 @@ static inline float max_rel_diff(const float *a, const float *b, size_t n)
     return worst / scale;
 }
 
+/* Append a layer of `type` (units where it has them) with neutral defaults. */
+static inline struct cv_layer_spec *fixture_add_layer(struct cv_config *c, enum cv_layer_type type,
+                                                      int units)
+{
+    struct cv_layer_spec *l = &c->model.layers[c->model.n_layers++];
+    memset(l, 0, sizeof(*l));
+    l->type = type;
+    l->units = units;
+    l->keep = 1.0f;
+    l->leaky_slope = 0.01f;
+    l->pad_id = -1;
+    return l;
+}
+
 #endif /* CV_TEST_FIXTURES_H */

@@ -8,25 +8,15 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "caviar/gradcheck.h"
 #include "caviar/model.h"
+#include "fixtures.h"
 #include "test.h"
 #include "util.h"
 
 #define NB 3 /* batch rows */
-
-static struct cv_layer_spec *add(struct cv_config *c, enum cv_layer_type type, int units)
-{
-    struct cv_layer_spec *l = &c->model.layers[c->model.n_layers++];
-    memset(l, 0, sizeof(*l));
-    l->type = type;
-    l->units = units;
-    l->keep = 1.0f;
-    l->leaky_slope = 0.01f;
-    l->pad_id = -1;
-    return l;
-}
 
 /* input (steps, features), or (features) when steps == 0 */
 static void base(struct cv_config *c, int steps, int features, enum cv_loss loss)
@@ -116,14 +106,15 @@ static void test_cell_forward(enum cv_layer_type type, bool bidir)
     enum { T = 4, F = 3, H = 2 };
     struct cv_config c;
     base(&c, T, F, CV_LOSS_MSE);
-    struct cv_layer_spec *l = add(&c, bidir ? CV_LAYER_BIDIRECTIONAL : type, H), child;
+    struct cv_layer_spec *l = fixture_add_layer(&c, bidir ? CV_LAYER_BIDIRECTIONAL : type, H),
+                         child;
     if (bidir) {
         memset(&child, 0, sizeof(child));
         child.type = type, child.units = H, child.return_sequences = true, child.pad_id = -1;
         l->children = &child, l->n_children = 1, l->merge = CV_MERGE_CONCAT;
     }
     l->return_sequences = true;
-    add(&c, CV_LAYER_FLATTEN, 0);
+    fixture_add_layer(&c, CV_LAYER_FLATTEN, 0);
     struct cv_error err;
     cv_error_clear(&err);
     cv_model *m = make(&c, 2, &err);
@@ -189,17 +180,17 @@ static void test_gradcheck_cells(void)
         for (int ragged = 0; ragged < 2; ragged++) {
             struct cv_config c;
             base(&c, 6, 4, CV_LOSS_SOFTMAX_CE); /* per step: seq -> dense softmax */
-            add(&c, types[k], 5)->return_sequences = true;
-            add(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
+            fixture_add_layer(&c, types[k], 5)->return_sequences = true;
+            fixture_add_layer(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
             ASSERT_TRUE(gradcheck(&c, true, ragged) < CV_GRADCHECK_THRESHOLD);
             c.model.n_class_weights = 3; /* one weight per class of a step */
             c.model.class_weights[0] = 0.5f, c.model.class_weights[1] = 2.0f;
             c.model.class_weights[2] = 1.0f;
             ASSERT_TRUE(gradcheck(&c, true, ragged) < CV_GRADCHECK_THRESHOLD);
             base(&c, 6, 4, CV_LOSS_SOFTMAX_CE); /* stacked, last step -> one class */
-            add(&c, types[k], 4)->return_sequences = true;
-            add(&c, types[k], 3);
-            add(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
+            fixture_add_layer(&c, types[k], 4)->return_sequences = true;
+            fixture_add_layer(&c, types[k], 3);
+            fixture_add_layer(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
             ASSERT_TRUE(gradcheck(&c, false, ragged) < CV_GRADCHECK_THRESHOLD);
         }
 }
@@ -212,9 +203,9 @@ static void test_gradcheck_bidirectional(void)
             struct cv_layer_spec child = {.type = CV_LAYER_LSTM, .units = 3, .pad_id = -1};
             child.return_sequences = seq;
             base(&c, 6, 4, CV_LOSS_SOFTMAX_CE);
-            struct cv_layer_spec *l = add(&c, CV_LAYER_BIDIRECTIONAL, 0);
+            struct cv_layer_spec *l = fixture_add_layer(&c, CV_LAYER_BIDIRECTIONAL, 0);
             l->children = &child, l->n_children = 1, l->merge = (enum cv_merge)merge;
-            add(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
+            fixture_add_layer(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
             ASSERT_TRUE(gradcheck(&c, seq, true) < CV_GRADCHECK_THRESHOLD);
         }
 }
@@ -224,10 +215,10 @@ static void test_embedding(void)
 {
     struct cv_config c;
     base(&c, 0, 6, CV_LOSS_SOFTMAX_CE);
-    struct cv_layer_spec *e = add(&c, CV_LAYER_EMBEDDING, 0);
+    struct cv_layer_spec *e = fixture_add_layer(&c, CV_LAYER_EMBEDDING, 0);
     e->vocab = 5, e->dim = 3, e->pad_id = 0;
-    add(&c, CV_LAYER_GRU, 4)->return_sequences = true;
-    add(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
+    fixture_add_layer(&c, CV_LAYER_GRU, 4)->return_sequences = true;
+    fixture_add_layer(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
     float keep[NB * 6];
     memcpy(keep, gx, sizeof(keep));
     for (int i = 0; i < NB * 6; i++)
@@ -262,10 +253,10 @@ static void run_row(int steps, int len, bool per_step, const float *row, const i
     base(&c, steps, 4, CV_LOSS_SOFTMAX_CE);
     struct cv_layer_spec child = {.type = CV_LAYER_LSTM, .units = 3, .pad_id = -1};
     child.return_sequences = true;
-    struct cv_layer_spec *l = add(&c, CV_LAYER_BIDIRECTIONAL, 0);
+    struct cv_layer_spec *l = fixture_add_layer(&c, CV_LAYER_BIDIRECTIONAL, 0);
     l->children = &child, l->n_children = 1;
-    add(&c, CV_LAYER_GRU, 3)->return_sequences = per_step;
-    add(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
+    fixture_add_layer(&c, CV_LAYER_GRU, 3)->return_sequences = per_step;
+    fixture_add_layer(&c, CV_LAYER_DENSE, 3)->activation = CV_ACT_SOFTMAX;
     cv_model *m = make(&c, 1, NULL);
     int32_t ys[16];
     for (int s = 0; s < steps; s++)
@@ -311,28 +302,28 @@ static void test_errors(void)
 {
     struct cv_config c;
     base(&c, 0, 12, CV_LOSS_SOFTMAX_CE); /* a recurrent layer on a non-sequence */
-    add(&c, CV_LAYER_LSTM, 4);
-    add(&c, CV_LAYER_DENSE, 3);
+    fixture_add_layer(&c, CV_LAYER_LSTM, 4);
+    fixture_add_layer(&c, CV_LAYER_DENSE, 3);
     expect_error(&c, CV_SHAPE, "layer 0 (lstm) needs a sequence");
     base(&c, 5, 3, CV_LOSS_SOFTMAX_CE); /* per-step head after a last-step output is fine, */
-    add(&c, CV_LAYER_LSTM, 4)->return_sequences = true;
-    add(&c, CV_LAYER_LSTM, 4); /* but a recurrent layer after it is not */
-    add(&c, CV_LAYER_GRU, 4);
+    fixture_add_layer(&c, CV_LAYER_LSTM, 4)->return_sequences = true;
+    fixture_add_layer(&c, CV_LAYER_LSTM, 4); /* but a recurrent layer after it is not */
+    fixture_add_layer(&c, CV_LAYER_GRU, 4);
     expect_error(&c, CV_SHAPE, "layer 2 (gru) needs a sequence");
     base(&c, 5, 3, CV_LOSS_SOFTMAX_CE);
-    add(&c, CV_LAYER_LSTM, 4)->return_sequences = true;
-    add(&c, CV_LAYER_BATCHNORM, 0);
+    fixture_add_layer(&c, CV_LAYER_LSTM, 4)->return_sequences = true;
+    fixture_add_layer(&c, CV_LAYER_BATCHNORM, 0);
     expect_error(&c, CV_SHAPE, "layer 1 (batchnorm) gets a sequence of 5 steps");
     base(&c, 5, 3, CV_LOSS_MSE);
-    add(&c, CV_LAYER_LSTM, 4)->return_sequences = true;
+    fixture_add_layer(&c, CV_LAYER_LSTM, 4)->return_sequences = true;
     expect_error(&c, CV_CONFIG, "use softmax_cross_entropy");
     base(&c, 0, 5, CV_LOSS_SOFTMAX_CE);
-    add(&c, CV_LAYER_DENSE, 4);
-    add(&c, CV_LAYER_EMBEDDING, 0)->vocab = 3;
+    fixture_add_layer(&c, CV_LAYER_DENSE, 4);
+    fixture_add_layer(&c, CV_LAYER_EMBEDDING, 0)->vocab = 3;
     expect_error(&c, CV_SHAPE, "must be the first layer");
     base(&c, 5, 3, CV_LOSS_SOFTMAX_CE);
     struct cv_layer_spec dense = {.type = CV_LAYER_DENSE, .units = 2};
-    struct cv_layer_spec *l = add(&c, CV_LAYER_BIDIRECTIONAL, 0);
+    struct cv_layer_spec *l = fixture_add_layer(&c, CV_LAYER_BIDIRECTIONAL, 0);
     l->children = &dense, l->n_children = 1;
     expect_error(&c, CV_CONFIG, "wraps one rnn, gru or lstm");
 }

@@ -16,6 +16,7 @@
 #include "caviar/checkpoint.h"
 #include "caviar/config.h"
 #include "caviar/sample.h"
+#include "fixtures.h"
 #include "test.h"
 #include "text_internal.h"
 #include "util.h"
@@ -60,18 +61,6 @@ static void test_pick(void)
 
 /* ---- the loop on a small untrained model ---- */
 
-static struct cv_layer_spec *add(struct cv_config *c, enum cv_layer_type type, int units)
-{
-    struct cv_layer_spec *l = &c->model.layers[c->model.n_layers++];
-    memset(l, 0, sizeof(*l));
-    l->type = type;
-    l->units = units;
-    l->keep = 1.0f;
-    l->leaky_slope = 0.01f;
-    l->pad_id = -1;
-    return l;
-}
-
 /* embedding (V, 4) -> lstm 8 every step -> dense V softmax, on [T] ids */
 static cv_model *char_model(struct cv_config *c, int T, int V)
 {
@@ -81,11 +70,11 @@ static cv_model *char_model(struct cv_config *c, int T, int V)
     c->model.input_rank = 1;
     c->model.loss = CV_LOSS_SOFTMAX_CE;
     c->train.seed = 7;
-    struct cv_layer_spec *e = add(c, CV_LAYER_EMBEDDING, 0);
+    struct cv_layer_spec *e = fixture_add_layer(c, CV_LAYER_EMBEDDING, 0);
     e->vocab = V;
     e->dim = 4;
-    add(c, CV_LAYER_LSTM, 8)->return_sequences = true;
-    add(c, CV_LAYER_DENSE, V)->activation = CV_ACT_SOFTMAX;
+    fixture_add_layer(c, CV_LAYER_LSTM, 8)->return_sequences = true;
+    fixture_add_layer(c, CV_LAYER_DENSE, V)->activation = CV_ACT_SOFTMAX;
     cv_model *m = NULL;
     struct cv_error err;
     cv_error_clear(&err);
@@ -218,7 +207,7 @@ static void test_loop(void)
     f.model.input[1] = f.model.input[2] = 1;
     f.model.input_rank = 1;
     f.model.loss = CV_LOSS_SOFTMAX_CE;
-    add(&f, CV_LAYER_DENSE, 6)->activation = CV_ACT_SOFTMAX;
+    fixture_add_layer(&f, CV_LAYER_DENSE, 6)->activation = CV_ACT_SOFTMAX;
     cv_error_clear(&err);
     ASSERT_EQ(cv_model_create(&f, 1, &m, &err), CV_OK);
     ASSERT_EQ(cv_sample(m, &win, &o, "mlp.h5", &a, &err), CV_FORMAT);
