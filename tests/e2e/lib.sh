@@ -6,6 +6,8 @@ CAVIAR=$(realpath "$1")
 ROOT=$(realpath "$2")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# No munge credential for single-node launches (see tests/run.sh).
+export PMIX_MCA_psec=${PMIX_MCA_psec:-native}
 TMP=$(mktemp -d /tmp/caviar-e2e.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 DATA=${CV_TEST_DATA:-$(dirname "$CAVIAR")/test-data}

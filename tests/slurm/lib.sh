@@ -71,11 +71,22 @@ JobRequeue=1
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
+    # The daemon's pid comes from its pid file: `pgrep -x munged` also lists
+    # the exited (zombie) parent of the daemonising fork, and a two-line pid
+    # never got killed. A munged left running past the test and killed later
+    # leaves a stale socket, and PMIx's munge plugin then retries that socket
+    # for 2.5 s on every later mpirun on the machine.
     if ! pgrep -x munged >/dev/null; then
         [ -f /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
         mkdir -p /run/munge /var/log/munge /var/lib/munge
+        rm -f /run/munge/munged.pid
         munged --force
-        SLURM_PIDS+=("$(pgrep -x munged)")
+        local w
+        for w in $(seq 1 50); do
+            [ -s /run/munge/munged.pid ] && break
+            sleep 0.1
+        done
+        SLURM_PIDS+=("$(cat /run/munge/munged.pid)")
     fi
     slurmctld -f "$SLURM_CONF" -i
     slurmd -f "$SLURM_CONF"
