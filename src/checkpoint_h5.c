@@ -102,13 +102,7 @@ static cv_status write_text(struct h5w *w, const char *name, const char *text, s
 
 static bool attr_ll(hid_t obj, const char *name, long long v)
 {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    return rc >= 0;
+    return cv__h5_write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, 1, &v) >= 0;
 }
 
 /* /train attributes of cv_train_state.last */
@@ -117,13 +111,7 @@ const char *const cv__ckpt_last_names[4] = {"last_train_loss", "last_train_accur
 
 static bool attr_dbl(hid_t obj, const char *name, double v)
 {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    return rc >= 0;
+    return cv__h5_write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &v) >= 0;
 }
 
 static bool attr_str(hid_t obj, const char *name, const char *v)

@@ -511,14 +511,16 @@ herr_t cv__h5_write_dataset(hid_t g, const char *name, hid_t file_t, hid_t mem_t
     return rc;
 }
 
-static void write_attr(hid_t obj, const char *name, hid_t file_t, hid_t mem_t, hsize_t n,
-                       const void *v)
+herr_t cv__h5_write_attr(hid_t obj, const char *name, hid_t file_t, hid_t mem_t, hsize_t n,
+                         const void *v)
 {
     hid_t sp = n > 1 ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, file_t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, mem_t, v);
-    H5Aclose(a);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mem_t, v);
+    if (a >= 0)
+        H5Aclose(a);
     H5Sclose(sp);
+    return rc;
 }
 
 void cv__h5_write_names(hid_t g, const char *const *names, int n)
@@ -552,11 +554,11 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
                  ? cv__h5_write_dataset(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
                  : cv__h5_write_dataset(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
     if (rc >= 0) {
-        write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
+        cv__h5_write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
         if (s->x_u8)
-            write_attr(g, "scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &s->scale);
+            cv__h5_write_attr(g, "scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &s->scale);
         if (s->shape)
-            write_attr(g, "shape", H5T_STD_I32LE, H5T_NATIVE_INT, 3, s->shape);
+            cv__h5_write_attr(g, "shape", H5T_STD_I32LE, H5T_NATIVE_INT, 3, s->shape);
         if (s->class_names && s->classes > 0)
             cv__h5_write_names(g, s->class_names, s->classes);
     }

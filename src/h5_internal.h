@@ -16,6 +16,10 @@
 herr_t cv__h5_write_dataset(hid_t g, const char *name, hid_t file_t, hid_t mem_t, int nd,
                             const hsize_t *d, const void *data);
 
+/* Attribute `name` of obj: one value (n = 1, a scalar) or n of them. */
+herr_t cv__h5_write_attr(hid_t obj, const char *name, hid_t file_t, hid_t mem_t, hsize_t n,
+                         const void *v);
+
 /* Attribute class_names of g: n variable-length strings (dataset_h5.c). */
 void cv__h5_write_names(hid_t g, const char *const *names, int n);
 

@@ -24,13 +24,7 @@
 
 static herr_t attr_int(hid_t obj, const char *name, int v)
 {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT, &v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
+    return cv__h5_write_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, 1, &v);
 }
 
 static hid_t token_type(void)

@@ -8,6 +8,7 @@ of steps; prints one JSON line with samples/s.
   torch_peer.py DATA.h5 ... --ddp 2      # DistributedDataParallel, gloo, 2 processes
   torch_peer.py DATA.h5 --cnn 32,64,96   # workload (c): the CNN of tests/bench/run.py
   torch_peer.py DATA.h5 --lstm 128       # nn.LSTM over 28 rows of 28 pixels (rnn_bench.py)
+  torch_peer.py WORDS.h5 --charlm 32,256  # embedding 32, nn.LSTM 256 every step, per-step softmax
 """
 import argparse
 import json
@@ -77,18 +78,54 @@ class LastStep(torch.nn.Module):
         return self.out(h[-1])
 
 
+class CharModel(torch.nn.Module):
+    """words-charlm.yaml: embedding, nn.LSTM returning every step, a Linear
+    per step; padded steps are computed (as usual in PyTorch) and ignored by
+    the loss."""
+
+    def __init__(self, vocab, dim, hidden):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.lstm = torch.nn.LSTM(dim, hidden, batch_first=True)
+        self.out = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        h, _ = self.lstm(self.embed(x))
+        return self.out(h).flatten(0, 1)
+
+
+def load_text(path, rank, world):
+    """token ids, and per-step targets with the padded steps set to -100
+    (CrossEntropyLoss's ignore_index)."""
+    with h5py.File(path, "r") as f:
+        n = f["X"].shape[0]
+        lo, hi = rank * n // world, (rank + 1) * n // world
+        x = torch.from_numpy(f["X"][lo:hi].astype(np.int64))
+        y = torch.from_numpy(f["y"][lo:hi].astype(np.int64))
+        vocab = len(f.attrs["vocab"]) if "vocab" in f.attrs else len(f["vocab"])
+        if "lengths" in f:
+            steps = torch.arange(x.shape[1])[None, :]
+            y[steps >= torch.from_numpy(f["lengths"][lo:hi].astype(np.int64))[:, None]] = -100
+    return x, y, vocab
+
+
+def data_and_net(args, rank, world):
+    if args.charlm:
+        x, y, vocab = load_text(args.data, rank, world)
+        return x, y, CharModel(vocab, *args.charlm)
+    x, y = load(args.data, rank, world)
+    classes = int(y.max()) + 1
+    if args.lstm:
+        return x.reshape(-1, 28, 28).contiguous(), y, LastStep(28, args.lstm, classes)
+    if args.cnn:
+        return x.reshape(-1, 1, 28, 28).contiguous(), y, cnn(args.cnn, classes)
+    return x, y, model(x.shape[1], args.hidden, classes)
+
+
 def train(args, rank=0, world=1):
     torch.manual_seed(1)
     torch.set_num_threads(args.threads)
-    x, y = load(args.data, rank, world)
-    if args.lstm:
-        x = x.reshape(-1, 28, 28).contiguous()
-        net = LastStep(28, args.lstm, int(y.max()) + 1)
-    elif args.cnn:
-        x = x.reshape(-1, 1, 28, 28).contiguous()
-        net = cnn(args.cnn, int(y.max()) + 1)
-    else:
-        net = model(x.shape[1], args.hidden, int(y.max()) + 1)
+    x, y, net = data_and_net(args, rank, world)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net)
     # foreach: PyTorch's fastest CPU Adam (3x the default per-tensor loop here)
@@ -100,7 +137,7 @@ def train(args, rank=0, world=1):
     def step(i):
         j = (i % steps_per_epoch) * b
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x[j:j + b]), y[j:j + b])
+        loss = loss_fn(net(x[j:j + b]), y[j:j + b].flatten())
         loss.backward()
         opt.step()
 
@@ -137,7 +174,9 @@ def main():
     p.add_argument("--ddp", type=int, default=0)
     p.add_argument("--cnn", default="", help="conv filters per block, e.g. 32,64,96")
     p.add_argument("--lstm", type=int, default=0, help="LSTM units over 28 rows of 28 pixels")
+    p.add_argument("--charlm", default="", help="embedding dim and LSTM units, e.g. 32,256")
     args = p.parse_args()
+    args.charlm = [int(v) for v in args.charlm.split(",")] if args.charlm else []
     args.hidden = [int(h) for h in args.hidden.split(",")]
     args.cnn = [int(f) for f in args.cnn.split(",")] if args.cnn else []
     if args.ddp > 1:
