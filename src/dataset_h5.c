@@ -553,15 +553,14 @@ static herr_t write_split(hid_t f, const struct cv_split_out *s)
         rc = s->y_class
                  ? cv__h5_write_dataset(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dy, s->y_class)
                  : cv__h5_write_dataset(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dy, s->y_vec);
-    if (rc >= 0) {
-        cv__h5_write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
-        if (s->x_u8)
-            cv__h5_write_attr(g, "scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &s->scale);
-        if (s->shape)
-            cv__h5_write_attr(g, "shape", H5T_STD_I32LE, H5T_NATIVE_INT, 3, s->shape);
-        if (s->class_names && s->classes > 0)
-            cv__h5_write_names(g, s->class_names, s->classes);
-    }
+    if (rc >= 0)
+        rc = cv__h5_write_attr(g, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &s->classes);
+    if (rc >= 0 && s->x_u8)
+        rc = cv__h5_write_attr(g, "scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &s->scale);
+    if (rc >= 0 && s->shape)
+        rc = cv__h5_write_attr(g, "shape", H5T_STD_I32LE, H5T_NATIVE_INT, 3, s->shape);
+    if (rc >= 0 && s->class_names && s->classes > 0)
+        cv__h5_write_names(g, s->class_names, s->classes);
     H5Gclose(g);
     return rc;
 }
