@@ -22,6 +22,14 @@ cv_install "${CV_PACKAGES[@]}" dataset-fashion-mnist python3-h5py slurmctld slur
 # wamerican: the English word list /usr/share/dict/words that test_charlm imports
 cv_install wamerican
 export OMP_NUM_THREADS=1
+# onnxruntime (npm package, run by the machine's Node.js): test_onnx_seq runs
+# exported sequence models in it.  --ignore-scripts: the package ships the
+# CPU library; its install script only fetches optional GPU builds.  Left
+# out, the test tries once more and then skips (exit 77) saying why.
+if command -v npm >/dev/null; then
+    npm install --prefix "$CV_ROOT/build/onnxruntime" --ignore-scripts --no-audit --no-fund \
+        onnxruntime-node@1.30.0 || echo "warning: npm could not install onnxruntime-node"
+fi
 
 echo "== format (.clang-format)"
 bash "$CV_ROOT/tests/check_format.sh"
