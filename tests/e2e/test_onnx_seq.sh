@@ -13,10 +13,11 @@ source "$(dirname "$0")/lib.sh"
 "$PY" -c 'import onnx, h5py' 2>/dev/null || fail "python3-onnx and python3-h5py are needed"
 ORT=${CV_ORT_DIR:-$(dirname "$CAVIAR")/onnxruntime}
 if [ ! -d "$ORT/node_modules/onnxruntime-node" ]; then
-    command -v npm >/dev/null && mkdir -p "$ORT" &&
-        timeout -k 10 300 npm install --prefix "$ORT" --ignore-scripts --no-audit --no-fund \
-            onnxruntime-node@1.30.0 >"$TMP/npm.log" 2>&1 ||
-        { echo "skipped: could not install onnxruntime-node with npm into $ORT:"; tail -5 "$TMP/npm.log"; exit 77; }
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        { echo "skipped: no Node.js/npm to run onnxruntime-node"; exit 77; }
+    mkdir -p "$ORT" && timeout -k 10 300 npm install --prefix "$ORT" --ignore-scripts --no-audit \
+        --no-fund onnxruntime-node@1.30.0 >"$TMP/npm.log" 2>&1 ||
+        { echo "skipped: npm could not install onnxruntime-node into $ORT:"; tail -5 "$TMP/npm.log"; exit 77; }
 fi
 fm_data
 WORDS=/usr/share/dict/words
