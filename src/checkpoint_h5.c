@@ -216,6 +216,10 @@ static cv_status write_body(struct h5w *w, cv_model *m, cv_optim *o,
         st = write_floats(w, "normalization/std", &nin, 1, cv_model_norm_std(m), err);
     if (st == CV_OK && cv_model_tokens(m)) /* a text model's vocabulary, for sampling */
         st = cv__vocab_write_attrs(w->file, cv_model_tokens(m), w->path, err);
+    int n_names;
+    const char *const *names = cv_model_class_names(m, &n_names);
+    if (st == CV_OK && names) /* for predict */
+        cv__h5_write_names(w->file, names, n_names);
     if (st == CV_OK && o)
         st = write_optimizer(w, o, err);
     if (st == CV_OK && ts)

@@ -237,6 +237,18 @@ static cv_status read_tokens(struct h5r *r, cv_model *m, struct cv_error *err)
     return st;
 }
 
+/* Root attribute class_names, when it names every class. */
+static cv_status read_names(struct h5r *r, cv_model *m, struct cv_error *err)
+{
+    char **names;
+    int n = cv_model_classes(m);
+    if (!cv__h5_read_names(r->file, n, &names))
+        return cv_fail(err, CV_NOMEM, "%s: out of memory for class names", r->path);
+    cv_status st = names ? cv_model_set_class_names(m, (const char *const *)names, n, err) : CV_OK;
+    free(names);
+    return st;
+}
+
 static cv_status read_optimizer(struct h5r *r, cv_optim *o, struct cv_error *err)
 {
     int n = (int)cv_optim_size(o);
@@ -319,6 +331,8 @@ cv_status cv_ckpt_load(const char *path, cv_model *m, cv_optim *o, struct cv_tra
         st = read_norm(&r, m, err);
     if (st == CV_OK)
         st = read_tokens(&r, m, err);
+    if (st == CV_OK)
+        st = read_names(&r, m, err);
     if (st == CV_OK && o)
         st = read_optimizer(&r, o, err);
     if (st == CV_OK && ts)

@@ -604,6 +604,35 @@ static char **pack_names(char **raw, int n)
     return out;
 }
 
+bool cv__h5_read_names(hid_t g, int n, char ***names)
+{
+    *names = NULL;
+    hid_t a = n > 0 && H5Aexists(g, "class_names") > 0 ? H5Aopen(g, "class_names", H5P_DEFAULT)
+                                                       : -1;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1, t = H5Tcopy(H5T_C_S1);
+    hid_t at = a >= 0 ? H5Aget_type(a) : -1;
+    H5Tset_size(t, H5T_VARIABLE);
+    if (at >= 0) /* as stored (h5py writes UTF-8): HDF5 converts no character set */
+        H5Tset_cset(t, H5Tget_cset(at));
+    char **raw = NULL;
+    bool ok = true;
+    if (sp >= 0 && H5Sget_simple_extent_npoints(sp) == n &&
+        (raw = cv_calloc((size_t)n, sizeof(char *))) && H5Aread(a, t, raw) >= 0) {
+        *names = pack_names(raw, n);
+        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
+        ok = *names != NULL;
+    }
+    free(raw);
+    if (at >= 0)
+        H5Tclose(at);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Tclose(t);
+    return ok;
+}
+
 cv_status cv_dataset_class_names(const char *spec, int classes, char ***names, struct cv_error *err)
 {
     struct split s;
@@ -612,25 +641,8 @@ cv_status cv_dataset_class_names(const char *spec, int classes, char ***names, s
     if (st != CV_OK)
         return st;
     st = split_open(spec, &s, true, err);
-    hid_t a = st == CV_OK && classes > 0 && H5Aexists(s.group, "class_names") > 0
-                  ? H5Aopen(s.group, "class_names", H5P_DEFAULT)
-                  : -1;
-    hid_t sp = a >= 0 ? H5Aget_space(a) : -1, t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    char **raw = NULL;
-    if (sp >= 0 && H5Sget_simple_extent_npoints(sp) == classes &&
-        (raw = cv_calloc((size_t)classes, sizeof(char *))) && H5Aread(a, t, raw) >= 0) {
-        *names = pack_names(raw, classes);
-        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
-        if (!*names)
-            st = cv_fail(err, CV_NOMEM, "out of memory for the class names of %s", spec);
-    }
-    free(raw);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Tclose(t);
+    if (st == CV_OK && !cv__h5_read_names(s.group, classes, names))
+        st = cv_fail(err, CV_NOMEM, "out of memory for the class names of %s", spec);
     split_close(&s);
     return st;
 }

@@ -12,8 +12,8 @@
 /* onnx.proto field numbers and enum values used here */
 enum { GRAPH_NODE = 1, GRAPH_INITIALIZER = 5 };
 enum { NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4, NODE_ATTRIBUTE = 5 };
-enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20 };
-enum { ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_INTS = 7 };
+enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_S = 4, ATTR_INTS = 8, ATTR_TYPE = 20 };
+enum { ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_STRING = 3, ATTR_TYPE_INTS = 7 };
 enum { TENSOR_DIMS = 1, TENSOR_DATA_TYPE = 2, TENSOR_INT64_DATA = 7, TENSOR_NAME = 8 };
 enum { TENSOR_RAW_DATA = 9, ELEM_FLOAT = 1, ELEM_INT64 = 7 };
 
@@ -40,24 +40,37 @@ static void attribute(struct cv_pb *node, const struct cv_onnx_attr *a)
             cv__pb_varint(&pb, ATTR_INTS, (uint64_t)a->ints[k]);
         cv__pb_varint(&pb, ATTR_TYPE, ATTR_TYPE_INTS);
         break;
+    case CV_ONNX_STRING:
+        cv__pb_string(&pb, ATTR_S, a->s);
+        cv__pb_varint(&pb, ATTR_TYPE, ATTR_TYPE_STRING);
+        break;
     }
     cv__pb_message(node, NODE_ATTRIBUTE, &pb);
+    cv__pb_free(&pb);
+}
+
+void cv__onnx_node_outs(struct cv_onnx *g, const char *op, const char *const *in, int n_in,
+                        const char *const *out, int n_out, const struct cv_onnx_attr *attrs,
+                        int n_attrs)
+{
+    struct cv_pb pb = {0};
+    for (int k = 0; k < n_in; k++)
+        cv__pb_string(&pb, NODE_INPUT, in[k]);
+    for (int k = 0; k < n_out; k++)
+        cv__pb_string(&pb, NODE_OUTPUT, out[k]);
+    cv__pb_string(&pb, NODE_NAME, out[n_out - 1]); /* the last output names the node */
+    cv__pb_string(&pb, NODE_OP_TYPE, op);
+    for (int k = 0; k < n_attrs; k++)
+        attribute(&pb, &attrs[k]);
+    cv__pb_message(&g->graph, GRAPH_NODE, &pb);
     cv__pb_free(&pb);
 }
 
 void cv__onnx_node(struct cv_onnx *g, const char *op, const char *const *in, int n_in,
                    const char *out, const struct cv_onnx_attr *attrs, int n_attrs)
 {
-    struct cv_pb pb = {0};
-    for (int k = 0; k < n_in; k++)
-        cv__pb_string(&pb, NODE_INPUT, in[k]);
-    cv__pb_string(&pb, NODE_OUTPUT, out);
-    cv__pb_string(&pb, NODE_NAME, out); /* one output per node: it names the node too */
-    cv__pb_string(&pb, NODE_OP_TYPE, op);
-    for (int k = 0; k < n_attrs; k++)
-        attribute(&pb, &attrs[k]);
-    cv__pb_message(&g->graph, GRAPH_NODE, &pb);
-    cv__pb_free(&pb);
+    const char *outs[1] = {out};
+    cv__onnx_node_outs(g, op, in, n_in, outs, 1, attrs, n_attrs);
 }
 
 static void tensor_head(struct cv_pb *pb, const char *name, int type, const int64_t *dims,
@@ -83,8 +96,7 @@ void cv__onnx_floats(struct cv_onnx *g, const char *hint, const int64_t *dims, i
     cv__pb_free(&pb);
 }
 
-/* An int64 vector initializer (a shape for Reshape). */
-static void int64s(struct cv_onnx *g, const char *hint, const int64_t *v, int n, char *out)
+void cv__onnx_int64s(struct cv_onnx *g, const char *hint, const int64_t *v, int n, char *out)
 {
     struct cv_pb pb = {0};
     int64_t dims[1] = {n};
@@ -121,7 +133,7 @@ void cv__onnx_rank(struct cv_onnx *g, struct cv_onnx_val *v, int rank)
         int64_t shape[4] = {-1, v->shape.c, v->shape.h, v->shape.w};
         char s[CV_ONNX_NAME_MAX];
         const char *extra[1] = {s};
-        int64s(g, "shape", shape, 4, s);
+        cv__onnx_int64s(g, "shape", shape, 4, s);
         cv__onnx_apply(g, "Reshape", v, extra, 1, NULL, 0);
     }
     v->rank = rank;
@@ -149,7 +161,12 @@ void cv__onnx_activation(struct cv_onnx *g, struct cv_onnx_val *v, enum cv_activ
     case CV_ACT_LEAKY_RELU:
         cv__onnx_apply(g, "LeakyRelu", v, NULL, 0, &alpha, 1);
         break;
-    case CV_ACT_SOFTMAX: /* over all C*H*W values of a sample */
+    case CV_ACT_SOFTMAX: /* over all C*H*W values of a sample, or of a step */
+        if (rank == 3) {
+            axis.i = 2;
+            cv__onnx_apply(g, "Softmax", v, NULL, 0, &axis, 1);
+            break;
+        }
         cv__onnx_rank(g, v, 2);
         cv__onnx_apply(g, "Softmax", v, NULL, 0, &axis, 1);
         cv__onnx_rank(g, v, rank);

@@ -18,7 +18,8 @@ static void view_floats(struct cv_onnx *g, const struct cv_view *w, char *out)
     cv__onnx_floats(g, w->name, dims, w->ndims, w->data, out);
 }
 
-/* y = g(x W^T + b): Gemm on (N, in), W (out, in) stored as caviar keeps it. */
+/* y = g(x W^T + b): Gemm on (N, in), W (out, in) stored as caviar keeps it;
+ * on a sequence, per step. */
 static cv_status dense(struct cv_onnx *g, const struct cv_layer *l, struct cv_onnx_val *v,
                        struct cv_error *err)
 {
@@ -26,10 +27,14 @@ static cv_status dense(struct cv_onnx *g, const struct cv_layer *l, struct cv_on
     char w[CV_ONNX_NAME_MAX], b[CV_ONNX_NAME_MAX];
     const char *extra[2] = {w, b};
     struct cv_onnx_attr trans_b = {.name = "transB", .type = CV_ONNX_INT, .i = 1};
-    cv__onnx_rank(g, v, 2);
     view_floats(g, &l->params[0], w);
     view_floats(g, &l->params[1], b);
-    cv__onnx_apply(g, "Gemm", v, extra, 2, &trans_b, 1);
+    if (l->in.t > 0) {
+        cv__onnx_dense_steps(g, l, v, w, b);
+    } else {
+        cv__onnx_rank(g, v, 2);
+        cv__onnx_apply(g, "Gemm", v, extra, 2, &trans_b, 1);
+    }
     v->shape = l->out;
     cv__onnx_activation(g, v, l->act, l->slope);
     return CV_OK;
@@ -181,11 +186,13 @@ cv_onnx_emit_fn cv__onnx_emitter(enum cv_layer_type type)
         return residual;
     case CV_LAYER_ACTIVATION:
         return activation;
-    case CV_LAYER_EMBEDDING: /* sequence layers: no emitter yet (docs/export.md) */
+    case CV_LAYER_EMBEDDING:
+        return cv__onnx_embedding;
     case CV_LAYER_RNN:
     case CV_LAYER_GRU:
     case CV_LAYER_LSTM:
     case CV_LAYER_BIDIRECTIONAL:
+        return cv__onnx_recurrent;
     case CV_LAYER_TYPE_COUNT: /* no default: a new type must be decided here */
         break;
     }

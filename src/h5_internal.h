@@ -22,6 +22,9 @@ herr_t cv__h5_write_attr(hid_t obj, const char *name, hid_t file_t, hid_t mem_t,
 
 /* Attribute class_names of g: n variable-length strings (dataset_h5.c). */
 void cv__h5_write_names(hid_t g, const char *const *names, int n);
+/* Read it when it holds n strings: *names, one block for free(); else
+ * *names = NULL.  false only when out of memory. */
+bool cv__h5_read_names(hid_t g, int n, char ***names);
 
 /* Create the HDF5 file `name`, which must not exist in any form (a symlink
  * at it, dangling or not, is refused, not followed); fapl may be

@@ -37,6 +37,8 @@ struct cv_model {
     float *class_w; /* (outputs) softmax CE class weights, NULL = none */
 
     struct cv_vocab tokens; /* a text model's vocabulary (n = 0: none), for sampling */
+    char **names;           /* (n_names) class names of its training data, one block */
+    int n_names;
 };
 
 static cv_status plan_layers(cv_model *m, struct cv_error *err)
@@ -216,6 +218,7 @@ void cv_model_free(cv_model *m)
     free(m->norm_std);
     free(m->class_w);
     cv_vocab_deinit(&m->tokens);
+    free(m->names);
     free(m);
 }
 
@@ -319,6 +322,29 @@ const struct cv_vocab *cv_model_tokens(const cv_model *m)
 cv_status cv_model_set_tokens(cv_model *m, const struct cv_vocab *v, struct cv_error *err)
 {
     return cv_vocab_copy(&m->tokens, v, err);
+}
+
+int cv_model_classes(const cv_model *m)
+{
+    return step_outputs(m);
+}
+
+const char *const *cv_model_class_names(const cv_model *m, int *n)
+{
+    *n = m->n_names;
+    return (const char *const *)m->names;
+}
+
+cv_status cv_model_set_class_names(cv_model *m, const char *const *names, int n,
+                                   struct cv_error *err)
+{
+    char **block = cv_strings_copy(names, n);
+    if (!block)
+        return cv_fail(err, CV_NOMEM, "out of memory for %d class names", n);
+    free(m->names);
+    m->names = block;
+    m->n_names = n;
+    return CV_OK;
 }
 
 cv_status cv_model_set_norm(cv_model *m, const float *mean, const float *std, struct cv_error *err)

@@ -17,16 +17,22 @@
 #include "import_internal.h"
 #include "util.h"
 
-cv_status cv_pred_model_names(const struct cv_config *cfg, int outputs, char ***names,
-                              struct cv_error *err)
+cv_status cv_pred_model_names(const cv_model *m, char ***names, struct cv_error *err)
 {
+    const struct cv_config *cfg = cv_model_config(m);
+    int classes = cv_model_classes(m), n;
+    const char *const *stored = cv_model_class_names(m, &n);
     struct cv_dataset_info d;
     struct cv_error ignored;
     *names = NULL;
-    /* the training data may have moved since: then there are no names */
-    if (cv_dataset_probe(cfg->data.train, &d, &ignored) != CV_OK || d.classes != outputs)
+    if (stored && n == classes) {
+        *names = cv_strings_copy(stored, n);
+        return *names ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory for class names");
+    }
+    /* an older model: its training data's, unless that has moved since */
+    if (cv_dataset_probe(cfg->data.train, &d, &ignored) != CV_OK || d.classes != classes)
         return CV_OK;
-    cv_status st = cv_dataset_class_names(cfg->data.train, outputs, names, &ignored);
+    cv_status st = cv_dataset_class_names(cfg->data.train, classes, names, &ignored);
     return st == CV_NOMEM ? cv_fail(err, CV_NOMEM, "out of memory for class names") : CV_OK;
 }
 

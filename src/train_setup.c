@@ -49,6 +49,19 @@ static cv_status keep_vocab(struct trainer *tr, struct cv_error *err)
     return st;
 }
 
+/* The class names of the training split travel with the model too, so
+ * that `predict` names classes without the training file. */
+static cv_status keep_names(struct trainer *tr, struct cv_error *err)
+{
+    char **names = NULL;
+    int n = cv_model_classes(tr->model);
+    cv_status st = cv_dataset_class_names(tr->cfg->data.train, n, &names, err);
+    if (st == CV_OK && names)
+        st = cv_model_set_class_names(tr->model, (const char *const *)names, n, err);
+    free(names);
+    return st;
+}
+
 static cv_status open_data(struct trainer *tr, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -58,6 +71,8 @@ static cv_status open_data(struct trainer *tr, struct cv_error *err)
         st = check_targets(tr, cv_shard_info(tr->train), cfg->data.train, err);
     if (st == CV_OK)
         st = keep_vocab(tr, err);
+    if (st == CV_OK)
+        st = keep_names(tr, err);
     if (st == CV_OK && cfg->data.dev[0])
         st = cv_shard_open(cfg->data.dev, tr->rank, tr->world, tr->local_batch, &tr->dev, err);
     if (st == CV_OK && tr->dev)

@@ -62,6 +62,19 @@ char *cv_strdup(const char *s)
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
+char **cv_strings_copy(const char *const *s, int n)
+{
+    size_t bytes = (size_t)n * sizeof(char *) + 1;
+    for (int i = 0; i < n; i++)
+        bytes += strlen(s[i]) + 1;
+    char **out = cv_calloc(bytes, 1), *p = out ? (char *)(out + n) : NULL;
+    for (int i = 0; out && i < n; i++) {
+        out[i] = p;
+        p = stpcpy(p, s[i]) + 1;
+    }
+    return out;
+}
+
 void *cv_calloc_big(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)

@@ -24,6 +24,9 @@ void *cv_realloc(void *p, size_t n, size_t size);
 /* strdup / strndup through the same checked, injectable path. */
 char *cv_strdup(const char *s);
 char *cv_strndup(const char *s, size_t n);
+/* n strings copied into one block for free() (the pointers, then the
+ * text), or NULL when out of memory. */
+char **cv_strings_copy(const char *const *s, int n);
 /* The same for large buffers (datasets, arenas): 2 MiB aligned and marked
  * for transparent huge pages, so that touching them first costs a few
  * hundred page faults instead of one per 4 KiB (expensive under a VM).

@@ -27,6 +27,14 @@ export OMP_NUM_THREADS=1
 # no longer runs makes every mpirun retry it for 2.5 s; single-node test
 # launches need no munge credential, so they use PMIx's native one.
 export PMIX_MCA_psec=native
+# onnxruntime (npm package, run by the machine's Node.js): test_onnx_seq runs
+# exported sequence models in it.  --ignore-scripts: the package ships the
+# CPU library; its install script only fetches optional GPU builds.  Left
+# out, the test tries once more and then skips (exit 77) saying why.
+if command -v npm >/dev/null; then
+    npm install --prefix "$CV_ROOT/build/onnxruntime" --ignore-scripts --no-audit --no-fund \
+        onnxruntime-node@1.30.0 || echo "warning: npm could not install onnxruntime-node"
+fi
 
 echo "== format (.clang-format)"
 bash "$CV_ROOT/tests/check_format.sh"

@@ -79,6 +79,18 @@ struct cv_vocab;
 const struct cv_vocab *cv_model_tokens(const cv_model *m);
 cv_status cv_model_set_tokens(cv_model *m, const struct cv_vocab *v, struct cv_error *err);
 
+/* Classes of one prediction: the outputs, or the outputs per step of a
+ * per-step model. */
+int cv_model_classes(const cv_model *m);
+/* The class names of the model's training data (one per class: per output,
+ * or per step's output), kept like the vocabulary so that `predict` names
+ * its classes without the training file; NULL (*n = 0) when none were
+ * stored.  Borrowed until the model is freed.  set copies names.  Errors:
+ * CV_NOMEM. */
+const char *const *cv_model_class_names(const cv_model *m, int *n);
+cv_status cv_model_set_class_names(cv_model *m, const char *const *names, int n,
+                                   struct cv_error *err);
+
 /* A batch: n samples of (already normalised) inputs and targets.  With
  * per-step targets (cv_model_output_steps() = T > 0) y_class holds T class
  * ids per sample, -1 on steps that count for nothing (padding). */

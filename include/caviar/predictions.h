@@ -5,7 +5,9 @@
  * stored input normalisation, and writing the prediction file: HDF5
  * (/probabilities N x k, /predicted N, /label N when the data has labels,
  * attribute class_names) or CSV (row,predicted[,predicted_name][,label],
- * p0..pk-1), chosen by the file extension, replaced atomically (temporary
+ * p0..pk-1); for a per-step model (k = T x V) one prediction per valid
+ * step (/predicted N x T, -1 on padded steps; CSV row,step,predicted,...,
+ * p0..pV-1, a line per valid step), chosen by the file extension, replaced atomically (temporary
  * file, fsync, rename).  Used by `caviar predict` and `ensemble predict`.
  */
 #ifndef CAVIAR_PREDICTIONS_H
@@ -41,11 +43,12 @@ struct cv_pred_input {
     char spec[CV_PATH_MAX];
 };
 
-/* The class names of the model: those stored with its training split
- * (data.train's class_names) when it is readable and has one per output;
- * else *names = NULL.  *names is one block for free().  Local. */
-cv_status cv_pred_model_names(const struct cv_config *cfg, int outputs, char ***names,
-                              struct cv_error *err);
+/* The class names of model m (cv_model_classes() of them): those stored
+ * in the model file at training time, else (older models) those of its
+ * training split (data.train's class_names) when it is readable and has
+ * one per class; else *names = NULL.  *names is one block for free().
+ * Local. */
+cv_status cv_pred_model_names(const cv_model *m, char ***names, struct cv_error *err);
 
 /* Fill the image options the user left open from the model: (C, H, W) of
  * model.input when it has three dimensions, else the `shape` stored with
@@ -81,18 +84,22 @@ struct cv_pred_out {
     long long n;              /* rows */
     int k;                    /* outputs */
     const int32_t *label;     /* (n) true class ids, or NULL */
-    const char *const *names; /* (k) class names, or NULL */
+    const char *const *names; /* (k, or k / steps per step) class names, or NULL */
+    int steps;                /* T of a per-step model (k = T x classes), 0: none */
+    const int32_t *lengths;   /* (n) valid steps of each row (per step), or NULL: all */
 };
 
-/* The predicted class is the argmax (k > 1) or p > 0.5.  Errors: CV_USAGE
+/* The predicted class is the argmax (k > 1) or p > 0.5; per step, the
+ * argmax of each valid step's k / steps outputs.  Errors: CV_USAGE
  * (not .h5/.hdf5/.csv), CV_IO, CV_NOMEM; nothing is left at path on failure. */
 cv_status cv_predictions_write(const char *path, const struct cv_pred_out *p, struct cv_error *err);
 
-/* Collective: gather every rank's rows of probs (in->n, k) and labels on
- * rank 0, which writes `path`; the status is agreed. */
+/* Collective: gather every rank's rows of probs (in->n, k), labels and
+ * lengths on rank 0, which writes `path`; the status is agreed.  steps:
+ * cv_model_output_steps() of the model (0: one prediction per row). */
 cv_status cv_predictions_gather_write(const cv_comm *comm, const char *path,
                                       const struct cv_pred_input *in, const float *probs, int k,
-                                      const char *const *names, struct cv_error *err);
+                                      int steps, const char *const *names, struct cv_error *err);
 
 /* HDF5 flavour, in predictions_h5.c (the file that includes <hdf5.h>):
  * creates a new temporary file next to path (its name into tmp, empty if

@@ -186,6 +186,7 @@ static cv_status check_member(const struct ensemble_eval *e, int i, struct cv_er
     const struct member *a = &e->m[0], *b = &e->m[i];
     if (cv_model_inputs(b->model) != cv_model_inputs(a->model) ||
         cv_model_outputs(b->model) != cv_model_outputs(a->model) ||
+        cv_model_output_steps(b->model) != cv_model_output_steps(a->model) ||
         b->cfg->model.loss != a->cfg->model.loss)
         return cv_fail(err, CV_SHAPE,
                        "ensemble members differ: %s has %d inputs, %d outputs, "
@@ -208,9 +209,13 @@ static cv_status open_members(struct ensemble_eval *e, struct cv_error *err)
 }
 
 /* Add one member's predictions p (rows, k) to the combination c: its
- * probabilities / n, or a vote of 1/n for its class. */
+ * probabilities / n, or a vote of 1/n for its class (a per-step model's
+ * k = T x V outputs: a vote on each step's V). */
 static void combine(const struct ensemble_eval *e, const float *p, long long rows, int k, float *c)
 {
+    int steps = cv_model_output_steps(e->m[0].model);
+    if (steps > 0)
+        rows *= steps, k /= steps;
     for (long long r = 0; r < rows; r++, p += k, c += k)
         if (e->majority && k > 1)
             c[cv_predicted_class(p, k)] += 1.0f / (float)e->n;
@@ -393,12 +398,13 @@ static cv_status predict_all(struct ensemble_eval *e, const char *data, struct c
     cv_status st = open_members(e, err);
     int k = st == CV_OK ? cv_model_outputs(e->m[0].model) : 0;
     int f = st == CV_OK ? cv_model_inputs(e->m[0].model) : 0;
+    int classes = st == CV_OK ? cv_model_classes(e->m[0].model) : 0;
     if (st == CV_OK)
-        st = cv_pred_model_names(e->m[0].cfg, k, names, err);
+        st = cv_pred_model_names(e->m[0].model, names, err);
     if (st != CV_OK)
         return st;
     cv_pred_image_defaults(e->m[0].cfg, &po->image);
-    st = cv_pred_input_open(data, po, (const char *const *)*names, *names ? k : 0,
+    st = cv_pred_input_open(data, po, (const char *const *)*names, *names ? classes : 0,
                             cv_comm_rank(e->comm), cv_comm_size(e->comm), in, err);
     if (st == CV_OK)
         st = cv_pred_input_check(in, f, k, e->m[0].cfg->model.loss, err);
@@ -455,6 +461,7 @@ static int ensemble_predict(int argc, char **argv)
     int k = st == CV_OK ? cv_model_outputs(e.m[0].model) : 0;
     if (st == CV_OK)
         st = cv_predictions_gather_write(e.comm, out, &in, e.combined, k,
+                                         cv_model_output_steps(e.m[0].model),
                                          (const char *const *)names, &err);
     int rc = CV_EXIT_OK;
     if (st != CV_OK)

@@ -86,8 +86,9 @@ static void predict_usage(FILE *f)
 {
     fprintf(f, "usage: caviar predict MODEL.h5 DATA -o OUT.h5|OUT.csv [data options]\n\n"
                "Write the model's outputs (probabilities), the predicted class (and its name\n"
-               "when the model's training data stored class names) and the true label when\n"
-               "DATA has one, for every row.  The file is replaced atomically.\n");
+               "when the model or its training data stored class names) and the true label\n"
+               "when DATA has one, for every row (every valid step of a per-step model).\n"
+               "The file is replaced atomically.\n");
     fputs(cv_cli_pred_help, f);
 }
 
@@ -106,12 +107,13 @@ static cv_status predict_open(struct predict_job *j, const char *model, const ch
 {
     cv_status st = cv_ckpt_open_model(model, PREDICT_BATCH, &j->cfg, &j->model, err);
     int k = st == CV_OK ? cv_model_outputs(j->model) : 0;
+    int classes = st == CV_OK ? cv_model_classes(j->model) : 0;
     if (st == CV_OK)
-        st = cv_pred_model_names(j->cfg, k, &j->names, err);
+        st = cv_pred_model_names(j->model, &j->names, err);
     if (st != CV_OK)
         return st;
     cv_pred_image_defaults(j->cfg, &o->image);
-    st = cv_pred_input_open(data, o, (const char *const *)j->names, j->names ? k : 0,
+    st = cv_pred_input_open(data, o, (const char *const *)j->names, j->names ? classes : 0,
                             cv_comm_rank(j->comm), cv_comm_size(j->comm), &j->in, err);
     int f = cv_model_inputs(j->model);
     if (st == CV_OK)
@@ -171,6 +173,7 @@ int cv_cmd_predict(int argc, char **argv)
     int k = st == CV_OK ? cv_model_outputs(j.model) : 0;
     if (st == CV_OK)
         st = cv_predictions_gather_write(j.comm, out, &j.in, j.probs, k,
+                                         cv_model_output_steps(j.model),
                                          (const char *const *)j.names, &err);
     int rc = CV_EXIT_OK, rank = cv_cli_rank();
     if (st != CV_OK)

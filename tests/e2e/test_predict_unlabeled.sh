@@ -129,6 +129,101 @@ assert [int(r["label"]) for r in rows] == list(y)
 PY
 ok "ensemble predict: numpy's mean of the members' probabilities, and their vote fractions"
 
+# Class names travel in model.h5 (root attribute class_names, written at
+# training time): predict names the classes with the training file gone; an
+# older model without the attribute takes them from its training file.
+cp m1/model.h5 old.h5
+"$PY" - <<'PY' || fail "model.h5: no class_names attribute with the training split's names"
+import h5py
+with h5py.File("m1/model.h5") as f, h5py.File("sub.h5") as d:
+    got = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["class_names"]]
+    want = [n.decode() if isinstance(n, bytes) else n for n in d.attrs["class_names"]]
+assert got == want and len(got) == 10, got
+with h5py.File("old.h5", "r+") as f:  # as models trained before names were stored
+    del f.attrs["class_names"]
+PY
+mv sub.h5 sub-moved.h5
+run_np 2 predict m1/model.h5 nolab.h5 -o names-stored.csv >/dev/null || fail "predict, no training file"
+run_np 1 predict old.h5 nolab.h5 -o names-none.csv >/dev/null || fail "predict an old model"
+mv sub-moved.h5 sub.h5
+run_np 1 predict old.h5 nolab.h5 -o names-old.csv >/dev/null || fail "predict an old model"
+"$PY" - <<'PY' || fail "class names: not from model.h5, or no fallback to the training file"
+import csv
+names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+         "Bag", "Ankle boot"]
+for path, named in (("names-stored.csv", True), ("names-none.csv", False), ("names-old.csv", True)):
+    rows = list(csv.DictReader(open(path)))
+    assert len(rows) == 1000 and ("predicted_name" in rows[0]) == named, path
+    if named:
+        assert [r["predicted_name"] for r in rows] == [names[int(r["predicted"])] for r in rows]
+PY
+ok "class names: stored in model.h5 at training, used without the training file; older models fall back to it"
+
+# Per-step models (a character model on the word list): one prediction per
+# valid step; the ensemble's vote is taken on each step.
+timeout -k 10 "$STEP_TIMEOUT" "$CAVIAR" import text /usr/share/dict/words --lines --shuffle \
+    --seed 1 --dev 300 -o words.h5 >/dev/null || fail "import text /usr/share/dict/words"
+read -r V T <<<"$("$PY" -c 'import h5py; f = h5py.File("words.h5"); print(f.attrs["classes"], f["X"].shape[1])')"
+for s in 1 2; do
+    cat >"c$s.yaml" <<YAML
+data: {train: words.h5, dev: words.h5#dev}
+model:
+  input: [$T]
+  layers:
+    - {type: embedding, vocab: $V, dim: 8}
+    - {type: gru, units: 16, return_sequences: true}
+    - {type: dense, units: $V, activation: softmax}
+  loss: softmax_cross_entropy
+train: {optimizer: adam, lr: 1.0e-2, batch: 64, epochs: 1, max_steps: 20, seed: $s}
+checkpoint: {every_epochs: 0, every_steps: 0}
+run: {dir: c$s, report: false, progress: 0}
+YAML
+    run_np 1 train "c$s.yaml" >"c$s.log" 2>&1 || { cat "c$s.log" >&2; fail "train c$s"; }
+    run_np 2 predict "c$s/model.h5" "words.h5#dev" -o "c$s.h5" >/dev/null || fail "predict c$s"
+done
+run_np 2 predict c1/model.h5 "words.h5#dev" -o c1.csv >/dev/null || fail "predict c1 to CSV"
+run_np 2 ensemble predict c1/model.h5 c2/model.h5 --data "words.h5#dev" --vote majority \
+    -o cvote.h5 >/dev/null || fail "ensemble predict --vote majority, per step"
+run_np 2 ensemble eval c1/model.h5 c2/model.h5 --data "words.h5#dev" --vote majority --json \
+    >cvote.json || fail "ensemble eval --vote majority, per step"
+"$PY" - "$V" "$T" <<'PY' || fail "per-step predictions disagree with numpy"
+import csv, json, sys, h5py, numpy as np
+V, T = int(sys.argv[1]), int(sys.argv[2])
+with h5py.File("words.h5") as f:
+    L, y = f["dev/lengths"][:], f["dev/y"][:]
+N = len(L)
+valid = np.arange(T)[None, :] < L[:, None]
+P, pred = [], []
+for s in (1, 2):
+    with h5py.File(f"c{s}.h5") as f:
+        P.append(f["probabilities"][:].reshape(N, T, V))
+        pred.append(f["predicted"][:])
+    assert pred[-1].shape == (N, T), pred[-1].shape
+    want = np.where(valid, P[-1].argmax(2), -1)  # one class per valid step, -1 on padding
+    assert np.array_equal(pred[-1], want)
+rows = list(csv.DictReader(open("c1.csv")))
+assert len(rows) == int(L.sum()), (len(rows), int(L.sum()))  # a line per valid step
+r, s = np.nonzero(valid)
+assert [(int(x["row"]), int(x["step"])) for x in rows] == list(zip(r.tolist(), s.tolist()))
+assert [int(x["predicted"]) for x in rows] == pred[0][valid].tolist()
+got = np.array([[float(x[f"p{j}"]) for j in range(V)] for x in rows])
+assert np.allclose(got, P[0][valid], rtol=1e-6, atol=1e-9)
+votes = np.zeros_like(P[0])
+for p in P:
+    idx = p.argmax(2)
+    for a in range(N):
+        votes[a, np.arange(T), idx[a]] += 0.5
+with h5py.File("cvote.h5") as f:
+    e, epred = f["probabilities"][:].reshape(N, T, V), f["predicted"][:]
+assert np.array_equal(e[valid], votes[valid])
+assert np.array_equal(epred, np.where(valid, votes.argmax(2), -1))  # ties: the lower class
+acc = float((votes.argmax(2) == y)[valid].mean())
+got_acc = json.load(open("cvote.json"))["ensemble"]["accuracy"]
+assert abs(got_acc - acc) < 1e-5, (got_acc, acc)
+print(f"{N} rows, {int(L.sum())} steps; vote accuracy per step {acc:.4f}")
+PY
+ok "per-step model: predict gives a class per valid step (HDF5 N x T, -1 on padding; CSV a line per step); ensemble votes per step (predict and eval)"
+
 # bad input: one message on every rank, exit 1, nothing written
 echo old >keep.csv
 printf '1,2\n3,4\n' >two.csv
