@@ -38,6 +38,9 @@ read -ra NET_ARGS <<<"${NET_ARGS:-}"
 read -ra SRC_ARGS <<<"${SRC_ARGS-data.augment.shift=2}"
 read -ra RUN_ARGS <<<"${RUN_ARGS:-}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+case $FT in lpft | direct) ;; *) echo "transfer.sh: FT=$FT: expected lpft or direct" >&2; exit 2 ;; esac
+[ -z "${SRC_MODEL:-}" ] || [ -f "$SRC_MODEL" ] ||
+    { echo "transfer.sh: SRC_MODEL=$SRC_MODEL: no such file" >&2; exit 2; }
 PY=/usr/bin/python3
 
 "$PY" - "$TRAIN" "$TEST" "$WORK" "$ROWS" <<'PY'
@@ -101,13 +104,13 @@ S=() F=() T=()
 for seed in $SEEDS; do
     run() { "$CAVIAR" train "$WORK/cnn.yaml" run.dir="$WORK/$1-$seed" train.seed="$seed" \
         "${NET_ARGS[@]}" "${RUN_ARGS[@]}" train.epochs="$EPOCHS" "${@:2}" >"$WORK/$1-$seed.log"; }
-    run scratch train.epochs="$SCRATCH_EPOCHS"
-    run frozen model.init_from="$SRC" "${freeze[@]}"
+    run frozen model.init_from="$SRC" "${freeze[@]}" # first: a source that does not fit fails at once
     if [ "$FT" = lpft ]; then
         run finetune model.init_from="$WORK/frozen-$seed/model.h5" train.lr="$FT_LR"
     else
         run finetune model.init_from="$SRC" train.lr_loaded="$LR_LOADED"
     fi
+    run scratch train.epochs="$SCRATCH_EPOCHS"
     S+=("$(acc "scratch-$seed")") F+=("$(acc "frozen-$seed")") T+=("$(acc "finetune-$seed")")
     echo "seed $seed, classes 5-9 from $ROWS rows, test accuracy: scratch ${S[-1]} |" \
         "frozen convs + new head ${F[-1]} | fine-tuned ($FT) ${T[-1]}"
