@@ -425,7 +425,7 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
                        "%s: sweep.min_epochs = %d is larger than "
                        "sweep.max_epochs = %d",
                        p->source, c->sweep.min_epochs, c->sweep.max_epochs);
-    return CV_OK;
+    return cv__cfg_schedule_check(c, p->err);
 }
 
 cv_status cv_config_parse(const char *text, const char *source, const char *const *overrides,

@@ -589,7 +589,7 @@ static const char *fixed_key_changes(const struct cv_config *base, const struct 
 {
     for (int j = 0; j < base->sweep.n_space; j++) {
         const char *key = base->sweep.space[j].key, *first = cv__sweep_param(&rows[line[0]], key);
-        for (int k = 1; cv_sched_key_find(key) < 0 && first && k < g; k++) {
+        for (int k = 1; cv_sched_key_find(key, NULL) < 0 && first && k < g; k++) {
             const char *v = cv__sweep_param(&rows[line[k]], key);
             if (v && strcmp(v, first))
                 return key;
@@ -616,7 +616,7 @@ cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct 
     int m = 0;
     cv_status st = over && sched ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
     for (int j = 0; st == CV_OK && j < first->n_params; j++)
-        if (cv_sched_key_find(first->params[j].key) < 0) {
+        if (cv_sched_key_find(first->params[j].key, NULL) < 0) {
             snprintf(over[m], sizeof(over[m]), "%s=%s", first->params[j].key,
                      first->params[j].value);
             ptr[m] = over[m];
@@ -624,9 +624,9 @@ cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct 
         }
     if (st == CV_OK) {
         snprintf(sched, 16384, "train.schedule={");
-        for (int k = 0; k < CV_SCHED_KEYS; k++)
-            schedule_text(rows, line, g, cv_sched_key_name((enum cv_sched_key)k), sched + 16,
-                          16384 - 17);
+        for (int j = 0; j < base->sweep.n_space; j++)
+            if (cv_sched_key_find(base->sweep.space[j].key, NULL) >= 0)
+                schedule_text(rows, line, g, base->sweep.space[j].key, sched + 16, 16384 - 17);
         strcat(sched, "}");
         ptr[m++] = sched;
         snprintf(over[m], sizeof(over[m]), "run.dir=%.1000s", run_dir);

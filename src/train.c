@@ -115,9 +115,9 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     struct cv_batch_stats bs = {0};
     double t0 = cv_now(), wait = 0;
     cv_shard_batch(tr->train, cv_sched_local_batch(cfg->train.batch, tr->rank, tr->world), s, &b);
-    if (cfg->data.augment_flip || cfg->data.augment_shift > 0)
+    if (cfg->data.augment_flip || tr->aug_shift > 0)
         cv_shard_augment(tr->train, &b, cfg->model.input, cfg->train.seed, tr->ts.step,
-                         cfg->data.augment_flip, cfg->data.augment_shift);
+                         cfg->data.augment_flip, tr->aug_shift);
     long long global = cv_sched_global_count(n_rows, cfg->train.batch, tr->world, s);
     tr->t.data += cv_now() - t0;
     cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global, &bs);
@@ -268,17 +268,27 @@ static void epoch_hook(struct trainer *tr)
 
 /* train.schedule: the values of the epoch about to run.  Scaling the
  * epoch's rate keeps the decay and warmup shapes, as a run resumed with
- * that train.lr (a pbt generation) computes them. */
-static void apply_schedule(struct trainer *tr)
+ * that train.lr (a pbt generation) computes them.  Keep and shift are pure
+ * functions of the epoch too, so a resumed run sets the same ones. */
+static cv_status apply_schedule(struct trainer *tr, struct cv_error *err)
 {
     const struct cv_config *c = tr->cfg;
     int e = (int)tr->ts.epoch;
-    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, e) / c->train.lr;
+    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, -1, e) / c->train.lr;
+    tr->aug_shift = (int)cv_config_sched_value(c, CV_SCHED_AUGMENT_SHIFT, -1, e);
     if (c->train.n_schedule > 0)
-        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, e),
-                           cv_config_sched_value(c, CV_SCHED_BETA2, e),
-                           cv_config_sched_value(c, CV_SCHED_L2, e),
-                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, e));
+        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_BETA2, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_L2, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, -1, e));
+    cv_status st = CV_OK;
+    for (int i = 0; i < c->train.n_schedule && st == CV_OK; i++) {
+        int l = c->train.schedule[i].layer;
+        if (c->train.schedule[i].key == CV_SCHED_KEEP)
+            st = cv_model_set_keep(tr->model, l,
+                                   (float)cv_config_sched_value(c, CV_SCHED_KEEP, l, e), err);
+    }
+    return st;
 }
 
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
@@ -295,8 +305,9 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
     }
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
-        apply_schedule(tr);
-        cv_status st = run_steps(tr, &limit, err);
+        cv_status st = apply_schedule(tr, err);
+        if (st == CV_OK)
+            st = run_steps(tr, &limit, err);
         if (st == CV_OK)
             st = cv__train_finish_epoch(tr, limit ? "end" : "epoch", res, err);
         if (st == CV_OK)
@@ -364,8 +375,12 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
                        struct cv_error *err)
 {
     static const struct cv_train_opts none;
-    struct trainer tr = {
-        .cfg = cfg, .comm = comm, .opts = opts ? opts : &none, .lock_fd = -1, .lr_scale = 1};
+    struct trainer tr = {.cfg = cfg,
+                         .comm = comm,
+                         .opts = opts ? opts : &none,
+                         .lock_fd = -1,
+                         .lr_scale = 1,
+                         .aug_shift = cfg->data.augment_shift};
     tr.rank = cv_comm_rank(comm);
     tr.world = cv_comm_size(comm);
     tr.t_start = cv_now();

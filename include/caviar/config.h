@@ -116,12 +116,15 @@ enum cv_sched_key {
     CV_SCHED_BETA2,
     CV_SCHED_L2,
     CV_SCHED_WEIGHT_DECAY,
+    CV_SCHED_AUGMENT_SHIFT, /* data.augment.shift */
+    CV_SCHED_KEEP,          /* model.layers.N.keep of dropout layer N */
     CV_SCHED_KEYS
 };
 #define CV_MAX_SCHEDULE 256
 
 struct cv_sched_point {
     enum cv_sched_key key; /* which value */
+    int layer;             /* CV_SCHED_KEEP: the top-level layer N, else -1 */
     int epoch;             /* from this epoch on (0 = the first) */
     double value;
 };
@@ -303,12 +306,17 @@ const char *cv_monitor_name(enum cv_monitor m); /* "dev.loss", ... */
 /* The first architectural difference between a and b (input, layers,
  * loss) described in buf ("model.layers.2.units differs"), or NULL when a
  * model of one can load the parameters of the other. */
-/* The value of schedulable key k for 0-based epoch e: the latest
+/* The value of schedulable key k (of top-level layer `layer` for
+ * CV_SCHED_KEEP, ignored otherwise) for 0-based epoch e: the latest
  * train.schedule point at or before e, else the config's own value. */
-double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int e);
-/* "train.lr", ... for a schedulable key; -1 from the name if not one. */
+double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int layer, int e);
+/* "train.lr", ... for a schedulable key ("model.layers.N.keep" for
+ * CV_SCHED_KEEP); the key of a name ("model.layers.3.keep": CV_SCHED_KEEP,
+ * layer 3 in *layer when not NULL), -1 if the name is not schedulable. */
 const char *cv_sched_key_name(enum cv_sched_key k);
-int cv_sched_key_find(const char *name);
+int cv_sched_key_find(const char *name, int *layer);
+/* Whether train.schedule has a point for key k. */
+bool cv_config_sched_has(const struct cv_config *c, enum cv_sched_key k);
 
 const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
                                 size_t n);

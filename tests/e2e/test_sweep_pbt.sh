@@ -7,9 +7,13 @@
 #    same results, lineage and models as an uninterrupted one; the lineage
 #    is consistent (every parent existed and was better at that time); the
 #    report has the lineage section; a refused resume names the key;
-#  - a pbt sweep over train.lr and 1 - beta1: best.yaml replays the best
-#    member's whole schedule (train.schedule) as one plain run, which ends
-#    with exactly the member's parameters; a bad train.schedule is refused;
+#  - a pbt sweep over train.lr, 1 - beta1, a dropout keep and the
+#    augmentation shift: best.yaml replays the best member's whole schedule
+#    (train.schedule) as one plain run, which ends with exactly the member's
+#    parameters; a bad train.schedule is refused;
+#  - train.schedule of keep and shift from epoch 0 trains exactly as the
+#    config's own values; a run stopped after keep and shift changed and
+#    resumed mid-epoch ends with the uninterrupted run's parameters;
 #  - a results line whose value is outside its choice is refused on resume;
 #  - a tpe sweep runs its start-up trials as random draws, then proposals.
 source "$(dirname "$0")/lib.sh"
@@ -132,12 +136,27 @@ with h5py.File(sys.argv[1]) as s, h5py.File(sys.argv[2], "w") as d:
     for k, v in s["dev"].attrs.items():
         d.attrs[k] = v
 PY
+space='{train.lr: "log_uniform(1e-4, 1e-2)", train.beta1: "one_minus_log_uniform(0.5, 0.99)",
+  model.layers.1.keep: "uniform(0.5, 1)", data.augment.shift: "int_uniform(0, 3)"}'
 run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/rep" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
-    'sweep.space={train.lr: "log_uniform(1e-4, 1e-2)", train.beta1: "one_minus_log_uniform(0.5, 0.99)"}' \
-    >"$TMP/rep.txt" || { cat "$TMP/rep.txt"; fail "pbt over lr and beta1"; }
+    'model.input=[1, 28, 28]' "sweep.space=$space" >"$TMP/rep.txt" ||
+    { cat "$TMP/rep.txt"; fail "pbt over lr, beta1, keep and shift"; }
 grep -q "best.yaml replays trial" "$TMP/rep.txt" || fail "best.yaml does not replay the schedule"
-grep -q "schedule:" "$TMP/rep/sweep/best.yaml" || fail "best.yaml has no train.schedule"
+for k in train.lr train.beta1 model.layers.1.keep data.augment.shift; do
+    grep -A1 "^    $k:\$" "$TMP/rep/sweep/best.yaml" | grep -q "^      0: " ||
+        { cat "$TMP/rep/sweep/best.yaml"; fail "best.yaml: no train.schedule of $k"; }
+done
 best=$(sed -n 's/^best: trial \([0-9]*\),.*/\1/p' "$TMP/rep.txt")
+# the lineage changed the keep and the shift of some member (else the
+# replay below would not show that they are scheduled)
+"$PY" - "$TMP/rep/sweep/results.jsonl" <<'PY' || fail "no exploit step changed keep and shift"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = {(r["trial"], r["rung"]): r["params"] for r in rows if r["status"] in ("done", "paused")}
+ex = [r for r in rows if r["status"] == "exploit"]
+for k in ("model.layers.1.keep", "data.augment.shift"):
+    assert any(r["params"][k] != jobs[(r["trial"], r["rung"])][k] for r in ex), k
+PY
 run_np 1 train "$TMP/rep/sweep/best.yaml" >/dev/null || fail "best.yaml does not train"
 want=$(params_hash "$TMP/rep/sweep/trial-000$best/model.h5")
 got=$(params_hash "$TMP/rep/best/model.h5")
@@ -146,7 +165,40 @@ expect_fail "train.schedule.train.batch" run_np 1 train "$TMP/rep/sweep/best.yam
     run.dir="$TMP/rep-bad" 'train.schedule={train.batch: {0: 64}}'
 expect_fail "train.schedule.train.lr.-1" run_np 1 train "$TMP/rep/sweep/best.yaml" \
     run.dir="$TMP/rep-bad" 'train.schedule={train.lr: {-1: 0.1}}'
-ok "pbt: best.yaml replays trial $best's schedule in one run, to the same parameters"
+ok "pbt: best.yaml replays trial $best's schedule (lr, beta1, keep, shift) in one run, to the same parameters"
+
+# ---- train.schedule of keep and shift: a point at epoch 0 is the config's
+# own value; a change mid-run resumes byte-exact
+sched_run() { # DIR ARGS...
+    local d=$1
+    shift
+    run_np 2 train "$TMP/p.yaml" run.dir="$d" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
+        'model.input=[1, 28, 28]' train.epochs=3 "$@" >"$d.txt" 2>&1 || { cat "$d.txt"; return 1; }
+}
+sched_run "$TMP/own" model.layers.1.keep=0.5 data.augment.shift=2 || fail "keep 0.5, shift 2"
+sched_run "$TMP/at0" 'train.schedule={model.layers.1.keep: {0: 0.5}, data.augment.shift: {0: 2}}' ||
+    fail "scheduled from epoch 0"
+[ "$(params_hash "$TMP/at0/model.h5")" = "$(params_hash "$TMP/own/model.h5")" ] ||
+    fail "a schedule from epoch 0 differs from the config's own keep and shift"
+mid='train.schedule={model.layers.1.keep: {1: 0.5, 2: 0.7}, data.augment.shift: {1: 2}}'
+sched_run "$TMP/mid" "$mid" || fail "schedule changing keep and shift"
+[ "$(params_hash "$TMP/mid/model.h5")" != "$(params_hash "$TMP/own/model.h5")" ] ||
+    fail "the keep/shift schedule changed nothing"
+# 1000 rows at batch 128: 8 steps an epoch; stop at step 3 of the second
+# epoch (0-based epoch 1), after keep and shift changed
+rc=0
+run_np 2 train "$TMP/p.yaml" run.dir="$TMP/cut" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
+    'model.input=[1, 28, 28]' train.epochs=3 "$mid" --stop-after-steps 11 >"$TMP/cut0.txt" 2>&1 ||
+    rc=$?
+[ "$rc" -eq 75 ] || { cat "$TMP/cut0.txt"; fail "stop after 11 steps: exit $rc, not 75"; }
+sched_run "$TMP/cut" "$mid" run.resume=auto || fail "resume"
+grep -q "resuming from .*: epoch 2, step 3 " "$TMP/cut.txt" ||
+    { cat "$TMP/cut.txt"; fail "the second run did not resume at step 3 of epoch 2"; }
+[ "$(params_hash "$TMP/cut/model.h5")" = "$(params_hash "$TMP/mid/model.h5")" ] ||
+    fail "resumed mid-epoch with a keep/shift schedule: params differ from the uninterrupted run"
+expect_fail "train.schedule.model.layers.0.keep: layer 0 is dense, not a dropout layer" \
+    run_np 1 train "$TMP/p.yaml" run.dir="$TMP/rep-bad" 'train.schedule={model.layers.0.keep: {0: 0.5}}'
+ok "train.schedule of keep and shift: from epoch 0 = the config's own; resumed mid-run byte-exact"
 
 # ---- a value outside its choice in results.jsonl is refused on resume
 cp -r "$TMP/ref" "$TMP/edit"
