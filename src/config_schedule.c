@@ -10,6 +10,9 @@
  *       model.layers.1.keep: {0: 0.8, 4: 0.64}
  *       data.augment.shift: {2: 3}
  *
+ * With `unit: steps` the points are global steps (0-based) instead of
+ * epochs, for values that change within an epoch.
+ *
  * Only keys the trainer can change between epochs are accepted: the
  * optimizer's values, the keep probability of a top-level dropout layer
  * (keyed as in a sweep space) and the augmentation's shift.  The training
@@ -79,15 +82,14 @@ static double own_value(const struct cv_config *c, enum cv_sched_key k, int laye
     return 0;
 }
 
-double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int layer, int e)
+double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int layer, long long e)
 {
     double v = own_value(c, k, layer);
-    int at = -1;
+    long long at = -1;
     for (int i = 0; i < c->train.n_schedule; i++) {
         const struct cv_sched_point *s = &c->train.schedule[i];
-        if (s->key == k && (k != CV_SCHED_KEEP || s->layer == layer) && s->epoch <= e &&
-            s->epoch > at) {
-            at = s->epoch;
+        if (s->key == k && (k != CV_SCHED_KEEP || s->layer == layer) && s->at <= e && s->at > at) {
+            at = s->at;
             v = s->value;
         }
     }
@@ -119,7 +121,8 @@ static cv_status parse_points(struct pctx *p, enum cv_sched_key k, int layer,
                               const struct cv_node *n, struct cv_config *c)
 {
     if (n->kind != CV_NODE_MAP || n->n < 1)
-        return cv__cfg_bad(p, n, "a mapping of epochs to values, e.g. {0: 0.01, 4: 0.008}");
+        return cv__cfg_bad(p, n,
+                           "a mapping of epochs (or steps) to values, e.g. {0: 0.01, 4: 0.008}");
     for (int i = 0; i < n->n; i++) {
         size_t mark;
         long long e;
@@ -127,8 +130,8 @@ static cv_status parse_points(struct pctx *p, enum cv_sched_key k, int layer,
         struct cv_node key = {.kind = CV_NODE_SCALAR, .line = n->kids[i]->line, .text = n->keys[i]};
         cv__cfg_push(p, n->keys[i], &mark);
         cv_status st = CV_OK;
-        if (!cv__cfg_to_ll(&key, &e) || e < 0 || e > 1000000000)
-            st = cv__cfg_bad(p, n->kids[i], "an epoch (an integer >= 0) as the key");
+        if (!cv__cfg_to_ll(&key, &e) || e < 0 || e > 1000000000000000LL)
+            st = cv__cfg_bad(p, n->kids[i], "an epoch or step (an integer >= 0) as the key");
         else if (!cv__cfg_scalar(n->kids[i]) || !cv__cfg_to_double(n->kids[i], &v) ||
                  !in_range(k, v))
             st = cv__cfg_bad(p, n->kids[i], "a value in the key's range");
@@ -137,8 +140,19 @@ static cv_status parse_points(struct pctx *p, enum cv_sched_key k, int layer,
         cv__cfg_pop(p, mark);
         if (st != CV_OK)
             return st;
-        c->train.schedule[c->train.n_schedule++] = (struct cv_sched_point){k, layer, (int)e, v};
+        c->train.schedule[c->train.n_schedule++] = (struct cv_sched_point){k, layer, e, v};
     }
+    return CV_OK;
+}
+
+/* unit: epochs (the default) or steps: what the points' keys count. */
+static cv_status parse_unit(struct pctx *p, const struct cv_node *n, struct cv_config *c)
+{
+    static const char *const units[] = {"epochs", "steps", NULL};
+    int u = cv__cfg_scalar(n) ? cv__cfg_find_name(units, n->text) : -1;
+    if (u < 0)
+        return cv__cfg_bad(p, n, "epochs or steps");
+    c->train.schedule_steps = u == 1;
     return CV_OK;
 }
 
@@ -148,12 +162,14 @@ cv_status cv__cfg_schedule(struct pctx *p, const struct cv_node *n, void *base)
     c->train.n_schedule = 0;
     if (n->kind != CV_NODE_MAP)
         return cv__cfg_bad(p, n, "a mapping of keys (" SCHED_KEYS_HELP ") to {epoch: value}");
+    c->train.schedule_steps = false;
     for (int i = 0; i < n->n; i++) {
         int layer = -1, k = cv_sched_key_find(n->keys[i], &layer);
         size_t mark;
         cv__cfg_push(p, n->keys[i], &mark);
-        cv_status st = k < 0 ? cv__cfg_bad(p, n->kids[i], SCHED_KEYS_HELP)
-                             : parse_points(p, (enum cv_sched_key)k, layer, n->kids[i], c);
+        cv_status st = !strcmp(n->keys[i], "unit") ? parse_unit(p, n->kids[i], c)
+                       : k < 0 ? cv__cfg_bad(p, n->kids[i], "unit or " SCHED_KEYS_HELP)
+                               : parse_points(p, (enum cv_sched_key)k, layer, n->kids[i], c);
         cv__cfg_pop(p, mark);
         if (st != CV_OK)
             return st;

@@ -193,6 +193,31 @@ static void show_progress(struct trainer *tr, long long steps)
     cv__progress_print(&tr->prog, &at);
 }
 
+/* train.schedule: the values at e, the epoch about to run (the step with
+ * unit: steps).  Scaling the epoch's rate keeps the decay and warmup
+ * shapes, as a run resumed with that train.lr (a pbt generation) computes
+ * them.  Keep and shift are pure functions of e too, so a resumed run sets
+ * the same ones. */
+static cv_status apply_schedule(struct trainer *tr, long long e, struct cv_error *err)
+{
+    const struct cv_config *c = tr->cfg;
+    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, -1, e) / c->train.lr;
+    tr->aug_shift = (int)cv_config_sched_value(c, CV_SCHED_AUGMENT_SHIFT, -1, e);
+    if (c->train.n_schedule > 0)
+        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_BETA2, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_L2, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, -1, e));
+    cv_status st = CV_OK;
+    for (int i = 0; i < c->train.n_schedule && st == CV_OK; i++) {
+        int l = c->train.schedule[i].layer;
+        if (c->train.schedule[i].key == CV_SCHED_KEEP)
+            st = cv_model_set_keep(tr->model, l,
+                                   (float)cv_config_sched_value(c, CV_SCHED_KEEP, l, e), err);
+    }
+    return st;
+}
+
 /* Runs the steps of the current epoch; *limit when train.max_steps hit. */
 static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err)
 {
@@ -206,7 +231,9 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     while (tr->ts.epoch_step < steps && !*limit) {
         bool stop = false;
         double t0 = cv_now();
-        cv_status st = train_step(tr, n_rows, cv__train_step_lr(tr, tr->ts.step), &stop, err);
+        cv_status st = cfg->train.schedule_steps ? apply_schedule(tr, tr->ts.step, err) : CV_OK;
+        if (st == CV_OK)
+            st = train_step(tr, n_rows, cv__train_step_lr(tr, tr->ts.step), &stop, err);
         tr->train_time += cv_now() - t0;
         if (st != CV_OK)
             return st;
@@ -266,31 +293,6 @@ static void epoch_hook(struct trainer *tr)
         tr->opts->on_epoch(tr->opts->on_epoch_arg, tr->run_dir);
 }
 
-/* train.schedule: the values of the epoch about to run.  Scaling the
- * epoch's rate keeps the decay and warmup shapes, as a run resumed with
- * that train.lr (a pbt generation) computes them.  Keep and shift are pure
- * functions of the epoch too, so a resumed run sets the same ones. */
-static cv_status apply_schedule(struct trainer *tr, struct cv_error *err)
-{
-    const struct cv_config *c = tr->cfg;
-    int e = (int)tr->ts.epoch;
-    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, -1, e) / c->train.lr;
-    tr->aug_shift = (int)cv_config_sched_value(c, CV_SCHED_AUGMENT_SHIFT, -1, e);
-    if (c->train.n_schedule > 0)
-        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, -1, e),
-                           cv_config_sched_value(c, CV_SCHED_BETA2, -1, e),
-                           cv_config_sched_value(c, CV_SCHED_L2, -1, e),
-                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, -1, e));
-    cv_status st = CV_OK;
-    for (int i = 0; i < c->train.n_schedule && st == CV_OK; i++) {
-        int l = c->train.schedule[i].layer;
-        if (c->train.schedule[i].key == CV_SCHED_KEEP)
-            st = cv_model_set_keep(tr->model, l,
-                                   (float)cv_config_sched_value(c, CV_SCHED_KEEP, l, e), err);
-    }
-    return st;
-}
-
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -305,7 +307,7 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
     }
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
-        cv_status st = apply_schedule(tr, err);
+        cv_status st = cfg->train.schedule_steps ? CV_OK : apply_schedule(tr, tr->ts.epoch, err);
         if (st == CV_OK)
             st = run_steps(tr, &limit, err);
         if (st == CV_OK)

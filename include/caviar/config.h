@@ -125,7 +125,7 @@ enum cv_sched_key {
 struct cv_sched_point {
     enum cv_sched_key key; /* which value */
     int layer;             /* CV_SCHED_KEEP: the top-level layer N, else -1 */
-    int epoch;             /* from this epoch on (0 = the first) */
+    long long at;          /* from this epoch (or global step, unit: steps) on, 0-based */
     double value;
 };
 
@@ -237,6 +237,7 @@ struct cv_config {
         long long max_steps;         /* stop after this many optimizer steps, 0 = no limit */
         struct cv_sched_point schedule[CV_MAX_SCHEDULE]; /* train.schedule (a pbt replay) */
         int n_schedule;
+        bool schedule_steps; /* train.schedule.unit: steps (points at global steps) */
     } train;
 
     struct {
@@ -307,9 +308,11 @@ const char *cv_monitor_name(enum cv_monitor m); /* "dev.loss", ... */
  * loss) described in buf ("model.layers.2.units differs"), or NULL when a
  * model of one can load the parameters of the other. */
 /* The value of schedulable key k (of top-level layer `layer` for
- * CV_SCHED_KEEP, ignored otherwise) for 0-based epoch e: the latest
- * train.schedule point at or before e, else the config's own value. */
-double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int layer, int e);
+ * CV_SCHED_KEEP, ignored otherwise) at e, the 0-based epoch (or global
+ * step with train.schedule.unit: steps): the latest train.schedule point at
+ * or before e, else the config's own value. */
+double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int layer,
+                             long long e);
 /* "train.lr", ... for a schedulable key ("model.layers.N.keep" for
  * CV_SCHED_KEEP); the key of a name ("model.layers.3.keep": CV_SCHED_KEEP,
  * layer 3 in *layer when not NULL), -1 if the name is not schedulable. */

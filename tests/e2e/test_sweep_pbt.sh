@@ -14,6 +14,8 @@
 #  - train.schedule of keep and shift from epoch 0 trains exactly as the
 #    config's own values; a run stopped after keep and shift changed and
 #    resumed mid-epoch ends with the uninterrupted run's parameters;
+#  - train.schedule in steps (unit: steps) at the epoch starts trains as
+#    the epoch schedule, and with changes within epochs resumes exactly;
 #  - a results line whose value is outside its choice is refused on resume;
 #  - a tpe sweep runs its start-up trials as random draws, then proposals.
 source "$(dirname "$0")/lib.sh"
@@ -199,6 +201,29 @@ grep -q "resuming from .*: epoch 2, step 3 " "$TMP/cut.txt" ||
 expect_fail "train.schedule.model.layers.0.keep: layer 0 is dense, not a dropout layer" \
     run_np 1 train "$TMP/p.yaml" run.dir="$TMP/rep-bad" 'train.schedule={model.layers.0.keep: {0: 0.5}}'
 ok "train.schedule of keep and shift: from epoch 0 = the config's own; resumed mid-run byte-exact"
+
+# ---- train.schedule in steps: points at the epoch starts (8 steps an
+# epoch) train as the epoch schedule; changes within an epoch resume exactly
+sched_run "$TMP/st" 'train.schedule={unit: steps, model.layers.1.keep: {8: 0.5, 16: 0.7},
+  data.augment.shift: {8: 2}}' || fail "a schedule in steps"
+[ "$(params_hash "$TMP/st/model.h5")" = "$(params_hash "$TMP/mid/model.h5")" ] ||
+    fail "a step schedule at the epoch starts differs from the same epoch schedule"
+within='train.schedule={unit: steps, model.layers.1.keep: {5: 0.5}, data.augment.shift: {3: 1},
+  train.lr: {13: 1.0e-3}}'
+sched_run "$TMP/win" "$within" || fail "a schedule changing within epochs"
+[ "$(params_hash "$TMP/win/model.h5")" != "$(params_hash "$TMP/st/model.h5")" ] ||
+    fail "changes within an epoch changed nothing"
+rc=0
+run_np 2 train "$TMP/p.yaml" run.dir="$TMP/wcut" data.train="$TMP/small.h5" \
+    data.dev="$TMP/small.h5" 'model.input=[1, 28, 28]' train.epochs=3 "$within" \
+    --stop-after-steps 11 >"$TMP/wcut0.txt" 2>&1 || rc=$?
+[ "$rc" -eq 75 ] || { cat "$TMP/wcut0.txt"; fail "step schedule: stop after 11 steps: exit $rc"; }
+sched_run "$TMP/wcut" "$within" run.resume=auto || fail "step schedule: resume"
+[ "$(params_hash "$TMP/wcut/model.h5")" = "$(params_hash "$TMP/win/model.h5")" ] ||
+    fail "resumed at step 11 (between step-schedule points): params differ from the uninterrupted run"
+expect_fail "train.schedule.unit = hours: expected epochs or steps" run_np 1 train "$TMP/p.yaml" \
+    run.dir="$TMP/rep-bad" 'train.schedule={unit: hours, train.lr: {0: 0.1}}'
+ok "train.schedule in steps: = the epoch schedule at epoch starts; changes within epochs resume exactly"
 
 # ---- a value outside its choice in results.jsonl is refused on resume
 cp -r "$TMP/ref" "$TMP/edit"

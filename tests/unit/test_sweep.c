@@ -598,6 +598,29 @@ static void test_train_schedule_keep_shift(void)
     cv_config_free(s);
 }
 
+/* train.schedule.unit: steps: the points are global steps. */
+static void test_train_schedule_steps(void)
+{
+    struct cv_error err;
+    struct cv_config *s = NULL;
+    ASSERT_EQ(parse_over(BASE, "train.schedule={train.lr: {0: 0.1, 250: 0.05}, unit: steps}", &s,
+                         &err),
+              CV_OK);
+    if (s) {
+        ASSERT_TRUE(s->train.schedule_steps);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 249), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 250), 0.05, 0);
+    }
+    cv_config_free(s);
+    ASSERT_EQ(parse_over(BASE, "train.schedule={train.lr: {3: 0.1}}", &s, &err), CV_OK);
+    ASSERT_TRUE(s && !s->train.schedule_steps); /* epochs by default */
+    cv_config_free(s);
+    ASSERT_EQ(parse_over(BASE, "train.schedule={unit: batches, train.lr: {3: 0.1}}", &s, &err),
+              CV_CONFIG);
+    ASSERT_STR_CONTAINS(err.msg, "train.schedule.unit = batches: expected epochs or steps");
+    cv_config_free(s);
+}
+
 static void test_pbt_perturb(void)
 {
     struct cv_sweep_dim d[4] = {named("train.lr", CV_DIST_LOG_UNIFORM, 1e-4, 1e-1),
@@ -805,6 +828,7 @@ int main(void)
     test_direction();
     test_train_schedule();
     test_train_schedule_keep_shift();
+    test_train_schedule_steps();
     test_pbt_perturb();
     test_pbt_pairs();
     test_queue_pbt();
