@@ -218,7 +218,10 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
                               .metric = cfg->sweep.metric,
                               .minimize = cfg->sweep.minimize,
                               .eta = cfg->sweep.eta,
-                              .min_epochs = cfg->sweep.min_epochs,
+                              /* the queue's first rung: pbt's generation length */
+                              .min_epochs = cfg->sweep.strategy == CV_STRATEGY_PBT
+                                                ? cfg->sweep.ready
+                                                : cfg->sweep.min_epochs,
                               .max_epochs = cfg->sweep.max_epochs,
                               .budget = cfg->sweep.budget_epochs,
                               .resume = a->resume,

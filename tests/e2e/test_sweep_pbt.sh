@@ -16,6 +16,7 @@
 #    resumed mid-epoch ends with the uninterrupted run's parameters;
 #  - train.schedule in steps (unit: steps) at the epoch starts trains as
 #    the epoch schedule, and with changes within epochs resumes exactly;
+#  - sweep.ready = 2 over 4 epochs: two generations, one exploit step;
 #  - a results line whose value is outside its choice is refused on resume;
 #  - a tpe sweep runs its start-up trials as random draws, then proposals.
 source "$(dirname "$0")/lib.sh"
@@ -168,6 +169,19 @@ expect_fail "train.schedule.train.batch" run_np 1 train "$TMP/rep/sweep/best.yam
 expect_fail "train.schedule.train.lr.-1" run_np 1 train "$TMP/rep/sweep/best.yaml" \
     run.dir="$TMP/rep-bad" 'train.schedule={train.lr: {-1: 0.1}}'
 ok "pbt: best.yaml replays trial $best's schedule (lr, beta1, keep, shift) in one run, to the same parameters"
+
+# ---- sweep.ready: 2 over 4 epochs: generations end after epochs 2 and 4
+run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/rd2" data.train="$TMP/small.h5" \
+    data.dev="$TMP/small.h5" sweep.ready=2 >"$TMP/rd2.txt" || { cat "$TMP/rd2.txt"; fail "ready 2"; }
+"$PY" - "$TMP/rd2/sweep/results.jsonl" <<'PY' || fail "sweep.ready = 2: generations are not 2 epochs"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = sorted((r["trial"], r["rung"], r["epochs"]) for r in rows if r["status"] != "exploit")
+assert jobs == [(t, g, 2 * (g + 1)) for t in range(4) for g in range(2)], jobs
+ex = [(r["rung"], r["epochs"]) for r in rows if r["status"] == "exploit"]
+assert ex and all(e == (0, 2) for e in ex), ex
+PY
+ok "pbt: sweep.ready = 2 makes generations of 2 epochs (one exploit step in 4 epochs)"
 
 # ---- train.schedule of keep and shift: a point at epoch 0 is the config's
 # own value; a change mid-run resumes byte-exact
