@@ -218,7 +218,14 @@ static cv_status apply_schedule(struct trainer *tr, long long e, struct cv_error
     return st;
 }
 
-/* Runs the steps of the current epoch; *limit when train.max_steps hit. */
+/* opts.stop_at_step reached (a pbt generation that ends within an epoch). */
+static bool at_stop_step(const struct trainer *tr)
+{
+    return tr->opts->stop_at_step > 0 && tr->ts.step >= tr->opts->stop_at_step;
+}
+
+/* Runs the steps of the current epoch; *limit when train.max_steps or
+ * opts.stop_at_step is hit. */
 static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -243,7 +250,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
             tr->opts->on_step(tr->opts->on_step_arg);
         if (cv__progress_due(&tr->prog, tr->ts.epoch_step))
             show_progress(tr, steps);
-        *limit = cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps;
+        *limit = (cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps) ||
+                 at_stop_step(tr);
         if (stop)
             return interrupted(tr, err);
         if (cfg->checkpoint.every_steps > 0 && tr->ts.step % cfg->checkpoint.every_steps == 0)
@@ -305,6 +313,10 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         say_stopped(tr);
         return CV_OK;
     }
+    if (at_stop_step(tr)) { /* resumed at the step: its figures are in the checkpoint */
+        result_from_state(tr, res);
+        return CV_OK;
+    }
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
         cv_status st = cfg->train.schedule_steps ? CV_OK : apply_schedule(tr, tr->ts.epoch, err);
@@ -317,8 +329,8 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         if (st != CV_OK)
             return st;
         epoch_hook(tr);
-        if (limit)
-            return CV_OK;
+        if (limit) /* within an epoch: a pbt generation goes on from here */
+            return at_stop_step(tr) ? cv__train_save_checkpoint(tr, false, err) : CV_OK;
         reset_epoch(tr);
         bool stop = tr->ts.recipe.stopped > 0;
         bool due = cfg->checkpoint.every_epochs > 0 &&

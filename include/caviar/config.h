@@ -273,6 +273,7 @@ struct cv_config {
         int max_epochs;              /* asha maximum resource (default train.epochs) */
         int budget_epochs;           /* total epochs handed out, 0 = no cap (default 0) */
         int ready;                   /* pbt: epochs between exploit steps (default 1) */
+        int ready_steps;             /* pbt: global steps between them instead (0 = epochs) */
         double pbt_fraction;         /* pbt: bottom/top fraction of the population (default 0.25) */
         double resample;             /* pbt: probability to resample a key, not perturb (0.25) */
         int tpe_startup;             /* tpe: random trials before the model (default 10) */

@@ -69,22 +69,28 @@ ok "pbt/tpe bad input refused before training, each naming its key"
 # ---- pbt: uninterrupted, then stopped by SIGTERM and resumed
 run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/ref" >"$TMP/ref.txt" || { cat "$TMP/ref.txt"; fail "pbt"; }
 grep -q '"status":"exploit"' "$TMP/ref/sweep/results.jsonl" || fail "no exploit step"
-rc=0
-timeout -k 10 "$STEP_TIMEOUT" mpirun -np 2 --bind-to none "$CAVIAR" sweep "$TMP/p.yaml" \
-    run.dir="$TMP/int" >"$TMP/int.txt" 2>&1 &
-pid=$!
-for i in $(seq 1 900); do # until the first exploit step is recorded
-    grep -q '"status":"exploit"' "$TMP/int/sweep/results.jsonl" 2>/dev/null && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.1
-done
-# SIGTERM to the ranks, as a batch system's preemption does (mpirun itself
-# would end the job on a TERM of its own)
-pkill -TERM -f "^$CAVIAR sweep $TMP/p.yaml run.dir=$TMP/int" || fail "no pbt sweep to signal"
-wait $pid || rc=$?
-[ "$rc" -eq 75 ] || { cat "$TMP/int.txt"; fail "stopped pbt: expected exit 75, got $rc"; }
-grep -q '"status":"interrupted"' "$TMP/int/sweep/results.jsonl" ||
-    fail "stopped pbt: no job was interrupted (stopped too late to test a resume)"
+# term_after_exploit CONFIG DIR ARGS...: a pbt sweep on 2 ranks, its ranks
+# sent SIGTERM once its first exploit step is recorded, as a batch
+# system's preemption does (mpirun itself would end the job on a TERM of
+# its own): exit 75 with a job interrupted; output in DIR.txt.
+term_after_exploit() {
+    local cfg=$1 dir=$2 rc=0
+    shift 2
+    timeout -k 10 "$STEP_TIMEOUT" mpirun -np 2 --bind-to none "$CAVIAR" sweep "$cfg" \
+        run.dir="$dir" "$@" >"$dir.txt" 2>&1 &
+    local pid=$!
+    for i in $(seq 1 1800); do # until the first exploit step is recorded
+        grep -q '"status":"exploit"' "$dir/sweep/results.jsonl" 2>/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.05
+    done
+    pkill -TERM -f "^$CAVIAR sweep $cfg run.dir=$dir" || fail "no pbt sweep to signal ($dir)"
+    wait $pid || rc=$?
+    [ "$rc" -eq 75 ] || { cat "$dir.txt"; fail "stopped pbt ($dir): expected exit 75, got $rc"; }
+    grep -q '"status":"interrupted"' "$dir/sweep/results.jsonl" ||
+        fail "stopped pbt ($dir): no job was interrupted (stopped too late to test a resume)"
+}
+term_after_exploit "$TMP/p.yaml" "$TMP/int"
 bad "1 key\(s\) differ .*: train.lr: 2.0e-3 -> 3e-3" 2 "$TMP/p.yaml" run.dir="$TMP/int" train.lr=3e-3 --resume
 run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/int" --resume >"$TMP/res.txt" ||
     { cat "$TMP/res.txt"; fail "pbt resume"; }
@@ -93,7 +99,8 @@ grep -q "result line(s) kept" "$TMP/res.txt" || fail "resume did not replay resu
 lines() {
     "$PY" - "$1" <<'PY'
 import json, sys
-keep = ("trial", "rung", "epochs", "status", "value", "params", "parent", "parent_value")
+keep = ("trial", "rung", "epochs", "steps", "status", "value", "params", "parent",
+        "parent_value")
 rows = [json.loads(l) for l in open(sys.argv[1])]
 for r in sorted(json.dumps({k: r.get(k) for k in keep}, sort_keys=True)
                 for r in rows if r["status"] != "interrupted"):
@@ -182,6 +189,51 @@ ex = [(r["rung"], r["epochs"]) for r in rows if r["status"] == "exploit"]
 assert ex and all(e == (0, 2) for e in ex), ex
 PY
 ok "pbt: sweep.ready = 2 makes generations of 2 epochs (one exploit step in 4 epochs)"
+
+# ---- sweep.ready_steps: generations of 300 global steps over 3 epochs of
+# 430 (55,000 rows, batch 128, one rank a member): exploit steps within
+# epochs, stopped and resumed exactly, replayed as one run with a step
+# schedule
+sed '/^  ready: 1$/d' "$TMP/p.yaml" >"$TMP/ps.yaml" # ready_steps instead
+steps_sweep() { # DIR ARGS...
+    local d=$1
+    shift
+    run_np 2 sweep "$TMP/ps.yaml" run.dir="$d" train.epochs=3 sweep.ready_steps=300 "$@"
+}
+bad "sweep.ready and sweep.ready_steps are both given" 2 "$TMP/p.yaml" sweep.ready_steps=300 \
+    run.dir="$TMP/bad"
+for v in 0 -3; do
+    bad "sweep.ready_steps = $v: expected" 2 "$TMP/ps.yaml" sweep.ready_steps=$v \
+        run.dir="$TMP/bad"
+done
+bad "sweep.ready_steps = 16 steps is not shorter than the training \(sweep.max_epochs = 2 of 8 steps" \
+    2 "$TMP/ps.yaml" data.train="$TMP/small.h5" train.epochs=2 sweep.ready_steps=16 \
+    run.dir="$TMP/bad"
+steps_sweep "$TMP/sref" >"$TMP/sref.txt" || { cat "$TMP/sref.txt"; fail "pbt in steps"; }
+"$PY" - "$TMP/sref/sweep/results.jsonl" <<'PY' || fail "sweep.ready_steps = 300: not generations of 300 steps"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = sorted((r["trial"], r["rung"], r["steps"]) for r in rows if r["status"] != "exploit")
+gens = (300, 600, 900, 1200, 1290)
+assert jobs == [(t, g, s) for t in range(4) for g, s in enumerate(gens)], jobs
+ex = [r for r in rows if r["status"] == "exploit"]
+assert ex and all(r["steps"] == 300 * (r["rung"] + 1) for r in ex), ex
+PY
+term_after_exploit "$TMP/ps.yaml" "$TMP/sint" train.epochs=3 sweep.ready_steps=300
+steps_sweep "$TMP/sint" --resume >"$TMP/sres.txt" || { cat "$TMP/sres.txt"; fail "step pbt resume"; }
+diff <(lines "$TMP/sref/sweep/results.jsonl") <(lines "$TMP/sint/sweep/results.jsonl") ||
+    fail "resumed step pbt results differ from the uninterrupted sweep's"
+for t in 0 1 2 3; do
+    [ "$(params_hash "$TMP/sint/sweep/trial-000$t/model.h5")" = \
+        "$(params_hash "$TMP/sref/sweep/trial-000$t/model.h5")" ] ||
+        fail "step pbt member $t: resumed params differ"
+done
+grep -A1 "^    unit: steps" "$TMP/sref/sweep/best.yaml" >/dev/null || fail "best.yaml: no unit: steps"
+best=$(sed -n 's/^best: trial \([0-9]*\),.*/\1/p' "$TMP/sref.txt")
+run_np 1 train "$TMP/sref/sweep/best.yaml" >/dev/null || fail "step best.yaml does not train"
+[ "$(params_hash "$TMP/sref/best/model.h5")" = "$(params_hash "$TMP/sref/sweep/trial-000$best/model.h5")" ] ||
+    fail "replay of step pbt trial $best: params differ from the member's"
+ok "pbt: sweep.ready_steps = 300: generations of 300 steps, resumed exactly after SIGTERM, replayed in one run"
 
 # ---- train.schedule of keep and shift: a point at epoch 0 is the config's
 # own value; a change mid-run resumes byte-exact

@@ -365,7 +365,9 @@ static void test_results_roundtrip(void)
     ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
     r.trial = 4;
     r.value = 0.9;
+    r.steps = 1290; /* pbt with sweep.ready_steps */
     ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
+    r.steps = 0;
     r.trial = 5;
     r.status = CV_JOB_FAILED;
     r.value = NAN;
@@ -385,6 +387,8 @@ static void test_results_roundtrip(void)
         ASSERT_STR_CONTAINS(rows[0].params[1].value, "adam");
         ASSERT_STR_CONTAINS(rows[0].message, "quote \" and backslash \\");
         ASSERT_EQ(rows[2].status, CV_JOB_FAILED);
+        ASSERT_EQ(rows[0].steps, 0); /* written only with sweep.ready_steps */
+        ASSERT_EQ(rows[1].steps, 1290);
         n = cv_results_best_per_trial(rows, n, false);
         ASSERT_EQ(rows[0].trial, 4); /* best first, failed last */
         ASSERT_EQ(rows[2].trial, 5);
