@@ -139,6 +139,7 @@ static const struct field sweep_fields[] = {
     {"budget_epochs", F_INT, C(sweep.budget_epochs), GE, 0, NONE, 0, NULL, 0, NULL},
     {"direction", ENUM(sweep.direction, direction_names)},
     {"ready", F_INT, C(sweep.ready), GE, 1, NONE, 0, NULL, 0, NULL},
+    {"ready_steps", F_INT, C(sweep.ready_steps), GE, 1, NONE, 0, NULL, 0, NULL},
     {"pbt_fraction", F_DBL, C(sweep.pbt_fraction), GT, 0, LE, 0.5, NULL, 0, NULL},
     {"resample", F_DBL, C(sweep.resample), GE, 0, LE, 1, NULL, 0, NULL},
     {"tpe_startup", F_INT, C(sweep.tpe_startup), GE, 1, NONE, 0, NULL, 0, NULL},
@@ -397,6 +398,11 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
         c->sweep.max_epochs = c->train.epochs;
     if (!cv__tree_get(sweep, "seed"))
         c->sweep.seed = c->train.seed;
+    if (cv__tree_get(sweep, "ready") && cv__tree_get(sweep, "ready_steps"))
+        return cv_fail(p->err, CV_CONFIG,
+                       "%s: sweep.ready and sweep.ready_steps are both given: give the pbt "
+                       "interval in epochs or in steps, not both",
+                       p->source);
     size_t len = strlen(c->sweep.metric);
     /* losses and errors are minimised (dev.loss, dev.hamming_loss, dev.mae, dev.rmse) */
     c->sweep.minimize = (len >= 4 && !strcmp(c->sweep.metric + len - 4, "loss")) ||
@@ -425,7 +431,7 @@ static cv_status require(struct pctx *p, const struct cv_node *root, struct cv_c
                        "%s: sweep.min_epochs = %d is larger than "
                        "sweep.max_epochs = %d",
                        p->source, c->sweep.min_epochs, c->sweep.max_epochs);
-    return CV_OK;
+    return cv__cfg_schedule_check(c, p->err);
 }
 
 cv_status cv_config_parse(const char *text, const char *source, const char *const *overrides,

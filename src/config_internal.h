@@ -74,6 +74,8 @@ cv_status cv__cfg_layers(struct pctx *p, const struct cv_node *n, void *base);
 cv_status cv__cfg_space(struct pctx *p, const struct cv_node *n, void *base);
 /* train.schedule (config_schedule.c; base: the config). */
 cv_status cv__cfg_schedule(struct pctx *p, const struct cv_node *n, void *base);
+/* The schedule against the rest of the config (dropout layers, image input). */
+cv_status cv__cfg_schedule_check(const struct cv_config *c, struct cv_error *err);
 void cv__cfg_free_specs(struct cv_layer_spec *l, int n);
 
 #endif /* CV_CONFIG_INTERNAL_H */

@@ -117,6 +117,7 @@ struct cv_layer {
     enum cv_activation act;  /* effective activation (the model may turn a final
                                 softmax/sigmoid into linear when fused with the loss) */
     float slope;             /* leaky_relu slope */
+    float keep;              /* dropout: keep probability now (train.schedule changes it) */
     bool frozen; /* trainable: false: backward writes no parameter gradients (the optimizer
                     skips them and the exchange leaves them out) */
     struct cv_view params[CV_MAX_VIEWS]; /* trainable tensors */

@@ -3,7 +3,8 @@
  * is kept with probability `keep` and scaled by 1/keep, so inference needs
  * no rescaling.  Masks are keyed by (seed, step, global row id, layer), so
  * they are the same however rows are sharded over ranks and threads, and a
- * resumed run replays them exactly.
+ * resumed run replays them exactly.  The keep probability starts as the
+ * spec's and may change between epochs (train.schedule, cv_model_set_keep).
  */
 #include <string.h>
 
@@ -15,6 +16,7 @@ static cv_status dropout_plan(struct cv_layer *l, struct cv_error *err)
     if (!(keep > 0.0f && keep <= 1.0f))
         return cv_fail(err, CV_CONFIG, "layer %d (dropout): keep = %g: expected a number in (0, 1]",
                        l->index, keep);
+    l->keep = keep;
     l->out = l->in;
     l->scratch_per_sample = cv_shape_size(l->in); /* the mask, for backward */
     return CV_OK;
@@ -25,7 +27,7 @@ static void dropout_forward(struct cv_layer *l, const struct cv_ctx *ctx, const 
                             int n)
 {
     size_t f = cv_shape_size(l->in);
-    float keep = l->spec->keep, inv = 1.0f / keep;
+    float keep = l->keep, inv = 1.0f / keep;
     if (!ctx->train || keep >= 1.0f) {
         if (y != x)
             memcpy(y, x, sizeof(float) * f * (size_t)n);
@@ -52,7 +54,7 @@ static void dropout_backward(struct cv_layer *l, const struct cv_ctx *ctx, const
     size_t f = cv_shape_size(l->in), total = f * (size_t)n;
     if (!dx)
         return;
-    if (!ctx->train || l->spec->keep >= 1.0f) {
+    if (!ctx->train || l->keep >= 1.0f) {
         memcpy(dx, dy, sizeof(float) * total);
         return;
     }

@@ -230,6 +230,18 @@ cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_erro
     return CV_OK;
 }
 
+cv_status cv_model_set_keep(cv_model *m, int layer, float keep, struct cv_error *err)
+{
+    if (layer < 0 || layer >= m->n_layers || m->layers[layer].ops->type != CV_LAYER_DROPOUT)
+        return cv_fail(err, CV_INVAL, "model.layers.%d.keep: layer %d is not a dropout layer",
+                       layer, layer);
+    if (!(keep > 0.0f && keep <= 1.0f))
+        return cv_fail(err, CV_INVAL, "model.layers.%d.keep = %g: expected a number in (0, 1]",
+                       layer, keep);
+    m->layers[layer].keep = keep;
+    return CV_OK;
+}
+
 void cv_model_init_params(cv_model *m, uint64_t seed)
 {
     for (int i = 0; i < m->n_layers; i++) {

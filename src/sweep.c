@@ -101,6 +101,7 @@ void cv_sweep_result(const struct cv_sweep_plan *p, const struct cv_job *job,
     r->trial = job->trial;
     r->rung = job->rung;
     r->epochs = o->epochs_done;
+    r->steps = p->base->sweep.ready_steps > 0 ? o->steps : 0;
     r->status = o->status;
     r->value = o->status == CV_JOB_FAILED ? NAN : cv_outcome_metric(o, metric);
     r->train_loss = o->train_loss;
@@ -157,12 +158,32 @@ static void coord_record(struct coord *c, int group, const struct request *req)
     if (c->plan->strategy == CV_STRATEGY_ASHA || c->plan->strategy == CV_STRATEGY_PBT)
         printf(", %s %d", c->plan->strategy == CV_STRATEGY_ASHA ? "rung" : "generation",
                req->job.rung);
-    printf("] %s after %d epoch(s): %s %.4f, %.1f s (group %d, %.0f s into the %s)%s%s\n",
-           cv_job_status_name(o->status), o->epochs_done, c->opts->metric, value, o->seconds, group,
-           cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",
+    if (c->opts->steps_per_epoch > 0) /* pbt with sweep.ready_steps */
+        printf("] %s after step %lld", cv_job_status_name(o->status), o->steps);
+    else
+        printf("] %s after %d epoch(s)", cv_job_status_name(o->status), o->epochs_done);
+    printf(": %s %.4f, %.1f s (group %d, %.0f s into the %s)%s%s\n", c->opts->metric, value,
+           o->seconds, group, cv_now() - c->t0, c->plan->member[0] == 't' ? "sweep" : "ensemble",
            o->message[0] ? ": " : "", o->message);
     cv__sweep_progress_print(&c->prog, c->plan->member[0] == 't' ? "sweep" : "ensemble",
                              c->plan->member, c->opts->metric, cv_queue_running(c->q), stdout);
+}
+
+/* pbt with sweep.ready_steps: the queue's targets are global steps; one at
+ * an epoch's end is run as that epoch (the usual end of an epoch, no
+ * figures of a partial one), any other as a step within an epoch. */
+static void in_steps(const struct cv_sweep_opts *o, struct cv_job *job)
+{
+    long long spe = o->steps_per_epoch, target = job->epochs;
+    job->steps = 0;
+    if (spe <= 0 || job->epochs <= 0)
+        return;
+    if (target % spe == 0) {
+        job->epochs = (int)(target / spe);
+    } else {
+        job->epochs = 0;
+        job->steps = target;
+    }
 }
 
 /* The answer for `group`; false if it must wait (parked). */
@@ -182,6 +203,8 @@ static bool coord_answer(struct coord *c, struct reply *rep)
     enum cv_queue_answer a = cv_queue_next(c->q, &rep->job);
     if (a == CV_QUEUE_WAIT)
         return false;
+    if (a == CV_QUEUE_RUN)
+        in_steps(c->opts, &rep->job);
     if (a == CV_QUEUE_RUN && cv__learner_params(c->learn, &rep->job, &c->io_err) != CV_OK) {
         cv_queue_report(c->q, &rep->job, CV_JOB_INTERRUPTED, NAN); /* not handed out */
         c->stopping = true;

@@ -272,9 +272,13 @@ static cv_status lineage(struct cv__learner *l, int i, int from, int k, const do
     struct cv_result *r = cv_calloc(1, sizeof(*r));
     if (!r)
         return cv_fail(err, CV_NOMEM, "out of memory");
+    /* with sweep.ready_steps, generations end at global steps */
+    bool steps = l->cfg->sweep.ready_steps > 0;
+    const char *unit = steps ? "step" : "epoch";
     r->trial = i;
     r->rung = k;
-    r->epochs = epochs;
+    r->epochs = steps ? 0 : epochs;
+    r->steps = steps ? epochs : 0;
     r->status = CV_JOB_EXPLOIT;
     r->value = value[i];
     r->parent = from;
@@ -282,13 +286,14 @@ static cv_status lineage(struct cv__learner *l, int i, int from, int k, const do
     r->train_loss = r->train_accuracy = r->dev_loss = r->dev_accuracy = r->seconds = NAN;
     cv_sweep_trial_dir(l->plan, i, r->model, sizeof(r->model) - 10);
     strcat(r->model, "/model.h5");
-    snprintf(r->message, sizeof(r->message), "copied %s %d (%s %.6g) after epoch %d",
-             l->plan->member, from, l->metric, value[from], epochs);
+    snprintf(r->message, sizeof(r->message), "copied %s %d (%s %.6g) after %s %d", l->plan->member,
+             from, l->metric, value[from], unit, epochs);
     cv__sweep_params_from_lines(params, r);
     cv_status st = cv_result_append(l->results, r, l->metric, err);
     if (st == CV_OK)
-        printf("[%s %d] exploit after epoch %d: copies %s %d (%s %.4f against %.4f)\n",
-               l->plan->member, i, epochs, l->plan->member, from, l->metric, value[from], value[i]);
+        printf("[%s %d] exploit after %s %d: copies %s %d (%s %.4f against %.4f)\n",
+               l->plan->member, i, unit, epochs, l->plan->member, from, l->metric, value[from],
+               value[i]);
     free(r);
     return st;
 }

@@ -109,7 +109,10 @@ cv_status cv_result_append(const char *path, const struct cv_result *r, const ch
     if (!buf)
         return cv_fail(err, CV_NOMEM, "out of memory");
     struct out o = {buf, 0, LINE_MAX_BYTES};
-    put(&o, "{\"trial\":%d,\"rung\":%d,\"epochs\":%d,\"status\":", r->trial, r->rung, r->epochs);
+    put(&o, "{\"trial\":%d,\"rung\":%d,\"epochs\":%d,", r->trial, r->rung, r->epochs);
+    if (r->steps > 0) /* pbt with sweep.ready_steps */
+        put(&o, "\"steps\":%lld,", r->steps);
+    put(&o, "\"status\":");
     put_str(&o, cv_job_status_name(r->status));
     put(&o, ",\"metric\":");
     put_str(&o, metric);
@@ -187,6 +190,8 @@ static const char *from_tree(const struct cv_node *t, struct cv_result *r)
     r->trial = (int)trial;
     r->rung = (int)rung;
     r->epochs = (int)epochs;
+    double steps = num(t, "steps"); /* only with sweep.ready_steps */
+    r->steps = steps >= 1 && steps <= 1e15 ? (long long)steps : 0;
     r->value = num(t, "value");
     r->train_loss = num(t, "train_loss");
     r->train_accuracy = num(t, "train_accuracy");

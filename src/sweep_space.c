@@ -4,11 +4,14 @@
  * is the same whatever ran before it), grid enumeration, ensemble members,
  * each trial's config, and coarse-to-fine refinement around the best.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "caviar/dataset.h"
+#include "caviar/shard.h"
 #include "caviar/sweep.h"
 #include "config_tree.h"
 #include "sweep_learn.h"
@@ -256,6 +259,57 @@ static cv_status count_grid(const struct cv_config *cfg, int *n, struct cv_error
     return CV_OK;
 }
 
+cv_status cv_sweep_pbt_epoch_steps(const struct cv_config *cfg, int *steps, struct cv_error *err)
+{
+    struct cv_dataset_info info;
+    cv_status st = cv_dataset_probe(cfg->data.train, &info, err);
+    if (st != CV_OK)
+        return st;
+    long long s = cv_sched_steps(info.n_rows, cfg->train.batch, cfg->sweep.ranks_per_trial);
+    if (s < 1 || s * cfg->sweep.max_epochs > INT_MAX)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.ready_steps: %d epoch(s) of %lld steps: not a count of steps "
+                       "a sweep can hand out (1 to 2^31 - 1); use sweep.ready in epochs",
+                       cfg->source, cfg->sweep.max_epochs, s);
+    *steps = (int)s;
+    return CV_OK;
+}
+
+/* pbt with sweep.ready_steps: generations that fit the training, and
+ * members whose steps line up. */
+static cv_status check_pbt_steps(const struct cv_config *cfg, struct cv_error *err)
+{
+    const char *src = cfg->source;
+    int spe = 0, ready = cfg->sweep.ready_steps;
+    cv_status st = cv_sweep_pbt_epoch_steps(cfg, &spe, err);
+    if (st != CV_OK)
+        return st;
+    long long total = (long long)spe * cfg->sweep.max_epochs;
+    if (ready >= total)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.ready_steps = %d steps is not shorter than the training "
+                       "(sweep.max_epochs = %d of %d steps with %d rank(s) per member: %lld "
+                       "steps): no exploit step would ever happen",
+                       src, ready, cfg->sweep.max_epochs, spe, cfg->sweep.ranks_per_trial, total);
+    if ((total + ready - 1) / ready > 64)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.ready_steps = %d: %lld steps make more than 64 generations: "
+                       "use a longer ready interval",
+                       src, ready, total);
+    if (cfg->sweep.budget_epochs > 0)
+        return cv_fail(err, CV_CONFIG,
+                       "%s: sweep.budget_epochs = %d with sweep.ready_steps: a pbt budget is "
+                       "its population times its epochs; leave budget_epochs out",
+                       src, cfg->sweep.budget_epochs);
+    for (int j = 0; j < cfg->sweep.n_space; j++)
+        if (!strcmp(cfg->sweep.space[j].key, "train.batch"))
+            return cv_fail(err, CV_CONFIG,
+                           "%s:%d: sweep.space.train.batch with sweep.ready_steps: members "
+                           "must count the same steps per epoch",
+                           src, cfg->sweep.space[j].line);
+    return CV_OK;
+}
+
 /* pbt: a population to exploit, generations inside the training. */
 static cv_status check_pbt(const struct cv_config *cfg, struct cv_error *err)
 {
@@ -265,6 +319,8 @@ static cv_status check_pbt(const struct cv_config *cfg, struct cv_error *err)
                        "%s: sweep.trials = %d: pbt needs a population of at least 2 members "
                        "(sweep.trials is the population)",
                        src, cfg->sweep.trials);
+    if (cfg->sweep.ready_steps > 0)
+        return check_pbt_steps(cfg, err);
     if (cfg->sweep.ready >= cfg->sweep.max_epochs)
         return cv_fail(err, CV_CONFIG,
                        "%s: sweep.ready = %d epochs is not shorter than the training "
@@ -563,7 +619,7 @@ cv_status cv_sweep_refine(const struct cv_config *cfg, const struct cv_result *r
 /* The schedule of key k over the ancestry, as flow text "{0: v0, e1: v1}",
  * appended to buf; false if the key is not in the space. */
 static bool schedule_text(const struct cv_result *rows, const int *line, int g, const char *key,
-                          char *buf, size_t size)
+                          bool steps, char *buf, size_t size)
 {
     size_t len = strlen(buf);
     const char *prev = NULL;
@@ -573,8 +629,10 @@ static bool schedule_text(const struct cv_result *rows, const int *line, int g, 
     for (int k = 0; k < g && len < size; k++) {
         const char *v = cv__sweep_param(&rows[line[k]], key);
         if (v && (!prev || strcmp(v, prev)))
-            len += (size_t)snprintf(buf + len, size - len, "%s%d: %s", prev ? ", " : "",
-                                    k ? rows[line[k - 1]].epochs : 0, v);
+            len += (size_t)snprintf(buf + len, size - len, "%s%lld: %s", prev ? ", " : "",
+                                    k ? (steps ? rows[line[k - 1]].steps : rows[line[k - 1]].epochs)
+                                      : 0LL,
+                                    v);
         prev = v ? v : prev;
     }
     if (len < size)
@@ -589,7 +647,7 @@ static const char *fixed_key_changes(const struct cv_config *base, const struct 
 {
     for (int j = 0; j < base->sweep.n_space; j++) {
         const char *key = base->sweep.space[j].key, *first = cv__sweep_param(&rows[line[0]], key);
-        for (int k = 1; cv_sched_key_find(key) < 0 && first && k < g; k++) {
+        for (int k = 1; cv_sched_key_find(key, NULL) < 0 && first && k < g; k++) {
             const char *v = cv__sweep_param(&rows[line[k]], key);
             if (v && strcmp(v, first))
                 return key;
@@ -616,17 +674,19 @@ cv_status cv_sweep_pbt_replay_config(const struct cv_config *base, const struct 
     int m = 0;
     cv_status st = over && sched ? CV_OK : cv_fail(err, CV_NOMEM, "out of memory");
     for (int j = 0; st == CV_OK && j < first->n_params; j++)
-        if (cv_sched_key_find(first->params[j].key) < 0) {
+        if (cv_sched_key_find(first->params[j].key, NULL) < 0) {
             snprintf(over[m], sizeof(over[m]), "%s=%s", first->params[j].key,
                      first->params[j].value);
             ptr[m] = over[m];
             m++;
         }
     if (st == CV_OK) {
-        snprintf(sched, 16384, "train.schedule={");
-        for (int k = 0; k < CV_SCHED_KEYS; k++)
-            schedule_text(rows, line, g, cv_sched_key_name((enum cv_sched_key)k), sched + 16,
-                          16384 - 17);
+        bool steps = base->sweep.ready_steps > 0; /* generations end at global steps */
+        snprintf(sched, 16384, "train.schedule={%s", steps ? "unit: steps" : "");
+        for (int j = 0; j < base->sweep.n_space; j++)
+            if (cv_sched_key_find(base->sweep.space[j].key, NULL) >= 0)
+                schedule_text(rows, line, g, base->sweep.space[j].key, steps, sched + 16,
+                              16384 - 17);
         strcat(sched, "}");
         ptr[m++] = sched;
         snprintf(over[m], sizeof(over[m]), "run.dir=%.1000s", run_dir);

@@ -26,6 +26,7 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     struct cv_train_opts opts = {.stop = stop,
                                  .quiet = true,
                                  .stop_at_epoch = job->epochs,
+                                 .stop_at_step = job->steps,
                                  .on_step = poll,
                                  .on_step_arg = poll_arg};
     struct cv_train_result res;
@@ -33,6 +34,7 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     /* with train.monitor, model.h5 is the best epoch's model: report its figures */
     bool best = res.best_epoch > 0;
     out->epochs_done = res.epochs_done;
+    out->steps = res.steps;
     out->train_loss = best ? res.best_last[0] : res.train_loss;
     out->train_accuracy = best ? res.best_last[1] : res.train_accuracy;
     out->dev_loss = best ? res.best_last[2] : res.dev_loss;
@@ -40,7 +42,8 @@ cv_status cv_sweep_train_job(void *arg, const cv_comm *group, const struct cv_sw
     memcpy(out->dev_fig, res.dev_fig, sizeof(out->dev_fig));
     out->seconds = res.seconds;
     /* a trial that stopped early is finished: ASHA does not promote it */
-    bool final = job->epochs <= 0 || job->epochs >= cfg->train.epochs || res.stopped_epoch > 0;
+    bool final = (job->steps <= 0 && (job->epochs <= 0 || job->epochs >= cfg->train.epochs)) ||
+                 res.stopped_epoch > 0;
     cv_config_free(cfg);
     if (st == CV_OK) {
         out->status = final ? CV_JOB_DONE : CV_JOB_PAUSED;

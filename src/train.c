@@ -115,9 +115,9 @@ static cv_status train_step(struct trainer *tr, long long n_rows, double lr, boo
     struct cv_batch_stats bs = {0};
     double t0 = cv_now(), wait = 0;
     cv_shard_batch(tr->train, cv_sched_local_batch(cfg->train.batch, tr->rank, tr->world), s, &b);
-    if (cfg->data.augment_flip || cfg->data.augment_shift > 0)
+    if (cfg->data.augment_flip || tr->aug_shift > 0)
         cv_shard_augment(tr->train, &b, cfg->model.input, cfg->train.seed, tr->ts.step,
-                         cfg->data.augment_flip, cfg->data.augment_shift);
+                         cfg->data.augment_flip, tr->aug_shift);
     long long global = cv_sched_global_count(n_rows, cfg->train.batch, tr->world, s);
     tr->t.data += cv_now() - t0;
     cv_model_train_batch(tr->model, &b, (uint64_t)tr->ts.step, 1.0f / (float)global, &bs);
@@ -193,7 +193,39 @@ static void show_progress(struct trainer *tr, long long steps)
     cv__progress_print(&tr->prog, &at);
 }
 
-/* Runs the steps of the current epoch; *limit when train.max_steps hit. */
+/* train.schedule: the values at e, the epoch about to run (the step with
+ * unit: steps).  Scaling the epoch's rate keeps the decay and warmup
+ * shapes, as a run resumed with that train.lr (a pbt generation) computes
+ * them.  Keep and shift are pure functions of e too, so a resumed run sets
+ * the same ones. */
+static cv_status apply_schedule(struct trainer *tr, long long e, struct cv_error *err)
+{
+    const struct cv_config *c = tr->cfg;
+    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, -1, e) / c->train.lr;
+    tr->aug_shift = (int)cv_config_sched_value(c, CV_SCHED_AUGMENT_SHIFT, -1, e);
+    if (c->train.n_schedule > 0)
+        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_BETA2, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_L2, -1, e),
+                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, -1, e));
+    cv_status st = CV_OK;
+    for (int i = 0; i < c->train.n_schedule && st == CV_OK; i++) {
+        int l = c->train.schedule[i].layer;
+        if (c->train.schedule[i].key == CV_SCHED_KEEP)
+            st = cv_model_set_keep(tr->model, l,
+                                   (float)cv_config_sched_value(c, CV_SCHED_KEEP, l, e), err);
+    }
+    return st;
+}
+
+/* opts.stop_at_step reached (a pbt generation that ends within an epoch). */
+static bool at_stop_step(const struct trainer *tr)
+{
+    return tr->opts->stop_at_step > 0 && tr->ts.step >= tr->opts->stop_at_step;
+}
+
+/* Runs the steps of the current epoch; *limit when train.max_steps or
+ * opts.stop_at_step is hit. */
 static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -206,7 +238,9 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
     while (tr->ts.epoch_step < steps && !*limit) {
         bool stop = false;
         double t0 = cv_now();
-        cv_status st = train_step(tr, n_rows, cv__train_step_lr(tr, tr->ts.step), &stop, err);
+        cv_status st = cfg->train.schedule_steps ? apply_schedule(tr, tr->ts.step, err) : CV_OK;
+        if (st == CV_OK)
+            st = train_step(tr, n_rows, cv__train_step_lr(tr, tr->ts.step), &stop, err);
         tr->train_time += cv_now() - t0;
         if (st != CV_OK)
             return st;
@@ -216,7 +250,8 @@ static cv_status run_steps(struct trainer *tr, bool *limit, struct cv_error *err
             tr->opts->on_step(tr->opts->on_step_arg);
         if (cv__progress_due(&tr->prog, tr->ts.epoch_step))
             show_progress(tr, steps);
-        *limit = cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps;
+        *limit = (cfg->train.max_steps > 0 && tr->ts.step >= cfg->train.max_steps) ||
+                 at_stop_step(tr);
         if (stop)
             return interrupted(tr, err);
         if (cfg->checkpoint.every_steps > 0 && tr->ts.step % cfg->checkpoint.every_steps == 0)
@@ -266,21 +301,6 @@ static void epoch_hook(struct trainer *tr)
         tr->opts->on_epoch(tr->opts->on_epoch_arg, tr->run_dir);
 }
 
-/* train.schedule: the values of the epoch about to run.  Scaling the
- * epoch's rate keeps the decay and warmup shapes, as a run resumed with
- * that train.lr (a pbt generation) computes them. */
-static void apply_schedule(struct trainer *tr)
-{
-    const struct cv_config *c = tr->cfg;
-    int e = (int)tr->ts.epoch;
-    tr->lr_scale = cv_config_sched_value(c, CV_SCHED_LR, e) / c->train.lr;
-    if (c->train.n_schedule > 0)
-        cv_optim_set_hyper(tr->optim, cv_config_sched_value(c, CV_SCHED_BETA1, e),
-                           cv_config_sched_value(c, CV_SCHED_BETA2, e),
-                           cv_config_sched_value(c, CV_SCHED_L2, e),
-                           cv_config_sched_value(c, CV_SCHED_WEIGHT_DECAY, e));
-}
-
 static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, struct cv_error *err)
 {
     const struct cv_config *cfg = tr->cfg;
@@ -293,10 +313,15 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         say_stopped(tr);
         return CV_OK;
     }
+    if (at_stop_step(tr)) { /* resumed at the step: its figures are in the checkpoint */
+        result_from_state(tr, res);
+        return CV_OK;
+    }
     bool limit = false;
     while (tr->ts.epoch < last && !limit) {
-        apply_schedule(tr);
-        cv_status st = run_steps(tr, &limit, err);
+        cv_status st = cfg->train.schedule_steps ? CV_OK : apply_schedule(tr, tr->ts.epoch, err);
+        if (st == CV_OK)
+            st = run_steps(tr, &limit, err);
         if (st == CV_OK)
             st = cv__train_finish_epoch(tr, limit ? "end" : "epoch", res, err);
         if (st == CV_OK)
@@ -304,8 +329,8 @@ static cv_status run_epochs(struct trainer *tr, struct cv_train_result *res, str
         if (st != CV_OK)
             return st;
         epoch_hook(tr);
-        if (limit)
-            return CV_OK;
+        if (limit) /* within an epoch: a pbt generation goes on from here */
+            return at_stop_step(tr) ? cv__train_save_checkpoint(tr, false, err) : CV_OK;
         reset_epoch(tr);
         bool stop = tr->ts.recipe.stopped > 0;
         bool due = cfg->checkpoint.every_epochs > 0 &&
@@ -364,8 +389,12 @@ cv_status cv_train_run(const struct cv_config *cfg, const cv_comm *comm,
                        struct cv_error *err)
 {
     static const struct cv_train_opts none;
-    struct trainer tr = {
-        .cfg = cfg, .comm = comm, .opts = opts ? opts : &none, .lock_fd = -1, .lr_scale = 1};
+    struct trainer tr = {.cfg = cfg,
+                         .comm = comm,
+                         .opts = opts ? opts : &none,
+                         .lock_fd = -1,
+                         .lr_scale = 1,
+                         .aug_shift = cfg->data.augment_shift};
     tr.rank = cv_comm_rank(comm);
     tr.world = cv_comm_size(comm);
     tr.t_start = cv_now();

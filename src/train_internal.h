@@ -49,6 +49,7 @@ struct trainer {
     char run_dir[CV_PATH_MAX];
     int lock_fd;     /* rank 0: the run directory's lock, or -1 */
     double lr_scale; /* train.schedule's lr of the epoch / train.lr (1 without) */
+    int aug_shift;   /* the epoch's data.augment.shift (train.schedule may change it) */
 };
 
 /* Rank 0's lines: stdout, or RUN_DIR/train.log for a quiet run. */

@@ -124,7 +124,8 @@ static cv_status build(struct trainer *tr, struct cv_error *err)
                        "train.batch = %d is smaller than the number of ranks (%d): every rank "
                        "needs at least one sample per global batch",
                        cfg->train.batch, tr->world);
-    bool augment = cfg->data.augment_flip || cfg->data.augment_shift > 0;
+    bool augment = cfg->data.augment_flip || cfg->data.augment_shift > 0 ||
+                   cv_config_sched_has(cfg, CV_SCHED_AUGMENT_SHIFT);
     if (augment && (cfg->model.input[1] < 2 || cfg->model.input[2] < 2))
         return cv_fail(err, CV_CONFIG,
                        "data.augment needs image inputs: model.input = [C, H, W], got [%d, %d, %d]",

@@ -116,13 +116,16 @@ enum cv_sched_key {
     CV_SCHED_BETA2,
     CV_SCHED_L2,
     CV_SCHED_WEIGHT_DECAY,
+    CV_SCHED_AUGMENT_SHIFT, /* data.augment.shift */
+    CV_SCHED_KEEP,          /* model.layers.N.keep of dropout layer N */
     CV_SCHED_KEYS
 };
 #define CV_MAX_SCHEDULE 256
 
 struct cv_sched_point {
     enum cv_sched_key key; /* which value */
-    int epoch;             /* from this epoch on (0 = the first) */
+    int layer;             /* CV_SCHED_KEEP: the top-level layer N, else -1 */
+    long long at;          /* from this epoch (or global step, unit: steps) on, 0-based */
     double value;
 };
 
@@ -234,6 +237,7 @@ struct cv_config {
         long long max_steps;         /* stop after this many optimizer steps, 0 = no limit */
         struct cv_sched_point schedule[CV_MAX_SCHEDULE]; /* train.schedule (a pbt replay) */
         int n_schedule;
+        bool schedule_steps; /* train.schedule.unit: steps (points at global steps) */
     } train;
 
     struct {
@@ -269,6 +273,7 @@ struct cv_config {
         int max_epochs;              /* asha maximum resource (default train.epochs) */
         int budget_epochs;           /* total epochs handed out, 0 = no cap (default 0) */
         int ready;                   /* pbt: epochs between exploit steps (default 1) */
+        int ready_steps;             /* pbt: global steps between them instead (0 = epochs) */
         double pbt_fraction;         /* pbt: bottom/top fraction of the population (default 0.25) */
         double resample;             /* pbt: probability to resample a key, not perturb (0.25) */
         int tpe_startup;             /* tpe: random trials before the model (default 10) */
@@ -303,12 +308,19 @@ const char *cv_monitor_name(enum cv_monitor m); /* "dev.loss", ... */
 /* The first architectural difference between a and b (input, layers,
  * loss) described in buf ("model.layers.2.units differs"), or NULL when a
  * model of one can load the parameters of the other. */
-/* The value of schedulable key k for 0-based epoch e: the latest
- * train.schedule point at or before e, else the config's own value. */
-double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int e);
-/* "train.lr", ... for a schedulable key; -1 from the name if not one. */
+/* The value of schedulable key k (of top-level layer `layer` for
+ * CV_SCHED_KEEP, ignored otherwise) at e, the 0-based epoch (or global
+ * step with train.schedule.unit: steps): the latest train.schedule point at
+ * or before e, else the config's own value. */
+double cv_config_sched_value(const struct cv_config *c, enum cv_sched_key k, int layer,
+                             long long e);
+/* "train.lr", ... for a schedulable key ("model.layers.N.keep" for
+ * CV_SCHED_KEEP); the key of a name ("model.layers.3.keep": CV_SCHED_KEEP,
+ * layer 3 in *layer when not NULL), -1 if the name is not schedulable. */
 const char *cv_sched_key_name(enum cv_sched_key k);
-int cv_sched_key_find(const char *name);
+int cv_sched_key_find(const char *name, int *layer);
+/* Whether train.schedule has a point for key k. */
+bool cv_config_sched_has(const struct cv_config *c, enum cv_sched_key k);
 
 const char *cv_config_arch_diff(const struct cv_config *a, const struct cv_config *b, char *buf,
                                 size_t n);

@@ -133,6 +133,11 @@ void cv_model_predict(cv_model *m, const struct cv_batch *b, float *out,
  * weights. */
 cv_status cv_model_set_class_weights(cv_model *m, const float *w, struct cv_error *err);
 
+/* Set the keep probability of top-level dropout layer `layer` from now on
+ * (train.schedule); CV_INVAL if that layer is no dropout or keep is not in
+ * (0, 1]. */
+cv_status cv_model_set_keep(cv_model *m, int layer, float keep, struct cv_error *err);
+
 /* Sum of w^2 over decayed (L2) parameters, for the reported cost. */
 double cv_model_l2_sum(const cv_model *m);
 

@@ -83,6 +83,7 @@ struct cv_job {
     int trial;
     int rung;                   /* asha rung, pbt generation; 0 for grid/random/tpe */
     int epochs;                 /* train up to this epoch; 0 = the trial config's */
+    long long steps;            /* > 0: up to this global step instead (sweep.ready_steps) */
     char params[CV_JOB_PARAMS]; /* tpe, pbt: "key=value\n" lines that replace the plan's
                                    hyperparameters of the trial; "" = the plan's */
 };
@@ -129,6 +130,7 @@ int cv_queue_running(const cv_queue *q);
 
 struct cv_result {
     int trial, rung, epochs; /* epochs: epochs trained when the line was written */
+    long long steps;         /* pbt with sweep.ready_steps: global steps trained, else 0 */
     enum cv_job_status status;
     double value; /* the sweep metric (NAN if failed) */
     double train_loss, train_accuracy, dev_loss, dev_accuracy, seconds;
@@ -169,6 +171,7 @@ void cv_results_print(const struct cv_result *rows, int n, const char *metric, F
 struct cv_job_outcome {
     enum cv_job_status status;
     int epochs_done;
+    long long steps; /* global steps trained */
     double train_loss, train_accuracy, dev_loss, dev_accuracy, seconds;
     double dev_fig[CV_FIG_COUNT]; /* the task's figures on dev (caviar/evaluate.h) */
     char message[256];
@@ -193,9 +196,11 @@ struct cv_sweep_opts {
     const char *metric; /* "dev.accuracy", "dev.loss", "train.accuracy", "train.loss" */
     bool minimize;
     int eta, min_epochs, max_epochs;
-    long long budget;            /* total epochs, 0 = no cap */
-    bool resume;                 /* continue results.jsonl of an interrupted sweep */
-    bool overwrite;              /* start afresh: remove an earlier sweep's results and runs */
+    int steps_per_epoch; /* pbt with sweep.ready_steps: min/max_epochs count global steps, an
+                            epoch of this many; 0: they count epochs */
+    long long budget;    /* total epochs, 0 = no cap */
+    bool resume;         /* continue results.jsonl of an interrupted sweep */
+    bool overwrite;      /* start afresh: remove an earlier sweep's results and runs */
     volatile sig_atomic_t *stop; /* set by a signal: finish with checkpoints, exit 75 */
     bool quiet;                  /* no per-job lines */
 };
@@ -219,6 +224,11 @@ enum cv_sweep_dir_use {
     CV_SWEEP_DIR_OVERWRITE, /* --overwrite: remove the results, config and trials' runs */
     CV_SWEEP_DIR_SHARED,    /* a --trial task: keep, and share the lock with the others */
 };
+
+/* pbt with sweep.ready_steps: the global steps of one epoch of a member
+ * (its ranks_per_trial ranks share train.batch), from the training split's
+ * rows.  CV_CONFIG if max_epochs of them exceed 2^31 - 1. */
+cv_status cv_sweep_pbt_epoch_steps(const struct cv_config *cfg, int *steps, struct cv_error *err);
 
 /* One rank: make RUN_DIR/<kind> and its trial directories (a symlink at
  * one is refused), take RUN_DIR/<kind>'s lock (shared for

@@ -34,6 +34,8 @@ struct cv_train_opts {
     const char *tag;             /* prefix of printed lines, e.g. "trial 3" */
     bool terminal;               /* stdout is a terminal: progress rewritten in place */
     int stop_at_epoch;           /* > 0: return after this many epochs (ASHA rungs) */
+    long long stop_at_step;      /* > 0: return after this global step, within an epoch, with
+                                    dev figures and a checkpoint (pbt sweep.ready_steps) */
     long long preempt_at_step;   /* > 0: behave as if signalled once this global step is
                                     done (deterministic preemption for tests) */
     void (*on_step)(void *arg);  /* called after every step on this rank, or NULL: the

@@ -147,7 +147,10 @@ static void print_schedule(const struct cv_result *all, int n, int member)
         printf("schedule of trial %d (values by generation, as its model was trained):\n", member);
     for (int k = 0; k < g; k++) {
         const struct cv_result *r = &all[line[k]];
-        printf("  up to epoch %3d as trial %d:", r->epochs, r->trial);
+        if (r->steps > 0) /* sweep.ready_steps */
+            printf("  up to step %5lld as trial %d:", r->steps, r->trial);
+        else
+            printf("  up to epoch %3d as trial %d:", r->epochs, r->trial);
         for (int j = 0; j < r->n_params; j++)
             printf(" %s=%s", r->params[j].key, r->params[j].value);
         printf("\n");
@@ -218,12 +221,23 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
                               .metric = cfg->sweep.metric,
                               .minimize = cfg->sweep.minimize,
                               .eta = cfg->sweep.eta,
-                              .min_epochs = cfg->sweep.min_epochs,
+                              /* the queue's first rung: pbt's generation length */
+                              .min_epochs = cfg->sweep.strategy == CV_STRATEGY_PBT
+                                                ? cfg->sweep.ready
+                                                : cfg->sweep.min_epochs,
                               .max_epochs = cfg->sweep.max_epochs,
                               .budget = cfg->sweep.budget_epochs,
                               .resume = a->resume,
                               .overwrite = a->overwrite,
                               .stop = cv_cli_stop_signals()};
+    if (cfg->sweep.strategy == CV_STRATEGY_PBT && cfg->sweep.ready_steps > 0) {
+        /* generations in global steps (checked with the plan on every rank) */
+        cv_status st = cv_sweep_pbt_epoch_steps(cfg, &o.steps_per_epoch, err);
+        if (st != CV_OK)
+            return st;
+        o.min_epochs = cfg->sweep.ready_steps;
+        o.max_epochs = o.steps_per_epoch * cfg->sweep.max_epochs;
+    }
     struct cv_sweep_summary sum;
     if (cv_comm_rank(world) == 0)
         printf("sweep: %d trial(s), strategy %s, %d group(s) of %d rank(s); results in %s\n",
@@ -231,6 +245,8 @@ static cv_status run_sweep(const struct cv_config *cfg, const struct cv_sweep_pl
                cv_comm_size(world) / cfg->sweep.ranks_per_trial, cfg->sweep.ranks_per_trial,
                plan->dir);
     cv_status st = cv_sweep_run(plan, world, &o, cv_sweep_train_job, (void *)o.stop, &sum, err);
+    if (o.steps_per_epoch > 0) /* the queue counted steps */
+        sum.epochs /= o.steps_per_epoch;
     if (cv_comm_rank(world) == 0 && (st == CV_OK || st == CV_INTERRUPTED)) {
         printf("sweep: %d job(s) in %.1f s: %d finished, %d failed, %d interrupted; %lld "
                "epoch(s) in all\n",

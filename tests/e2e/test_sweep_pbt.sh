@@ -7,9 +7,16 @@
 #    same results, lineage and models as an uninterrupted one; the lineage
 #    is consistent (every parent existed and was better at that time); the
 #    report has the lineage section; a refused resume names the key;
-#  - a pbt sweep over train.lr and 1 - beta1: best.yaml replays the best
-#    member's whole schedule (train.schedule) as one plain run, which ends
-#    with exactly the member's parameters; a bad train.schedule is refused;
+#  - a pbt sweep over train.lr, 1 - beta1, a dropout keep and the
+#    augmentation shift: best.yaml replays the best member's whole schedule
+#    (train.schedule) as one plain run, which ends with exactly the member's
+#    parameters; a bad train.schedule is refused;
+#  - train.schedule of keep and shift from epoch 0 trains exactly as the
+#    config's own values; a run stopped after keep and shift changed and
+#    resumed mid-epoch ends with the uninterrupted run's parameters;
+#  - train.schedule in steps (unit: steps) at the epoch starts trains as
+#    the epoch schedule, and with changes within epochs resumes exactly;
+#  - sweep.ready = 2 over 4 epochs: two generations, one exploit step;
 #  - a results line whose value is outside its choice is refused on resume;
 #  - a tpe sweep runs its start-up trials as random draws, then proposals.
 source "$(dirname "$0")/lib.sh"
@@ -62,22 +69,28 @@ ok "pbt/tpe bad input refused before training, each naming its key"
 # ---- pbt: uninterrupted, then stopped by SIGTERM and resumed
 run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/ref" >"$TMP/ref.txt" || { cat "$TMP/ref.txt"; fail "pbt"; }
 grep -q '"status":"exploit"' "$TMP/ref/sweep/results.jsonl" || fail "no exploit step"
-rc=0
-timeout -k 10 "$STEP_TIMEOUT" mpirun -np 2 --bind-to none "$CAVIAR" sweep "$TMP/p.yaml" \
-    run.dir="$TMP/int" >"$TMP/int.txt" 2>&1 &
-pid=$!
-for i in $(seq 1 900); do # until the first exploit step is recorded
-    grep -q '"status":"exploit"' "$TMP/int/sweep/results.jsonl" 2>/dev/null && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.1
-done
-# SIGTERM to the ranks, as a batch system's preemption does (mpirun itself
-# would end the job on a TERM of its own)
-pkill -TERM -f "^$CAVIAR sweep $TMP/p.yaml run.dir=$TMP/int" || fail "no pbt sweep to signal"
-wait $pid || rc=$?
-[ "$rc" -eq 75 ] || { cat "$TMP/int.txt"; fail "stopped pbt: expected exit 75, got $rc"; }
-grep -q '"status":"interrupted"' "$TMP/int/sweep/results.jsonl" ||
-    fail "stopped pbt: no job was interrupted (stopped too late to test a resume)"
+# term_after_exploit CONFIG DIR ARGS...: a pbt sweep on 2 ranks, its ranks
+# sent SIGTERM once its first exploit step is recorded, as a batch
+# system's preemption does (mpirun itself would end the job on a TERM of
+# its own): exit 75 with a job interrupted; output in DIR.txt.
+term_after_exploit() {
+    local cfg=$1 dir=$2 rc=0
+    shift 2
+    timeout -k 10 "$STEP_TIMEOUT" mpirun -np 2 --bind-to none "$CAVIAR" sweep "$cfg" \
+        run.dir="$dir" "$@" >"$dir.txt" 2>&1 &
+    local pid=$!
+    for i in $(seq 1 1800); do # until the first exploit step is recorded
+        grep -q '"status":"exploit"' "$dir/sweep/results.jsonl" 2>/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.05
+    done
+    pkill -TERM -f "^$CAVIAR sweep $cfg run.dir=$dir" || fail "no pbt sweep to signal ($dir)"
+    wait $pid || rc=$?
+    [ "$rc" -eq 75 ] || { cat "$dir.txt"; fail "stopped pbt ($dir): expected exit 75, got $rc"; }
+    grep -q '"status":"interrupted"' "$dir/sweep/results.jsonl" ||
+        fail "stopped pbt ($dir): no job was interrupted (stopped too late to test a resume)"
+}
+term_after_exploit "$TMP/p.yaml" "$TMP/int"
 bad "1 key\(s\) differ .*: train.lr: 2.0e-3 -> 3e-3" 2 "$TMP/p.yaml" run.dir="$TMP/int" train.lr=3e-3 --resume
 run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/int" --resume >"$TMP/res.txt" ||
     { cat "$TMP/res.txt"; fail "pbt resume"; }
@@ -86,7 +99,8 @@ grep -q "result line(s) kept" "$TMP/res.txt" || fail "resume did not replay resu
 lines() {
     "$PY" - "$1" <<'PY'
 import json, sys
-keep = ("trial", "rung", "epochs", "status", "value", "params", "parent", "parent_value")
+keep = ("trial", "rung", "epochs", "steps", "status", "value", "params", "parent",
+        "parent_value")
 rows = [json.loads(l) for l in open(sys.argv[1])]
 for r in sorted(json.dumps({k: r.get(k) for k in keep}, sort_keys=True)
                 for r in rows if r["status"] != "interrupted"):
@@ -132,12 +146,27 @@ with h5py.File(sys.argv[1]) as s, h5py.File(sys.argv[2], "w") as d:
     for k, v in s["dev"].attrs.items():
         d.attrs[k] = v
 PY
+space='{train.lr: "log_uniform(1e-4, 1e-2)", train.beta1: "one_minus_log_uniform(0.5, 0.99)",
+  model.layers.1.keep: "uniform(0.5, 1)", data.augment.shift: "int_uniform(0, 3)"}'
 run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/rep" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
-    'sweep.space={train.lr: "log_uniform(1e-4, 1e-2)", train.beta1: "one_minus_log_uniform(0.5, 0.99)"}' \
-    >"$TMP/rep.txt" || { cat "$TMP/rep.txt"; fail "pbt over lr and beta1"; }
+    'model.input=[1, 28, 28]' "sweep.space=$space" >"$TMP/rep.txt" ||
+    { cat "$TMP/rep.txt"; fail "pbt over lr, beta1, keep and shift"; }
 grep -q "best.yaml replays trial" "$TMP/rep.txt" || fail "best.yaml does not replay the schedule"
-grep -q "schedule:" "$TMP/rep/sweep/best.yaml" || fail "best.yaml has no train.schedule"
+for k in train.lr train.beta1 model.layers.1.keep data.augment.shift; do
+    grep -A1 "^    $k:\$" "$TMP/rep/sweep/best.yaml" | grep -q "^      0: " ||
+        { cat "$TMP/rep/sweep/best.yaml"; fail "best.yaml: no train.schedule of $k"; }
+done
 best=$(sed -n 's/^best: trial \([0-9]*\),.*/\1/p' "$TMP/rep.txt")
+# the lineage changed the keep and the shift of some member (else the
+# replay below would not show that they are scheduled)
+"$PY" - "$TMP/rep/sweep/results.jsonl" <<'PY' || fail "no exploit step changed keep and shift"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = {(r["trial"], r["rung"]): r["params"] for r in rows if r["status"] in ("done", "paused")}
+ex = [r for r in rows if r["status"] == "exploit"]
+for k in ("model.layers.1.keep", "data.augment.shift"):
+    assert any(r["params"][k] != jobs[(r["trial"], r["rung"])][k] for r in ex), k
+PY
 run_np 1 train "$TMP/rep/sweep/best.yaml" >/dev/null || fail "best.yaml does not train"
 want=$(params_hash "$TMP/rep/sweep/trial-000$best/model.h5")
 got=$(params_hash "$TMP/rep/best/model.h5")
@@ -146,7 +175,121 @@ expect_fail "train.schedule.train.batch" run_np 1 train "$TMP/rep/sweep/best.yam
     run.dir="$TMP/rep-bad" 'train.schedule={train.batch: {0: 64}}'
 expect_fail "train.schedule.train.lr.-1" run_np 1 train "$TMP/rep/sweep/best.yaml" \
     run.dir="$TMP/rep-bad" 'train.schedule={train.lr: {-1: 0.1}}'
-ok "pbt: best.yaml replays trial $best's schedule in one run, to the same parameters"
+ok "pbt: best.yaml replays trial $best's schedule (lr, beta1, keep, shift) in one run, to the same parameters"
+
+# ---- sweep.ready: 2 over 4 epochs: generations end after epochs 2 and 4
+run_np 2 sweep "$TMP/p.yaml" run.dir="$TMP/rd2" data.train="$TMP/small.h5" \
+    data.dev="$TMP/small.h5" sweep.ready=2 >"$TMP/rd2.txt" || { cat "$TMP/rd2.txt"; fail "ready 2"; }
+"$PY" - "$TMP/rd2/sweep/results.jsonl" <<'PY' || fail "sweep.ready = 2: generations are not 2 epochs"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = sorted((r["trial"], r["rung"], r["epochs"]) for r in rows if r["status"] != "exploit")
+assert jobs == [(t, g, 2 * (g + 1)) for t in range(4) for g in range(2)], jobs
+ex = [(r["rung"], r["epochs"]) for r in rows if r["status"] == "exploit"]
+assert ex and all(e == (0, 2) for e in ex), ex
+PY
+ok "pbt: sweep.ready = 2 makes generations of 2 epochs (one exploit step in 4 epochs)"
+
+# ---- sweep.ready_steps: generations of 300 global steps over 3 epochs of
+# 430 (55,000 rows, batch 128, one rank a member): exploit steps within
+# epochs, stopped and resumed exactly, replayed as one run with a step
+# schedule
+sed '/^  ready: 1$/d' "$TMP/p.yaml" >"$TMP/ps.yaml" # ready_steps instead
+steps_sweep() { # DIR ARGS...
+    local d=$1
+    shift
+    run_np 2 sweep "$TMP/ps.yaml" run.dir="$d" train.epochs=3 sweep.ready_steps=300 "$@"
+}
+bad "sweep.ready and sweep.ready_steps are both given" 2 "$TMP/p.yaml" sweep.ready_steps=300 \
+    run.dir="$TMP/bad"
+for v in 0 -3; do
+    bad "sweep.ready_steps = $v: expected" 2 "$TMP/ps.yaml" sweep.ready_steps=$v \
+        run.dir="$TMP/bad"
+done
+bad "sweep.ready_steps = 16 steps is not shorter than the training \(sweep.max_epochs = 2 of 8 steps" \
+    2 "$TMP/ps.yaml" data.train="$TMP/small.h5" train.epochs=2 sweep.ready_steps=16 \
+    run.dir="$TMP/bad"
+steps_sweep "$TMP/sref" >"$TMP/sref.txt" || { cat "$TMP/sref.txt"; fail "pbt in steps"; }
+"$PY" - "$TMP/sref/sweep/results.jsonl" <<'PY' || fail "sweep.ready_steps = 300: not generations of 300 steps"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+jobs = sorted((r["trial"], r["rung"], r["steps"]) for r in rows if r["status"] != "exploit")
+gens = (300, 600, 900, 1200, 1290)
+assert jobs == [(t, g, s) for t in range(4) for g, s in enumerate(gens)], jobs
+ex = [r for r in rows if r["status"] == "exploit"]
+assert ex and all(r["steps"] == 300 * (r["rung"] + 1) for r in ex), ex
+PY
+term_after_exploit "$TMP/ps.yaml" "$TMP/sint" train.epochs=3 sweep.ready_steps=300
+steps_sweep "$TMP/sint" --resume >"$TMP/sres.txt" || { cat "$TMP/sres.txt"; fail "step pbt resume"; }
+diff <(lines "$TMP/sref/sweep/results.jsonl") <(lines "$TMP/sint/sweep/results.jsonl") ||
+    fail "resumed step pbt results differ from the uninterrupted sweep's"
+for t in 0 1 2 3; do
+    [ "$(params_hash "$TMP/sint/sweep/trial-000$t/model.h5")" = \
+        "$(params_hash "$TMP/sref/sweep/trial-000$t/model.h5")" ] ||
+        fail "step pbt member $t: resumed params differ"
+done
+grep -A1 "^    unit: steps" "$TMP/sref/sweep/best.yaml" >/dev/null || fail "best.yaml: no unit: steps"
+best=$(sed -n 's/^best: trial \([0-9]*\),.*/\1/p' "$TMP/sref.txt")
+run_np 1 train "$TMP/sref/sweep/best.yaml" >/dev/null || fail "step best.yaml does not train"
+[ "$(params_hash "$TMP/sref/best/model.h5")" = "$(params_hash "$TMP/sref/sweep/trial-000$best/model.h5")" ] ||
+    fail "replay of step pbt trial $best: params differ from the member's"
+ok "pbt: sweep.ready_steps = 300: generations of 300 steps, resumed exactly after SIGTERM, replayed in one run"
+
+# ---- train.schedule of keep and shift: a point at epoch 0 is the config's
+# own value; a change mid-run resumes byte-exact
+sched_run() { # DIR ARGS...
+    local d=$1
+    shift
+    run_np 2 train "$TMP/p.yaml" run.dir="$d" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
+        'model.input=[1, 28, 28]' train.epochs=3 "$@" >"$d.txt" 2>&1 || { cat "$d.txt"; return 1; }
+}
+sched_run "$TMP/own" model.layers.1.keep=0.5 data.augment.shift=2 || fail "keep 0.5, shift 2"
+sched_run "$TMP/at0" 'train.schedule={model.layers.1.keep: {0: 0.5}, data.augment.shift: {0: 2}}' ||
+    fail "scheduled from epoch 0"
+[ "$(params_hash "$TMP/at0/model.h5")" = "$(params_hash "$TMP/own/model.h5")" ] ||
+    fail "a schedule from epoch 0 differs from the config's own keep and shift"
+mid='train.schedule={model.layers.1.keep: {1: 0.5, 2: 0.7}, data.augment.shift: {1: 2}}'
+sched_run "$TMP/mid" "$mid" || fail "schedule changing keep and shift"
+[ "$(params_hash "$TMP/mid/model.h5")" != "$(params_hash "$TMP/own/model.h5")" ] ||
+    fail "the keep/shift schedule changed nothing"
+# 1000 rows at batch 128: 8 steps an epoch; stop at step 3 of the second
+# epoch (0-based epoch 1), after keep and shift changed
+rc=0
+run_np 2 train "$TMP/p.yaml" run.dir="$TMP/cut" data.train="$TMP/small.h5" data.dev="$TMP/small.h5" \
+    'model.input=[1, 28, 28]' train.epochs=3 "$mid" --stop-after-steps 11 >"$TMP/cut0.txt" 2>&1 ||
+    rc=$?
+[ "$rc" -eq 75 ] || { cat "$TMP/cut0.txt"; fail "stop after 11 steps: exit $rc, not 75"; }
+sched_run "$TMP/cut" "$mid" run.resume=auto || fail "resume"
+grep -q "resuming from .*: epoch 2, step 3 " "$TMP/cut.txt" ||
+    { cat "$TMP/cut.txt"; fail "the second run did not resume at step 3 of epoch 2"; }
+[ "$(params_hash "$TMP/cut/model.h5")" = "$(params_hash "$TMP/mid/model.h5")" ] ||
+    fail "resumed mid-epoch with a keep/shift schedule: params differ from the uninterrupted run"
+expect_fail "train.schedule.model.layers.0.keep: layer 0 is dense, not a dropout layer" \
+    run_np 1 train "$TMP/p.yaml" run.dir="$TMP/rep-bad" 'train.schedule={model.layers.0.keep: {0: 0.5}}'
+ok "train.schedule of keep and shift: from epoch 0 = the config's own; resumed mid-run byte-exact"
+
+# ---- train.schedule in steps: points at the epoch starts (8 steps an
+# epoch) train as the epoch schedule; changes within an epoch resume exactly
+sched_run "$TMP/st" 'train.schedule={unit: steps, model.layers.1.keep: {8: 0.5, 16: 0.7},
+  data.augment.shift: {8: 2}}' || fail "a schedule in steps"
+[ "$(params_hash "$TMP/st/model.h5")" = "$(params_hash "$TMP/mid/model.h5")" ] ||
+    fail "a step schedule at the epoch starts differs from the same epoch schedule"
+within='train.schedule={unit: steps, model.layers.1.keep: {5: 0.5}, data.augment.shift: {3: 1},
+  train.lr: {13: 1.0e-3}}'
+sched_run "$TMP/win" "$within" || fail "a schedule changing within epochs"
+[ "$(params_hash "$TMP/win/model.h5")" != "$(params_hash "$TMP/st/model.h5")" ] ||
+    fail "changes within an epoch changed nothing"
+rc=0
+run_np 2 train "$TMP/p.yaml" run.dir="$TMP/wcut" data.train="$TMP/small.h5" \
+    data.dev="$TMP/small.h5" 'model.input=[1, 28, 28]' train.epochs=3 "$within" \
+    --stop-after-steps 11 >"$TMP/wcut0.txt" 2>&1 || rc=$?
+[ "$rc" -eq 75 ] || { cat "$TMP/wcut0.txt"; fail "step schedule: stop after 11 steps: exit $rc"; }
+sched_run "$TMP/wcut" "$within" run.resume=auto || fail "step schedule: resume"
+[ "$(params_hash "$TMP/wcut/model.h5")" = "$(params_hash "$TMP/win/model.h5")" ] ||
+    fail "resumed at step 11 (between step-schedule points): params differ from the uninterrupted run"
+expect_fail "train.schedule.unit = hours: expected epochs or steps" run_np 1 train "$TMP/p.yaml" \
+    run.dir="$TMP/rep-bad" 'train.schedule={unit: hours, train.lr: {0: 0.1}}'
+ok "train.schedule in steps: = the epoch schedule at epoch starts; changes within epochs resume exactly"
 
 # ---- a value outside its choice in results.jsonl is refused on resume
 cp -r "$TMP/ref" "$TMP/edit"

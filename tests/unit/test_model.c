@@ -161,15 +161,23 @@ static void test_loss_activation_rules(void)
     cv_model_free(m);
 }
 
+/* dropout(keep) -> linear dense of 2 outputs, MSE, over `in` inputs; c
+ * holds its config (the model borrows it); NULL if it cannot be built. */
+static cv_model *dropout_mlp(struct cv_config *c, int in, float keep)
+{
+    int units[1] = {2};
+    enum cv_activation acts[1] = {CV_ACT_LINEAR};
+    fixture_mlp(c, in, units, acts, 1, CV_LOSS_MSE);
+    fixture_insert_dropout(c, 0, keep);
+    cv_model *m = NULL;
+    cv_model_create(c, 1, &m, NULL);
+    return m;
+}
+
 static void test_dropout_statistics(void)
 {
     struct cv_config c;
-    int units[1] = {2};
-    enum cv_activation acts[1] = {CV_ACT_LINEAR};
-    fixture_mlp(&c, 1000, units, acts, 1, CV_LOSS_MSE);
-    fixture_insert_dropout(&c, 0, 0.8f);
-    cv_model *m = NULL;
-    cv_model_create(&c, 1, &m, NULL);
+    cv_model *m = dropout_mlp(&c, 1000, 0.8f);
     float *p = cv_model_params(m);
     for (int i = 0; i < 2000; i++) /* output 0 sums the inputs, output 1 ignores them */
         p[i] = i < 1000 ? 1.0f : 0.0f;
@@ -189,6 +197,54 @@ static void test_dropout_statistics(void)
     cv_model_train_batch(m, &bt, 1, 1.0f, &st);
     double z = sqrt(2 * st.loss_sum); /* loss = 0.5 * out0^2 */
     ASSERT_NEAR(z, 1000.0, 4 * sqrt(1000 * 0.8 * 0.2) / 0.8);
+    cv_model_free(m);
+}
+
+/* The loss of one training step of a dropout(keep_built) -> dense model
+ * whose keep is then set to keep_set (0: left as built). */
+static double dropout_loss(float keep_built, float keep_set, cv_status *set)
+{
+    struct cv_config c;
+    cv_model *m = dropout_mlp(&c, 1000, keep_built);
+    if (!m)
+        return NAN;
+    float *p = cv_model_params(m);
+    for (int i = 0; i < 2002; i++)
+        p[i] = i < 1000 ? 1.0f : 0.0f;
+    if (keep_set > 0)
+        *set = cv_model_set_keep(m, 0, keep_set, NULL);
+    static float ones[1000], t[2];
+    for (int i = 0; i < 1000; i++)
+        ones[i] = 1.0f;
+    long long row = 5;
+    struct cv_batch bt = {1, ones, NULL, t, &row, NULL};
+    struct cv_batch_stats st = {0};
+    cv_model_train_batch(m, &bt, 1, 1.0f, &st);
+    cv_model_free(m);
+    return st.loss_sum;
+}
+
+/* cv_model_set_keep (train.schedule): a keep set after building trains
+ * exactly as one built with it; only a dropout layer and (0, 1] accepted. */
+static void test_set_keep(void)
+{
+    cv_status set = CV_INVAL;
+    double built = dropout_loss(0.5f, 0, &set), changed = dropout_loss(0.8f, 0.5f, &set);
+    ASSERT_EQ(set, CV_OK);
+    ASSERT_NEAR(changed, built, 0);
+    ASSERT_TRUE(dropout_loss(0.8f, 0, &set) != built); /* the keep matters */
+    struct cv_config c;
+    cv_model *m = dropout_mlp(&c, 4, 0.8f);
+    ASSERT_TRUE(m != NULL);
+    if (!m)
+        return;
+    struct cv_error err = {0};
+    ASSERT_EQ(cv_model_set_keep(m, 1, 0.5f, &err), CV_INVAL);
+    ASSERT_STR_CONTAINS(err.msg, "model.layers.1.keep: layer 1 is not a dropout layer");
+    cv_error_clear(&err);
+    ASSERT_EQ(cv_model_set_keep(m, 0, 0.0f, &err), CV_INVAL);
+    ASSERT_STR_CONTAINS(err.msg, "model.layers.0.keep = 0");
+    ASSERT_EQ(cv_model_set_keep(m, 7, 0.5f, NULL), CV_INVAL);
     cv_model_free(m);
 }
 
@@ -245,6 +301,7 @@ int main(void)
     test_init_statistics();
     test_loss_activation_rules();
     test_dropout_statistics();
+    test_set_keep();
     test_frozen_layers();
     TEST_MAIN_END();
 }

@@ -365,7 +365,9 @@ static void test_results_roundtrip(void)
     ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
     r.trial = 4;
     r.value = 0.9;
+    r.steps = 1290; /* pbt with sweep.ready_steps */
     ASSERT_EQ(cv_result_append(path, &r, "dev.accuracy", &err), CV_OK);
+    r.steps = 0;
     r.trial = 5;
     r.status = CV_JOB_FAILED;
     r.value = NAN;
@@ -385,6 +387,8 @@ static void test_results_roundtrip(void)
         ASSERT_STR_CONTAINS(rows[0].params[1].value, "adam");
         ASSERT_STR_CONTAINS(rows[0].message, "quote \" and backslash \\");
         ASSERT_EQ(rows[2].status, CV_JOB_FAILED);
+        ASSERT_EQ(rows[0].steps, 0); /* written only with sweep.ready_steps */
+        ASSERT_EQ(rows[1].steps, 1290);
         n = cv_results_best_per_trial(rows, n, false);
         ASSERT_EQ(rows[0].trial, 4); /* best first, failed last */
         ASSERT_EQ(rows[2].trial, 5);
@@ -517,13 +521,13 @@ static void test_train_schedule(void)
     ASSERT_EQ(c ? cv_config_parse(c->text, "t.yaml", over, 1, &s, &err) : CV_CONFIG, CV_OK);
     if (s) {
         ASSERT_EQ(s->train.n_schedule, 3);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 0), 0.1, 0);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 3), 0.1, 0);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 4), 0.05, 0);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, 99), 0.05, 0);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, 1), s->train.l2, 0);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, 2), 0.001, 0);
-        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_BETA1, 7), s->train.beta1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 0), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 3), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 4), 0.05, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 99), 0.05, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, -1, 1), s->train.l2, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_L2, -1, 2), 0.001, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_BETA1, -1, 7), s->train.beta1, 0);
     }
     cv_config_free(s);
     const char *bad[] = {"train.schedule={train.beta1: {1: 1.5}}"};
@@ -532,6 +536,93 @@ static void test_train_schedule(void)
     ASSERT_STR_CONTAINS(err.msg, "train.schedule.train.beta1.1");
     cv_config_free(s);
     cv_config_free(c);
+}
+
+/* parse TEXT with OVER; the status, and the message in err. */
+static cv_status parse_over(const char *text, const char *over, struct cv_config **out,
+                            struct cv_error *err)
+{
+    cv_error_clear(err);
+    *out = NULL;
+    return cv_config_parse(text, "t.yaml", &over, 1, out, err);
+}
+
+/* train.schedule of a dropout layer's keep (per layer, keyed as in a sweep
+ * space) and of the augmentation shift. */
+static void test_train_schedule_keep_shift(void)
+{
+    const char *img = "data: {train: t.h5}\n"
+                      "model: {input: [1, 8, 8], layers: [{type: dense, units: 8},\n"
+                      "        {type: dropout, keep: 0.9}, {type: dropout, keep: 0.7},\n"
+                      "        {type: dense, units: 3, activation: softmax}]}\n"
+                      "train: {epochs: 4}\n";
+    struct cv_error err;
+    struct cv_config *s = NULL;
+    ASSERT_EQ(parse_over(img,
+                         "train.schedule={model.layers.2.keep: {0: 0.5, 3: 0.25}, "
+                         "data.augment.shift: {2: 3}}",
+                         &s, &err),
+              CV_OK);
+    if (s) {
+        ASSERT_EQ(s->train.n_schedule, 3);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_KEEP, 2, 2), 0.5, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_KEEP, 2, 3), 0.25, 0);
+        /* layer 1 has no points: its own keep, whatever layer 2 does */
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_KEEP, 1, 3), 0.9f, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_AUGMENT_SHIFT, -1, 1), 0, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_AUGMENT_SHIFT, -1, 2), 3, 0);
+        ASSERT_TRUE(cv_config_sched_has(s, CV_SCHED_AUGMENT_SHIFT));
+        ASSERT_TRUE(!cv_config_sched_has(s, CV_SCHED_BETA1));
+    }
+    cv_config_free(s);
+    int layer = -1;
+    ASSERT_EQ(cv_sched_key_find("model.layers.12.keep", &layer), CV_SCHED_KEEP);
+    ASSERT_EQ(layer, 12);
+    ASSERT_EQ(cv_sched_key_find("model.layers.N.keep", NULL), -1);
+    ASSERT_EQ(cv_sched_key_find("model.layers.-1.keep", NULL), -1);
+    ASSERT_EQ(cv_sched_key_find("model.layers.1.units", NULL), -1);
+    ASSERT_EQ(cv_sched_key_find("data.augment.flip", NULL), -1);
+    const char *bad[][2] = {
+        {"train.schedule={model.layers.0.keep: {0: 0.5}}", "layer 0 is dense, not a dropout"},
+        {"train.schedule={model.layers.9.keep: {0: 0.5}}", "layer 9 is missing"},
+        {"train.schedule={model.layers.1.keep: {1: 0}}", "train.schedule.model.layers.1.keep.1"},
+        {"train.schedule={model.layers.1.keep: {1: 1.5}}", "train.schedule.model.layers.1.keep.1"},
+        {"train.schedule={data.augment.shift: {1: 2.5}}", "train.schedule.data.augment.shift.1"},
+        {"train.schedule={data.augment.shift: {1: 17}}", "train.schedule.data.augment.shift.1"},
+        {"train.schedule={data.augment.flip: {1: 1}}", "train.schedule.data.augment.flip"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ASSERT_EQ(parse_over(img, bad[i][0], &s, &err), CV_CONFIG);
+        ASSERT_STR_CONTAINS(err.msg, bad[i][1]);
+        cv_config_free(s);
+    }
+    /* a shift needs image inputs, as data.augment does */
+    ASSERT_EQ(parse_over(BASE, "train.schedule={data.augment.shift: {1: 2}}", &s, &err), CV_CONFIG);
+    ASSERT_STR_CONTAINS(err.msg, "train.schedule.data.augment.shift needs image inputs");
+    cv_config_free(s);
+}
+
+/* train.schedule.unit: steps: the points are global steps. */
+static void test_train_schedule_steps(void)
+{
+    struct cv_error err;
+    struct cv_config *s = NULL;
+    ASSERT_EQ(parse_over(BASE, "train.schedule={train.lr: {0: 0.1, 250: 0.05}, unit: steps}", &s,
+                         &err),
+              CV_OK);
+    if (s) {
+        ASSERT_TRUE(s->train.schedule_steps);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 249), 0.1, 0);
+        ASSERT_NEAR(cv_config_sched_value(s, CV_SCHED_LR, -1, 250), 0.05, 0);
+    }
+    cv_config_free(s);
+    ASSERT_EQ(parse_over(BASE, "train.schedule={train.lr: {3: 0.1}}", &s, &err), CV_OK);
+    ASSERT_TRUE(s && !s->train.schedule_steps); /* epochs by default */
+    cv_config_free(s);
+    ASSERT_EQ(parse_over(BASE, "train.schedule={unit: batches, train.lr: {3: 0.1}}", &s, &err),
+              CV_CONFIG);
+    ASSERT_STR_CONTAINS(err.msg, "train.schedule.unit = batches: expected epochs or steps");
+    cv_config_free(s);
 }
 
 static void test_pbt_perturb(void)
@@ -740,6 +831,8 @@ int main(void)
     test_refine();
     test_direction();
     test_train_schedule();
+    test_train_schedule_keep_shift();
+    test_train_schedule_steps();
     test_pbt_perturb();
     test_pbt_pairs();
     test_queue_pbt();
