@@ -139,15 +139,33 @@ static void im2col(const struct cv_layer *l, const float *x, float *col, size_t 
                         continue;
                     }
                     const float *src = x + ((size_t)ch * H + iy) * W + (lo * s + off);
-                    memset(row, 0, sizeof(float) * (size_t)lo);
+                    /* most rows have no padding on one side or both: no
+                     * call for nothing (millions of them per step) */
+                    if (lo > 0)
+                        memset(row, 0, sizeof(float) * (size_t)lo);
                     if (s == 1)
                         memcpy(row + lo, src, sizeof(float) * (size_t)(hi - lo));
                     else
                         for (int xo = lo; xo < hi; xo++)
                             row[xo] = src[(xo - lo) * s];
-                    memset(row + hi, 0, sizeof(float) * (size_t)(ow - hi));
+                    if (hi < ow)
+                        memset(row + hi, 0, sizeof(float) * (size_t)(ow - hi));
                 }
             }
+}
+
+/* dst[j * s] += src[j] for j < n.  Stride 1 (the common case) has its own
+ * loop: with s unknown the compiler scatters one float at a time. */
+static void add_row(float *restrict dst, int s, const float *restrict src, int n)
+{
+    if (s == 1) {
+#pragma omp simd
+        for (int j = 0; j < n; j++)
+            dst[j] += src[j];
+        return;
+    }
+    for (int j = 0; j < n; j++)
+        dst[(size_t)j * s] += src[j];
 }
 
 /* dx (C, H, W) = sum of the columns' contributions (the adjoint of im2col);
@@ -166,11 +184,9 @@ static void col2im(const struct cv_layer *l, const float *col, size_t ld, float 
                     int iy = y * s + ki - c->pt;
                     if (iy < 0 || iy >= H || lo == hi)
                         continue;
-                    const float *row = col + (size_t)y * ow;
+                    const float *row = col + (size_t)y * ow + lo;
                     float *dst = dx + ((size_t)ch * H + iy) * W + (lo * s + off);
-#pragma omp simd
-                    for (int xo = lo; xo < hi; xo++)
-                        dst[(xo - lo) * s] += row[xo];
+                    add_row(dst, s, row, hi - lo);
                 }
             }
 }

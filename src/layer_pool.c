@@ -50,6 +50,24 @@ static float window(const struct cv_layer *l, const float *p, int y, int x, bool
     return max ? best : sum / (float)(k * k);
 }
 
+/* The common 2x2 window at stride 2 of max pooling, with the same result
+ * and argmax as window() (a best of -FLT_MAX, the first largest wins) but
+ * without its loops over the window: a plane (H, W) -> out (OH, OW). */
+static void max2x2_plane(const struct cv_layer *l, const float *p, float *out, float *arg)
+{
+    int W = l->in.w, oh = l->out.h, ow = l->out.w;
+    for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++) {
+            int a = 2 * i * W + 2 * j, at[4] = {a, a + 1, a + W, a + W + 1}, best_at = 0;
+            float best = -FLT_MAX;
+            for (int q = 0; q < 4; q++)
+                if (p[at[q]] > best)
+                    best = p[at[q]], best_at = at[q];
+            out[i * ow + j] = best;
+            arg[i * ow + j] = (float)best_at;
+        }
+}
+
 /* x: (n, C, H, W) -> y: (n, C, OH, OW) */
 static void pool_forward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x, float *y,
                          int n)
@@ -65,6 +83,11 @@ static void pool_forward(struct cv_layer *l, const struct cv_ctx *ctx, const flo
             for (int j = 0; j < hw; j++)
                 s += in[j];
             y[p] = (float)(s / hw);
+            continue;
+        }
+        if (max && l->spec->size == 2 && l->spec->stride == 2) {
+            size_t o = (size_t)p * oh * ow;
+            max2x2_plane(l, in, y + o, l->scratch + o);
             continue;
         }
         for (int i = 0; i < oh; i++)

@@ -132,10 +132,15 @@ static void residual_forward(struct cv_layer *l, const struct cv_ctx *ctx, const
                                               child_out(l, r->n_branch), n);
         sc = child_out(l, r->n_branch);
     }
-    size_t total = cv_shape_size(l->out) * (size_t)n;
-    for (size_t k = 0; k < total; k++)
-        y[k] = in[k] + sc[k];
-    cv_act_apply(y, n, (int)cv_shape_size(l->out), l->act, l->slope);
+    int size = (int)cv_shape_size(l->out);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) { /* the sum and g in one pass, a sample at a time */
+        size_t o = (size_t)i * size;
+#pragma omp simd
+        for (int k = 0; k < size; k++)
+            y[o + k] = in[o + k] + sc[o + k];
+        cv_act_apply(y + o, 1, size, l->act, l->slope);
+    }
 }
 
 static void residual_backward(struct cv_layer *l, const struct cv_ctx *ctx, const float *x,
@@ -159,6 +164,7 @@ static void residual_backward(struct cv_layer *l, const struct cv_ctx *ctx, cons
                                                child_out(l, r->n_branch), dpre, dsc, n);
     if (!dx)
         return;
+#pragma omp parallel for simd schedule(static)
     for (size_t k = 0; k < in_size; k++) /* dx = branch part + shortcut part */
         dx[k] = d[k] + dsc[k];
 }

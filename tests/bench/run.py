@@ -31,6 +31,7 @@ WORKLOADS = {  # name: (hidden layers, or conv filters per block for "c", global
     "a": ([256, 128], 128),
     "b": ([2048, 2048], 256),
     "c": ([32, 64, 96], 128),  # CNN: conv3x3-BN-ReLU blocks, 2x2 max pool between, GAP, dense
+    "d": ([32, 64], 128),  # ResNet: conv stem, 2 stages x 2 residual blocks (stride 2 between), GAP
 }
 # (ranks, threads, batch multiple, overrides): batch is global, so 2x1 splits
 # it (strong scaling); "2x1 weak" gives each rank the workload's batch, as DDP
@@ -112,6 +113,42 @@ def cnn_memory_model_mb(filters, batch, ranks, rows, classes=10):
     return 4 * (4 * params + acts + rows // ranks * 784) / 2**20
 
 
+def resnet_convs(filters, side=28):
+    """(in channels, out channels, output side, kernel) of each conv of
+    workload (d): a 3x3 stem, then per stage two residual blocks of two 3x3
+    convs; a stage after the first starts with stride 2 and a 1x1 projection."""
+    out, prev = [(1, filters[0], side, 3)], filters[0]
+    for s, f in enumerate(filters):
+        for b in range(2):
+            if s > 0 and b == 0:
+                side = -(-side // 2)
+                out.append((prev, f, side, 1))  # the shortcut's projection
+            out += [(prev, f, side, 3), (f, f, side, 3)]
+            prev = f
+    return out
+
+
+def resnet_flops_per_sample(filters, classes=10):
+    total = 0
+    for i, (c, f, side, k) in enumerate(resnet_convs(filters)):
+        mac = side * side * f * c * k * k
+        total += 2 * mac * (3 if i > 0 else 2)  # forward, dW, dX (no dX for the stem)
+    return total + 2 * 3 * filters[-1] * classes
+
+
+def resnet_memory_model_mb(filters, batch, ranks, rows, classes=10):
+    convs = resnet_convs(filters)
+    params = sum(f * c * k * k + f + 2 * f for c, f, _, k in convs) + filters[-1] * classes + classes
+    per_sample = 0
+    for c, f, side, k in convs:
+        per_sample += 4 * f * side * side  # conv output and dz, BN output and z_hat
+        per_sample += k * k * c * side * side  # im2col columns
+    for c, f, side, k in convs[1:]:  # two 3x3 convs per block: half its buffers each
+        per_sample += 2 * f * side * side if k == 3 else 0  # output, dpre, 2 gradient buffers
+    local = -(-batch // ranks)
+    return 4 * (4 * params + local * per_sample + rows // ranks * 784) / 2**20
+
+
 def memory_model_mb(hidden, batch, ranks, rows, inputs=784, classes=10):
     dims = [inputs] + hidden + [classes]
     params = sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
@@ -121,15 +158,31 @@ def memory_model_mb(hidden, batch, ranks, rows, inputs=784, classes=10):
     return 4 * (4 * params + acts + shard) / 2**20  # params, grads, 2 Adam moments
 
 
+def resnet_layers(filters):
+    conv = "    {}- {{type: conv2d, filters: {}, size: 3, pad: same{}}}\n"
+    bn = "    {}- {{type: batchnorm{}}}\n"
+    out = conv.format("", filters[0], "") + bn.format("", ", activation: relu")
+    for s, f in enumerate(filters):
+        for b in range(2):
+            stride = ", stride: 2" if s > 0 and b == 0 else ""
+            out += ("    - type: residual\n      layers:\n" +
+                    conv.format("    ", f, stride) + bn.format("    ", ", activation: relu") +
+                    conv.format("    ", f, "") + bn.format("    ", ""))
+    return out + "    - {type: global_avgpool}\n"
+
+
 def write_config(tmp, data, hidden, batch, steps, conv=False):
-    if conv:
+    if conv == "resnet":
+        layers = resnet_layers(hidden)
+    elif conv:
         blocks = [f"    - {{type: conv2d, filters: {f}, size: 3, pad: same}}\n"
                   f"    - {{type: batchnorm, activation: relu}}\n" for f in hidden]
         layers = "    - {type: maxpool, size: 2}\n".join(blocks) + \
             "    - {type: global_avgpool}\n"
     else:
         layers = "".join(f"    - {{type: dense, units: {h}, activation: relu}}\n" for h in hidden)
-    path = os.path.join(tmp, f"cfg-{'c' if conv else ''}{'-'.join(map(str, hidden))}.yaml")
+    kind = "r" if conv == "resnet" else "c" if conv else ""
+    path = os.path.join(tmp, f"cfg-{kind}{'-'.join(map(str, hidden))}.yaml")
     shape = "[1, 28, 28]" if conv else "[784]"
     with open(path, "w") as f:
         f.write(f"data: {{train: {data}}}\nmodel:\n  input: {shape}\n  layers:\n{layers}"
@@ -153,8 +206,8 @@ def run_caviar(caviar, cfg, ranks, threads, tmp, batch, overrides=()):
 
 
 def run_torch(data, hidden, batch, steps, threads, ddp, conv=False):
-    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_peer.py"), data,
-           "--cnn" if conv else "--hidden", ",".join(map(str, hidden)), "--batch", str(batch),
+    flag = "--resnet" if conv == "resnet" else "--cnn" if conv else "--hidden"
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_peer.py"), data, flag, ",".join(map(str, hidden)), "--batch", str(batch),
            "--steps", str(steps), "--threads", str(threads)]
     if ddp:
         cmd += ["--ddp", str(ddp)]
@@ -170,12 +223,14 @@ def rows_of(data):
 
 def bench_workload(args, name, tmp, peak):
     hidden, batch = WORKLOADS[name]
-    conv = name == "c"
-    steps = args.steps or {"a": 300, "b": 60, "c": 60}[name]
+    conv = {"c": True, "d": "resnet"}.get(name, False)
+    steps = args.steps or {"a": 300, "b": 60, "c": 60, "d": 30}[name]
     cfg = write_config(tmp, args.data, hidden, batch, steps, conv)
-    fps = cnn_flops_per_sample(hidden) if conv else flops_per_sample(hidden)
+    fps, mem = {"c": (cnn_flops_per_sample, cnn_memory_model_mb),
+                "d": (resnet_flops_per_sample, resnet_memory_model_mb)}.get(
+                    name, (flops_per_sample, memory_model_mb))
+    fps = fps(hidden)
     rows = rows_of(args.data)
-    mem = cnn_memory_model_mb if conv else memory_model_mb
     res = {"hidden": hidden, "batch": batch, "steps": steps, "flops_per_sample": fps,
            "caviar": {}, "torch": {}}
     configs = CAVIAR_CONFIGS + ([] if args.smoke else
@@ -237,8 +292,10 @@ def print_table(out):
           f"1 thread {out['sgemm_peak'][1]['gflops']:.0f} GFLOP/s, "
           f"2 threads {out['sgemm_peak'][2]['gflops']:.0f} GFLOP/s")
     for name, r in out["workloads"].items():
-        net = (f"CNN conv{'-'.join(map(str, r['hidden']))} (3x3, BN, ReLU, max pool, GAP)"
-               if name == "c" else f"MLP 784-{'-'.join(map(str, r['hidden']))}-10")
+        net = {"c": f"CNN conv{'-'.join(map(str, r['hidden']))} (3x3, BN, ReLU, max pool, GAP)",
+               "d": f"ResNet stem + 2x2 residual blocks of {'/'.join(map(str, r['hidden']))} "
+                    "channels (3x3, BN, stride-2 projection, GAP)"}.get(
+                        name, f"MLP 784-{'-'.join(map(str, r['hidden']))}-10")
         print(f"\nworkload ({name}): {net}, batch "
               f"{r['batch']}, Adam, {r['steps']} steps, median of {out['reps']}")
         print(f"  {'config':33} {'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6}  "
@@ -266,7 +323,7 @@ def main():
     p.add_argument("--out", default="bench.json")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=0)
-    p.add_argument("--workloads", default="a,b,c")
+    p.add_argument("--workloads", default="a,b,c,d")
     p.add_argument("--smoke", action="store_true", help="few steps, 1 rep: checks the harness")
     p.add_argument("--no-torch", action="store_true")
     args = p.parse_args()

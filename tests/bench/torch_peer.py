@@ -7,6 +7,7 @@ of steps; prints one JSON line with samples/s.
   torch_peer.py DATA.h5 --hidden 256,128 --batch 128 --steps 300 --threads 1
   torch_peer.py DATA.h5 ... --ddp 2      # DistributedDataParallel, gloo, 2 processes
   torch_peer.py DATA.h5 --cnn 32,64,96   # workload (c): the CNN of tests/bench/run.py
+  torch_peer.py DATA.h5 --resnet 32,64   # workload (d): the ResNet of tests/bench/run.py
   torch_peer.py DATA.h5 --lstm 128       # nn.LSTM over 28 rows of 28 pixels (rnn_bench.py)
   torch_peer.py WORDS.h5 --charlm 32,256  # embedding 32, nn.LSTM 256 every step, per-step softmax
 """
@@ -65,6 +66,46 @@ def cnn(filters, classes):
     return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), out)
 
 
+def conv_bn(c, f, stride, relu):
+    conv = torch.nn.Conv2d(c, f, 3, stride=stride, padding=1)
+    torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    torch.nn.init.zeros_(conv.bias)
+    layers = [conv, torch.nn.BatchNorm2d(f, momentum=0.1, eps=1e-5)]
+    return layers + [torch.nn.ReLU()] if relu else layers
+
+
+class Block(torch.nn.Module):
+    """relu(conv-BN-ReLU-conv-BN (x) + shortcut(x)); the shortcut is a 1x1
+    strided conv (with bias, as caviar's) when the shape changes."""
+
+    def __init__(self, c, f, stride):
+        super().__init__()
+        self.branch = torch.nn.Sequential(*conv_bn(c, f, stride, True), *conv_bn(f, f, 1, False))
+        self.proj = torch.nn.Conv2d(c, f, 1, stride=stride) if stride > 1 or c != f else None
+        if self.proj is not None:
+            torch.nn.init.kaiming_normal_(self.proj.weight, nonlinearity="linear")
+            torch.nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x):
+        sc = x if self.proj is None else self.proj(x)
+        return torch.relu(self.branch(x) + sc)
+
+
+def resnet(filters, classes):
+    """caviar's workload (d): 3x3 stem with BN + ReLU, per stage two residual
+    blocks (the first of a later stage with stride 2), global average pool,
+    dense softmax."""
+    layers, prev = conv_bn(1, filters[0], 1, True), filters[0]
+    for s, f in enumerate(filters):
+        for b in range(2):
+            layers.append(Block(prev, f, 2 if s > 0 and b == 0 else 1))
+            prev = f
+    out = torch.nn.Linear(prev, classes)
+    torch.nn.init.xavier_normal_(out.weight)
+    torch.nn.init.zeros_(out.bias)
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), out)
+
+
 class LastStep(torch.nn.Module):
     """nn.LSTM over the rows of an image, its last state into a Linear."""
 
@@ -117,8 +158,9 @@ def data_and_net(args, rank, world):
     classes = int(y.max()) + 1
     if args.lstm:
         return x.reshape(-1, 28, 28).contiguous(), y, LastStep(28, args.lstm, classes)
-    if args.cnn:
-        return x.reshape(-1, 1, 28, 28).contiguous(), y, cnn(args.cnn, classes)
+    if args.cnn or args.resnet:
+        net = (cnn if args.cnn else resnet)(args.cnn or args.resnet, classes)
+        return x.reshape(-1, 1, 28, 28).contiguous(), y, net
     return x, y, model(x.shape[1], args.hidden, classes)
 
 
@@ -173,12 +215,14 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ddp", type=int, default=0)
     p.add_argument("--cnn", default="", help="conv filters per block, e.g. 32,64,96")
+    p.add_argument("--resnet", default="", help="channels per stage, e.g. 32,64")
     p.add_argument("--lstm", type=int, default=0, help="LSTM units over 28 rows of 28 pixels")
     p.add_argument("--charlm", default="", help="embedding dim and LSTM units, e.g. 32,256")
     args = p.parse_args()
     args.charlm = [int(v) for v in args.charlm.split(",")] if args.charlm else []
     args.hidden = [int(h) for h in args.hidden.split(",")]
     args.cnn = [int(f) for f in args.cnn.split(",")] if args.cnn else []
+    args.resnet = [int(f) for f in args.resnet.split(",")] if args.resnet else []
     if args.ddp > 1:
         os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
         ctx = mp.get_context("spawn")

@@ -125,6 +125,41 @@ static void test_pooling_by_hand(void)
     drop(&o);
 }
 
+/* The 2x2 stride-2 max pool (its own loop) against windows searched here:
+ * odd sizes (the last row and column are dropped), many ties (the first
+ * largest in row-major order wins), and the gradient lands on that one. */
+static void test_max2x2_matches_search(void)
+{
+    enum { C = 2, H = 5, W = 7, OH = 2, OW = 3 };
+    float x[C * H * W], y[C * OH * OW], dy[C * OH * OW], dx[C * H * W], want[C * H * W] = {0};
+    struct cv_layer_spec mp = spec(CV_LAYER_MAXPOOL, 0, 2, 2, 0);
+    struct cv_ctx ctx = {0};
+    struct cv_rng r;
+    struct one o;
+    cv_rng_seed(&r, 5, 0, 0, 0);
+    for (int k = 0; k < C * H * W; k++)
+        x[k] = (float)(cv_rng_u64(&r) % 3); /* ties in most windows */
+    make(&o, &mp, (struct cv_shape){C, H, W, 0}, 1, NULL);
+    o.l.ops->forward(&o.l, &ctx, x, y, 1);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++) {
+                int o_at = (c * OH + i) * OW + j, best = (c * H + 2 * i) * W + 2 * j;
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        int at = (c * H + 2 * i + a) * W + 2 * j + b;
+                        best = x[at] > x[best] ? at : best;
+                    }
+                ASSERT_NEAR(y[o_at], x[best], 0);
+                dy[o_at] = (float)(o_at + 1);
+                want[best] = dy[o_at];
+            }
+    o.l.ops->backward(&o.l, &ctx, x, y, dy, dx, 1);
+    for (int k = 0; k < C * H * W; k++)
+        ASSERT_NEAR(dx[k], want[k], 0);
+    drop(&o);
+}
+
 static void test_matches_direct(void)
 {
     struct cv_layer_spec sp = spec(CV_LAYER_CONV2D, 4, 3, 2, 1);
@@ -316,6 +351,7 @@ int main(void)
     test_vertical_edge();
     test_output_sizes();
     test_pooling_by_hand();
+    test_max2x2_matches_search();
     test_matches_direct();
     test_gradchecks();
     test_batchnorm();
