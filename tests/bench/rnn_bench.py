@@ -113,7 +113,9 @@ def main():
     best_c = max(v["samples_per_s"] for k, v in rows.items() if k.startswith("caviar"))
     best_t = max(v["samples_per_s"] for k, v in rows.items() if k.startswith("torch"))
     print(f"{args.model}: LSTM-{m['H']}, {m['T']} steps of {m['F']}, batch {BATCH}, {args.steps} steps, median of {args.reps}; "
-          f"sgemm peak 1 thread {peak[1]['gflops']:.1f}, 2 threads {peak[2]['gflops']:.1f} GFLOP/s")
+          f"sgemm peak 1 thread {peak[1]['gflops']:.1f}, 2 threads {peak[2]['gflops']:.1f} GFLOP/s; "
+          f"OpenBLAS core {peak[1]['core']} (OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
     print(f"{'configuration':<18} {'samples/s':>10} {'GFLOP/s':>8} {'% peak':>7}")
     for label, r in rows.items():
         print(f"{label:<18} {r['samples_per_s']:>10.0f} {r['gflops']:>8.1f} {r['pct_peak']:>6.1f}%")

@@ -240,10 +240,13 @@ def bench_workload(args, name, tmp, peak):
     torch_runs = {c: [] for c in torch_configs}
     # repetitions go round-robin over the configurations, so that a machine
     # whose speed drifts (shared hosts do) biases no ratio
-    for _ in range(args.reps):
+    for rep in range(args.reps):
+        rep_dir = os.path.join(tmp, f"{name}-rep{rep}")  # a run directory holds one run
+        os.makedirs(rep_dir)
         for c in configs:
             ranks, threads, mult, over = c
-            ends[c].append(run_caviar(args.caviar, cfg, ranks, threads, tmp, batch * mult, over))
+            ends[c].append(run_caviar(args.caviar, cfg, ranks, threads, rep_dir, batch * mult,
+                                      over))
         for c in torch_configs:
             _, threads, ddp, mult = c
             torch_runs[c].append(run_torch(args.data, hidden, batch * mult, steps, threads, ddp,
